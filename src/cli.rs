@@ -1,0 +1,160 @@
+//! The command line: argument parsing and the commands' imperative shells.
+//!
+//! Each command reads what it needs (files, environment), calls the pure core, renders,
+//! and returns the process exit code. `main` only sets up logging and maps errors to
+//! exit code 1.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Kind, schema};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::gitops::worktree;
+use crate::render::{self, Format};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an error (invalid config, API failure).
+pub const EXIT_ERROR: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "slack-gitops", version, about = "Slack identity as code")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a config repository: schema and semantic checks, every problem at file:line:col.
+    Validate {
+        /// The config repository (the directory holding slack-gitops.yaml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// How to print the diagnostics.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// When to colour text output.
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+    },
+    /// Print the JSON schema of a file kind (config, mappings, policy, approval), or all.
+    Schema {
+        /// The kind; without it, an object of all four schemas keyed by kind.
+        kind: Option<String>,
+    },
+}
+
+/// Colour choice for text output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    fn enabled(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+/// Runs one command and returns the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Validate { dir, format, color } => validate(&dir, format, color.enabled()),
+        Command::Schema { kind } => print_schema(kind.as_deref()),
+    }
+}
+
+fn validate(dir: &Path, format: Format, color: bool) -> anyhow::Result<u8> {
+    let tree = worktree::read(dir)?;
+    let loaded = config::load(&tree.files, None);
+    let mut diagnostics: Vec<Diagnostic> = tree.diagnostics;
+    diagnostics.extend(loaded.diagnostics);
+    diagnostics.sort();
+
+    // Diagnostics name repository-relative files; shown paths are relative to where the
+    // command runs, so GitHub annotations land on the right file of the checkout.
+    let prefix = display_prefix(dir);
+    let mut sources = BTreeMap::new();
+    for file in &tree.files {
+        sources.insert(
+            format!("{prefix}{}", file.path),
+            String::from_utf8_lossy(&file.bytes).into_owned(),
+        );
+    }
+    for diagnostic in &mut diagnostics {
+        diagnostic.file = format!("{prefix}{}", diagnostic.file);
+    }
+
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let output = match format {
+        Format::Text => {
+            let mut text = render::diagnostics::text(&diagnostics, &sources, color);
+            text.push_str(&summary(tree.files.len(), &diagnostics));
+            text
+        }
+        Format::Github => render::diagnostics::github(&diagnostics),
+        Format::Json => render::diagnostics::json(&diagnostics),
+    };
+    print!("{output}");
+    Ok(if errors > 0 { EXIT_ERROR } else { EXIT_OK })
+}
+
+fn summary(files: usize, diagnostics: &[Diagnostic]) -> String {
+    let count = |severity| diagnostics.iter().filter(|d| d.severity == severity).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    if errors == 0 && warnings == 0 {
+        format!("{} checked: no problems\n", plural(files, "file"))
+    } else {
+        format!(
+            "{} checked: {}, {}\n",
+            plural(files, "file"),
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
+    }
+}
+
+fn display_prefix(dir: &Path) -> String {
+    let text = dir.to_string_lossy().replace('\\', "/");
+    let trimmed = text.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed == "." {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
+}
+
+fn print_schema(kind: Option<&str>) -> anyhow::Result<u8> {
+    match kind {
+        Some(name) => {
+            let Some(kind) = Kind::parse(name) else {
+                anyhow::bail!(
+                    "unknown kind `{name}`; expected one of config, mappings, policy, approval"
+                );
+            };
+            print!("{}", schema::schema_text(kind));
+        }
+        None => {
+            let all: serde_json::Map<String, serde_json::Value> = Kind::ALL
+                .into_iter()
+                .map(|kind| (kind.as_str().to_string(), kind.schema().clone()))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+    }
+    Ok(EXIT_OK)
+}

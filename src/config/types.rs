@@ -1,0 +1,364 @@
+//! The config repository's file kinds as Rust types: the single source of the JSON
+//! schemas in `schema/` and of what the loader deserialises.
+//!
+//! These types mirror the YAML one to one. Unknown keys are errors everywhere
+//! (`deny_unknown_fields` here, `additionalProperties: false` in the schema). Optional
+//! values are `Option` or defaulted, never nullable in the schema: an empty `key:` in
+//! YAML is a mistake worth reporting.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ChannelName, Email, Handle, PlanHash, TeamId};
+
+/// The only `apiVersion` this version of the tool reads.
+pub const API_VERSION: &str = "slack-gitops/v1";
+
+/// `apiVersion: slack-gitops/v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    #[serde(rename = "slack-gitops/v1")]
+    V1,
+}
+
+/// `slack-gitops.yaml`: the Slack org, the identity source and the account scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "slack-gitops Config")]
+pub struct ConfigFile {
+    pub api_version: ApiVersion,
+    /// Always `Config`.
+    #[schemars(schema_with = "kind_schema::<ConfigKind>")]
+    pub kind: String,
+    pub slack: SlackSettings,
+    pub identity: IdentitySettings,
+    pub users: UserSettings,
+}
+
+/// `mappings/*.yaml`: usergroups and channels, split by team as owners like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "slack-gitops Mappings")]
+pub struct MappingsFile {
+    pub api_version: ApiVersion,
+    /// Always `Mappings`.
+    #[schemars(schema_with = "kind_schema::<MappingsKind>")]
+    pub kind: String,
+    /// Usergroups this file manages.
+    #[serde(default)]
+    pub usergroups: Vec<UsergroupSpec>,
+    /// Channels this file manages.
+    #[serde(default)]
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// `policies/*.yaml`: guardrails. Several files merge; two files may not set the same limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "slack-gitops Policy")]
+pub struct PolicyFile {
+    pub api_version: ApiVersion,
+    /// Always `Policy`.
+    #[schemars(schema_with = "kind_schema::<PolicyKind>")]
+    pub kind: String,
+    /// Per-sync limits on destructive actions; exceeding any one halts the whole sync.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Identities that are never deactivated or removed, whatever the mappings say.
+    #[serde(default)]
+    pub protected: Protected,
+    /// How far the identity snapshot may shrink against the last good one.
+    #[serde(default)]
+    pub identity: Option<IdentityGuard>,
+    /// Scheduled drift reconciliation.
+    #[serde(default)]
+    pub drift: Option<DriftPolicy>,
+}
+
+/// `approvals/*.yaml`: a recorded approval of one plan's destructive action set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "slack-gitops Approval")]
+pub struct ApprovalFile {
+    pub api_version: ApiVersion,
+    /// Always `Approval`.
+    #[schemars(schema_with = "kind_schema::<ApprovalKind>")]
+    pub kind: String,
+    /// The plan hash printed by `slack-gitops plan`, `sha256:` and 64 hex digits.
+    pub hash: PlanHash,
+    /// Why these destructive changes are intended.
+    #[schemars(length(min = 1))]
+    pub reason: String,
+    /// Who approved, by email.
+    #[schemars(length(min = 1))]
+    pub approved_by: Vec<Email>,
+    /// A ticket or change-request reference.
+    #[serde(default)]
+    pub ticket: Option<String>,
+}
+
+/// Where and how to reach Slack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSettings {
+    /// The Slack plan: Enterprise Grid has org-level admin APIs; Business+ has one workspace.
+    pub plan: SlackPlan,
+    /// Workspace keys used in mappings, each to its Slack team id.
+    #[schemars(length(min = 1))]
+    pub workspaces: BTreeMap<String, TeamId>,
+    /// The environment variable holding the admin user token (`xoxp-`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// The environment variable holding an optional bot token (`xoxb-`) for channel work.
+    #[serde(default)]
+    pub bot_token_env: Option<String>,
+    /// One base URL serving `BASE/api/` and `BASE/scim/v2/` (the emulator); real Slack when absent.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The Slack plan of the org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlackPlan {
+    EnterpriseGrid,
+    BusinessPlus,
+}
+
+/// The identity provider to read people and groups from (read only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// Which adapter reads the directory.
+    pub source: IdentitySource,
+    /// `file`: the export's path, relative to the repository root.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `scim`, `okta`: the server's base URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `scim`, `okta`: the environment variable holding the API token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// `entra`: the Microsoft Entra tenant id.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// `entra`: the application (client) id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// `entra`: the environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+}
+
+/// The identity adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentitySource {
+    File,
+    Scim,
+    Okta,
+    Entra,
+}
+
+impl IdentitySource {
+    /// The settings this source requires, and those it accepts but does not require.
+    pub fn settings(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            IdentitySource::File => (&["path"], &[]),
+            IdentitySource::Scim | IdentitySource::Okta => (&["url", "token_env"], &[]),
+            IdentitySource::Entra => (&["tenant_id", "client_id", "client_secret_env"], &["url"]),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentitySource::File => "file",
+            IdentitySource::Scim => "scim",
+            IdentitySource::Okta => "okta",
+            IdentitySource::Entra => "entra",
+        }
+    }
+}
+
+/// Who gets a Slack account, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    /// `eager` creates accounts ahead of first login; `just-in-time` leaves that to SSO.
+    pub provisioning: Provisioning,
+    /// IdP groups whose members should have a Slack account.
+    #[schemars(length(min = 1), inner(length(min = 1)))]
+    pub scope: Vec<String>,
+}
+
+/// How accounts come into being.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provisioning {
+    Eager,
+    JustInTime,
+}
+
+/// A Slack usergroup whose membership comes from IdP groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsergroupSpec {
+    /// The mention handle, without `@`.
+    pub handle: Handle,
+    /// The display name.
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    /// What the group is for.
+    #[serde(default)]
+    #[schemars(length(max = 140))]
+    pub description: Option<String>,
+    /// Workspace keys (from `slack.workspaces`) the usergroup is in.
+    #[schemars(length(min = 1))]
+    pub workspaces: Vec<String>,
+    /// Who is in the usergroup.
+    pub members: MemberSpec,
+    /// Default channels: the usergroup's members are invited to them.
+    #[serde(default)]
+    pub channels: Vec<ChannelName>,
+}
+
+/// A set of people: members of some IdP groups (nested groups resolved transitively) and
+/// listed people, less excluded groups and people.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    /// IdP groups whose members (transitively) are selected.
+    #[serde(default)]
+    #[schemars(inner(length(min = 1)))]
+    pub groups: Vec<String>,
+    /// People selected by email, whatever their groups.
+    #[serde(default)]
+    pub users: Vec<Email>,
+    /// IdP groups whose members are never selected.
+    #[serde(default)]
+    #[schemars(inner(length(min = 1)))]
+    pub exclude: Vec<String>,
+    /// People never selected, by email.
+    #[serde(default)]
+    pub exclude_users: Vec<Email>,
+}
+
+/// A channel managed by this repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    /// The channel name, without `#`.
+    pub name: ChannelName,
+    /// The workspace key (from `slack.workspaces`) the channel lives in.
+    pub workspace: String,
+    /// Whether the channel is private.
+    #[serde(default)]
+    pub private: bool,
+    /// The channel's topic.
+    #[serde(default)]
+    #[schemars(length(max = 250))]
+    pub topic: Option<String>,
+    /// Who should be in the channel, besides members of usergroups that list it.
+    #[serde(default)]
+    pub members: Option<MemberSpec>,
+    /// Whether people the config does not select are removed. Kicking is opt-in.
+    #[serde(default)]
+    pub remove_unlisted: bool,
+}
+
+/// Limits per kind of destructive action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Deactivated accounts.
+    #[serde(default)]
+    pub deactivate: Option<Limit>,
+    /// People removed from usergroups.
+    #[serde(default)]
+    pub remove_from_usergroup: Option<Limit>,
+    /// People removed from channels.
+    #[serde(default)]
+    pub remove_from_channel: Option<Limit>,
+}
+
+/// An absolute and/or relative ceiling; the sync halts when either is exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// At most this many actions per sync.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max: Option<u64>,
+    /// At most this percentage of the population the action applies to.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_percent: Option<f64>,
+}
+
+/// Identities no sync may deactivate or remove.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Protected {
+    /// People, by email.
+    #[serde(default)]
+    pub users: Vec<Email>,
+    /// IdP groups whose members are protected.
+    #[serde(default)]
+    #[schemars(inner(length(min = 1)))]
+    pub groups: Vec<String>,
+}
+
+/// How much the identity snapshot may shrink against the last good one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityGuard {
+    /// The largest tolerated loss of people.
+    pub max_shrink: Limit,
+}
+
+/// Scheduled reconciliation between merges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftPolicy {
+    /// How often to reconcile, such as `15m`, `1h` or `30s`.
+    pub every: String,
+    /// `report` drift only, or `correct` it.
+    pub action: DriftAction,
+}
+
+/// What the controller does about drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftAction {
+    Report,
+    Correct,
+}
+
+struct ConfigKind;
+struct MappingsKind;
+struct PolicyKind;
+struct ApprovalKind;
+
+/// The name a file kind has in `kind:`.
+trait KindName {
+    const NAME: &'static str;
+}
+impl KindName for ConfigKind {
+    const NAME: &'static str = "Config";
+}
+impl KindName for MappingsKind {
+    const NAME: &'static str = "Mappings";
+}
+impl KindName for PolicyKind {
+    const NAME: &'static str = "Policy";
+}
+impl KindName for ApprovalKind {
+    const NAME: &'static str = "Approval";
+}
+
+fn kind_schema<K: KindName>(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "const": K::NAME })
+}

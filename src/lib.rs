@@ -1,0 +1,13 @@
+//! slack-gitops: Slack identity as code.
+//!
+//! Who is in which Slack usergroup and channel, who has a Slack account at all, and how
+//! far one sync may go, live as YAML in a git repository. This crate validates that YAML,
+//! plans the changes against live Slack, and applies merged commits within the limits the
+//! repository declares. See `ARCHITECTURE.md` for the map of modules and their invariants.
+
+pub mod cli;
+pub mod config;
+pub mod diagnostic;
+pub mod gitops;
+pub mod model;
+pub mod render;
