@@ -121,15 +121,21 @@ pub fn load(
         };
         match kind {
             Kind::Config => typed.config = deserialize(&file.path, document, &mut diagnostics),
-            Kind::Mappings => typed
-                .mappings
-                .extend(deserialize(&file.path, document, &mut diagnostics)),
-            Kind::Policy => typed
-                .policies
-                .extend(deserialize(&file.path, document, &mut diagnostics)),
-            Kind::Approval => typed
-                .approvals
-                .extend(deserialize(&file.path, document, &mut diagnostics)),
+            Kind::Mappings => {
+                typed
+                    .mappings
+                    .extend(deserialize(&file.path, document, &mut diagnostics))
+            }
+            Kind::Policy => {
+                typed
+                    .policies
+                    .extend(deserialize(&file.path, document, &mut diagnostics))
+            }
+            Kind::Approval => {
+                typed
+                    .approvals
+                    .extend(deserialize(&file.path, document, &mut diagnostics))
+            }
         }
     }
 
@@ -194,15 +200,18 @@ fn load_document(
                 .expect("the prefix up to valid_up_to is UTF-8");
             let line = valid.matches('\n').count() + 1;
             let column = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-            diagnostics.push(Diagnostic::error(
-                Code::NotUtf8,
-                path,
-                Some(Span::point(line, column)),
-                format!(
-                    "the file is not valid UTF-8 (byte {} is not)",
-                    error.valid_up_to()
-                ),
-            ).with_help("save the file as UTF-8"));
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::NotUtf8,
+                    path,
+                    Some(Span::point(line, column)),
+                    format!(
+                        "the file is not valid UTF-8 (byte {} is not)",
+                        error.valid_up_to()
+                    ),
+                )
+                .with_help("save the file as UTF-8"),
+            );
             return None;
         }
     };
@@ -255,7 +264,12 @@ fn check_header(
                 ),
             };
             let span = found.and(document.spans.value_span("/apiVersion")).or(root);
-            diagnostics.push(Diagnostic::error(Code::UnknownApiVersion, path, span, message));
+            diagnostics.push(Diagnostic::error(
+                Code::UnknownApiVersion,
+                path,
+                span,
+                message,
+            ));
         }
     }
     let kinds = "`Config`, `Mappings`, `Policy` or `Approval`";
@@ -264,16 +278,19 @@ fn check_header(
             Some(kind) if kind == expected => {}
             Some(kind) => {
                 ok = false;
-                diagnostics.push(Diagnostic::error(
-                    Code::KindMismatch,
-                    path,
-                    document.spans.value_span("/kind"),
-                    format!(
-                        "this file holds kind `{}`, but files at this place hold kind `{}`",
-                        kind.as_str(),
-                        expected.as_str()
-                    ),
-                ).with_help(placement_help()));
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::KindMismatch,
+                        path,
+                        document.spans.value_span("/kind"),
+                        format!(
+                            "this file holds kind `{}`, but files at this place hold kind `{}`",
+                            kind.as_str(),
+                            expected.as_str()
+                        ),
+                    )
+                    .with_help(placement_help()),
+                );
             }
             None => {
                 ok = false;

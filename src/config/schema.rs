@@ -311,7 +311,11 @@ fn pattern_rule(pattern: &str) -> (Code, &'static str, &'static str) {
         .iter()
         .find(|(known, ..)| *known == pattern)
         .map(|(_, code, what, rule)| (*code, *what, *rule))
-        .unwrap_or((Code::InvalidFormat, "value", "the value has the wrong shape"))
+        .unwrap_or((
+            Code::InvalidFormat,
+            "value",
+            "the value has the wrong shape",
+        ))
 }
 
 /// Names the node at `pointer` for a message: "`usergroups[2].members`".
@@ -399,10 +403,12 @@ fn value_kind(value: &Value) -> &'static str {
 
 fn type_name(debug: &str) -> String {
     let lower = debug.to_lowercase();
-    let names: Vec<&str> = ["object", "array", "string", "integer", "number", "boolean", "null"]
-        .into_iter()
-        .filter(|name| lower.contains(name))
-        .collect();
+    let names: Vec<&str> = [
+        "object", "array", "string", "integer", "number", "boolean", "null",
+    ]
+    .into_iter()
+    .filter(|name| lower.contains(name))
+    .collect();
     let describe = |name: &str| match name {
         "object" => "a mapping",
         "array" => "a list",
@@ -426,7 +432,12 @@ fn list(options: &Value) -> String {
     match options.as_array() {
         Some(items) => items
             .iter()
-            .map(|item| format!("`{}`", item.as_str().map_or(item.to_string(), str::to_string)))
+            .map(|item| {
+                format!(
+                    "`{}`",
+                    item.as_str().map_or(item.to_string(), str::to_string)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", "),
         None => options.to_string(),

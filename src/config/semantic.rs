@@ -65,7 +65,13 @@ fn check_uniqueness(files: &Files, out: &mut Vec<Diagnostic>) {
                     ),
                 ));
             } else {
-                handles.insert(handle, FirstSeen { file: &file.file, span });
+                handles.insert(
+                    handle,
+                    FirstSeen {
+                        file: &file.file,
+                        span,
+                    },
+                );
             }
             let pointer = format!("/usergroups/{index}/name");
             let span = file.span(&pointer);
@@ -83,7 +89,13 @@ fn check_uniqueness(files: &Files, out: &mut Vec<Diagnostic>) {
                     ),
                 ));
             } else {
-                names.insert(name, FirstSeen { file: &file.file, span });
+                names.insert(
+                    name,
+                    FirstSeen {
+                        file: &file.file,
+                        span,
+                    },
+                );
             }
         }
         for (index, channel) in file.value.channels.iter().enumerate() {
@@ -102,17 +114,27 @@ fn check_uniqueness(files: &Files, out: &mut Vec<Diagnostic>) {
                     ),
                 ));
             } else {
-                channels.insert(key, FirstSeen { file: &file.file, span });
+                channels.insert(
+                    key,
+                    FirstSeen {
+                        file: &file.file,
+                        span,
+                    },
+                );
             }
         }
     }
 }
 
 fn check_workspaces(files: &Files, out: &mut Vec<Diagnostic>) {
-    let declared: Option<BTreeSet<&str>> = files
-        .config
-        .as_ref()
-        .map(|c| c.value.slack.workspaces.keys().map(String::as_str).collect());
+    let declared: Option<BTreeSet<&str>> = files.config.as_ref().map(|c| {
+        c.value
+            .slack
+            .workspaces
+            .keys()
+            .map(String::as_str)
+            .collect()
+    });
     let help = |declared: &BTreeSet<&str>| {
         format!(
             "declared workspaces: {}; add it under `slack.workspaces` in slack-gitops.yaml",
@@ -243,10 +265,16 @@ fn check_member_spec<T>(
     out: &mut Vec<Diagnostic>,
 ) {
     for (list, items) in [
-        ("groups", spec.groups.iter().map(String::as_str).collect::<Vec<_>>()),
+        (
+            "groups",
+            spec.groups.iter().map(String::as_str).collect::<Vec<_>>(),
+        ),
         ("exclude", spec.exclude.iter().map(String::as_str).collect()),
         ("users", spec.users.iter().map(|e| e.as_str()).collect()),
-        ("exclude_users", spec.exclude_users.iter().map(|e| e.as_str()).collect()),
+        (
+            "exclude_users",
+            spec.exclude_users.iter().map(|e| e.as_str()).collect(),
+        ),
     ] {
         check_duplicates(file, &format!("{pointer}/{list}"), items.into_iter(), out);
     }
@@ -291,8 +319,14 @@ fn check_policies(files: &Files, out: &mut Vec<Diagnostic>) {
         let policy = &file.value;
         let limits: [(&str, Option<&Limit>); 3] = [
             ("deactivate", policy.limits.deactivate.as_ref()),
-            ("remove_from_usergroup", policy.limits.remove_from_usergroup.as_ref()),
-            ("remove_from_channel", policy.limits.remove_from_channel.as_ref()),
+            (
+                "remove_from_usergroup",
+                policy.limits.remove_from_usergroup.as_ref(),
+            ),
+            (
+                "remove_from_channel",
+                policy.limits.remove_from_channel.as_ref(),
+            ),
         ];
         let mut settings: Vec<(String, String)> = Vec::new();
         for (name, limit) in limits {
@@ -325,7 +359,12 @@ fn check_policies(files: &Files, out: &mut Vec<Diagnostic>) {
             policy.protected.users.iter().map(|e| e.as_str()),
             out,
         );
-        check_duplicates(file, "/protected/groups", policy.protected.groups.iter(), out);
+        check_duplicates(
+            file,
+            "/protected/groups",
+            policy.protected.groups.iter(),
+            out,
+        );
         for (setting, pointer) in settings {
             let span = file.spans.key_span(&pointer);
             if let Some(first) = set_by.get(setting.as_str()) {
@@ -339,7 +378,13 @@ fn check_policies(files: &Files, out: &mut Vec<Diagnostic>) {
                     .with_help("each limit is set in exactly one policy file, so a reviewer sees one value"),
                 );
             } else {
-                set_by.insert(setting, FirstSeen { file: &file.file, span });
+                set_by.insert(
+                    setting,
+                    FirstSeen {
+                        file: &file.file,
+                        span,
+                    },
+                );
             }
         }
     }
@@ -458,7 +503,11 @@ pub fn unknown_groups(files: &Files, known: &BTreeSet<String>) -> Vec<Diagnostic
     };
     if let Some(config) = &files.config {
         for (index, name) in config.value.users.scope.iter().enumerate() {
-            report(&config.file, config.span(&format!("/users/scope/{index}")), name);
+            report(
+                &config.file,
+                config.span(&format!("/users/scope/{index}")),
+                name,
+            );
         }
     }
     for file in &files.mappings {
@@ -476,14 +525,22 @@ pub fn unknown_groups(files: &Files, known: &BTreeSet<String>) -> Vec<Diagnostic
         for (pointer, spec) in specs {
             for (list, names) in [("groups", &spec.groups), ("exclude", &spec.exclude)] {
                 for (index, name) in names.iter().enumerate() {
-                    report(&file.file, file.span(&format!("{pointer}/{list}/{index}")), name);
+                    report(
+                        &file.file,
+                        file.span(&format!("{pointer}/{list}/{index}")),
+                        name,
+                    );
                 }
             }
         }
     }
     for file in &files.policies {
         for (index, name) in file.value.protected.groups.iter().enumerate() {
-            report(&file.file, file.span(&format!("/protected/groups/{index}")), name);
+            report(
+                &file.file,
+                file.span(&format!("/protected/groups/{index}")),
+                name,
+            );
         }
     }
     out

@@ -25,9 +25,10 @@ pub enum ApiVersion {
 
 /// `slack-gitops.yaml`: the Slack org, the identity source and the account scope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 #[schemars(title = "slack-gitops Config")]
 pub struct ConfigFile {
+    #[serde(rename = "apiVersion")]
     pub api_version: ApiVersion,
     /// Always `Config`.
     #[schemars(schema_with = "kind_schema::<ConfigKind>")]
@@ -39,9 +40,10 @@ pub struct ConfigFile {
 
 /// `mappings/*.yaml`: usergroups and channels, split by team as owners like.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 #[schemars(title = "slack-gitops Mappings")]
 pub struct MappingsFile {
+    #[serde(rename = "apiVersion")]
     pub api_version: ApiVersion,
     /// Always `Mappings`.
     #[schemars(schema_with = "kind_schema::<MappingsKind>")]
@@ -56,9 +58,10 @@ pub struct MappingsFile {
 
 /// `policies/*.yaml`: guardrails. Several files merge; two files may not set the same limit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 #[schemars(title = "slack-gitops Policy")]
 pub struct PolicyFile {
+    #[serde(rename = "apiVersion")]
     pub api_version: ApiVersion,
     /// Always `Policy`.
     #[schemars(schema_with = "kind_schema::<PolicyKind>")]
@@ -79,9 +82,10 @@ pub struct PolicyFile {
 
 /// `approvals/*.yaml`: a recorded approval of one plan's destructive action set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 #[schemars(title = "slack-gitops Approval")]
 pub struct ApprovalFile {
+    #[serde(rename = "apiVersion")]
     pub api_version: ApiVersion,
     /// Always `Approval`.
     #[schemars(schema_with = "kind_schema::<ApprovalKind>")]

@@ -49,7 +49,8 @@ impl SpanIndex {
 
     /// The span of the key at `pointer` (falling back to the value, then to ancestors).
     pub fn key_span(&self, pointer: &str) -> Option<Span> {
-        self.nearest(pointer).map(|spans| spans.key.unwrap_or(spans.value))
+        self.nearest(pointer)
+            .map(|spans| spans.key.unwrap_or(spans.value))
     }
 
     fn nearest(&self, pointer: &str) -> Option<NodeSpans> {
@@ -107,7 +108,7 @@ pub fn parse(file: &str, text: &str) -> Result<YamlDocument, Vec<Diagnostic>> {
                 builder.diagnostics.push(Diagnostic::error(
                     Code::YamlSyntax,
                     file,
-                    Some(point(marker)),
+                    Some(clamp_to_text(point(marker), text)),
                     format!("YAML syntax error: {}", error.info()),
                 ));
                 break;
@@ -136,6 +137,29 @@ fn tab_indentation(file: &str, text: &str) -> Vec<Diagnostic> {
         }
     }
     diagnostics
+}
+
+/// YAML's own type tags (`!!str`, `!!int`, ...) are harmless; anything else asks a loader
+/// to construct something, which config never needs.
+fn is_core_tag(tag: &saphyr_parser::Tag) -> bool {
+    tag.is_yaml_core_schema()
+        && matches!(
+            tag.suffix.as_str(),
+            "str" | "int" | "float" | "bool" | "null" | "map" | "seq"
+        )
+}
+
+/// A parse error at the very end of the input points past the last line; move it to the
+/// end of the last line that has text, which is where the reader should look.
+fn clamp_to_text(span: Span, text: &str) -> Span {
+    let lines: Vec<&str> = text.lines().collect();
+    if span.start.line <= lines.len() {
+        return span;
+    }
+    match lines.iter().rposition(|line| !line.trim().is_empty()) {
+        Some(index) => Span::point(index + 1, lines[index].chars().count() + 1),
+        None => span,
+    }
 }
 
 fn point(marker: &Marker) -> Span {
@@ -242,7 +266,7 @@ impl<'f> Builder<'f> {
                 self.check_anchor(anchor, span);
                 let mut is_str = style != ScalarStyle::Plain;
                 if let Some(tag) = tag {
-                    if tag.is_yaml_core_schema() {
+                    if is_core_tag(&tag) {
                         is_str |= tag.suffix == "str";
                     } else {
                         self.error(
@@ -268,7 +292,7 @@ impl<'f> Builder<'f> {
             }
             Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
                 self.check_anchor(anchor, span);
-                if let Some(tag) = tag.filter(|t| !t.is_yaml_core_schema()) {
+                if let Some(tag) = tag.filter(|t| !is_core_tag(t)) {
                     self.error(
                         Code::YamlTag,
                         span,
@@ -378,38 +402,42 @@ impl<'f> Builder<'f> {
                     },
                 );
             }
-            Frame::Mapping { map, pending, .. } => match std::mem::replace(pending, PendingKey::None) {
-                PendingKey::None => match node.scalar {
-                    Some(key) if map.contains_key(&key) => {
-                        *pending = PendingKey::Discard;
-                        self.error(
-                            Code::YamlDuplicateKey,
-                            node.span,
-                            format!("duplicate key `{key}`: it already appears in this mapping"),
+            Frame::Mapping { map, pending, .. } => {
+                match std::mem::replace(pending, PendingKey::None) {
+                    PendingKey::None => match node.scalar {
+                        Some(key) if map.contains_key(&key) => {
+                            *pending = PendingKey::Discard;
+                            self.error(
+                                Code::YamlDuplicateKey,
+                                node.span,
+                                format!(
+                                    "duplicate key `{key}`: it already appears in this mapping"
+                                ),
+                            );
+                        }
+                        Some(key) => *pending = PendingKey::Key(key, node.span),
+                        None => {
+                            *pending = PendingKey::Discard;
+                            self.error(
+                                Code::YamlComplexKey,
+                                node.span,
+                                "mapping keys must be plain strings",
+                            );
+                        }
+                    },
+                    PendingKey::Key(key, key_span) => {
+                        map.insert(key, node.value);
+                        self.spans.nodes.insert(
+                            pointer,
+                            NodeSpans {
+                                key: Some(key_span),
+                                value: node.span,
+                            },
                         );
                     }
-                    Some(key) => *pending = PendingKey::Key(key, node.span),
-                    None => {
-                        *pending = PendingKey::Discard;
-                        self.error(
-                            Code::YamlComplexKey,
-                            node.span,
-                            "mapping keys must be plain strings",
-                        );
-                    }
-                },
-                PendingKey::Key(key, key_span) => {
-                    map.insert(key, node.value);
-                    self.spans.nodes.insert(
-                        pointer,
-                        NodeSpans {
-                            key: Some(key_span),
-                            value: node.span,
-                        },
-                    );
+                    PendingKey::Discard => {}
                 }
-                PendingKey::Discard => {}
-            },
+            }
         }
     }
 
@@ -578,9 +606,10 @@ mod tests {
             text.push_str(&format!("a{level}: &a{level} [{items}]\n"));
         }
         let diagnostics = parse("bomb.yaml", &text).unwrap_err();
-        assert!(diagnostics.iter().all(|d| matches!(
-            d.code,
-            Code::YamlAnchor | Code::YamlAlias
-        )));
+        assert!(
+            diagnostics
+                .iter()
+                .all(|d| matches!(d.code, Code::YamlAnchor | Code::YamlAlias))
+        );
     }
 }

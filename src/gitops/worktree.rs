@@ -47,8 +47,7 @@ pub fn read(root: &Path) -> Result<Worktree, WorktreeError> {
     let mut worktree = Worktree::default();
     let mut candidates = vec![CONFIG_PATH.to_string()];
     for (directory, _) in KIND_DIRECTORIES {
-        let Some(resolved) =
-            resolve_inside(&canonical_root, directory, &mut worktree.diagnostics)
+        let Some(resolved) = resolve_inside(&canonical_root, directory, &mut worktree.diagnostics)
         else {
             continue;
         };

@@ -102,7 +102,10 @@ pub fn github(diagnostics: &[Diagnostic]) -> String {
                 properties.push(format!("endColumn={}", span.end.column));
             }
         }
-        properties.push(format!("title={}", escape_property(diagnostic.code.as_str())));
+        properties.push(format!(
+            "title={}",
+            escape_property(diagnostic.code.as_str())
+        ));
         let mut message = diagnostic.message.clone();
         if let Some(help) = &diagnostic.help {
             message.push_str("\nhelp: ");
