@@ -203,6 +203,16 @@ fn check_workspaces(files: &Files, out: &mut Vec<Diagnostic>) {
                     );
                 }
             }
+            let names_undeclared = declared.as_ref().is_some_and(|declared| {
+                usergroup
+                    .workspaces
+                    .iter()
+                    .any(|w| !declared.contains(w.as_str()))
+            });
+            if names_undeclared {
+                // Already reported; which channels fit is unknowable until that is fixed.
+                continue;
+            }
             for (position, channel) in usergroup.channels.iter().enumerate() {
                 let Some(homes) = channel_workspaces.get(channel.as_str()) else {
                     // Not managed here: an existing channel, looked up in the usergroup's

@@ -104,13 +104,7 @@ pub fn parse(file: &str, text: &str) -> Result<YamlDocument, Vec<Diagnostic>> {
                 }
             }
             Err(error) => {
-                let marker = error.marker();
-                builder.diagnostics.push(Diagnostic::error(
-                    Code::YamlSyntax,
-                    file,
-                    Some(clamp_to_text(point(marker), text)),
-                    format!("YAML syntax error: {}", error.info()),
-                ));
+                builder.syntax_error(&error, text);
                 break;
             }
         }
@@ -348,6 +342,46 @@ impl<'f> Builder<'f> {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
         Flow::Continue(())
+    }
+
+    /// Reports a parse error. Two cases get a better place than the parser's: an alias
+    /// to an undefined anchor is still an alias, and an unclosed `[` or `{` from an earlier
+    /// line is where the mistake is, though the parser notices it lines later.
+    fn syntax_error(&mut self, error: &saphyr_parser::ScanError, text: &str) {
+        let at = clamp_to_text(point(error.marker()), text);
+        if error.info().contains("unknown anchor") {
+            self.error(
+                Code::YamlAlias,
+                at,
+                "YAML aliases (`*name`) are not allowed, and this one names no anchor; write the value out in full",
+            );
+            return;
+        }
+        let open_flow = self.stack.iter().rev().find_map(|frame| {
+            let start = match frame {
+                Frame::Mapping { start, .. } | Frame::Sequence { start, .. } => *start,
+            };
+            let line = text.lines().nth(start.start.line.checked_sub(1)?)?;
+            let opener = line.chars().nth(start.start.column.checked_sub(1)?)?;
+            matches!(opener, '[' | '{').then_some((start, opener))
+        });
+        match open_flow {
+            Some((start, opener)) if start.start.line < at.start.line => self.error(
+                Code::YamlSyntax,
+                Span::point(start.start.line, start.start.column),
+                format!(
+                    "YAML syntax error: this `{opener}` is never closed (the parser stopped at {}:{}: {})",
+                    at.start.line,
+                    at.start.column,
+                    error.info()
+                ),
+            ),
+            _ => self.error(
+                Code::YamlSyntax,
+                at,
+                format!("YAML syntax error: {}", error.info()),
+            ),
+        }
     }
 
     fn check_anchor(&mut self, anchor: usize, span: Span) {
