@@ -11,7 +11,10 @@ fn every_diagnostic_code_is_documented() {
         .map(|code| code.as_str())
         .filter(|code| !docs.contains(&format!("\n### `{code}`\n")))
         .collect();
-    assert!(undocumented.is_empty(), "undocumented codes: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "undocumented codes: {undocumented:?}"
+    );
 }
 
 #[test]
@@ -21,7 +24,8 @@ fn codes_are_unique_kebab_case() {
         let text = code.as_str();
         assert!(seen.insert(text), "{text} is used twice");
         assert!(
-            text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            text.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
             "{text} is not kebab-case"
         );
     }

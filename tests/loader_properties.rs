@@ -124,18 +124,45 @@ fn the_untouched_example_loads() {
         .iter()
         .map(|m| m.value.usergroups.len())
         .sum();
-    let channels: usize = repository.mappings.iter().map(|m| m.value.channels.len()).sum();
-    assert!(usergroups >= 12 && channels >= 8, "{usergroups} usergroups, {channels} channels");
+    let channels: usize = repository
+        .mappings
+        .iter()
+        .map(|m| m.value.channels.len())
+        .sum();
+    assert!(
+        usergroups >= 12 && channels >= 8,
+        "{usergroups} usergroups, {channels} channels"
+    );
 }
 
 #[test]
 fn group_names_are_checked_against_the_identity_snapshot() {
     let files = example_files();
     let mut known: std::collections::BTreeSet<String> = [
-        "everyone", "engineering", "contractors", "marketing", "support-tier1", "eng-platform",
-        "eng-backend", "eng-frontend", "eng-mobile", "data", "sre", "oncall", "security",
-        "sales", "sales-emea", "sales-amer", "support", "support-tier2", "finance",
-        "leadership", "managers", "people-ops", "it", "it-admins",
+        "everyone",
+        "engineering",
+        "contractors",
+        "marketing",
+        "support-tier1",
+        "eng-platform",
+        "eng-backend",
+        "eng-frontend",
+        "eng-mobile",
+        "data",
+        "sre",
+        "oncall",
+        "security",
+        "sales",
+        "sales-emea",
+        "sales-amer",
+        "support",
+        "support-tier2",
+        "finance",
+        "leadership",
+        "managers",
+        "people-ops",
+        "it",
+        "it-admins",
     ]
     .into_iter()
     .map(String::from)
