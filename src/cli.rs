@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Kind, schema};
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::emulator;
 use crate::gitops::worktree;
 use crate::render::{self, Format};
 
@@ -40,6 +41,22 @@ pub enum Command {
         /// When to colour text output.
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
+    },
+    /// Run a local fake Slack (SCIM v2 + Web API) with Slack's rate limits, pagination
+    /// and errors.
+    Emulator {
+        /// The seed: workspaces, people, usergroups, channels, IdP groups, apps, tokens.
+        #[arg(long)]
+        seed: PathBuf,
+        /// Where to listen. Loopback by default; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        listen: std::net::SocketAddr,
+        /// Keep state in this file across restarts (written atomically).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Run every clock (rate limits, Retry-After, delays) this many times faster.
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
     },
     /// Print the JSON schema of a file kind (config, mappings, policy, approval), or all.
     Schema {
@@ -73,6 +90,72 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate { dir, format, color } => validate(&dir, format, color.enabled()),
         Command::Schema { kind } => print_schema(kind.as_deref()),
+        Command::Emulator {
+            seed,
+            listen,
+            state,
+            time_scale,
+        } => run_emulator(&seed, listen, state, time_scale),
+    }
+}
+
+fn run_emulator(
+    seed: &Path,
+    listen: std::net::SocketAddr,
+    state: Option<PathBuf>,
+    time_scale: f64,
+) -> anyhow::Result<u8> {
+    use std::io::Write;
+    anyhow::ensure!(
+        time_scale.is_finite() && time_scale > 0.0,
+        "--time-scale must be a positive number"
+    );
+    let world = emulator::read_world(seed)?;
+    let options = emulator::Options {
+        time_scale,
+        state_path: state,
+        ..emulator::Options::default()
+    };
+    let emulator = emulator::Emulator::new(world, options)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {listen}: {error}"))?;
+        let address = listener.local_addr()?;
+        println!(
+            "slack-gitops emulator listening on http://{address} (Web API: http://{address}/api/, SCIM: http://{address}/scim/v2/)"
+        );
+        std::io::stdout().flush()?;
+        emulator::serve(listener, emulator, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(EXIT_OK)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }
 

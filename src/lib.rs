@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod emulator;
 pub mod gitops;
 pub mod model;
 pub mod render;

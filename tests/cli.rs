@@ -262,8 +262,8 @@ fn mistakes() -> Vec<Mistake> {
             "protected user not an email",
             Replace(
                 guardrails,
-                "users: [breakglass@acme.example]",
-                "users: [breakglass]",
+                "users: [breakglass@acme.example,",
+                "users: [breakglass,",
             ),
             "invalid-email",
             guardrails,

@@ -1,0 +1,146 @@
+//! The emulator's clock and Slack's rate limits.
+//!
+//! Every clock in the emulator is [`Clock`]: emulated time runs `scale` times faster than
+//! real time, so with `--time-scale 100` a Tier 2 bucket refills 20 calls per emulated
+//! minute, which is 0.6 real seconds. `Retry-After` is stated in emulated seconds, as
+//! Slack would state it; a client sharing the time scale sleeps `Retry-After / scale`.
+//! The clock is tokio's, so tests can pause and advance time.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::world::Bucket;
+
+/// Emulated time: unix seconds, running `scale` times faster than the wall clock.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    origin: tokio::time::Instant,
+    epoch: f64,
+    scale: f64,
+}
+
+impl Clock {
+    /// A clock that reads `epoch` (unix seconds) now and runs `scale` times faster.
+    pub fn new(epoch: f64, scale: f64) -> Clock {
+        Clock {
+            origin: tokio::time::Instant::now(),
+            epoch,
+            scale: scale.max(f64::MIN_POSITIVE),
+        }
+    }
+
+    /// Emulated unix time in seconds.
+    pub fn now(&self) -> f64 {
+        self.epoch + self.origin.elapsed().as_secs_f64() * self.scale
+    }
+
+    /// The real duration of an emulated one.
+    pub fn real(&self, emulated_secs: f64) -> Duration {
+        Duration::from_secs_f64((emulated_secs / self.scale).max(0.0))
+    }
+
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    tokens: f64,
+    last: f64,
+}
+
+/// Token buckets by key. A request names every bucket it counts against (a SCIM write
+/// counts against the org-wide write bucket and its endpoint's bucket); it passes only if
+/// all have a token, and then takes one from each.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    levels: HashMap<String, Level>,
+}
+
+impl RateLimiter {
+    /// Takes a token from every bucket, or says how many whole emulated seconds to wait.
+    pub fn take(&mut self, now: f64, buckets: &[(String, Bucket)]) -> Result<(), u64> {
+        let mut wait: f64 = 0.0;
+        for (key, bucket) in buckets {
+            let level = self.refilled(key, bucket, now);
+            if level.tokens < 1.0 {
+                let rate = bucket.per_minute / 60.0;
+                wait = wait.max((1.0 - level.tokens) / rate);
+            }
+        }
+        if wait > 0.0 {
+            return Err((wait.ceil() as u64).max(1));
+        }
+        for (key, _) in buckets {
+            if let Some(level) = self.levels.get_mut(key) {
+                level.tokens -= 1.0;
+            }
+        }
+        Ok(())
+    }
+
+    fn refilled(&mut self, key: &str, bucket: &Bucket, now: f64) -> Level {
+        let level = self.levels.entry(key.to_string()).or_insert(Level {
+            tokens: bucket.burst,
+            last: now,
+        });
+        let elapsed = (now - level.last).max(0.0);
+        level.tokens = (level.tokens + elapsed * bucket.per_minute / 60.0).min(bucket.burst);
+        level.last = now;
+        *level
+    }
+
+    /// Forgets every bucket (a reset of the emulator).
+    pub fn clear(&mut self) {
+        self.levels.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_over_the_bucket_waits_for_one_token() {
+        let tier2 = Bucket {
+            per_minute: 20.0,
+            burst: 20.0,
+        };
+        let key = vec![("app:T1:usergroups.list".to_string(), tier2)];
+        let mut limiter = RateLimiter::default();
+        for _ in 0..20 {
+            assert_eq!(limiter.take(0.0, &key), Ok(()));
+        }
+        // 20 per minute is one every 3 seconds.
+        assert_eq!(limiter.take(0.0, &key), Err(3));
+        assert_eq!(limiter.take(2.0, &key), Err(1));
+        assert_eq!(limiter.take(3.0, &key), Ok(()));
+    }
+
+    #[test]
+    fn every_named_bucket_must_have_a_token() {
+        let wide = Bucket {
+            per_minute: 600.0,
+            burst: 180.0,
+        };
+        let narrow = Bucket {
+            per_minute: 180.0,
+            burst: 2.0,
+        };
+        let mut limiter = RateLimiter::default();
+        let both = vec![
+            ("writes".to_string(), wide),
+            ("post-users".to_string(), narrow),
+        ];
+        assert!(limiter.take(0.0, &both).is_ok());
+        assert!(limiter.take(0.0, &both).is_ok());
+        assert!(limiter.take(0.0, &both).is_err());
+        // The refused request took nothing from the wide bucket.
+        let wide_only = vec![("writes".to_string(), wide)];
+        for _ in 0..178 {
+            assert!(limiter.take(0.0, &wide_only).is_ok());
+        }
+        assert!(limiter.take(0.0, &wide_only).is_err());
+    }
+}

@@ -1,0 +1,709 @@
+//! A local Slack: SCIM 2.0 under `/scim/v2/` and the Web API under `/api/`, on one host,
+//! with Slack's wire formats, tokens and scopes, rate limits, pagination quirks and
+//! errors. Tests, benchmarks and the README demo run against it, so its fidelity decides
+//! whether our client works on real Slack.
+//!
+//! The server is a plain axum router over shared [`Emulator`] state. A request passes the
+//! observation layer (which logs every call and injects configured faults), then the Web
+//! API or SCIM handler, which authenticates, takes rate-limit tokens, and runs the
+//! operation on the [`World`] under one mutex. Nothing awaits while that mutex is held.
+//!
+//! `/_emulator/` is the control surface real Slack does not have: faults, the call log,
+//! reset, state and settings.
+
+pub mod limits;
+pub mod scim;
+pub mod web;
+pub mod world;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use limits::{Clock, RateLimiter};
+use web::{ApiError, Args, Caller};
+use world::{Bucket, Settings, TokenKind, World};
+
+/// How an emulator runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Every clock runs this many times faster than real time.
+    pub time_scale: f64,
+    /// Where state is saved (atomically) and restored from across restarts.
+    pub state_path: Option<PathBuf>,
+    /// Emulated unix time at start.
+    pub epoch: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            time_scale: 1.0,
+            state_path: None,
+            epoch: 1_767_225_600.0, // 2026-01-01T00:00:00Z
+        }
+    }
+}
+
+/// One call as the log records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub seq: u64,
+    /// Emulated seconds since the emulator started.
+    pub at: f64,
+    /// The Web API method (`usergroups.list`) or `SCIM <VERB> <path>`.
+    pub call: String,
+    pub status: u16,
+    pub bytes_in: usize,
+    pub bytes_out: usize,
+    /// The `error` of a Web API `ok: false` reply, or a SCIM `detail`.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub fault: Option<String>,
+}
+
+/// A fault injected through `/_emulator/faults`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// `*`, a Web API method name, or a path prefix such as `/scim/v2/Users`.
+    #[serde(default = "any_target")]
+    pub target: String,
+    /// How many matching calls it hits; without it, every one until cleared.
+    #[serde(default)]
+    pub count: Option<u64>,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+fn any_target() -> String {
+    "*".into()
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Answer with this HTTP status (5xx bursts).
+    Status { status: u16 },
+    /// Delay the answer by this many emulated milliseconds.
+    Latency { ms: u64 },
+    /// Send headers, then break the connection mid-body.
+    Reset,
+    /// Answer 429 with this `Retry-After` (a 429 storm).
+    RateLimit { retry_after: u64 },
+    /// A SCIM user update that lacks this attribute (`title`, `name.givenName`, ...)
+    /// deactivates the user: Slack's April 2024 regression.
+    RequiredField { field: String },
+}
+
+/// The emulator's shared state.
+pub struct Emulator {
+    world: Mutex<World>,
+    seed: World,
+    limiter: Mutex<RateLimiter>,
+    log: Mutex<Vec<CallRecord>>,
+    faults: Mutex<Vec<Fault>>,
+    locks: Mutex<HashMap<String, f64>>,
+    clock: Clock,
+    started_at: f64,
+    seq: AtomicU64,
+    dirty: AtomicBool,
+    state_path: Option<PathBuf>,
+}
+
+/// A state file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Seed {
+        path: PathBuf,
+        source: world::SeedError,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A handler that panicked cannot leave the world half-changed (every operation
+    // validates before it writes), so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Emulator {
+    /// An emulator seeded with `seed`. With a state path whose file exists, the saved
+    /// state is loaded instead (the seed is still what `reset` goes back to).
+    pub fn new(seed: World, options: Options) -> Result<Arc<Emulator>, StateError> {
+        let world = match &options.state_path {
+            Some(path) if path.exists() => read_world(path)?,
+            _ => seed.clone(),
+        };
+        let clock = Clock::new(options.epoch, options.time_scale);
+        Ok(Arc::new(Emulator {
+            started_at: clock.now(),
+            world: Mutex::new(world),
+            seed,
+            limiter: Mutex::new(RateLimiter::default()),
+            log: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
+            locks: Mutex::new(HashMap::new()),
+            clock,
+            seq: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+            state_path: options.state_path,
+        }))
+    }
+
+    /// A copy of the current world.
+    pub fn world(&self) -> World {
+        lock(&self.world).clone()
+    }
+
+    /// The call log so far.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        lock(&self.log).clone()
+    }
+
+    /// Saves the world if it changed since the last save. Atomic: the file is written
+    /// beside the target and renamed over it, so a kill never leaves a torn file.
+    pub fn save(&self) -> Result<(), StateError> {
+        let Some(path) = &self.state_path else {
+            return Ok(());
+        };
+        if !self.dirty.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let text = serde_json::to_vec(&self.world()).expect("the world serialises");
+        write_atomically(path, &text).map_err(|source| {
+            self.dirty.store(true, Ordering::SeqCst);
+            StateError::Write {
+                path: path.clone(),
+                source,
+            }
+        })
+    }
+}
+
+/// Reads a world from a seed or state file.
+pub fn read_world(path: &Path) -> Result<World, StateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StateError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    World::from_json(&text).map_err(|source| StateError::Seed {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temporary = directory.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    if let Ok(directory) = std::fs::File::open(directory) {
+        let _ = directory.sync_all();
+    }
+    Ok(())
+}
+
+/// The router: Slack's two APIs and the control surface.
+pub fn router(emulator: Arc<Emulator>) -> Router {
+    let control = Router::new()
+        .route("/_emulator/log", get(get_log).delete(clear_log))
+        .route(
+            "/_emulator/faults",
+            get(get_faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/_emulator/reset", post(reset))
+        .route("/_emulator/state", get(get_state))
+        .route("/_emulator/settings", get(get_settings).put(put_settings));
+    let slack = Router::new()
+        .route("/api/{method}", any(web_api))
+        .route("/scim/v2/{*rest}", any(scim_api))
+        .layer(middleware::from_fn_with_state(emulator.clone(), observe));
+    control.merge(slack).with_state(emulator)
+}
+
+/// Serves until `shutdown` resolves, saving state in the background and once more at
+/// the end.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    emulator: Arc<Emulator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let saver = {
+        let emulator = emulator.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                ticker.tick().await;
+                if let Err(error) = emulator.save() {
+                    tracing::error!("emulator state not saved: {error}");
+                }
+            }
+        })
+    };
+    let result = axum::serve(listener, router(emulator.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    saver.abort();
+    if let Err(error) = emulator.save() {
+        tracing::error!("emulator state not saved: {error}");
+    }
+    result
+}
+
+// ---- observation and faults ------------------------------------------------------------
+
+/// The name a call has in the log and in fault targets.
+fn call_name(method: &Method, path: &str) -> String {
+    match path.strip_prefix("/api/") {
+        Some(name) => name.to_string(),
+        None => format!("SCIM {method} {}", path.trim_start_matches("/scim/v2")),
+    }
+}
+
+/// Logs every call and applies matching faults.
+async fn observe(State(emulator): State<Arc<Emulator>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let call = call_name(request.method(), &path);
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .unwrap_or_default();
+    let bytes_in = body.len();
+
+    let fault = take_fault(&emulator, &call, &path);
+    let mut fault_name = None;
+    let response = match &fault {
+        Some(FaultKind::Status { status }) => {
+            fault_name = Some(format!("status {status}"));
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"ok":false,"error":"service_unavailable"}"#,
+            )
+                .into_response()
+        }
+        Some(FaultKind::RateLimit { retry_after }) => {
+            fault_name = Some("rate_limit".into());
+            rate_limited(*retry_after, path.starts_with("/scim/"))
+        }
+        Some(FaultKind::Latency { ms }) => {
+            fault_name = Some(format!("latency {ms}ms"));
+            tokio::time::sleep(emulator.clock.real(*ms as f64 / 1000.0)).await;
+            next.run(Request::from_parts(parts, Body::from(body))).await
+        }
+        Some(FaultKind::Reset) => {
+            fault_name = Some("reset".into());
+            StatusCode::OK.into_response()
+        }
+        Some(FaultKind::RequiredField { .. }) | None => {
+            next.run(Request::from_parts(parts, Body::from(body))).await
+        }
+    };
+
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 256 << 20)
+        .await
+        .unwrap_or_default();
+    let error = error_of(&bytes);
+    let record = CallRecord {
+        seq: emulator.seq.fetch_add(1, Ordering::SeqCst),
+        at: emulator.clock.now() - emulator.started_at,
+        call,
+        status: parts.status.as_u16(),
+        bytes_in,
+        bytes_out: bytes.len(),
+        error,
+        fault: fault_name,
+    };
+    lock(&emulator.log).push(record);
+    if matches!(fault, Some(FaultKind::Reset)) {
+        // Headers go out, then the body fails: the client sees the connection break.
+        let broken = futures_util::stream::once(async {
+            Err::<Bytes, std::io::Error>(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset by the emulator",
+            ))
+        });
+        return Response::from_parts(parts, Body::from_stream(broken));
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Finds the first fault that matches a call, counting it down.
+fn take_fault(emulator: &Emulator, call: &str, path: &str) -> Option<FaultKind> {
+    let mut faults = lock(&emulator.faults);
+    let index = faults.iter().position(|fault| {
+        !matches!(fault.kind, FaultKind::RequiredField { .. })
+            && (fault.target == "*" || fault.target == call || path.starts_with(&fault.target))
+    })?;
+    let kind = faults[index].kind.clone();
+    if let Some(count) = &mut faults[index].count {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            faults.remove(index);
+        }
+    }
+    Some(kind)
+}
+
+/// The `error` (Web API) or `detail` (SCIM) of a reply body, for the log.
+fn error_of(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    if value.get("ok") == Some(&Value::Bool(false)) {
+        return value
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    value
+        .get("detail")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// 429 with an integer `Retry-After`, in the body shape of the API.
+fn rate_limited(retry_after: u64, scim: bool) -> Response {
+    let body = if scim {
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "detail": "too_many_requests", "status": 429})
+    } else {
+        json!({"ok": false, "error": "ratelimited"})
+    };
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&retry_after.to_string()).expect("digits are a valid header"),
+    );
+    response
+}
+
+// ---- Web API ---------------------------------------------------------------------------------
+
+fn slack_json(body: Value) -> Response {
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .map(|token| token.trim().to_string())
+}
+
+fn parse_pairs(text: &str) -> BTreeMap<String, String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(text)
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+async fn web_api(
+    State(emulator): State<Arc<Emulator>>,
+    axum::extract::Path(method): axum::extract::Path<String>,
+    http_method: Method,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> Response {
+    let Some(spec) = web::method_spec(&method) else {
+        return slack_json(ApiError::new("unknown_method").body());
+    };
+    let mut args = Args(parse_pairs(query.as_deref().unwrap_or_default()));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut json_body = false;
+    if http_method == Method::POST && !body.is_empty() {
+        if content_type.starts_with("application/json") {
+            json_body = true;
+            // Readers that take no JSON ignore the body, as Slack does.
+            if spec.json {
+                match serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .as_ref()
+                    .and_then(Args::from_json)
+                {
+                    Some(parsed) => args.0.extend(parsed.0),
+                    None => return slack_json(ApiError::new("invalid_json").body()),
+                }
+            }
+        } else if content_type.starts_with("application/x-www-form-urlencoded")
+            || content_type.is_empty()
+        {
+            args.0.extend(parse_pairs(&String::from_utf8_lossy(&body)));
+        } else {
+            return slack_json(ApiError::new("invalid_form_data").body());
+        }
+    }
+    let header_token = bearer(&headers);
+    // With a JSON body the token must come in the Authorization header.
+    let token_text = header_token.or_else(|| {
+        (!json_body)
+            .then(|| args.get("token").map(str::to_string))
+            .flatten()
+    });
+    let Some(token_text) = token_text else {
+        return slack_json(ApiError::new("not_authed").body());
+    };
+
+    let now = emulator.clock.now();
+    let result = {
+        let world = lock(&emulator.world);
+        let Some(token) = world.tokens.iter().find(|t| t.token == token_text).cloned() else {
+            return slack_json(ApiError::new("invalid_auth").body());
+        };
+        if let Err(error) = web::authorize(&world, &token, spec) {
+            return slack_json(error.body());
+        }
+        let team = web::team_for(&world, &token, &args).unwrap_or_default();
+        let limits = world.settings.rate_limits.then(|| {
+            world
+                .settings
+                .tiers
+                .get(spec.tier)
+                .copied()
+                .unwrap_or(Bucket {
+                    per_minute: 20.0,
+                    burst: 20.0,
+                })
+        });
+        (token, team, limits)
+    };
+    let (token, team, limits) = result;
+    if let Some(bucket) = limits {
+        let key = format!("web:{}:{team}:{method}", token.app);
+        if let Err(retry_after) = lock(&emulator.limiter).take(now, &[(key, bucket)]) {
+            return rate_limited(retry_after, false);
+        }
+    }
+    let caller = Caller {
+        token,
+        now: now as u64,
+    };
+    let reply = {
+        let mut world = lock(&emulator.world);
+        world.run_due_jobs(now);
+        web::call(&mut world, &caller, &method, &args)
+    };
+    if http_method == Method::POST {
+        emulator.dirty.store(true, Ordering::SeqCst);
+    }
+    match reply {
+        Ok(mut fields) => {
+            let mut body = serde_json::Map::new();
+            body.insert("ok".into(), Value::Bool(true));
+            body.append(&mut fields);
+            slack_json(Value::Object(body))
+        }
+        Err(error) => slack_json(error.body()),
+    }
+}
+
+// ---- SCIM ------------------------------------------------------------------------------------
+
+fn scim_response(reply: scim::ScimReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match reply.body {
+        Some(body) => (status, axum::Json(body)).into_response(),
+        None => status.into_response(),
+    }
+}
+
+async fn scim_api(
+    State(emulator): State<Arc<Emulator>>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    http_method: Method,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> Response {
+    let Some(token_text) = bearer(&headers) else {
+        return scim_response(scim::error(401, "missing_authentication"));
+    };
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let method = http_method.as_str().to_string();
+    let now = emulator.clock.now();
+    let (required_fields, settings) = {
+        let world = lock(&emulator.world);
+        let Some(token) = world.tokens.iter().find(|t| t.token == token_text) else {
+            return scim_response(scim::error(401, "invalid_authentication"));
+        };
+        if token.revoked || world.user(&token.user).is_some_and(|u| !u.active) {
+            return scim_response(scim::error(401, "invalid_authentication"));
+        }
+        if token.kind != TokenKind::User || !token.scopes.iter().any(|s| s == "admin") {
+            return scim_response(scim::error(403, "permission_denied"));
+        }
+        let required: Vec<String> = lock(&emulator.faults)
+            .iter()
+            .filter_map(|f| match &f.kind {
+                FaultKind::RequiredField { field } => Some(field.clone()),
+                _ => None,
+            })
+            .collect();
+        (required, world.settings.clone())
+    };
+
+    if settings.rate_limits {
+        let (endpoint, class) = scim::endpoint(&method, &segments);
+        let mut buckets = Vec::new();
+        for name in std::iter::once(class.to_string()).chain(endpoint) {
+            let (per_minute, burst) = scim::bucket(&name);
+            buckets.push((format!("scim:{name}"), Bucket { per_minute, burst }));
+        }
+        if let Err(retry_after) = lock(&emulator.limiter).take(now, &buckets) {
+            return rate_limited(retry_after, true);
+        }
+    }
+
+    // One write at a time per user or group: a second write while the first is in
+    // flight is refused with 429, as Slack's resource lock does.
+    let lock_key = scim::lock_key(&method, &segments);
+    if let Some(key) = &lock_key {
+        let mut locks = lock(&emulator.locks);
+        if locks.get(key).is_some_and(|until| *until > now) {
+            return rate_limited(1, true);
+        }
+        locks.insert(key.clone(), now + settings.scim_write_secs);
+    }
+
+    let body = if body.is_empty() {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                release(&emulator, lock_key.as_deref());
+                return scim_response(scim::error(400, "invalid_request_payload"));
+            }
+        }
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let request = scim::ScimRequest {
+        method: &method,
+        segments,
+        query: parse_pairs(query.as_deref().unwrap_or_default()),
+        body,
+        now,
+        base: format!("http://{host}/scim/v2"),
+        required_fields,
+    };
+    let reply = {
+        let mut world = lock(&emulator.world);
+        scim::handle(&mut world, &request)
+    };
+    if method != "GET" {
+        emulator.dirty.store(true, Ordering::SeqCst);
+        // The write is in flight for this long; its resource stays locked meanwhile.
+        tokio::time::sleep(emulator.clock.real(settings.scim_write_secs)).await;
+        release(&emulator, lock_key.as_deref());
+    }
+    scim_response(reply)
+}
+
+fn release(emulator: &Emulator, key: Option<&str>) {
+    if let Some(key) = key {
+        lock(&emulator.locks).remove(key);
+    }
+}
+
+// ---- control surface ----------------------------------------------------------------------
+
+async fn get_log(State(emulator): State<Arc<Emulator>>) -> Response {
+    axum::Json(json!({"calls": emulator.calls()})).into_response()
+}
+
+async fn clear_log(State(emulator): State<Arc<Emulator>>) -> StatusCode {
+    lock(&emulator.log).clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(emulator): State<Arc<Emulator>>) -> Response {
+    axum::Json(json!({"faults": *lock(&emulator.faults)})).into_response()
+}
+
+async fn add_fault(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Fault>(&body) {
+        Ok(fault) => {
+            lock(&emulator.faults).push(fault);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => (StatusCode::BAD_REQUEST, format!("not a fault: {error}\n")).into_response(),
+    }
+}
+
+async fn clear_faults(State(emulator): State<Arc<Emulator>>) -> StatusCode {
+    lock(&emulator.faults).clear();
+    StatusCode::NO_CONTENT
+}
+
+/// Puts everything back as seeded: state, rate limits, log, faults and locks.
+async fn reset(State(emulator): State<Arc<Emulator>>) -> StatusCode {
+    *lock(&emulator.world) = emulator.seed.clone();
+    lock(&emulator.limiter).clear();
+    lock(&emulator.log).clear();
+    lock(&emulator.faults).clear();
+    lock(&emulator.locks).clear();
+    emulator.dirty.store(true, Ordering::SeqCst);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_state(State(emulator): State<Arc<Emulator>>) -> Response {
+    axum::Json(emulator.world()).into_response()
+}
+
+async fn get_settings(State(emulator): State<Arc<Emulator>>) -> Response {
+    axum::Json(lock(&emulator.world).settings.clone()).into_response()
+}
+
+async fn put_settings(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Settings>(&body) {
+        Ok(settings) => {
+            lock(&emulator.world).settings = settings;
+            emulator.dirty.store(true, Ordering::SeqCst);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => (StatusCode::BAD_REQUEST, format!("not settings: {error}\n")).into_response(),
+    }
+}
