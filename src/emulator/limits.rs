@@ -70,7 +70,8 @@ impl RateLimiter {
             }
         }
         if wait > 0.0 {
-            return Err((wait.ceil() as u64).max(1));
+            // A hair under a whole second is that second, not the next (float error).
+            return Err(((wait - 1e-9).ceil() as u64).max(1));
         }
         for (key, _) in buckets {
             if let Some(level) = self.levels.get_mut(key) {
