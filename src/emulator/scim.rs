@@ -623,9 +623,7 @@ fn has_attribute(body: &Map<String, Value>, path: &str) -> bool {
 /// One PatchOp operation: `op` (lowercase), optional `path`, optional `value`.
 type PatchOperation = (String, Option<String>, Option<Value>);
 
-fn patch_operations(
-    request: &ScimRequest,
-) -> Result<Vec<PatchOperation>, ScimReply> {
+fn patch_operations(request: &ScimRequest) -> Result<Vec<PatchOperation>, ScimReply> {
     let body = body_object(request)?;
     let schemas_ok = body
         .get("schemas")

@@ -433,20 +433,28 @@ fn require_enterprise_admin(world: &World, caller: &Caller) -> Result<(), ApiErr
 
 const CURSOR_PREFIX: &str = "dXNlcjpV";
 
-fn encode_cursor(offset: usize) -> String {
-    format!("{CURSOR_PREFIX}{offset:x}")
+/// A position in a listing. `replayed` marks a position whose page was already served
+/// empty once, so the next request there gets the items and the walk makes progress.
+fn encode_cursor(offset: usize, replayed: bool) -> String {
+    let mark = if replayed { "-" } else { "" };
+    format!("{CURSOR_PREFIX}{offset:x}{mark}")
 }
 
-fn decode_cursor(cursor: &str) -> Result<usize, ApiError> {
-    cursor
-        .strip_prefix(CURSOR_PREFIX)
-        .and_then(|hex| usize::from_str_radix(hex, 16).ok())
-        .ok_or_else(|| ApiError::new("invalid_cursor"))
+fn decode_cursor(cursor: &str) -> Result<(usize, bool), ApiError> {
+    let invalid = || ApiError::new("invalid_cursor");
+    let rest = cursor.strip_prefix(CURSOR_PREFIX).ok_or_else(invalid)?;
+    let (hex, replayed) = match rest.strip_suffix('-') {
+        Some(hex) => (hex, true),
+        None => (rest, false),
+    };
+    let offset = usize::from_str_radix(hex, 16).map_err(|_| invalid())?;
+    Ok((offset, replayed))
 }
 
 /// One page of `items`. Slack cuts a virtual page of `limit` items first and filters it
 /// afterwards, so pages can be short or empty before the end; with `short_pages` every
-/// third page is empty as well. The end is an empty `next_cursor`, nothing else.
+/// third page is first served empty as well (with a cursor back to the same place). The
+/// end is an empty `next_cursor`, nothing else.
 fn page<'a, T>(
     world: &World,
     items: &'a [T],
@@ -463,23 +471,21 @@ fn page<'a, T>(
             _ => return Err(ApiError::new("invalid_limit")),
         },
     };
-    let offset = match args.get("cursor") {
+    let (offset, replayed) = match args.get("cursor") {
         Some(cursor) => decode_cursor(cursor)?,
-        None => 0,
+        None => (0, false),
     };
     if offset > items.len() {
         return Err(ApiError::new("invalid_cursor"));
     }
     let end = (offset + limit).min(items.len());
     let page_number = offset / limit.max(1);
-    let emptied = world.settings.short_pages && page_number % 3 == 1;
-    let chosen = if emptied {
-        Vec::new()
-    } else {
-        items[offset..end].iter().filter(|i| keep(i)).collect()
-    };
+    if world.settings.short_pages && !replayed && page_number % 3 == 1 && offset < items.len() {
+        return Ok((Vec::new(), encode_cursor(offset, true)));
+    }
+    let chosen = items[offset..end].iter().filter(|i| keep(i)).collect();
     let next = if end < items.len() {
-        encode_cursor(end)
+        encode_cursor(end, false)
     } else {
         String::new()
     };
