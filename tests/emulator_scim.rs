@@ -218,15 +218,15 @@ async fn put_replaces_everything_and_patch_changes_what_it_names() {
 
 #[tokio::test]
 async fn delete_deactivates_after_a_delay_and_repeats_harmlessly() {
-    // At time scale 20 the two emulated seconds of delay are 100 ms.
-    let slack = common::small(20.0).await;
+    // At time scale 10 the two emulated seconds of delay are 200 ms.
+    let slack = common::small(10.0).await;
     for _ in 0..3 {
         let (status, body) = slack.scim("DELETE", "Users/W00000004", None).await;
         assert_eq!((status, body), (204, Value::Null));
     }
     let (_, body) = slack.scim("GET", "Users/W00000004", None).await;
     assert_eq!(body["active"], true, "not yet");
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (_, body) = slack.scim("GET", "Users/W00000004", None).await;
     assert_eq!(body["active"], false);
     // Never deleted: still readable, and the email stays taken.
