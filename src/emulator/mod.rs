@@ -156,7 +156,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Emulator {
     /// An emulator seeded with `seed`. With a state path whose file exists, the saved
     /// state is loaded instead (the seed is still what `reset` goes back to).
-    pub fn new(seed: World, options: Options) -> Result<Arc<Emulator>, StateError> {
+    pub fn new(mut seed: World, options: Options) -> Result<Arc<Emulator>, StateError> {
+        seed.reindex();
         let world = match &options.state_path {
             Some(path) if path.exists() => read_world(path)?,
             _ => seed.clone(),

@@ -439,7 +439,7 @@ fn create_user(world: &mut World, request: &ScimRequest) -> ScimReply {
         return reply;
     }
     user.active = body.get("active").and_then(Value::as_bool).unwrap_or(true);
-    world.users.push(user);
+    world.add_user(user);
     let user = world.user(&id).expect("just added");
     reply(201, user_resource(world, user, &request.base))
 }

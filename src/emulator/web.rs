@@ -1120,7 +1120,7 @@ fn conversations_create(world: &mut World, caller: &Caller, args: &Args) -> Repl
         created: caller.now,
     };
     let object = channel_object(&channel, &caller.token.user, false);
-    world.channels.push(channel);
+    world.add_channel(channel);
     ok(vec![("channel", object)])
 }
 

@@ -44,6 +44,16 @@ pub struct World {
     /// The next number used to mint ids.
     #[serde(default = "first_id")]
     pub next_id: u64,
+    /// Positions of users and channels by id, so lookups stay cheap in 50,000-person
+    /// orgs. Rebuilt by [`World::reindex`]; people and channels are only ever appended.
+    #[serde(skip)]
+    index: Index,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Index {
+    users: std::collections::HashMap<String, usize>,
+    channels: std::collections::HashMap<String, usize>,
 }
 
 fn first_id() -> u64 {
@@ -341,8 +351,9 @@ pub enum SeedError {
 impl World {
     /// Reads and checks a seed or state file's contents.
     pub fn from_json(text: &str) -> Result<World, SeedError> {
-        let world: World = serde_json::from_str(text)?;
+        let mut world: World = serde_json::from_str(text)?;
         world.check()?;
+        world.reindex();
         Ok(world)
     }
 
@@ -411,12 +422,40 @@ impl World {
         id
     }
 
+    /// Rebuilds the id index after `users` or `channels` were changed directly.
+    pub fn reindex(&mut self) {
+        self.index.users = self
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.clone(), i))
+            .collect();
+        self.index.channels = self
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+    }
+
+    /// Adds a person (people are never removed: deactivation is a flag).
+    pub fn add_user(&mut self, user: User) {
+        self.index.users.insert(user.id.clone(), self.users.len());
+        self.users.push(user);
+    }
+
+    /// Adds a channel (channels are archived, never removed).
+    pub fn add_channel(&mut self, channel: Channel) {
+        self.index.channels.insert(channel.id.clone(), self.channels.len());
+        self.channels.push(channel);
+    }
+
     pub fn user(&self, id: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.id == id)
+        self.index.users.get(id).map(|&i| &self.users[i])
     }
 
     pub fn user_mut(&mut self, id: &str) -> Option<&mut User> {
-        self.users.iter_mut().find(|u| u.id == id)
+        self.index.users.get(id).map(|&i| &mut self.users[i])
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<&User> {
@@ -430,11 +469,11 @@ impl World {
     }
 
     pub fn channel(&self, id: &str) -> Option<&Channel> {
-        self.channels.iter().find(|c| c.id == id)
+        self.index.channels.get(id).map(|&i| &self.channels[i])
     }
 
     pub fn channel_mut(&mut self, id: &str) -> Option<&mut Channel> {
-        self.channels.iter_mut().find(|c| c.id == id)
+        self.index.channels.get(id).map(|&i| &mut self.channels[i])
     }
 
     pub fn idp_group_mut(&mut self, id: &str) -> Option<&mut IdpGroup> {
