@@ -313,12 +313,9 @@ async fn observe(State(emulator): State<Arc<Emulator>>, request: Request, next: 
         Some(FaultKind::Status { status }) => {
             fault_name = Some(format!("status {status}"));
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                r#"{"ok":false,"error":"service_unavailable"}"#,
-            )
-                .into_response()
+            let mut response = slack_json(json!({"ok": false, "error": "service_unavailable"}));
+            *response.status_mut() = status;
+            response
         }
         Some(FaultKind::RateLimit { retry_after }) => {
             fault_name = Some("rate_limit".into());
@@ -342,7 +339,7 @@ async fn observe(State(emulator): State<Arc<Emulator>>, request: Request, next: 
     let bytes = axum::body::to_bytes(body, 256 << 20)
         .await
         .unwrap_or_default();
-    let error = error_of(&bytes);
+    let error = parts.extensions.get::<CallError>().map(|e| e.0.clone());
     let record = CallRecord {
         seq: emulator.seq.fetch_add(1, Ordering::SeqCst),
         at: emulator.clock.now() - emulator.started_at,
@@ -384,20 +381,10 @@ fn take_fault(emulator: &Emulator, call: &str, path: &str) -> Option<FaultKind> 
     Some(kind)
 }
 
-/// The `error` (Web API) or `detail` (SCIM) of a reply body, for the log.
-fn error_of(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    if value.get("ok") == Some(&Value::Bool(false)) {
-        return value
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-    }
-    value
-        .get("detail")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
+/// The `error` (Web API) or `detail` (SCIM) of a reply, handed to the log as a response
+/// extension so the log never parses bodies.
+#[derive(Debug, Clone)]
+struct CallError(String);
 
 /// 429 with an integer `Retry-After`, in the body shape of the API.
 fn rate_limited(retry_after: u64, scim: bool) -> Response {
@@ -407,6 +394,14 @@ fn rate_limited(retry_after: u64, scim: bool) -> Response {
         json!({"ok": false, "error": "ratelimited"})
     };
     let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response.extensions_mut().insert(CallError(
+        if scim {
+            "too_many_requests"
+        } else {
+            "ratelimited"
+        }
+        .into(),
+    ));
     response.headers_mut().insert(
         header::RETRY_AFTER,
         HeaderValue::from_str(&retry_after.to_string()).expect("digits are a valid header"),
@@ -417,7 +412,15 @@ fn rate_limited(retry_after: u64, scim: bool) -> Response {
 // ---- Web API ---------------------------------------------------------------------------------
 
 fn slack_json(body: Value) -> Response {
-    (StatusCode::OK, axum::Json(body)).into_response()
+    let error = body
+        .get("error")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    if let Some(error) = error {
+        response.extensions_mut().insert(CallError(error));
+    }
+    response
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -528,12 +531,12 @@ async fn web_api(
         emulator.dirty.store(true, Ordering::SeqCst);
     }
     match reply {
-        Ok(mut fields) => {
-            let mut body = serde_json::Map::new();
-            body.insert("ok".into(), Value::Bool(true));
-            body.append(&mut fields);
-            slack_json(Value::Object(body))
-        }
+        Ok(fields) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            web::success_body(&fields),
+        )
+            .into_response(),
         Err(error) => slack_json(error.body()),
     }
 }
@@ -543,7 +546,17 @@ async fn web_api(
 fn scim_response(reply: scim::ScimReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match reply.body {
-        Some(body) => (status, axum::Json(body)).into_response(),
+        Some(body) => {
+            let detail = body
+                .get("detail")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let mut response = (status, axum::Json(body)).into_response();
+            if let Some(detail) = detail {
+                response.extensions_mut().insert(CallError(detail));
+            }
+            response
+        }
         None => status.into_response(),
     }
 }

@@ -446,7 +446,9 @@ impl World {
 
     /// Adds a channel (channels are archived, never removed).
     pub fn add_channel(&mut self, channel: Channel) {
-        self.index.channels.insert(channel.id.clone(), self.channels.len());
+        self.index
+            .channels
+            .insert(channel.id.clone(), self.channels.len());
         self.channels.push(channel);
     }
 
