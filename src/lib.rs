@@ -12,3 +12,4 @@ pub mod emulator;
 pub mod gitops;
 pub mod model;
 pub mod render;
+pub mod slack;

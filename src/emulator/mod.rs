@@ -498,15 +498,16 @@ async fn web_api(
             return slack_json(error.body());
         }
         let team = web::team_for(&world, &token, &args).unwrap_or_default();
+        let tier = crate::slack::limits::web_tier(spec.name);
         let limits = world.settings.rate_limits.then(|| {
             world
                 .settings
                 .tiers
-                .get(spec.tier)
+                .get(tier.name())
                 .copied()
                 .unwrap_or(Bucket {
-                    per_minute: 20.0,
-                    burst: 20.0,
+                    per_minute: tier.per_minute(),
+                    burst: tier.per_minute(),
                 })
         });
         (token, team, limits)
@@ -597,12 +598,16 @@ async fn scim_api(
     };
 
     if settings.rate_limits {
-        let (endpoint, class) = scim::endpoint(&method, &segments);
-        let mut buckets = Vec::new();
-        for name in std::iter::once(class.to_string()).chain(endpoint) {
-            let (per_minute, burst) = scim::bucket(&name);
-            buckets.push((format!("scim:{name}"), Bucket { per_minute, burst }));
-        }
+        let buckets: Vec<(String, Bucket)> = crate::slack::limits::scim_buckets(&method, &segments)
+            .into_iter()
+            .map(|b| {
+                let bucket = Bucket {
+                    per_minute: b.per_minute,
+                    burst: b.burst,
+                };
+                (format!("scim:{}", b.name), bucket)
+            })
+            .collect();
         if let Err(retry_after) = lock(&emulator.limiter).take(now, &buckets) {
             return rate_limited(retry_after, true);
         }

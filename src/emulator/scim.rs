@@ -69,32 +69,6 @@ pub fn lock_key(method: &str, segments: &[&str]) -> Option<String> {
     }
 }
 
-/// The per-endpoint rate-limit bucket name and the org-wide bucket (`reads`/`writes`).
-pub fn endpoint(method: &str, segments: &[&str]) -> (Option<String>, &'static str) {
-    let class = if method == "GET" { "reads" } else { "writes" };
-    let name = match (method, segments) {
-        ("GET", [kind @ ("Users" | "Groups"), _]) => Some(format!("GET /{kind}/{{id}}")),
-        ("POST", [kind @ ("Users" | "Groups")]) => Some(format!("POST /{kind}")),
-        ("PUT" | "PATCH", [kind @ ("Users" | "Groups"), _]) => {
-            Some(format!("PUT/PATCH /{kind}/{{id}}"))
-        }
-        ("DELETE", [kind @ ("Users" | "Groups"), _]) => Some(format!("DELETE /{kind}/{{id}}")),
-        _ => None,
-    };
-    (name, class)
-}
-
-/// Slack's published SCIM limits: (per minute, burst) for each bucket name.
-pub fn bucket(name: &str) -> (f64, f64) {
-    match name {
-        "writes" => (600.0, 180.0),
-        "reads" => (1000.0, 1000.0),
-        "GET /Users/{id}" | "GET /Groups/{id}" => (300.0, 300.0),
-        "PUT/PATCH /Groups/{id}" => (180.0, 80.0),
-        _ => (180.0, 20.0),
-    }
-}
-
 /// Serves one SCIM request against the world.
 pub fn handle(world: &mut World, request: &ScimRequest) -> ScimReply {
     world.run_due_jobs(request.now);

@@ -19,8 +19,6 @@ use super::world::{Guest, Token, TokenKind, Usergroup, World};
 /// A Web API method's fixed properties.
 pub struct MethodSpec {
     pub name: &'static str,
-    /// The rate-limit tier (a key of `Settings::tiers`).
-    pub tier: &'static str,
     /// Whether a JSON body is accepted (Slack's `json_input_supported`).
     pub json: bool,
     /// Only user tokens (`xoxp-`) may call it.
@@ -31,14 +29,12 @@ pub struct MethodSpec {
 
 const fn spec(
     name: &'static str,
-    tier: &'static str,
     json: bool,
     user_only: bool,
     scopes: &'static [&'static str],
 ) -> MethodSpec {
     MethodSpec {
         name,
-        tier,
         json,
         user_only,
         scopes,
@@ -55,146 +51,67 @@ const CHANNEL_INVITE: &[&str] = &[
     "groups:write",
 ];
 
-/// Every method the emulator serves, with Slack's published tiers.
+/// Every method the emulator serves. Tiers come from `slack::limits::web_tier`.
 pub const METHODS: &[MethodSpec] = &[
-    spec("auth.test", "special", true, false, &[]),
-    spec("users.list", "tier2", false, false, &["users:read"]),
-    spec("users.info", "tier4", false, false, &["users:read"]),
-    spec(
-        "users.lookupByEmail",
-        "tier3",
-        false,
-        false,
-        &["users:read.email"],
-    ),
-    spec(
-        "usergroups.list",
-        "tier2",
-        false,
-        false,
-        &["usergroups:read"],
-    ),
-    spec(
-        "usergroups.create",
-        "tier2",
-        true,
-        false,
-        &["usergroups:write"],
-    ),
-    spec(
-        "usergroups.update",
-        "tier2",
-        true,
-        false,
-        &["usergroups:write"],
-    ),
-    spec(
-        "usergroups.disable",
-        "tier2",
-        true,
-        false,
-        &["usergroups:write"],
-    ),
-    spec(
-        "usergroups.enable",
-        "tier2",
-        true,
-        false,
-        &["usergroups:write"],
-    ),
-    spec(
-        "usergroups.users.list",
-        "tier2",
-        false,
-        false,
-        &["usergroups:read"],
-    ),
+    spec("auth.test", true, false, &[]),
+    spec("users.list", false, false, &["users:read"]),
+    spec("users.info", false, false, &["users:read"]),
+    spec("users.lookupByEmail", false, false, &["users:read.email"]),
+    spec("usergroups.list", false, false, &["usergroups:read"]),
+    spec("usergroups.create", true, false, &["usergroups:write"]),
+    spec("usergroups.update", true, false, &["usergroups:write"]),
+    spec("usergroups.disable", true, false, &["usergroups:write"]),
+    spec("usergroups.enable", true, false, &["usergroups:write"]),
+    spec("usergroups.users.list", false, false, &["usergroups:read"]),
     spec(
         "usergroups.users.update",
-        "tier2",
         true,
         false,
         &["usergroups:write"],
     ),
-    spec("conversations.list", "tier2", false, false, CHANNEL_READ),
-    spec("conversations.info", "tier3", false, false, CHANNEL_READ),
-    spec("conversations.members", "tier4", false, false, CHANNEL_READ),
-    spec("conversations.create", "tier2", true, false, CHANNEL_MANAGE),
-    spec(
-        "conversations.archive",
-        "tier2",
-        true,
-        false,
-        CHANNEL_MANAGE,
-    ),
-    spec(
-        "conversations.unarchive",
-        "tier2",
-        true,
-        false,
-        CHANNEL_MANAGE,
-    ),
-    spec("conversations.invite", "tier3", true, false, CHANNEL_INVITE),
-    spec("conversations.kick", "tier3", true, false, CHANNEL_MANAGE),
-    spec(
-        "admin.users.list",
-        "tier4",
-        true,
-        true,
-        &["admin.users:read"],
-    ),
-    spec(
-        "admin.users.assign",
-        "tier2",
-        true,
-        true,
-        &["admin.users:write"],
-    ),
-    spec(
-        "admin.users.remove",
-        "tier2",
-        true,
-        true,
-        &["admin.users:write"],
-    ),
+    spec("conversations.list", false, false, CHANNEL_READ),
+    spec("conversations.info", false, false, CHANNEL_READ),
+    spec("conversations.members", false, false, CHANNEL_READ),
+    spec("conversations.create", true, false, CHANNEL_MANAGE),
+    spec("conversations.archive", true, false, CHANNEL_MANAGE),
+    spec("conversations.unarchive", true, false, CHANNEL_MANAGE),
+    spec("conversations.invite", true, false, CHANNEL_INVITE),
+    spec("conversations.kick", true, false, CHANNEL_MANAGE),
+    spec("admin.users.list", true, true, &["admin.users:read"]),
+    spec("admin.users.assign", true, true, &["admin.users:write"]),
+    spec("admin.users.remove", true, true, &["admin.users:write"]),
     spec(
         "admin.users.session.reset",
-        "tier2",
         true,
         true,
         &["admin.users:write"],
     ),
     spec(
         "admin.users.session.resetBulk",
-        "tier2",
         true,
         true,
         &["admin.users:write"],
     ),
     spec(
         "admin.usergroups.addChannels",
-        "tier1",
         true,
         true,
         &["admin.usergroups:write"],
     ),
     spec(
         "admin.usergroups.listChannels",
-        "tier2",
         true,
         true,
         &["admin.usergroups:read"],
     ),
     spec(
         "admin.usergroups.removeChannels",
-        "tier2",
         true,
         true,
         &["admin.usergroups:write"],
     ),
     spec(
         "admin.usergroups.addTeams",
-        "tier2",
         true,
         true,
         &["admin.teams:write"],
@@ -202,12 +119,11 @@ pub const METHODS: &[MethodSpec] = &[
     // python-slack-sdk notes this endpoint does not take JSON; form only.
     spec(
         "admin.conversations.invite",
-        "tier2",
         false,
         true,
         &["admin.conversations:write"],
     ),
-    spec("team.integrationLogs", "tier2", false, true, &["admin"]),
+    spec("team.integrationLogs", false, true, &["admin"]),
 ];
 
 /// Looks a method up by name.

@@ -1,0 +1,3 @@
+//! Talking to Slack: the one place that builds HTTP requests to Slack's SCIM and Web APIs.
+
+pub mod limits;
