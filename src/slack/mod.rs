@@ -1,3 +1,4 @@
 //! Talking to Slack: the one place that builds HTTP requests to Slack's SCIM and Web APIs.
 
+pub mod client;
 pub mod limits;

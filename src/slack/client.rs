@@ -1,0 +1,794 @@
+//! One client for Slack's SCIM 2.0 and Web APIs.
+//!
+//! **Pacing is proactive.** Every call first takes a token from its bucket (the Web API
+//! method's tier, per method; SCIM's org-wide read or write bucket and the endpoint's
+//! bucket), sleeping until one is available, so a healthy run sees almost no 429s. A 429
+//! that comes anyway is honoured: the client waits `Retry-After` and tries again, and
+//! empties the bucket so the calls behind it wait too.
+//!
+//! **Retries** with jittered exponential backoff cover 5xx, timeouts and connection
+//! resets, for idempotent calls only (reads). A write that fails mid-flight is reported,
+//! never blindly repeated: the apply journal decides what to do about it.
+//!
+//! **Time** is scaled: with `time_scale` N every wait is N times shorter, matching an
+//! emulator run with `--time-scale N`, whose `Retry-After` is in emulated seconds.
+//!
+//! Tokens are [`Token`]s, which never print; errors name the call, never the token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::limits::{self, ScimBucket};
+
+/// A Slack token. Its `Debug` and `Display` are redacted, so it cannot leak into a log,
+/// an error or a plan.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(secret: impl Into<String>) -> Token {
+        Token(secret.into())
+    }
+
+    /// The secret, for the one place that sends it: the Authorization header.
+    fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(redacted)")
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = self
+            .0
+            .split('-')
+            .next()
+            .filter(|k| k.starts_with("xox"))
+            .unwrap_or("token");
+        write!(f, "{kind}-(redacted)")
+    }
+}
+
+/// Which token a call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// The admin user token (`xoxp-`): SCIM, `admin.*`, and everything else by default.
+    Admin,
+    /// The bot token (`xoxb-`) when configured, for channel work; else the admin token.
+    Bot,
+}
+
+/// How a failure should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Worth trying again later (rate limits, 5xx, timeouts).
+    Retryable,
+    /// The request itself is wrong or refused.
+    Permanent,
+    /// The token is missing, invalid, revoked or of the wrong kind.
+    Auth,
+    /// The token lacks a scope.
+    MissingScope,
+}
+
+/// A failed call, named by its method or SCIM path. Never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    #[error(
+        "{call}: Slack refused the token ({error}); check that the token is valid, active and of the right kind (an admin user token `xoxp-` for SCIM and admin.*)"
+    )]
+    Auth { call: String, error: String },
+    #[error(
+        "{call}: the token lacks the scope `{needed}` (it has: {provided}); add the scope to the Slack app and reinstall it"
+    )]
+    MissingScope {
+        call: String,
+        needed: String,
+        provided: String,
+    },
+    #[error("{call}: Slack answered `{error}`")]
+    Api { call: String, error: String },
+    #[error(
+        "{call}: HTTP {status}{detail} after {attempts} attempt(s); Slack may be degraded, try again later"
+    )]
+    Http {
+        call: String,
+        status: u16,
+        detail: String,
+        attempts: u32,
+    },
+    #[error("{call}: {message} after {attempts} attempt(s); check the network path to Slack")]
+    Transport {
+        call: String,
+        message: String,
+        attempts: u32,
+    },
+    #[error("{call}: unexpected response from Slack: {message}")]
+    Protocol { call: String, message: String },
+}
+
+impl SlackError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SlackError::Auth { .. } => ErrorClass::Auth,
+            SlackError::MissingScope { .. } => ErrorClass::MissingScope,
+            SlackError::Http { status, .. } if *status == 429 || *status >= 500 => {
+                ErrorClass::Retryable
+            }
+            SlackError::Transport { .. } => ErrorClass::Retryable,
+            SlackError::Api { error, .. }
+                if matches!(
+                    error.as_str(),
+                    "ratelimited"
+                        | "internal_error"
+                        | "fatal_error"
+                        | "service_unavailable"
+                        | "request_timeout"
+                ) =>
+            {
+                ErrorClass::Retryable
+            }
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+const AUTH_ERRORS: &[&str] = &[
+    "not_authed",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "not_allowed_token_type",
+    "no_permission",
+    "not_an_admin",
+];
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// One base for both APIs (`BASE/api/`, `BASE/scim/v2/`); real Slack when `None`.
+    pub base_url: Option<String>,
+    /// Waits are this many times shorter (to match an emulator's `--time-scale`).
+    pub time_scale: f64,
+    /// Calls in flight at once.
+    pub concurrency: usize,
+    /// Retries of an idempotent call after a 5xx, timeout or reset.
+    pub max_retries: u32,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            base_url: None,
+            time_scale: 1.0,
+            concurrency: 4,
+            max_retries: 4,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    tokens: f64,
+    at: f64,
+}
+
+/// Proactive token buckets, one per Slack bucket, on the client's scaled clock.
+#[derive(Debug)]
+struct Pacer {
+    origin: tokio::time::Instant,
+    scale: f64,
+    levels: Mutex<HashMap<String, Level>>,
+}
+
+impl Pacer {
+    /// Emulated seconds since the client started.
+    fn now(&self) -> f64 {
+        self.origin.elapsed().as_secs_f64() * self.scale
+    }
+
+    fn real(&self, emulated: f64) -> Duration {
+        Duration::from_secs_f64((emulated / self.scale).max(0.0))
+    }
+
+    /// Waits until every bucket has a token, then takes one from each.
+    async fn acquire(&self, buckets: &[ScimBucket]) {
+        loop {
+            let wait = {
+                let mut levels = self.levels.lock().await;
+                let now = self.now();
+                let mut wait: f64 = 0.0;
+                for bucket in buckets {
+                    let level = levels.entry(bucket.name.clone()).or_insert(Level {
+                        tokens: bucket.burst,
+                        at: now,
+                    });
+                    let rate = bucket.per_minute / 60.0;
+                    level.tokens = (level.tokens + (now - level.at) * rate).min(bucket.burst);
+                    level.at = now;
+                    if level.tokens < 1.0 {
+                        wait = wait.max((1.0 - level.tokens) / rate);
+                    }
+                }
+                if wait == 0.0 {
+                    for bucket in buckets {
+                        if let Some(level) = levels.get_mut(&bucket.name) {
+                            level.tokens -= 1.0;
+                        }
+                    }
+                    return;
+                }
+                wait
+            };
+            tokio::time::sleep(self.real(wait)).await;
+        }
+    }
+
+    /// After a 429 the server's bucket is empty; ours should be too.
+    async fn drain(&self, buckets: &[ScimBucket]) {
+        let mut levels = self.levels.lock().await;
+        let now = self.now();
+        for bucket in buckets {
+            levels.insert(
+                bucket.name.clone(),
+                Level {
+                    tokens: 0.0,
+                    at: now,
+                },
+            );
+        }
+    }
+}
+
+/// The client. Cheap to clone; clones share pacing, the concurrency limit and counters.
+#[derive(Clone)]
+pub struct SlackClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    api_base: String,
+    scim_base: String,
+    admin: Token,
+    bot: Option<Token>,
+    pacer: Pacer,
+    permits: Semaphore,
+    options: ClientOptions,
+    calls: AtomicU64,
+    rate_limited: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// Counters of what the client did, for reports and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallCounts {
+    /// HTTP requests sent, retries included.
+    pub calls: u64,
+    /// 429 answers received.
+    pub rate_limited: u64,
+    /// Requests repeated after a 5xx, timeout or reset.
+    pub retries: u64,
+}
+
+/// What one HTTP exchange came to.
+enum Attempt {
+    Done(Value),
+    /// Worth repeating: after `Retry-After` emulated seconds when rate limited, else
+    /// after a backoff (idempotent calls only). `error` is reported if we give up.
+    Retry {
+        retry_after: Option<f64>,
+        error: SlackError,
+    },
+    Fail(SlackError),
+}
+
+/// Jittered exponential backoff, in emulated seconds: about 0.5, 1, 2, 4 s.
+fn backoff(attempt: u32) -> f64 {
+    let base = 0.5 * f64::from(2u32.saturating_pow(attempt.saturating_sub(1).min(6)));
+    // Jitter without a random crate: the clock's nanoseconds are noise enough to keep
+    // clients that failed together from retrying together.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base * (0.5 + f64::from(nanos % 1000) / 1000.0)
+}
+
+impl SlackClient {
+    pub fn new(
+        admin: Token,
+        bot: Option<Token>,
+        options: ClientOptions,
+    ) -> Result<SlackClient, SlackError> {
+        let (api_base, scim_base) = match &options.base_url {
+            Some(base) => {
+                let base = base.trim_end_matches('/');
+                (format!("{base}/api/"), format!("{base}/scim/v2/"))
+            }
+            None => (
+                "https://slack.com/api/".to_string(),
+                "https://api.slack.com/scim/v2/".to_string(),
+            ),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .user_agent(concat!("slack-gitops/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| SlackError::Transport {
+                call: "client".into(),
+                message: error.to_string(),
+                attempts: 0,
+            })?;
+        Ok(SlackClient {
+            inner: Arc::new(Inner {
+                http,
+                api_base,
+                scim_base,
+                admin,
+                bot,
+                pacer: Pacer {
+                    origin: tokio::time::Instant::now(),
+                    scale: options.time_scale.max(f64::MIN_POSITIVE),
+                    levels: Mutex::new(HashMap::new()),
+                },
+                permits: Semaphore::new(options.concurrency.max(1)),
+                options,
+                calls: AtomicU64::new(0),
+                rate_limited: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn counts(&self) -> CallCounts {
+        CallCounts {
+            calls: self.inner.calls.load(Ordering::SeqCst),
+            rate_limited: self.inner.rate_limited.load(Ordering::SeqCst),
+            retries: self.inner.retries.load(Ordering::SeqCst),
+        }
+    }
+
+    fn token(&self, credential: Credential) -> &Token {
+        match credential {
+            Credential::Bot => self.inner.bot.as_ref().unwrap_or(&self.inner.admin),
+            Credential::Admin => &self.inner.admin,
+        }
+    }
+
+    /// The pacing buckets of a Web API method. Our bucket is a quarter of a minute's
+    /// calls deep (Slack's bursts are unpublished), refilled at the published rate.
+    fn web_buckets(method: &str) -> Vec<ScimBucket> {
+        let tier = limits::web_tier(method);
+        vec![ScimBucket {
+            name: format!("web:{method}"),
+            per_minute: tier.per_minute(),
+            burst: (tier.per_minute() / 4.0).max(1.0),
+        }]
+    }
+
+    /// A Web API read (HTTP GET with query arguments). Retried when it fails in passing.
+    pub async fn web_read(
+        &self,
+        credential: Credential,
+        method: &str,
+        args: &[(&str, String)],
+    ) -> Result<Value, SlackError> {
+        let url = format!("{}{method}", self.inner.api_base);
+        let token = self.token(credential).clone();
+        let buckets = Self::web_buckets(method);
+        self.send(
+            method,
+            &buckets,
+            true,
+            || {
+                self.inner
+                    .http
+                    .get(&url)
+                    .bearer_auth(token.secret())
+                    .query(args)
+            },
+            web_body,
+        )
+        .await
+    }
+
+    /// A Web API write (HTTP POST, form body). Not retried after a failure in passing.
+    pub async fn web_write(
+        &self,
+        credential: Credential,
+        method: &str,
+        args: &[(&str, String)],
+    ) -> Result<Value, SlackError> {
+        let url = format!("{}{method}", self.inner.api_base);
+        let token = self.token(credential).clone();
+        let buckets = Self::web_buckets(method);
+        self.send(
+            method,
+            &buckets,
+            false,
+            || {
+                self.inner
+                    .http
+                    .post(&url)
+                    .bearer_auth(token.secret())
+                    .form(args)
+            },
+            web_body,
+        )
+        .await
+    }
+
+    /// Every item of a cursor-paginated Web API listing. The end is an empty
+    /// `next_cursor`, never a short or empty page.
+    pub async fn web_paginate(
+        &self,
+        credential: Credential,
+        method: &str,
+        args: &[(&str, String)],
+        key: &str,
+    ) -> Result<(Vec<Value>, u64), SlackError> {
+        let mut items = Vec::new();
+        let mut cursor = String::new();
+        let mut pages = 0;
+        loop {
+            let mut call: Vec<(&str, String)> = args.to_vec();
+            if !cursor.is_empty() {
+                call.push(("cursor", cursor.clone()));
+            }
+            let body = self.web_read(credential, method, &call).await?;
+            pages += 1;
+            let page =
+                body.get(key)
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| SlackError::Protocol {
+                        call: method.to_string(),
+                        message: format!("no `{key}` list in the reply"),
+                    })?;
+            items.extend(page.iter().cloned());
+            cursor = body
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if cursor.is_empty() {
+                return Ok((items, pages));
+            }
+        }
+    }
+
+    /// A SCIM GET of `path` (relative to `scim/v2/`, query included).
+    pub async fn scim_get(&self, path: &str) -> Result<Value, SlackError> {
+        let url = format!("{}{path}", self.inner.scim_base);
+        let resource = path.split('?').next().unwrap_or(path);
+        let segments: Vec<&str> = resource.split('/').filter(|s| !s.is_empty()).collect();
+        let buckets = limits::scim_buckets("GET", &segments);
+        let call = format!("SCIM GET /{resource}");
+        let token = self.token(Credential::Admin).clone();
+        self.send(
+            &call,
+            &buckets,
+            true,
+            || self.inner.http.get(&url).bearer_auth(token.secret()),
+            scim_body,
+        )
+        .await
+    }
+
+    /// Every resource of a SCIM listing, 1,000 a page (Slack's maximum). Returns the
+    /// resources and the pages read. A page that comes back empty before `totalResults`
+    /// is reached is an inconsistent read and fails the whole listing.
+    pub async fn scim_list(&self, resource: &str) -> Result<(Vec<Value>, u64), SlackError> {
+        let call = format!("SCIM GET /{resource}");
+        let mut items: Vec<Value> = Vec::new();
+        let mut pages = 0;
+        loop {
+            let start = items.len() + 1;
+            let body = self
+                .scim_get(&format!("{resource}?startIndex={start}&count=1000"))
+                .await?;
+            pages += 1;
+            let total = body
+                .get("totalResults")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| SlackError::Protocol {
+                    call: call.clone(),
+                    message: "no totalResults in the list response".into(),
+                })? as usize;
+            let page = body
+                .get("Resources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if page.is_empty() && items.len() < total {
+                return Err(SlackError::Protocol {
+                    call,
+                    message: format!(
+                        "an empty page at {start} of {total}: the listing changed while it was read; read again"
+                    ),
+                });
+            }
+            items.extend(page);
+            if items.len() >= total {
+                return Ok((items, pages));
+            }
+        }
+    }
+
+    /// Sends one call with pacing, 429 handling and (for idempotent calls) retries.
+    async fn send(
+        &self,
+        call: &str,
+        buckets: &[ScimBucket],
+        idempotent: bool,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        parse: fn(&str, u16, &str) -> Result<Value, SlackError>,
+    ) -> Result<Value, SlackError> {
+        let mut attempts: u32 = 0;
+        loop {
+            attempts += 1;
+            self.inner.pacer.acquire(buckets).await;
+            let outcome = {
+                let _permit = self
+                    .inner
+                    .permits
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                self.inner.calls.fetch_add(1, Ordering::SeqCst);
+                self.attempt(call, &build, parse).await
+            };
+            match outcome {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry {
+                    retry_after: Some(after),
+                    error,
+                } => {
+                    // Rate limited: the request was not processed, so any call may repeat.
+                    self.inner.rate_limited.fetch_add(1, Ordering::SeqCst);
+                    self.inner.pacer.drain(buckets).await;
+                    tracing::warn!(
+                        call,
+                        retry_after = after,
+                        "rate limited; waiting as Slack asks"
+                    );
+                    if attempts > self.inner.options.max_retries + 8 {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(self.inner.pacer.real(after)).await;
+                    continue;
+                }
+                Attempt::Retry {
+                    retry_after: None,
+                    error,
+                } => {
+                    if !idempotent || attempts > self.inner.options.max_retries {
+                        return Err(error);
+                    }
+                }
+            }
+            self.inner.retries.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.inner.pacer.real(backoff(attempts))).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        call: &str,
+        build: &impl Fn() -> reqwest::RequestBuilder,
+        parse: fn(&str, u16, &str) -> Result<Value, SlackError>,
+    ) -> Attempt {
+        let transport = |error: reqwest::Error| SlackError::Transport {
+            call: call.to_string(),
+            message: describe_transport(&error),
+            attempts: 1,
+        };
+        let response = match build().send().await {
+            Ok(response) => response,
+            Err(error) => {
+                return Attempt::Retry {
+                    retry_after: None,
+                    error: transport(error),
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(error) => {
+                return Attempt::Retry {
+                    retry_after: None,
+                    error: transport(error),
+                };
+            }
+        };
+        if status == 429 {
+            return Attempt::Retry {
+                retry_after: Some(retry_after.unwrap_or(1.0).max(1.0)),
+                error: SlackError::Http {
+                    call: call.to_string(),
+                    status,
+                    detail: " (rate limited)".into(),
+                    attempts: 1,
+                },
+            };
+        }
+        if status >= 500 {
+            return Attempt::Retry {
+                retry_after: None,
+                error: SlackError::Http {
+                    call: call.to_string(),
+                    status,
+                    detail: String::new(),
+                    attempts: 1,
+                },
+            };
+        }
+        match parse(call, status, &text) {
+            Ok(value) => Attempt::Done(value),
+            Err(error) if error.class() == ErrorClass::Retryable => Attempt::Retry {
+                retry_after: None,
+                error,
+            },
+            Err(error) => Attempt::Fail(error),
+        }
+    }
+}
+
+fn describe_transport(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "the request timed out".into()
+    } else if error.is_connect() {
+        "could not connect".into()
+    } else if error.is_body() || error.is_decode() {
+        "the connection broke while reading the response".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+/// Reads a Web API reply: HTTP 200 with `ok`, else an error by class.
+fn web_body(call: &str, status: u16, text: &str) -> Result<Value, SlackError> {
+    let protocol = |message: String| SlackError::Protocol {
+        call: call.to_string(),
+        message,
+    };
+    let body: Value = serde_json::from_str(text)
+        .map_err(|_| protocol(format!("HTTP {status} with a body that is not JSON")))?;
+    if body.get("ok") == Some(&Value::Bool(true)) {
+        return Ok(body);
+    }
+    let error = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown_error")
+        .to_string();
+    let text_of = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Err(if error == "missing_scope" {
+        SlackError::MissingScope {
+            call: call.to_string(),
+            needed: text_of("needed"),
+            provided: text_of("provided"),
+        }
+    } else if AUTH_ERRORS.contains(&error.as_str()) {
+        SlackError::Auth {
+            call: call.to_string(),
+            error,
+        }
+    } else {
+        SlackError::Api {
+            call: call.to_string(),
+            error,
+        }
+    })
+}
+
+/// Reads a SCIM reply: 2xx with a JSON body (or none), else the v2 `detail` (or the v1
+/// `Errors.description`, which Slack also sends).
+fn scim_body(call: &str, status: u16, text: &str) -> Result<Value, SlackError> {
+    let body: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(text).map_err(|_| SlackError::Protocol {
+            call: call.to_string(),
+            message: format!("HTTP {status} with a body that is not JSON"),
+        })?
+    };
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    let detail = body
+        .get("detail")
+        .or_else(|| body.pointer("/Errors/description"))
+        .and_then(Value::as_str)
+        .unwrap_or("unknown_error")
+        .to_string();
+    Err(match status {
+        401 | 403 => SlackError::Auth {
+            call: call.to_string(),
+            error: detail,
+        },
+        _ => SlackError::Api {
+            call: call.to_string(),
+            error: detail,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_never_print() {
+        let token = Token::new("xoxp-1234-secret");
+        assert_eq!(format!("{token}"), "xoxp-(redacted)");
+        assert_eq!(format!("{token:?}"), "Token(redacted)");
+        let error = SlackError::Auth {
+            call: "auth.test".into(),
+            error: "invalid_auth".into(),
+        };
+        assert!(!format!("{error} {error:?}").contains("secret"));
+    }
+
+    #[test]
+    fn classifies_errors() {
+        let api = |error: &str| {
+            web_body("m", 200, &format!(r#"{{"ok":false,"error":"{error}"}}"#)).unwrap_err()
+        };
+        assert_eq!(api("invalid_auth").class(), ErrorClass::Auth);
+        assert_eq!(api("channel_not_found").class(), ErrorClass::Permanent);
+        assert_eq!(api("internal_error").class(), ErrorClass::Retryable);
+        let scope = web_body("m", 200, r#"{"ok":false,"error":"missing_scope","needed":"groups:read","provided":"channels:read"}"#).unwrap_err();
+        assert_eq!(scope.class(), ErrorClass::MissingScope);
+        assert!(scope.to_string().contains("`groups:read`"));
+        assert_eq!(
+            scim_body("s", 401, r#"{"detail":"invalid_authentication"}"#)
+                .unwrap_err()
+                .class(),
+            ErrorClass::Auth
+        );
+        assert_eq!(
+            scim_body("s", 400, r#"{"Errors":{"description":"bad","code":400}}"#)
+                .unwrap_err()
+                .to_string(),
+            "s: Slack answered `bad`"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter() {
+        for attempt in 1..6 {
+            let base = 0.5 * f64::from(1u32 << (attempt - 1));
+            let wait = backoff(attempt);
+            assert!(
+                wait >= base * 0.5 && wait <= base * 1.5,
+                "{attempt}: {wait}"
+            );
+        }
+    }
+}
