@@ -155,6 +155,10 @@ codes! {
     DuplicateEntry = "duplicate-entry",
     /// Two policy files set the same thing.
     ConflictingPolicy = "conflicting-policy",
+    /// IdP groups nest each other in a cycle.
+    IdentityGroupCycle = "identity-group-cycle",
+    /// An IdP group nests a name that is not a group.
+    IdentityUnknownNestedGroup = "identity-unknown-nested-group",
 }
 
 impl std::fmt::Display for Code {

@@ -6,6 +6,9 @@
 //! twice on purpose: as a regular expression in the JSON schema (editors validate while
 //! typing) and as plain Rust in `is_valid`; a property test keeps the two in agreement.
 
+pub mod directory;
+pub mod live;
+
 use std::fmt;
 
 use schemars::JsonSchema;

@@ -2,3 +2,4 @@
 
 pub mod client;
 pub mod limits;
+pub mod reader;

@@ -1,0 +1,74 @@
+//! Live Slack as the planner sees it: one snapshot, read in full or not at all.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the planner needs from Slack.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Live {
+    pub users: Vec<LiveUser>,
+    pub usergroups: Vec<LiveUsergroup>,
+    pub channels: Vec<LiveChannel>,
+    /// IdP groups (Enterprise Grid), empty on Business+.
+    pub idp_groups: Vec<LiveIdpGroup>,
+}
+
+/// How a person is a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestKind {
+    Multi,
+    Single,
+}
+
+/// A Slack account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveUser {
+    pub id: String,
+    pub email: String,
+    pub user_name: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub title: String,
+    pub department: String,
+    pub active: bool,
+    pub admin: bool,
+    pub owner: bool,
+    pub primary_owner: bool,
+    pub guest: Option<GuestKind>,
+    pub bot: bool,
+    /// Workspaces (team ids) the account belongs to.
+    pub workspaces: Vec<String>,
+}
+
+/// A usergroup in one workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveUsergroup {
+    pub id: String,
+    pub workspace: String,
+    pub handle: String,
+    pub name: String,
+    pub description: String,
+    pub members: Vec<String>,
+    /// Default channels (public and private).
+    pub channels: Vec<String>,
+    pub disabled: bool,
+}
+
+/// A channel. Members are read only for the channels the config manages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveChannel {
+    pub id: String,
+    pub workspace: String,
+    pub name: String,
+    pub private: bool,
+    pub archived: bool,
+    pub members: Option<Vec<String>>,
+}
+
+/// An org-level IdP group (a SCIM Group on Grid).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveIdpGroup {
+    pub id: String,
+    pub name: String,
+    pub members: Vec<String>,
+}

@@ -1,0 +1,393 @@
+//! Reading live Slack into one [`Live`] snapshot with the fewest calls the APIs allow.
+//!
+//! | what | call | pages |
+//! |---|---|---|
+//! | people, active flag, names | SCIM `GET /Users` | total / 1,000 |
+//! | IdP groups (Grid) | SCIM `GET /Groups` | total / 1,000 |
+//! | roles, guests, bots, workspaces | `admin.users.list` (Grid) or `users.list` per workspace | cursor pages |
+//! | usergroups with members | `usergroups.list include_users` per workspace | 1 |
+//! | channels | `conversations.list` per workspace | cursor pages |
+//! | channel members | `conversations.members`, managed channels only | cursor pages |
+//!
+//! `usergroups.users.list` is called only for a group whose `users` list is shorter than
+//! its `user_count`. Every listing is read to its end or the whole read fails: a failed
+//! or partial read is never taken as "nobody is there".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::client::{Credential, SlackClient, SlackError};
+use crate::model::live::{GuestKind, Live, LiveChannel, LiveIdpGroup, LiveUser, LiveUsergroup};
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadScope {
+    /// Team ids of the workspaces the config names.
+    pub workspaces: Vec<String>,
+    /// `(team id, channel name)` of the channels whose members are read.
+    pub managed_channels: BTreeSet<(String, String)>,
+    /// Enterprise Grid: read IdP groups and use the admin API for roles.
+    pub grid: bool,
+}
+
+/// How the read went, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadReport {
+    /// Calls the listings needed: one per page Slack handed out.
+    pub minimum_calls: u64,
+    /// Calls made, retries and 429s included.
+    pub calls: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+}
+
+/// Reads the live state, failing whole if any part fails.
+pub async fn read_live(
+    client: &SlackClient,
+    scope: &ReadScope,
+) -> Result<(Live, ReadReport), SlackError> {
+    let before = client.counts();
+    let admin_flags = async {
+        if scope.grid {
+            let (items, pages) = client
+                .web_paginate(
+                    Credential::Admin,
+                    "admin.users.list",
+                    &[("limit", "1000".into())],
+                    "users",
+                )
+                .await?;
+            Ok::<_, SlackError>((items, pages))
+        } else {
+            let mut all = Vec::new();
+            let mut pages = 0;
+            for team in &scope.workspaces {
+                let (items, read) = client
+                    .web_paginate(
+                        Credential::Admin,
+                        "users.list",
+                        &[("limit", "1000".into()), ("team_id", team.clone())],
+                        "members",
+                    )
+                    .await?;
+                all.extend(items);
+                pages += read;
+            }
+            Ok((all, pages))
+        }
+    };
+    let idp_groups = async {
+        if scope.grid {
+            client.scim_list("Groups").await
+        } else {
+            Ok((Vec::new(), 0))
+        }
+    };
+    let usergroups = async {
+        let mut all = Vec::new();
+        let mut calls = 0;
+        for team in &scope.workspaces {
+            let body = client
+                .web_read(
+                    Credential::Admin,
+                    "usergroups.list",
+                    &[
+                        ("team_id", team.clone()),
+                        ("include_users", "true".into()),
+                        ("include_disabled", "true".into()),
+                    ],
+                )
+                .await?;
+            calls += 1;
+            for group in body
+                .get("usergroups")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
+                let listed = group
+                    .get("users")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let count = group
+                    .get("user_count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(listed as u64) as usize;
+                let mut group = group;
+                if listed < count {
+                    // The listing truncated this group's members: read them in full.
+                    let id = text(&group, "id");
+                    let members = client
+                        .web_read(
+                            Credential::Admin,
+                            "usergroups.users.list",
+                            &[
+                                ("usergroup", id),
+                                ("team_id", team.clone()),
+                                ("include_disabled", "true".into()),
+                            ],
+                        )
+                        .await?;
+                    calls += 1;
+                    group["users"] = members.get("users").cloned().unwrap_or_default();
+                }
+                all.push(group);
+            }
+        }
+        Ok::<_, SlackError>((all, calls))
+    };
+    let channels = async {
+        let mut all = Vec::new();
+        let mut pages = 0;
+        for team in &scope.workspaces {
+            let (items, read) = client
+                .web_paginate(
+                    Credential::Bot,
+                    "conversations.list",
+                    &[
+                        ("team_id", team.clone()),
+                        ("types", "public_channel,private_channel".into()),
+                        ("limit", "999".into()),
+                    ],
+                    "channels",
+                )
+                .await?;
+            all.extend(items.into_iter().map(|c| (team.clone(), c)));
+            pages += read;
+        }
+        Ok::<_, SlackError>((all, pages))
+    };
+    let (scim_users, admin_flags, idp_groups, usergroups, channels) = tokio::try_join!(
+        client.scim_list("Users"),
+        admin_flags,
+        idp_groups,
+        usergroups,
+        channels
+    )?;
+    let mut minimum = scim_users.1 + admin_flags.1 + idp_groups.1 + usergroups.1 + channels.1;
+
+    // Members of the managed channels that exist, read concurrently within the client's
+    // concurrency limit.
+    let wanted: Vec<(String, String)> = channels
+        .0
+        .iter()
+        .filter(|(team, c)| {
+            scope
+                .managed_channels
+                .contains(&(team.clone(), text(c, "name")))
+        })
+        .map(|(team, c)| (team.clone(), text(c, "id")))
+        .collect();
+    let member_reads = wanted.iter().map(|(_, id)| async move {
+        let args = [("channel", id.clone()), ("limit", "1000".to_string())];
+        client
+            .web_paginate(Credential::Bot, "conversations.members", &args, "members")
+            .await
+    });
+    let member_lists = futures_util::future::try_join_all(member_reads).await?;
+    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ((_, id), (items, pages)) in wanted.iter().zip(member_lists) {
+        minimum += pages;
+        members.insert(
+            id.clone(),
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        );
+    }
+
+    let live = assemble(
+        &scim_users.0,
+        &admin_flags.0,
+        &idp_groups.0,
+        &usergroups.0,
+        &channels.0,
+        members,
+    );
+    let after = client.counts();
+    let report = ReadReport {
+        minimum_calls: minimum,
+        calls: after.calls - before.calls,
+        rate_limited: after.rate_limited - before.rate_limited,
+        retries: after.retries - before.retries,
+    };
+    tracing::info!(
+        calls = report.calls,
+        minimum = report.minimum_calls,
+        rate_limited = report.rate_limited,
+        "read live Slack"
+    );
+    Ok((live, report))
+}
+
+fn text(value: &Value, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn flag(value: &Value, key: &str) -> bool {
+    value.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn ids(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const GUEST: &str = "urn:ietf:params:scim:schemas:extension:slack:guest:2.0:User";
+
+/// Builds the snapshot from the raw listings. Pure, so it is tested without a server.
+fn assemble(
+    scim_users: &[Value],
+    flags: &[Value],
+    idp_groups: &[Value],
+    usergroups: &[Value],
+    channels: &[(String, Value)],
+    mut members: BTreeMap<String, Vec<String>>,
+) -> Live {
+    let flags: BTreeMap<String, &Value> = flags.iter().map(|f| (text(f, "id"), f)).collect();
+    let mut users: Vec<LiveUser> = scim_users
+        .iter()
+        .map(|resource| {
+            let id = text(resource, "id");
+            let email = resource
+                .get("emails")
+                .and_then(Value::as_array)
+                .and_then(|emails| {
+                    emails
+                        .iter()
+                        .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+                        .or_else(|| emails.first())
+                })
+                .map(|e| text(e, "value").to_lowercase())
+                .unwrap_or_default();
+            let extra = flags.get(&id);
+            let guest = match resource
+                .get(GUEST)
+                .and_then(|g| g.get("type"))
+                .and_then(Value::as_str)
+            {
+                Some("single") => Some(GuestKind::Single),
+                Some(_) => Some(GuestKind::Multi),
+                None => extra.and_then(|f| {
+                    if flag(f, "is_ultra_restricted") {
+                        Some(GuestKind::Single)
+                    } else if flag(f, "is_restricted") {
+                        Some(GuestKind::Multi)
+                    } else {
+                        None
+                    }
+                }),
+            };
+            let workspaces = extra
+                .map(|f| {
+                    ids(f.get("workspaces"))
+                        .into_iter()
+                        .chain(f.get("team_id").and_then(Value::as_str).map(str::to_string))
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect()
+                })
+                .unwrap_or_default();
+            LiveUser {
+                id,
+                email,
+                user_name: text(resource, "userName"),
+                given_name: resource
+                    .pointer("/name/givenName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                family_name: resource
+                    .pointer("/name/familyName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                title: text(resource, "title"),
+                department: resource
+                    .get(ENTERPRISE)
+                    .map(|e| text(e, "department"))
+                    .unwrap_or_default(),
+                active: flag(resource, "active"),
+                admin: extra.is_some_and(|f| flag(f, "is_admin")),
+                owner: extra.is_some_and(|f| flag(f, "is_owner")),
+                primary_owner: extra.is_some_and(|f| flag(f, "is_primary_owner")),
+                guest,
+                bot: extra.is_some_and(|f| flag(f, "is_bot")),
+                workspaces,
+            }
+        })
+        .collect();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+
+    let mut usergroups: Vec<LiveUsergroup> = usergroups
+        .iter()
+        .map(|g| {
+            let prefs = g.get("prefs");
+            let mut channels = ids(prefs.and_then(|p| p.get("channels")));
+            channels.extend(ids(prefs.and_then(|p| p.get("groups"))));
+            LiveUsergroup {
+                id: text(g, "id"),
+                workspace: text(g, "team_id"),
+                handle: text(g, "handle"),
+                name: text(g, "name"),
+                description: text(g, "description"),
+                members: ids(g.get("users")),
+                channels,
+                disabled: g.get("date_delete").and_then(Value::as_u64).unwrap_or(0) != 0,
+            }
+        })
+        .collect();
+    usergroups.sort_by(|a, b| (&a.workspace, &a.handle).cmp(&(&b.workspace, &b.handle)));
+
+    let mut channels: Vec<LiveChannel> = channels
+        .iter()
+        .map(|(team, c)| {
+            let id = text(c, "id");
+            LiveChannel {
+                members: members.remove(&id),
+                id,
+                workspace: team.clone(),
+                name: text(c, "name"),
+                private: flag(c, "is_private"),
+                archived: flag(c, "is_archived"),
+            }
+        })
+        .collect();
+    channels.sort_by(|a, b| (&a.workspace, &a.name).cmp(&(&b.workspace, &b.name)));
+
+    let mut idp_groups: Vec<LiveIdpGroup> = idp_groups
+        .iter()
+        .map(|g| LiveIdpGroup {
+            id: text(g, "id"),
+            name: text(g, "displayName"),
+            members: g
+                .get("members")
+                .and_then(Value::as_array)
+                .map(|m| m.iter().map(|m| text(m, "value")).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    idp_groups.sort_by(|a, b| a.name.cmp(&b.name));
+    Live {
+        users,
+        usergroups,
+        channels,
+        idp_groups,
+    }
+}
