@@ -10,6 +10,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod emulator;
 pub mod gitops;
+pub mod identity;
 pub mod model;
 pub mod render;
 pub mod slack;

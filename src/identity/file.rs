@@ -1,0 +1,174 @@
+//! The `file` identity source: a directory export as YAML or JSON (one document with
+//! `people` and `groups`), or as CSV for HR systems: a directory holding `people.csv`
+//! (`email,given_name,family_name,title,department,manager,status`) and `memberships.csv`
+//! (`group,member`, where a member is an email or `group:NAME` for a nested group).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{IdentityError, IdentitySource};
+use crate::config::yaml;
+use crate::model::directory::{Directory, Group, Person, PersonStatus};
+
+/// Reads a directory export from disk.
+pub struct FileSource {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectoryFile {
+    #[serde(rename = "apiVersion")]
+    _api_version: Option<String>,
+    #[serde(rename = "kind")]
+    _kind: Option<String>,
+    people: Vec<Person>,
+    #[serde(default)]
+    groups: Vec<Group>,
+}
+
+impl FileSource {
+    pub fn new(path: PathBuf) -> FileSource {
+        FileSource { path }
+    }
+
+    fn error(&self, message: impl Into<String>) -> IdentityError {
+        IdentityError::Read {
+            source_name: self.path.display().to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn read_document(&self) -> Result<Directory, IdentityError> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|error| self.error(format!("cannot read the export: {error}")))?;
+        let name = self.path.display().to_string();
+        let value = if self.path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text)
+                .map_err(|error| self.error(format!("not valid JSON: {error}")))?
+        } else {
+            match yaml::parse(&name, &text) {
+                Ok(document) => document.value,
+                Err(diagnostics) => {
+                    let first = &diagnostics[0];
+                    let at = first
+                        .span
+                        .map(|s| format!(":{}:{}", s.start.line, s.start.column))
+                        .unwrap_or_default();
+                    return Err(self.error(format!("{name}{at}: {}", first.message)));
+                }
+            }
+        };
+        let file: DirectoryFile = serde_json::from_value(value)
+            .map_err(|error| self.error(format!("not a directory export: {error}")))?;
+        Ok(Directory {
+            source: name,
+            people: file.people,
+            groups: file.groups,
+        })
+    }
+
+    fn read_csv(&self) -> Result<Directory, IdentityError> {
+        #[derive(Deserialize)]
+        struct PersonRow {
+            email: String,
+            #[serde(default)]
+            given_name: String,
+            #[serde(default)]
+            family_name: String,
+            #[serde(default)]
+            title: String,
+            #[serde(default)]
+            department: String,
+            #[serde(default)]
+            manager: String,
+            status: String,
+        }
+        #[derive(Deserialize)]
+        struct MembershipRow {
+            group: String,
+            member: String,
+        }
+        let open = |name: &str| -> Result<csv::Reader<std::fs::File>, IdentityError> {
+            csv::Reader::from_path(self.path.join(name))
+                .map_err(|error| self.error(format!("cannot read {name}: {error}")))
+        };
+        let mut people = Vec::new();
+        for (line, row) in open("people.csv")?.deserialize::<PersonRow>().enumerate() {
+            let row = row.map_err(|error| self.error(format!("people.csv: {error}")))?;
+            let status = match row.status.to_lowercase().as_str() {
+                "active" => PersonStatus::Active,
+                "suspended" | "inactive" | "terminated" | "disabled" => PersonStatus::Suspended,
+                other => {
+                    return Err(self.error(format!(
+                        "people.csv line {}: status `{other}` is not active or suspended",
+                        line + 2
+                    )));
+                }
+            };
+            people.push(Person {
+                email: row.email,
+                given_name: row.given_name,
+                family_name: row.family_name,
+                title: row.title,
+                department: row.department,
+                manager: (!row.manager.is_empty()).then_some(row.manager),
+                status,
+            });
+        }
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for row in open("memberships.csv")?.deserialize::<MembershipRow>() {
+            let row = row.map_err(|error| self.error(format!("memberships.csv: {error}")))?;
+            let group = groups.entry(row.group.clone()).or_insert_with(|| Group {
+                name: row.group.clone(),
+                description: String::new(),
+                members: Vec::new(),
+                groups: Vec::new(),
+            });
+            match row.member.strip_prefix("group:") {
+                Some(nested) => {
+                    group.groups.push(nested.to_string());
+                    let nested = nested.to_string();
+                    groups.entry(nested.clone()).or_insert_with(|| Group {
+                        name: nested,
+                        description: String::new(),
+                        members: Vec::new(),
+                        groups: Vec::new(),
+                    });
+                }
+                None => group.members.push(row.member),
+            }
+        }
+        Ok(Directory {
+            source: self.path.display().to_string(),
+            people,
+            groups: groups.into_values().collect(),
+        })
+    }
+}
+
+impl IdentitySource for FileSource {
+    async fn read(&self) -> Result<Directory, IdentityError> {
+        let directory = if self.path.is_dir() {
+            self.read_csv()?
+        } else {
+            self.read_document()?
+        };
+        if directory.people.is_empty() {
+            return Err(self.error(
+                "the export holds nobody; an empty export is refused rather than read as \"everyone left\"",
+            ));
+        }
+        Ok(directory.normalise())
+    }
+}
+
+/// Whether `path` names an export the file source can read.
+pub fn is_export(path: &Path) -> bool {
+    path.is_dir()
+        || path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+}

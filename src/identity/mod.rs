@@ -1,0 +1,113 @@
+//! Reading the identity provider: one trait, one [`Directory`] snapshot type, four
+//! adapters (`file`, `scim`, `okta`, `entra`).
+//!
+//! Every adapter reads everything or fails: a failed page, a timeout or an inconsistent
+//! answer fails the whole read with an error naming the source, the call and what to do.
+//! An empty or partial directory is never returned in place of an error, because the
+//! planner would read it as "everyone left".
+
+pub mod entra;
+pub mod file;
+pub mod http;
+pub mod okta;
+pub mod scim;
+
+use std::path::Path;
+
+use crate::config::types::{IdentitySettings, IdentitySource as SourceKind};
+use crate::model::directory::Directory;
+
+/// A failed identity read.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("identity source {source_name}: {message}")]
+    Read {
+        source_name: String,
+        message: String,
+    },
+    #[error("identity source {source_name}: {call}: {message}")]
+    Call {
+        source_name: String,
+        call: String,
+        message: String,
+    },
+    #[error(
+        "identity source {source_name}: the environment variable {variable} is not set; {what}"
+    )]
+    MissingSecret {
+        source_name: String,
+        variable: String,
+        what: String,
+    },
+}
+
+/// An identity provider adapter.
+pub trait IdentitySource {
+    /// Reads the whole directory, or fails.
+    fn read(&self) -> impl std::future::Future<Output = Result<Directory, IdentityError>> + Send;
+}
+
+/// The configured adapter.
+pub enum Source {
+    File(file::FileSource),
+    Scim(scim::ScimSource),
+    Okta(okta::OktaSource),
+    Entra(entra::EntraSource),
+}
+
+impl Source {
+    /// Builds the adapter the config names. Secrets come from `environment` (a lookup,
+    /// so tests need not touch the process environment).
+    pub fn from_settings(
+        settings: &IdentitySettings,
+        repository: &Path,
+        environment: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Source, IdentityError> {
+        let secret = |variable: &Option<String>, what: &str| {
+            let variable = variable.clone().unwrap_or_default();
+            environment(&variable).ok_or_else(|| IdentityError::MissingSecret {
+                source_name: settings.source.as_str().to_string(),
+                variable: variable.clone(),
+                what: what.to_string(),
+            })
+        };
+        let url = || settings.url.clone().unwrap_or_default();
+        Ok(match settings.source {
+            SourceKind::File => Source::File(file::FileSource::new(
+                repository.join(settings.path.clone().unwrap_or_default()),
+            )),
+            SourceKind::Scim => Source::Scim(scim::ScimSource::new(
+                url(),
+                secret(
+                    &settings.token_env,
+                    "it must hold the SCIM server's bearer token",
+                )?,
+            )),
+            SourceKind::Okta => Source::Okta(okta::OktaSource::new(
+                url(),
+                secret(
+                    &settings.token_env,
+                    "it must hold an Okta API token (SSWS) or an OAuth access token",
+                )?,
+            )),
+            SourceKind::Entra => Source::Entra(entra::EntraSource::new(
+                settings.tenant_id.clone().unwrap_or_default(),
+                settings.client_id.clone().unwrap_or_default(),
+                secret(
+                    &settings.client_secret_env,
+                    "it must hold the Entra application's client secret",
+                )?,
+                settings.url.clone(),
+            )),
+        })
+    }
+
+    pub async fn read(&self) -> Result<Directory, IdentityError> {
+        match self {
+            Source::File(source) => source.read().await,
+            Source::Scim(source) => source.read().await,
+            Source::Okta(source) => source.read().await,
+            Source::Entra(source) => source.read().await,
+        }
+    }
+}

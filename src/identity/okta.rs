@@ -1,0 +1,188 @@
+//! The `okta` identity source: Okta's management API. Users from `/api/v1/users`, groups
+//! from `/api/v1/groups`, members from `/api/v1/groups/{id}/users`, each paged by the
+//! `Link: <...>; rel="next"` header. Okta reports its rate limit on every answer
+//! (`X-Rate-Limit-Remaining`, `X-Rate-Limit-Reset`); when the window is used up the reader
+//! waits for the reset instead of running into 429s. Okta groups do not nest.
+
+use std::collections::BTreeSet;
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use super::http::{get_json, rate_limit_wait};
+use super::{IdentityError, IdentitySource};
+use crate::model::directory::{Directory, Group, Person, PersonStatus};
+
+pub struct OktaSource {
+    base: String,
+    authorization: String,
+    http: reqwest::Client,
+}
+
+impl OktaSource {
+    /// `token` is an API token (sent as `SSWS`), or `Bearer ...` for an OAuth access token.
+    pub fn new(base: String, token: String) -> OktaSource {
+        let authorization = if token.starts_with("Bearer ") {
+            token
+        } else {
+            format!("SSWS {token}")
+        };
+        OktaSource {
+            base: base.trim_end_matches('/').to_string(),
+            authorization,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("a default client builds"),
+        }
+    }
+
+    /// Every item of a listing, following `rel="next"` links.
+    async fn list(&self, path: &str) -> Result<Vec<Value>, IdentityError> {
+        let mut items = Vec::new();
+        let mut url = format!("{}{path}", self.base);
+        loop {
+            let call = format!("GET {}", url.trim_start_matches(&self.base));
+            let fetched = get_json(&self.base, &call, || {
+                self.http
+                    .get(&url)
+                    .header("authorization", &self.authorization)
+                    .header("accept", "application/json")
+            })
+            .await?;
+            let page = fetched
+                .body
+                .as_array()
+                .cloned()
+                .ok_or_else(|| IdentityError::Call {
+                    source_name: self.base.clone(),
+                    call: call.clone(),
+                    message: "the answer is not a list".into(),
+                })?;
+            items.extend(page);
+            pace(&fetched.headers).await;
+            match next_link(&fetched.headers) {
+                Some(next) => url = next,
+                None => return Ok(items),
+            }
+        }
+    }
+}
+
+/// Waits for the rate-limit window to reset when Okta says it is used up.
+async fn pace(headers: &HeaderMap) {
+    let remaining = headers
+        .get("x-rate-limit-remaining")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if remaining == Some(0) {
+        tokio::time::sleep(rate_limit_wait(headers)).await;
+    }
+}
+
+/// The `rel="next"` target of a `Link` header.
+pub fn next_link(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|value| {
+            value.split(',').find_map(|part| {
+                let (target, params) = part.split_once(';')?;
+                params
+                    .split(';')
+                    .any(|p| p.trim() == "rel=\"next\"")
+                    .then(|| {
+                        target
+                            .trim()
+                            .trim_start_matches('<')
+                            .trim_end_matches('>')
+                            .to_string()
+                    })
+            })
+        })
+}
+
+fn text(value: &Value, pointer: &str) -> String {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl IdentitySource for OktaSource {
+    async fn read(&self) -> Result<Directory, IdentityError> {
+        let (users, groups) = tokio::try_join!(
+            self.list("/api/v1/users?limit=200"),
+            self.list("/api/v1/groups?limit=200")
+        )?;
+        let emails: std::collections::BTreeMap<String, String> = users
+            .iter()
+            .map(|u| (text(u, "/id"), text(u, "/profile/email").to_lowercase()))
+            .collect();
+        let email_of = |id: &str| emails.get(id).cloned();
+        let people: Vec<Person> = users
+            .iter()
+            .map(|user| Person {
+                email: text(user, "/profile/email"),
+                given_name: text(user, "/profile/firstName"),
+                family_name: text(user, "/profile/lastName"),
+                title: text(user, "/profile/title"),
+                department: text(user, "/profile/department"),
+                manager: user
+                    .pointer("/profile/managerId")
+                    .and_then(Value::as_str)
+                    .and_then(email_of),
+                status: match text(user, "/status").as_str() {
+                    "SUSPENDED" | "DEPROVISIONED" => PersonStatus::Suspended,
+                    _ => PersonStatus::Active,
+                },
+            })
+            .collect();
+        let known: BTreeSet<String> = people.iter().map(|p| p.email.to_lowercase()).collect();
+        let mut directory_groups = Vec::new();
+        for group in &groups {
+            let id = text(group, "/id");
+            let name = text(group, "/profile/name");
+            let members = self
+                .list(&format!("/api/v1/groups/{id}/users?limit=200"))
+                .await?;
+            let mut emails = Vec::new();
+            for member in members {
+                let email = text(&member, "/profile/email").to_lowercase();
+                if !known.contains(&email) {
+                    // Okta lists deprovisioned members of groups that /users omits.
+                    if text(&member, "/status") != "DEPROVISIONED" {
+                        return Err(IdentityError::Read {
+                            source_name: self.base.clone(),
+                            message: format!(
+                                "group `{name}` lists {email}, who is not among the users; read again"
+                            ),
+                        });
+                    }
+                    continue;
+                }
+                emails.push(email);
+            }
+            directory_groups.push(Group {
+                name,
+                description: text(group, "/profile/description"),
+                members: emails,
+                groups: Vec::new(),
+            });
+        }
+        if people.is_empty() {
+            return Err(IdentityError::Read {
+                source_name: self.base.clone(),
+                message: "Okta lists nobody; an empty directory is refused rather than read as \"everyone left\"".into(),
+            });
+        }
+        Ok(Directory {
+            source: self.base.clone(),
+            people,
+            groups: directory_groups,
+        }
+        .normalise())
+    }
+}
