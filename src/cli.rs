@@ -58,6 +58,22 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
     },
+    /// Save the live Slack state and the identity directory as versioned JSON.
+    Snapshot {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// One base URL for Slack's APIs (`BASE/api/`, `BASE/scim/v2/`), such as the
+        /// emulator's; real Slack by default (or `slack.url` in the config).
+        #[arg(long)]
+        slack_url: Option<String>,
+        /// Write the snapshot here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Wait this many times shorter (to match an emulator's --time-scale).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
     /// Print the JSON schema of a file kind (config, mappings, policy, approval), or all.
     Schema {
         /// The kind; without it, an object of all four schemas keyed by kind.
@@ -90,6 +106,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate { dir, format, color } => validate(&dir, format, color.enabled()),
         Command::Schema { kind } => print_schema(kind.as_deref()),
+        Command::Snapshot {
+            dir,
+            slack_url,
+            out,
+            time_scale,
+        } => snapshot(&dir, slack_url, out.as_deref(), time_scale),
         Command::Emulator {
             seed,
             listen,
@@ -195,6 +217,130 @@ fn validate(dir: &Path, format: Format, color: bool) -> anyhow::Result<u8> {
     };
     print!("{output}");
     Ok(if errors > 0 { EXIT_ERROR } else { EXIT_OK })
+}
+
+/// The version of the snapshot document. Bump it when a field changes meaning.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Loads a config repository for a command that needs a valid one; prints the
+/// diagnostics and fails otherwise.
+fn load_repository(dir: &Path) -> anyhow::Result<config::Repository> {
+    let tree = worktree::read(dir)?;
+    let loaded = config::load(&tree.files, None);
+    let mut diagnostics = tree.diagnostics;
+    diagnostics.extend(loaded.diagnostics);
+    match loaded.repository {
+        Some(repository) if diagnostics.is_empty() => Ok(repository),
+        _ => {
+            let sources = tree
+                .files
+                .iter()
+                .map(|f| {
+                    (
+                        f.path.clone(),
+                        String::from_utf8_lossy(&f.bytes).into_owned(),
+                    )
+                })
+                .collect();
+            eprint!(
+                "{}",
+                render::diagnostics::text(&diagnostics, &sources, false)
+            );
+            anyhow::bail!(
+                "{} is not a valid config repository; run `slack-gitops validate` for details",
+                dir.display()
+            )
+        }
+    }
+}
+
+/// A progress line on a terminal; a log line otherwise.
+fn progress(message: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("{message}");
+    } else {
+        tracing::info!("{message}");
+    }
+}
+
+fn snapshot(
+    dir: &Path,
+    slack_url: Option<String>,
+    out: Option<&Path>,
+    time_scale: f64,
+) -> anyhow::Result<u8> {
+    use crate::slack::client::{ClientOptions, SlackClient, Token};
+    anyhow::ensure!(
+        time_scale.is_finite() && time_scale > 0.0,
+        "--time-scale must be a positive number"
+    );
+    let repository = load_repository(dir)?;
+    let settings = &repository.config.value;
+    let environment = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let token_env = settings
+        .slack
+        .token_env
+        .clone()
+        .unwrap_or_else(|| "SLACK_ADMIN_TOKEN".into());
+    let admin = environment(&token_env).map(Token::new).ok_or_else(|| {
+        anyhow::anyhow!("the environment variable {token_env} is not set; it must hold the Slack admin user token (xoxp-)")
+    })?;
+    let bot = settings
+        .slack
+        .bot_token_env
+        .as_deref()
+        .and_then(environment)
+        .map(Token::new);
+    let source = crate::identity::Source::from_settings(&settings.identity, dir, &environment)?;
+    let client = SlackClient::new(
+        admin,
+        bot,
+        ClientOptions {
+            base_url: slack_url.or_else(|| settings.slack.url.clone()),
+            time_scale,
+            ..ClientOptions::default()
+        },
+    )?;
+    let scope = crate::slack::reader::ReadScope::from_repository(&repository);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (directory, (live, report)) = runtime.block_on(async {
+        progress("reading the identity provider and Slack...");
+        let (directory, live) = tokio::join!(
+            source.read(),
+            crate::slack::reader::read_live(&client, &scope)
+        );
+        Ok::<_, anyhow::Error>((directory?, live?))
+    })?;
+    progress(&format!(
+        "read {} people and {} groups from the identity provider; {} accounts, {} usergroups, {} channels from Slack in {} calls ({} rate limited)",
+        directory.people.len(),
+        directory.groups.len(),
+        live.users.len(),
+        live.usergroups.len(),
+        live.channels.len(),
+        report.calls,
+        report.rate_limited
+    ));
+    let taken_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let document = serde_json::json!({
+        "version": SNAPSHOT_VERSION,
+        "taken_at": taken_at,
+        "calls": {"made": report.calls, "minimum": report.minimum_calls, "rate_limited": report.rate_limited, "retries": report.retries},
+        "live": live,
+        "directory": directory,
+    });
+    let mut text = serde_json::to_string_pretty(&document)?;
+    text.push('\n');
+    match out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(EXIT_OK)
 }
 
 fn summary(files: usize, diagnostics: &[Diagnostic]) -> String {

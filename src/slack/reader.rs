@@ -391,3 +391,45 @@ fn assemble(
         idp_groups,
     }
 }
+
+impl ReadScope {
+    /// What a config repository needs read: its workspaces, and the members of every
+    /// channel it manages or names as a usergroup's default channel.
+    pub fn from_repository(repository: &crate::config::Repository) -> ReadScope {
+        let config = &repository.config.value;
+        let team = |key: &str| {
+            config
+                .slack
+                .workspaces
+                .get(key)
+                .map(|t| t.as_str().to_string())
+        };
+        let mut managed_channels = BTreeSet::new();
+        for file in &repository.mappings {
+            for channel in &file.value.channels {
+                if let Some(team) = team(&channel.workspace) {
+                    managed_channels.insert((team, channel.name.as_str().to_string()));
+                }
+            }
+            for usergroup in &file.value.usergroups {
+                for workspace in &usergroup.workspaces {
+                    if let Some(team) = team(workspace) {
+                        for channel in &usergroup.channels {
+                            managed_channels.insert((team.clone(), channel.as_str().to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        ReadScope {
+            workspaces: config
+                .slack
+                .workspaces
+                .values()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+            managed_channels,
+            grid: config.slack.plan == crate::config::types::SlackPlan::EnterpriseGrid,
+        }
+    }
+}
