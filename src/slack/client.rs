@@ -118,6 +118,16 @@ pub enum SlackError {
 }
 
 impl SlackError {
+    /// The same error, saying how many attempts were made.
+    fn after_attempts(mut self, count: u32) -> SlackError {
+        if let SlackError::Http { attempts, .. } | SlackError::Transport { attempts, .. } =
+            &mut self
+        {
+            *attempts = count;
+        }
+        self
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             SlackError::Auth { .. } => ErrorClass::Auth,
@@ -567,7 +577,7 @@ impl SlackClient {
                         "rate limited; waiting as Slack asks"
                     );
                     if attempts > self.inner.options.max_retries + 8 {
-                        return Err(error);
+                        return Err(error.after_attempts(attempts));
                     }
                     tokio::time::sleep(self.inner.pacer.real(after)).await;
                     continue;
@@ -577,7 +587,7 @@ impl SlackClient {
                     error,
                 } => {
                     if !idempotent || attempts > self.inner.options.max_retries {
-                        return Err(error);
+                        return Err(error.after_attempts(attempts));
                     }
                 }
             }

@@ -1,0 +1,224 @@
+//! Reading live Slack from the emulator: exactly the minimum number of calls, no 429s at
+//! time scale 1, and under faults either the same result or a clear error, never a
+//! partial snapshot.
+
+mod common;
+
+use serde_json::json;
+use slack_gitops::config;
+use slack_gitops::emulator::Options;
+use slack_gitops::model::live::Live;
+use slack_gitops::slack::client::{ClientOptions, ErrorClass, SlackClient, Token};
+use slack_gitops::slack::reader::{ReadReport, ReadScope, read_live};
+
+fn acme_scope() -> ReadScope {
+    let tree = slack_gitops::gitops::worktree::read(&common::fixture("examples/acme")).unwrap();
+    ReadScope::from_repository(&config::load(&tree.files, None).repository.unwrap())
+}
+
+async fn acme() -> common::Running {
+    let seed =
+        slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+    common::start(seed, Options::default()).await
+}
+
+fn client(base: &str, admin: &str) -> SlackClient {
+    client_at(base, admin, 20.0)
+}
+
+/// A client whose waits are `time_scale` times shorter.
+fn client_at(base: &str, admin: &str, time_scale: f64) -> SlackClient {
+    SlackClient::new(
+        Token::new(admin),
+        Some(Token::new("xoxb-acme-bot")),
+        ClientOptions {
+            base_url: Some(base.to_string()),
+            time_scale,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A read whose backoff and Retry-After waits are twenty times shorter (quick tests).
+async fn read(
+    slack: &common::Running,
+) -> Result<(Live, ReadReport), slack_gitops::slack::client::SlackError> {
+    read_live(&client(&slack.base, "xoxp-acme-admin"), &acme_scope()).await
+}
+
+#[tokio::test]
+async fn reads_everything_in_the_minimum_number_of_calls() {
+    let slack = acme().await;
+    // Both clocks at time scale 1: the real pacing against the real limits.
+    let (live, report) = read_live(
+        &client_at(&slack.base, "xoxp-acme-admin", 1.0),
+        &acme_scope(),
+    )
+    .await
+    .unwrap();
+    let seed = slack.emulator.world();
+
+    // SCIM Users and Groups (one page each), admin.users.list, usergroups.list and
+    // conversations.list per workspace, and conversations.members for the ten managed or
+    // default channels that exist (#eng-announce does not yet).
+    let expected = 1 + 1 + 1 + 2 + 2 + 10;
+    assert_eq!(report.minimum_calls, expected);
+    assert_eq!(report.calls, expected);
+    assert_eq!((report.rate_limited, report.retries), (0, 0));
+    let calls = slack.emulator.calls();
+    assert_eq!(calls.len() as u64, expected);
+    assert!(calls.iter().all(|c| c.status == 200));
+
+    assert_eq!(live.users.len(), seed.users.len());
+    assert_eq!(live.usergroups.len(), seed.usergroups.len());
+    assert_eq!(live.channels.len(), seed.channels.len());
+    assert_eq!(live.idp_groups.len(), seed.idp_groups.len());
+    // Flags come from the admin API, activity from SCIM.
+    let owner = live.users.iter().find(|u| u.primary_owner).unwrap();
+    assert!(owner.admin && owner.owner && owner.active);
+    assert_eq!(
+        live.users.iter().filter(|u| !u.active).count(),
+        seed.users.iter().filter(|u| !u.active).count()
+    );
+    let guest = live
+        .users
+        .iter()
+        .find(|u| u.email == "pat.partner@agency.example")
+        .unwrap();
+    assert_eq!(
+        guest.guest,
+        Some(slack_gitops::model::live::GuestKind::Multi)
+    );
+    assert_eq!(guest.workspaces, ["T0000SUPP"]);
+    // Members are read for managed channels only.
+    let with_members: Vec<&str> = live
+        .channels
+        .iter()
+        .filter(|c| c.members.is_some())
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(with_members.len(), 10);
+    assert!(!with_members.contains(&"random"));
+    let backend = live
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "backend")
+        .unwrap();
+    let seeded = seed
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "backend")
+        .unwrap();
+    assert_eq!(backend.members, seeded.users);
+    slack.stop().await;
+}
+
+#[tokio::test]
+async fn transient_faults_give_the_same_snapshot() {
+    let slack = acme().await;
+    let (baseline, _) = read(&slack).await.unwrap();
+    for fault in [
+        json!({"kind": "status", "status": 503, "target": "usergroups.list", "count": 2}),
+        json!({"kind": "status", "status": 500, "target": "/scim/v2/Users", "count": 1}),
+        json!({"kind": "reset", "target": "conversations.members", "count": 2}),
+        json!({"kind": "reset", "target": "/scim/v2/Groups", "count": 1}),
+        json!({"kind": "rate_limit", "retry_after": 1, "target": "admin.users.list", "count": 2}),
+    ] {
+        slack.fault(fault.clone()).await;
+        let (live, report) = read(&slack)
+            .await
+            .unwrap_or_else(|e| panic!("{fault}: {e}"));
+        assert_eq!(live, baseline, "{fault}");
+        assert!(
+            report.calls > report.minimum_calls,
+            "{fault}: the fault cost a call"
+        );
+    }
+    slack.stop().await;
+}
+
+#[tokio::test]
+async fn a_persistent_failure_fails_the_whole_read_clearly() {
+    let slack = acme().await;
+    slack
+        .fault(json!({"kind": "status", "status": 502, "target": "conversations.list"}))
+        .await;
+    let error = read(&slack).await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Retryable);
+    let message = error.to_string();
+    assert!(
+        message.starts_with("conversations.list: HTTP 502 after 5 attempt(s)"),
+        "{message}"
+    );
+    slack.stop().await;
+}
+
+#[tokio::test]
+async fn an_under_scoped_token_names_the_missing_scope() {
+    let slack = acme().await;
+    let error = read_live(&client(&slack.base, "xoxp-acme-readonly"), &acme_scope())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.class(), ErrorClass::MissingScope | ErrorClass::Auth),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("scope") || message.contains("token"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("xoxp-acme-readonly"),
+        "the token never appears: {message}"
+    );
+    slack.stop().await;
+}
+
+#[tokio::test]
+async fn pacing_keeps_a_burst_of_reads_under_the_tier() {
+    // 30 usergroups.list calls: Tier 2 allows 20 a minute. At time scale 60 the client
+    // paces itself instead of collecting 429s.
+    let seed =
+        slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+    let slack = common::start(
+        seed,
+        Options {
+            time_scale: 60.0,
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = SlackClient::new(
+        Token::new("xoxp-acme-admin"),
+        None,
+        ClientOptions {
+            base_url: Some(slack.base.clone()),
+            time_scale: 60.0,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    for _ in 0..30 {
+        client
+            .web_read(
+                slack_gitops::slack::client::Credential::Admin,
+                "usergroups.list",
+                &[("team_id", "T0000MAIN".into())],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(client.counts().rate_limited, 0);
+    assert_eq!(
+        slack
+            .emulator
+            .calls()
+            .iter()
+            .filter(|c| c.status == 429)
+            .count(),
+        0
+    );
+    slack.stop().await;
+}
