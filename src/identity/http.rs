@@ -88,7 +88,7 @@ pub async fn get_json(
             Err(error) if error.is_connect() => last = "could not connect".into(),
             Err(_) => last = "the request failed".into(),
         }
-        tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+        tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
     }
     Err(fail(format!(
         "{last} after {ATTEMPTS} attempts; the identity provider may be degraded, try again later"
