@@ -222,3 +222,55 @@ async fn pacing_keeps_a_burst_of_reads_under_the_tier() {
     );
     slack.stop().await;
 }
+
+#[tokio::test]
+async fn the_snapshot_command_writes_versioned_json() {
+    let slack = acme().await;
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("snapshot.json");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+        .arg("snapshot")
+        .arg(common::fixture("examples/acme"))
+        .args(["--slack-url", &slack.base, "--out"])
+        .arg(&out)
+        .env("SLACK_ADMIN_TOKEN", "xoxp-acme-admin")
+        .env("SLACK_BOT_TOKEN", "xoxb-acme-bot")
+        .env("SLACK_GITOPS_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("xoxp-acme-admin") && !stderr.contains("xoxb-acme-bot"),
+        "tokens never appear in logs"
+    );
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(document["version"], 1);
+    assert_eq!(document["calls"]["made"], document["calls"]["minimum"]);
+    assert_eq!(document["calls"]["rate_limited"], 0);
+    assert_eq!(document["live"]["users"].as_array().unwrap().len(), 292);
+    assert_eq!(
+        document["directory"]["people"].as_array().unwrap().len(),
+        291
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains("xoxp-") && !text.contains("xoxb-"),
+        "tokens are never written to state"
+    );
+
+    // Without the token the command says which variable to set.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+        .arg("snapshot")
+        .arg(common::fixture("examples/acme"))
+        .args(["--slack-url", &slack.base])
+        .env_remove("SLACK_ADMIN_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SLACK_ADMIN_TOKEN is not set"));
+    slack.stop().await;
+}

@@ -546,6 +546,9 @@ async fn web_api(
 
 fn scim_response(reply: scim::ScimReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(raw) = reply.raw {
+        return (status, [(header::CONTENT_TYPE, "application/json")], raw).into_response();
+    }
     match reply.body {
         Some(body) => {
             let detail = body

@@ -27,12 +27,15 @@ const MAX_GROUP_WRITE: usize = 15_000;
 pub struct ScimReply {
     pub status: u16,
     pub body: Option<Value>,
+    /// A body already serialised (large listings).
+    pub raw: Option<String>,
 }
 
 fn reply(status: u16, body: Value) -> ScimReply {
     ScimReply {
         status,
         body: Some(body),
+        raw: None,
     }
 }
 
@@ -105,6 +108,7 @@ pub fn handle(world: &mut World, request: &ScimRequest) -> ScimReply {
                 ScimReply {
                     status: 204,
                     body: None,
+                    raw: None,
                 }
             }
         }
@@ -136,12 +140,124 @@ pub fn iso8601(unix: u64) -> String {
     )
 }
 
+/// Each user's IdP groups as SCIM `groups` entries, built once per listing (looking them
+/// up per user would cost groups x members for every user of a 1,000-user page).
+fn memberships<'w>(
+    world: &'w World,
+    users: &[&User],
+) -> std::collections::HashMap<&'w str, Vec<&'w IdpGroup>> {
+    let wanted: std::collections::HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let mut groups: std::collections::HashMap<&str, Vec<&IdpGroup>> =
+        std::collections::HashMap::new();
+    for group in &world.idp_groups {
+        for member in &group.members {
+            if wanted.contains(member.as_str()) {
+                groups.entry(member.as_str()).or_default().push(group);
+            }
+        }
+    }
+    groups
+}
+
 fn user_resource(world: &World, user: &User, base: &str) -> Value {
-    let groups: Vec<Value> = world
-        .idp_groups
-        .iter()
-        .filter(|g| g.members.contains(&user.id))
-        .map(|g| json!({"value": g.id, "display": g.name}))
+    let memberships = memberships(world, &[user]);
+    serde_json::to_value(wire_user(user, base, &memberships)).expect("a user serialises")
+}
+
+/// Slack's SCIM user. Typed, because listings return a thousand of them a page:
+/// serialising borrowed fields straight to text avoids building a `Value` per user.
+#[derive(serde::Serialize)]
+struct WireScimUser<'a> {
+    schemas: Vec<&'static str>,
+    id: &'a str,
+    #[serde(rename = "externalId")]
+    external_id: &'a str,
+    meta: WireMeta,
+    #[serde(rename = "userName")]
+    user_name: &'a str,
+    #[serde(rename = "nickName")]
+    nick_name: &'a str,
+    name: WireName<'a>,
+    #[serde(rename = "displayName")]
+    display_name: &'a str,
+    #[serde(rename = "profileUrl")]
+    profile_url: String,
+    title: &'a str,
+    timezone: &'static str,
+    active: bool,
+    emails: [WireEmail<'a>; 1],
+    photos: [(); 0],
+    groups: Vec<WireGroupRef<'a>>,
+    #[serde(rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")]
+    enterprise: WireEnterprise<'a>,
+    #[serde(
+        rename = "urn:ietf:params:scim:schemas:extension:slack:guest:2.0:User",
+        skip_serializing_if = "Option::is_none"
+    )]
+    guest: Option<WireGuest>,
+}
+
+#[derive(serde::Serialize)]
+struct WireMeta {
+    created: String,
+    location: String,
+}
+
+#[derive(serde::Serialize)]
+struct WireName<'a> {
+    #[serde(rename = "givenName")]
+    given_name: &'a str,
+    #[serde(rename = "familyName")]
+    family_name: &'a str,
+    #[serde(rename = "honorificPrefix")]
+    honorific_prefix: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct WireEmail<'a> {
+    value: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    primary: bool,
+}
+
+#[derive(serde::Serialize)]
+struct WireGroupRef<'a> {
+    value: &'a str,
+    display: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct WireEnterprise<'a> {
+    department: &'a str,
+    manager: WireManager<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct WireManager<'a> {
+    #[serde(rename = "managerId")]
+    manager_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct WireGuest {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+fn wire_user<'a>(
+    user: &'a User,
+    base: &str,
+    memberships: &std::collections::HashMap<&str, Vec<&'a IdpGroup>>,
+) -> WireScimUser<'a> {
+    let groups = memberships
+        .get(user.id.as_str())
+        .into_iter()
+        .flatten()
+        .map(|g| WireGroupRef {
+            value: &g.id,
+            display: &g.name,
+        })
         .collect();
     let display_name = if user.display_name.is_empty() {
         &user.user_name
@@ -149,40 +265,49 @@ fn user_resource(world: &World, user: &User, base: &str) -> Value {
         &user.display_name
     };
     let mut schemas = vec![USER_SCHEMA, ENTERPRISE];
-    let mut resource = json!({
-        "id": user.id,
-        "externalId": user.external_id,
-        "meta": {
-            "created": iso8601(user.created),
-            "location": format!("{base}/Users/{}", user.id),
-        },
-        "userName": user.user_name,
-        "nickName": user.user_name,
-        "name": {
-            "givenName": user.given_name,
-            "familyName": user.family_name,
-            "honorificPrefix": "",
-        },
-        "displayName": display_name,
-        "profileUrl": format!("https://slack.com/team/{}", user.id),
-        "title": user.title,
-        "timezone": "Europe/London",
-        "active": user.active,
-        "emails": [{"value": user.email, "type": "work", "primary": true}],
-        "photos": [],
-        "groups": groups,
-        ENTERPRISE: {
-            "department": user.department,
-            "manager": {"managerId": user.manager.clone().unwrap_or_default()},
-        },
-    });
-    if let Some(guest) = user.guest {
+    if user.guest.is_some() {
         schemas.push(GUEST);
-        resource[GUEST] =
-            json!({"type": match guest { Guest::Multi => "multi", Guest::Single => "single" }});
     }
-    resource["schemas"] = json!(schemas);
-    resource
+    WireScimUser {
+        schemas,
+        id: &user.id,
+        external_id: &user.external_id,
+        meta: WireMeta {
+            created: iso8601(user.created),
+            location: format!("{base}/Users/{}", user.id),
+        },
+        user_name: &user.user_name,
+        nick_name: &user.user_name,
+        name: WireName {
+            given_name: &user.given_name,
+            family_name: &user.family_name,
+            honorific_prefix: "",
+        },
+        display_name,
+        profile_url: format!("https://slack.com/team/{}", user.id),
+        title: &user.title,
+        timezone: "Europe/London",
+        active: user.active,
+        emails: [WireEmail {
+            value: &user.email,
+            kind: "work",
+            primary: true,
+        }],
+        photos: [],
+        groups,
+        enterprise: WireEnterprise {
+            department: &user.department,
+            manager: WireManager {
+                manager_id: user.manager.as_deref().unwrap_or_default(),
+            },
+        },
+        guest: user.guest.map(|guest| WireGuest {
+            kind: match guest {
+                Guest::Multi => "multi",
+                Guest::Single => "single",
+            },
+        }),
+    }
 }
 
 fn group_resource(world: &World, group: &IdpGroup, base: &str) -> Value {
@@ -210,38 +335,60 @@ fn group_resource(world: &World, group: &IdpGroup, base: &str) -> Value {
     })
 }
 
-fn list_response<T>(
-    request: &ScimRequest,
-    items: Vec<&T>,
-    render: impl Fn(&T) -> Value,
-) -> ScimReply {
-    let start: usize = request
+/// `startIndex` (1-based, default 1) and `count` (default 10; Slack silently treats a
+/// count over 1000 as 1000).
+fn page_bounds(request: &ScimRequest) -> (usize, usize) {
+    let start = request
         .query
         .get("startIndex")
         .and_then(|s| s.parse::<i64>().ok())
         .map_or(1, |s| s.max(1) as usize);
-    // Slack silently treats a count over 1000 as 1000; the default is 10.
-    let count: usize = request
+    let count = request
         .query
         .get("count")
         .and_then(|s| s.parse::<i64>().ok())
         .map_or(10, |c| c.clamp(0, 1000) as usize);
-    let resources: Vec<Value> = items
+    (start, count)
+}
+
+/// A list response. Resources are rendered straight to JSON text (`RawValue`), and the
+/// envelope around them too, so a 1,000-resource page is serialised once.
+fn list_response<T>(
+    request: &ScimRequest,
+    items: Vec<&T>,
+    render: impl Fn(&T) -> Box<serde_json::value::RawValue>,
+) -> ScimReply {
+    let (start, count) = page_bounds(request);
+    let resources: Vec<Box<serde_json::value::RawValue>> = items
         .iter()
         .skip(start - 1)
         .take(count)
         .map(|item| render(item))
         .collect();
-    reply(
-        200,
-        json!({
-            "schemas": [LIST],
-            "totalResults": items.len(),
-            "itemsPerPage": resources.len(),
-            "startIndex": start,
-            "Resources": resources,
-        }),
-    )
+    #[derive(serde::Serialize)]
+    struct Envelope {
+        schemas: [&'static str; 1],
+        #[serde(rename = "totalResults")]
+        total_results: usize,
+        #[serde(rename = "itemsPerPage")]
+        items_per_page: usize,
+        #[serde(rename = "startIndex")]
+        start_index: usize,
+        #[serde(rename = "Resources")]
+        resources: Vec<Box<serde_json::value::RawValue>>,
+    }
+    let envelope = Envelope {
+        schemas: [LIST],
+        total_results: items.len(),
+        items_per_page: resources.len(),
+        start_index: start,
+        resources,
+    };
+    ScimReply {
+        status: 200,
+        body: None,
+        raw: Some(serde_json::to_string(&envelope).expect("a list serialises")),
+    }
 }
 
 /// A parsed `attribute eq "value"` filter.
@@ -296,7 +443,13 @@ fn list_users(world: &World, request: &ScimRequest) -> ScimReply {
             _ => return error(400, "invalid_query"),
         },
     };
-    list_response(request, users, |u| user_resource(world, u, &request.base))
+    let (start, count) = page_bounds(request);
+    let on_page: Vec<&User> = users.iter().skip(start - 1).take(count).copied().collect();
+    let memberships = memberships(world, &on_page);
+    list_response(request, users, |u| {
+        serde_json::value::to_raw_value(&wire_user(u, &request.base, &memberships))
+            .expect("a user serialises")
+    })
 }
 
 fn list_groups(world: &World, request: &ScimRequest) -> ScimReply {
@@ -314,7 +467,10 @@ fn list_groups(world: &World, request: &ScimRequest) -> ScimReply {
             .collect(),
         Some(_) => return error(400, "invalid_query"),
     };
-    list_response(request, groups, |g| group_resource(world, g, &request.base))
+    list_response(request, groups, |g| {
+        serde_json::value::to_raw_value(&group_resource(world, g, &request.base))
+            .expect("a group serialises")
+    })
 }
 
 // ---- users -----------------------------------------------------------------------------
@@ -778,6 +934,7 @@ fn delete_user(world: &mut World, request: &ScimRequest, id: &str) -> ScimReply 
     ScimReply {
         status: 204,
         body: None,
+        raw: None,
     }
 }
 
