@@ -38,10 +38,7 @@ impl EntraSource {
                 .clone()
                 .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
             graph_base: base.unwrap_or_else(|| "https://graph.microsoft.com".into()),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("a default client builds"),
+            http: super::http::client(),
         }
     }
 

@@ -13,6 +13,14 @@ use super::IdentityError;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 const ATTEMPTS: u32 = 5;
 
+/// The HTTP client the identity adapters share settings for: a 30-second timeout.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client with a timeout builds")
+}
+
 /// A JSON body with the response headers (for `Link` and rate-limit headers).
 pub struct Fetched {
     pub body: Value,

@@ -30,10 +30,7 @@ impl OktaSource {
         OktaSource {
             base: base.trim_end_matches('/').to_string(),
             authorization,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("a default client builds"),
+            http: super::http::client(),
         }
     }
 

@@ -25,10 +25,7 @@ impl ScimSource {
         ScimSource {
             base: base.trim_end_matches('/').to_string(),
             token,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("a default client builds"),
+            http: super::http::client(),
         }
     }
 

@@ -397,23 +397,7 @@ impl SlackClient {
         method: &str,
         args: &[(&str, String)],
     ) -> Result<Value, SlackError> {
-        let url = format!("{}{method}", self.inner.api_base);
-        let token = self.token(credential).clone();
-        let buckets = Self::web_buckets(method);
-        self.send(
-            method,
-            &buckets,
-            true,
-            || {
-                self.inner
-                    .http
-                    .get(&url)
-                    .bearer_auth(token.secret())
-                    .query(args)
-            },
-            web_body,
-        )
-        .await
+        self.web(credential, method, args, false).await
     }
 
     /// A Web API write (HTTP POST, form body). Not retried after a failure in passing.
@@ -423,23 +407,28 @@ impl SlackClient {
         method: &str,
         args: &[(&str, String)],
     ) -> Result<Value, SlackError> {
+        self.web(credential, method, args, true).await
+    }
+
+    async fn web(
+        &self,
+        credential: Credential,
+        method: &str,
+        args: &[(&str, String)],
+        write: bool,
+    ) -> Result<Value, SlackError> {
         let url = format!("{}{method}", self.inner.api_base);
         let token = self.token(credential).clone();
         let buckets = Self::web_buckets(method);
-        self.send(
-            method,
-            &buckets,
-            false,
-            || {
-                self.inner
-                    .http
-                    .post(&url)
-                    .bearer_auth(token.secret())
-                    .form(args)
-            },
-            web_body,
-        )
-        .await
+        let build = || {
+            let request = if write {
+                self.inner.http.post(&url).form(args)
+            } else {
+                self.inner.http.get(&url).query(args)
+            };
+            request.bearer_auth(token.secret())
+        };
+        self.send(method, &buckets, !write, build, web_body).await
     }
 
     /// Every item of a cursor-paginated Web API listing. The end is an empty
