@@ -181,10 +181,48 @@ async fn shutdown_signal() {
     }
 }
 
+/// With a `file` identity source, the export is local and cheap to read, so `validate`
+/// also checks every IdP group name in the config against it. Other sources are remote
+/// and are checked when `plan` reads them.
+fn file_export_groups(
+    dir: &Path,
+    repository: &config::Repository,
+) -> Result<Option<std::collections::BTreeSet<String>>, Diagnostic> {
+    use crate::config::types::IdentitySource as Kind;
+    use crate::identity::IdentitySource;
+    let identity = &repository.config.value.identity;
+    let (Kind::File, Some(path)) = (identity.source, &identity.path) else {
+        return Ok(None);
+    };
+    let source = crate::identity::file::FileSource::new(dir.join(path));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime builds");
+    match runtime.block_on(source.read()) {
+        Ok(directory) => Ok(Some(directory.group_names())),
+        Err(error) => Err(Diagnostic::error(
+            crate::diagnostic::Code::IdentityExportUnreadable,
+            &repository.config.file,
+            repository.config.span("/identity/path"),
+            format!("{error}; IdP group names were not checked"),
+        )
+        .warning()),
+    }
+}
+
 fn validate(dir: &Path, format: Format, color: bool) -> anyhow::Result<u8> {
     let tree = worktree::read(dir)?;
-    let loaded = config::load(&tree.files, None);
+    let mut loaded = config::load(&tree.files, None);
+    let mut export_problem = None;
+    if let Some(repository) = &loaded.repository {
+        match file_export_groups(dir, repository) {
+            Ok(Some(known)) => loaded = config::load(&tree.files, Some(&known)),
+            Ok(None) => {}
+            Err(diagnostic) => export_problem = Some(diagnostic),
+        }
+    }
     let mut diagnostics: Vec<Diagnostic> = tree.diagnostics;
+    diagnostics.extend(export_problem);
     diagnostics.extend(loaded.diagnostics);
     diagnostics.sort();
 

@@ -159,6 +159,8 @@ codes! {
     IdentityGroupCycle = "identity-group-cycle",
     /// An IdP group nests a name that is not a group.
     IdentityUnknownNestedGroup = "identity-unknown-nested-group",
+    /// The `file` identity export could not be read, so group names were not checked.
+    IdentityExportUnreadable = "identity-export-unreadable",
 }
 
 impl std::fmt::Display for Code {

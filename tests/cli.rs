@@ -288,6 +288,17 @@ fn mistakes() -> Vec<Mistake> {
             Some((7, 51)),
         ),
         m(
+            "IdP group unknown to the file export",
+            Replace(
+                "mappings/engineering.yaml",
+                "      groups: [oncall]\n",
+                "      groups: [oncal]\n",
+            ),
+            "unknown-idp-group",
+            "mappings/engineering.yaml",
+            Some((75, 16)),
+        ),
+        m(
             "malformed approval hash",
             Replace(
                 "approvals/2026-11-contractor-offboarding.yaml",
@@ -434,5 +445,31 @@ fn a_missing_directory_is_an_error_not_a_panic() {
     assert!(
         stderr.contains("cannot read config repository /nonexistent/slack-gitops-repo"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_export_is_a_warning_not_a_failure() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("repo");
+    copy_dir(&acme(), &root);
+    std::fs::remove_file(root.join("identity/directory.yaml")).unwrap();
+    let run = validate(&root, "text");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("warning[identity-export-unreadable]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("slack-gitops.yaml:14:9"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .ends_with("6 files checked: 0 errors, 1 warning\n"),
+        "{}",
+        run.stdout
     );
 }
