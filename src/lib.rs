@@ -12,5 +12,6 @@ pub mod emulator;
 pub mod gitops;
 pub mod identity;
 pub mod model;
+pub mod plan;
 pub mod render;
 pub mod slack;

@@ -1,0 +1,4 @@
+//! Planning: desired state, the identity directory and live Slack in; the ordered
+//! changes out. Pure: no I/O, no clock, deterministic.
+
+pub mod desired;
