@@ -9,7 +9,7 @@ use crate::config::types::{MemberSpec, Provisioning};
 use crate::model::directory::{Directory, PersonStatus, Resolution};
 
 /// A place in the config repository, for provenance.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct RuleRef {
     pub file: String,
     pub line: usize,

@@ -2,3 +2,4 @@
 //! changes out. Pure: no I/O, no clock, deterministic.
 
 pub mod desired;
+pub mod diff;

@@ -1,0 +1,168 @@
+//! The plan for the Acme example against the emulator seeded with Acme's drift: every
+//! kind of seeded drift shows up as the right action, in the right order.
+
+mod common;
+
+use slack_gitops::config;
+use slack_gitops::emulator::Options;
+use slack_gitops::identity::IdentitySource;
+use slack_gitops::identity::file::FileSource;
+use slack_gitops::plan::desired::desired;
+use slack_gitops::plan::diff::{Action, Drift, Plan, plan};
+use slack_gitops::slack::client::{ClientOptions, SlackClient, Token};
+use slack_gitops::slack::reader::{ReadScope, read_live};
+
+async fn acme_plan() -> Plan {
+    let seed =
+        slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+    let slack = common::start(seed, Options::default()).await;
+    let tree = slack_gitops::gitops::worktree::read(&common::fixture("examples/acme")).unwrap();
+    let repository = config::load(&tree.files, None).repository.unwrap();
+    let directory = FileSource::new(common::fixture("examples/acme/identity/directory.yaml"))
+        .read()
+        .await
+        .unwrap();
+    let client = SlackClient::new(
+        Token::new("xoxp-acme-admin"),
+        Some(Token::new("xoxb-acme-bot")),
+        ClientOptions {
+            base_url: Some(slack.base.clone()),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let (live, _) = read_live(&client, &ReadScope::from_repository(&repository))
+        .await
+        .unwrap();
+    slack.stop().await;
+    let resolution = directory.resolve();
+    let wanted = desired(&repository, &directory, &resolution);
+    let first = plan(&wanted, &directory, &live);
+    let second = plan(&wanted, &directory, &live);
+    assert_eq!(
+        serde_json::to_string(&first).unwrap(),
+        serde_json::to_string(&second).unwrap(),
+        "deterministic"
+    );
+    first
+}
+
+fn position(plan: &Plan, matches: impl Fn(&Action) -> bool) -> usize {
+    plan.actions
+        .iter()
+        .position(matches)
+        .expect("the action is in the plan")
+}
+
+#[tokio::test]
+async fn every_seeded_drift_becomes_the_right_action() {
+    let plan = acme_plan().await;
+    let count = |f: &dyn Fn(&Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
+
+    // Joiners: four active people with no account, created (provisioning is eager).
+    assert_eq!(count(&|a| matches!(a, Action::CreateUser { .. })), 4);
+    // Leavers: two missed deprovisions and the ghost account; nobody else.
+    let deactivations: Vec<(String, Drift)> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeactivateUser { person, drift } => Some((person.email.clone(), *drift)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deactivations.len(), 3, "{deactivations:?}");
+    assert_eq!(
+        deactivations
+            .iter()
+            .filter(|(_, d)| *d == Drift::MissedDeprovision)
+            .count(),
+        2
+    );
+    assert!(deactivations.contains(&(
+        "old.contractor@contractors.acme.example".into(),
+        Drift::GhostAccount
+    )));
+    assert_eq!(count(&|a| matches!(a, Action::ResetSessions { .. })), 3);
+    // Protected identities are reported, not deactivated; guests and bots are left alone.
+    let blocked: Vec<&str> = plan
+        .blocked_by_protection
+        .iter()
+        .map(|(p, _)| p.email.as_str())
+        .collect();
+    assert!(
+        blocked.contains(&"breakglass@acme.example")
+            && blocked.contains(&"slack-gitops@acme.example"),
+        "{blocked:?}"
+    );
+    assert!(
+        !deactivations
+            .iter()
+            .any(|(e, _)| e.contains("agency.example") || e.contains("bot"))
+    );
+
+    // The hand-added marketing person leaves @backend; the mover leaves @frontend and
+    // joins @mobile.
+    let set = |handle: &str| {
+        plan.actions.iter().find_map(|a| match a {
+            Action::SetUsergroupMembers {
+                handle: h,
+                adds,
+                removes,
+                ..
+            } if h == handle => Some((adds.clone(), removes.clone())),
+            _ => None,
+        })
+    };
+    let (_, backend_removes) = set("backend").unwrap();
+    assert_eq!(backend_removes.len(), 1);
+    assert_eq!(backend_removes[0].1, Drift::NotSelected);
+    let (_, frontend_removes) = set("frontend").unwrap();
+    let (mobile_adds, _) = set("mobile").unwrap();
+    assert_eq!(frontend_removes[0].0.email, mobile_adds[0].email);
+
+    // A hand-edited description is put back; a missing usergroup and channel are created.
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::UpdateUsergroup { handle, fields, .. } if handle == "sales" && fields[0].field == "description")));
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateUsergroup { handle, .. } if handle == "data"))
+    );
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateChannel { name, .. } if name == "eng-announce"))
+    );
+    // The stranger in #eng-oncall is kicked; #incidents gets its missing members.
+    assert!(
+        plan.actions.iter().any(
+            |a| matches!(a, Action::KickFromChannel { channel, .. } if channel == "eng-oncall")
+        )
+    );
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::InviteToChannel { channel, people, .. } if channel == "incidents" && !people.is_empty())));
+    // Unmanaged objects are listed, never changed.
+    assert!(
+        plan.unmanaged_usergroups
+            .contains(&("T0000MAIN".into(), "design-crit".into()))
+    );
+    assert!(
+        plan.unmanaged_channels
+            .contains(&("T0000MAIN".into(), "random".into()))
+    );
+
+    // Order: creations first; membership removals before deactivations; sessions after.
+    let first_create = position(&plan, |a| matches!(a, Action::CreateUser { .. }));
+    let last_membership = plan
+        .actions
+        .iter()
+        .rposition(|a| {
+            matches!(
+                a,
+                Action::SetUsergroupMembers { .. } | Action::KickFromChannel { .. }
+            )
+        })
+        .unwrap();
+    let first_deactivation = position(&plan, |a| matches!(a, Action::DeactivateUser { .. }));
+    let first_reset = position(&plan, |a| matches!(a, Action::ResetSessions { .. }));
+    assert_eq!(first_create, 0);
+    assert!(last_membership < first_deactivation && first_deactivation < first_reset);
+}
