@@ -13,5 +13,6 @@ pub mod gitops;
 pub mod identity;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod render;
 pub mod slack;

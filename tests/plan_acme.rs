@@ -13,6 +13,10 @@ use slack_gitops::slack::client::{ClientOptions, SlackClient, Token};
 use slack_gitops::slack::reader::{ReadScope, read_live};
 
 async fn acme_plan() -> Plan {
+    acme().await.0
+}
+
+async fn acme() -> (Plan, slack_gitops::model::live::Live, config::Repository) {
     let seed =
         slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
     let slack = common::start(seed, Options::default()).await;
@@ -44,7 +48,7 @@ async fn acme_plan() -> Plan {
         serde_json::to_string(&second).unwrap(),
         "deterministic"
     );
-    first
+    (first, live, repository)
 }
 
 fn position(plan: &Plan, matches: impl Fn(&Action) -> bool) -> usize {
@@ -165,4 +169,62 @@ async fn every_seeded_drift_becomes_the_right_action() {
     let first_reset = position(&plan, |a| matches!(a, Action::ResetSessions { .. }));
     assert_eq!(first_create, 0);
     assert!(last_membership < first_deactivation && first_deactivation < first_reset);
+}
+
+#[tokio::test]
+async fn the_guardrail_verdict_binds_approvals_to_the_exact_destructive_set() {
+    use slack_gitops::config::types::{ApiVersion, ApprovalFile, Limit};
+    use slack_gitops::policy::{Verdict, plan_hash, verdict};
+    let (plan, live, mut repository) = acme().await;
+    // Acme's own limits allow the seeded drift (3 deactivations of about 290 accounts).
+    assert!(matches!(
+        verdict(&plan, &live, &repository),
+        Verdict::Allowed {
+            approved: false,
+            ..
+        }
+    ));
+
+    // At a limit of 3 deactivations the plan is allowed; at 2 it needs approval.
+    repository.policies[0].value.limits.deactivate = Some(Limit {
+        max: Some(3),
+        max_percent: None,
+    });
+    assert!(matches!(
+        verdict(&plan, &live, &repository),
+        Verdict::Allowed { .. }
+    ));
+    repository.policies[0].value.limits.deactivate = Some(Limit {
+        max: Some(2),
+        max_percent: None,
+    });
+    let Verdict::NeedsApproval {
+        hash,
+        exceeded,
+        counts,
+    } = verdict(&plan, &live, &repository)
+    else {
+        panic!("over the limit");
+    };
+    assert_eq!(hash, plan_hash(&plan));
+    assert_eq!(
+        (exceeded[0].kind, exceeded[0].count, counts.deactivate),
+        ("deactivate", 3, 3)
+    );
+
+    // An approval carrying that hash, merged with the change, allows it.
+    let mut approval = repository.approvals[0].clone();
+    approval.value = ApprovalFile {
+        api_version: ApiVersion::V1,
+        kind: "Approval".into(),
+        hash: slack_gitops::model::PlanHash::parse(&hash).unwrap(),
+        reason: "test".into(),
+        approved_by: vec![slack_gitops::model::Email::parse("ada@acme.example").unwrap()],
+        ticket: None,
+    };
+    repository.approvals.push(approval);
+    assert!(matches!(
+        verdict(&plan, &live, &repository),
+        Verdict::Allowed { approved: true, .. }
+    ));
 }
