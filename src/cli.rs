@@ -58,6 +58,30 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
     },
+    /// Desired vs live: the ordered changes, each with its reason, and the guardrail verdict.
+    Plan {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// One base URL for Slack's APIs, such as the emulator's; real Slack by default.
+        #[arg(long)]
+        slack_url: Option<String>,
+        /// How to print the plan.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Also write the JSON plan here (for CI artifacts).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Exit 0 with no changes, 2 with changes, 3 with changes that need approval.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// When to colour text output.
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+        /// Wait this many times shorter (to match an emulator's --time-scale).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
     /// Save the live Slack state and the identity directory as versioned JSON.
     Snapshot {
         /// The config repository.
@@ -80,6 +104,22 @@ pub enum Command {
         kind: Option<String>,
     },
 }
+
+/// Output formats of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// For terminals.
+    Text,
+    /// A pull-request comment.
+    Markdown,
+    /// The versioned JSON plan.
+    Json,
+}
+
+/// Exit code of `plan --detailed-exitcode` when there are changes.
+pub const EXIT_CHANGES: u8 = 2;
+/// Exit code when changes exceed a guardrail and need approval.
+pub const EXIT_NEEDS_APPROVAL: u8 = 3;
 
 /// Colour choice for text output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -112,6 +152,23 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             out,
             time_scale,
         } => snapshot(&dir, slack_url, out.as_deref(), time_scale),
+        Command::Plan {
+            dir,
+            slack_url,
+            format,
+            out,
+            detailed_exitcode,
+            color,
+            time_scale,
+        } => plan(
+            &dir,
+            slack_url,
+            format,
+            out.as_deref(),
+            detailed_exitcode,
+            color.enabled(),
+            time_scale,
+        ),
         Command::Emulator {
             seed,
             listen,
@@ -301,12 +358,15 @@ fn progress(message: &str) {
     }
 }
 
-fn snapshot(
-    dir: &Path,
-    slack_url: Option<String>,
-    out: Option<&Path>,
-    time_scale: f64,
-) -> anyhow::Result<u8> {
+/// Everything a command needs to read the world: the repository, the identity source and
+/// a Slack client, all configured from the repository and the environment.
+struct Connection {
+    repository: config::Repository,
+    source: crate::identity::Source,
+    client: crate::slack::client::SlackClient,
+}
+
+fn connect(dir: &Path, slack_url: Option<String>, time_scale: f64) -> anyhow::Result<Connection> {
     use crate::slack::client::{ClientOptions, SlackClient, Token};
     anyhow::ensure!(
         time_scale.is_finite() && time_scale > 0.0,
@@ -339,6 +399,24 @@ fn snapshot(
             ..ClientOptions::default()
         },
     )?;
+    Ok(Connection {
+        repository,
+        source,
+        client,
+    })
+}
+
+fn snapshot(
+    dir: &Path,
+    slack_url: Option<String>,
+    out: Option<&Path>,
+    time_scale: f64,
+) -> anyhow::Result<u8> {
+    let Connection {
+        repository,
+        source,
+        client,
+    } = connect(dir, slack_url, time_scale)?;
     let scope = crate::slack::reader::ReadScope::from_repository(&repository);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -379,6 +457,76 @@ fn snapshot(
         None => print!("{text}"),
     }
     Ok(EXIT_OK)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    dir: &Path,
+    slack_url: Option<String>,
+    format: PlanFormat,
+    out: Option<&Path>,
+    detailed_exitcode: bool,
+    color: bool,
+    time_scale: f64,
+) -> anyhow::Result<u8> {
+    let Connection {
+        repository,
+        source,
+        client,
+    } = connect(dir, slack_url, time_scale)?;
+    let scope = crate::slack::reader::ReadScope::from_repository(&repository);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (directory, (live, _)) = runtime.block_on(async {
+        progress("reading the identity provider and Slack...");
+        let (directory, live) = tokio::join!(
+            source.read(),
+            crate::slack::reader::read_live(&client, &scope)
+        );
+        Ok::<_, anyhow::Error>((directory?, live?))
+    })?;
+
+    // The config may name only groups the identity provider has.
+    let files = config::Files {
+        config: Some(repository.config.clone()),
+        mappings: repository.mappings.clone(),
+        policies: repository.policies.clone(),
+        approvals: repository.approvals.clone(),
+    };
+    let resolution = directory.resolve();
+    let mut diagnostics = config::semantic::unknown_groups(&files, &directory.group_names());
+    diagnostics.extend(resolution.diagnostics.iter().cloned());
+    if !diagnostics.is_empty() {
+        eprint!(
+            "{}",
+            render::diagnostics::text(&diagnostics, &BTreeMap::new(), false)
+        );
+    }
+    anyhow::ensure!(
+        !crate::diagnostic::has_errors(&diagnostics),
+        "the config does not match the identity directory; nothing was planned"
+    );
+
+    let desired = crate::plan::desired::desired(&repository, &directory, &resolution);
+    let plan = crate::plan::diff::plan(&desired, &directory, &live);
+    let verdict = crate::policy::verdict(&plan, &live, &repository);
+    let output = match format {
+        PlanFormat::Text => render::plan::text(&plan, &verdict, color),
+        PlanFormat::Markdown => render::plan::markdown(&plan, &verdict),
+        PlanFormat::Json => render::plan::json(&plan, &verdict),
+    };
+    print!("{output}");
+    if let Some(path) = out {
+        std::fs::write(path, render::plan::json(&plan, &verdict))
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+    }
+    Ok(match (detailed_exitcode, &verdict) {
+        (false, _) => EXIT_OK,
+        (true, _) if plan.actions.is_empty() => EXIT_OK,
+        (true, crate::policy::Verdict::NeedsApproval { .. }) => EXIT_NEEDS_APPROVAL,
+        (true, _) => EXIT_CHANGES,
+    })
 }
 
 fn summary(files: usize, diagnostics: &[Diagnostic]) -> String {

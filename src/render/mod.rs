@@ -2,6 +2,7 @@
 //! same input. Whether to use colour is a parameter, never a look at the terminal.
 
 pub mod diagnostics;
+pub mod plan;
 
 /// The output formats the commands share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
