@@ -288,6 +288,9 @@ pub fn text(plan: &Plan, verdict: &Verdict, color: bool) -> String {
     out
 }
 
+/// A markdown section: its title and which actions belong in it.
+type Section = (&'static str, fn(&Action) -> bool);
+
 /// A pull-request comment: verdict banner, leavers first, then one collapsible section per
 /// kind of change, each capped, and the whole kept under GitHub's comment limit.
 pub fn markdown(plan: &Plan, verdict: &Verdict) -> String {
@@ -312,7 +315,7 @@ pub fn markdown(plan: &Plan, verdict: &Verdict) -> String {
         summary(plan),
         verdict_line(verdict).replace('\n', "<br>")
     );
-    let sections: [(&str, fn(&Action) -> bool); 4] = [
+    let sections: [Section; 4] = [
         ("Leavers", |a| {
             matches!(
                 a,
