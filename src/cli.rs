@@ -72,6 +72,10 @@ pub enum Command {
         /// Also write the JSON plan here (for CI artifacts).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Plan against a built-in emulator seeded from this file instead of Slack (the
+        /// demo). Its tokens are used unless the token variables are set.
+        #[arg(long, conflicts_with = "slack_url")]
+        emulator: Option<PathBuf>,
         /// Exit 0 with no changes, 2 with changes, 3 with changes that need approval.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -157,12 +161,16 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             slack_url,
             format,
             out,
+            emulator,
             detailed_exitcode,
             color,
             time_scale,
         } => plan(
             &dir,
-            slack_url,
+            PlanTarget {
+                slack_url,
+                emulator,
+            },
             format,
             out.as_deref(),
             detailed_exitcode,
@@ -367,6 +375,22 @@ struct Connection {
 }
 
 fn connect(dir: &Path, slack_url: Option<String>, time_scale: f64) -> anyhow::Result<Connection> {
+    connect_with(dir, slack_url, time_scale, &Fallback::default())
+}
+
+/// Tokens to use when the environment has none (the built-in emulator's own).
+#[derive(Default)]
+struct Fallback {
+    admin: Option<String>,
+    bot: Option<String>,
+}
+
+fn connect_with(
+    dir: &Path,
+    slack_url: Option<String>,
+    time_scale: f64,
+    fallback: &Fallback,
+) -> anyhow::Result<Connection> {
     use crate::slack::client::{ClientOptions, SlackClient, Token};
     anyhow::ensure!(
         time_scale.is_finite() && time_scale > 0.0,
@@ -380,7 +404,7 @@ fn connect(dir: &Path, slack_url: Option<String>, time_scale: f64) -> anyhow::Re
         .token_env
         .clone()
         .unwrap_or_else(|| "SLACK_ADMIN_TOKEN".into());
-    let admin = environment(&token_env).map(Token::new).ok_or_else(|| {
+    let admin = environment(&token_env).or_else(|| fallback.admin.clone()).map(Token::new).ok_or_else(|| {
         anyhow::anyhow!("the environment variable {token_env} is not set; it must hold the Slack admin user token (xoxp-)")
     })?;
     let bot = settings
@@ -388,6 +412,7 @@ fn connect(dir: &Path, slack_url: Option<String>, time_scale: f64) -> anyhow::Re
         .bot_token_env
         .as_deref()
         .and_then(environment)
+        .or_else(|| fallback.bot.clone())
         .map(Token::new);
     let source = crate::identity::Source::from_settings(&settings.identity, dir, &environment)?;
     let client = SlackClient::new(
@@ -459,25 +484,61 @@ fn snapshot(
     Ok(EXIT_OK)
 }
 
+/// Where `plan` reads Slack from.
+struct PlanTarget {
+    slack_url: Option<String>,
+    /// A seed for a built-in emulator.
+    emulator: Option<PathBuf>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn plan(
     dir: &Path,
-    slack_url: Option<String>,
+    target: PlanTarget,
     format: PlanFormat,
     out: Option<&Path>,
     detailed_exitcode: bool,
     color: bool,
     time_scale: f64,
 ) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut slack_url = target.slack_url;
+    let mut fallback = Fallback::default();
+    let mut stop_emulator = None;
+    if let Some(seed) = &target.emulator {
+        let world = emulator::read_world(seed)?;
+        let user_token = |kind: emulator::world::TokenKind, scope: &str| {
+            world
+                .tokens
+                .iter()
+                .find(|t| t.kind == kind && t.scopes.iter().any(|s| s == scope))
+                .map(|t| t.token.clone())
+        };
+        fallback = Fallback {
+            admin: user_token(emulator::world::TokenKind::User, "admin"),
+            bot: user_token(emulator::world::TokenKind::Bot, "channels:read"),
+        };
+        let emulator = emulator::Emulator::new(world, emulator::Options::default())?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        slack_url = Some(format!("http://{}", listener.local_addr()?));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(emulator::serve(listener, emulator, async move {
+            let _ = stopped.await;
+        }));
+        stop_emulator = Some(stop);
+        progress(&format!(
+            "planning against the built-in emulator seeded from {}",
+            seed.display()
+        ));
+    }
     let Connection {
         repository,
         source,
         client,
-    } = connect(dir, slack_url, time_scale)?;
+    } = connect_with(dir, slack_url, time_scale, &fallback)?;
     let scope = crate::slack::reader::ReadScope::from_repository(&repository);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let (directory, (live, _)) = runtime.block_on(async {
         progress("reading the identity provider and Slack...");
         let (directory, live) = tokio::join!(
@@ -486,6 +547,9 @@ fn plan(
         );
         Ok::<_, anyhow::Error>((directory?, live?))
     })?;
+    if let Some(stop) = stop_emulator {
+        let _ = stop.send(());
+    }
 
     // The config may name only groups the identity provider has.
     let files = config::Files {
