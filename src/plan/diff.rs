@@ -34,8 +34,6 @@ pub enum Drift {
     /// In a managed usergroup or channel that the rules do not select: added by hand in
     /// Slack, or the mapping changed.
     NotSelected,
-    /// Selected by the rules but missing in Slack: new in the IdP, or the mapping changed.
-    Missing,
 }
 
 /// One person affected by an action.

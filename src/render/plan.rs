@@ -25,7 +25,6 @@ pub fn explain(drift: Drift) -> &'static str {
         Drift::NotSelected => {
             "not selected by the rule: added by hand in Slack, or the mapping changed"
         }
-        Drift::Missing => "selected by the rule but missing in Slack",
     }
 }
 
