@@ -374,6 +374,29 @@ struct Connection {
     client: crate::slack::client::SlackClient,
 }
 
+impl Connection {
+    /// Reads the identity provider and live Slack at once; either read failing fails both.
+    fn read(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<(
+        crate::model::directory::Directory,
+        crate::model::live::Live,
+        crate::slack::reader::ReadReport,
+    )> {
+        let scope = crate::slack::reader::ReadScope::from_repository(&self.repository);
+        runtime.block_on(async {
+            progress("reading the identity provider and Slack...");
+            let (directory, live) = tokio::join!(
+                self.source.read(),
+                crate::slack::reader::read_live(&self.client, &scope)
+            );
+            let (live, report) = live?;
+            Ok((directory?, live, report))
+        })
+    }
+}
+
 fn connect(dir: &Path, slack_url: Option<String>, time_scale: f64) -> anyhow::Result<Connection> {
     connect_with(dir, slack_url, time_scale, &Fallback::default())
 }
@@ -437,23 +460,11 @@ fn snapshot(
     out: Option<&Path>,
     time_scale: f64,
 ) -> anyhow::Result<u8> {
-    let Connection {
-        repository,
-        source,
-        client,
-    } = connect(dir, slack_url, time_scale)?;
-    let scope = crate::slack::reader::ReadScope::from_repository(&repository);
+    let connection = connect(dir, slack_url, time_scale)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (directory, (live, report)) = runtime.block_on(async {
-        progress("reading the identity provider and Slack...");
-        let (directory, live) = tokio::join!(
-            source.read(),
-            crate::slack::reader::read_live(&client, &scope)
-        );
-        Ok::<_, anyhow::Error>((directory?, live?))
-    })?;
+    let (directory, live, report) = connection.read(&runtime)?;
     progress(&format!(
         "read {} people and {} groups from the identity provider; {} accounts, {} usergroups, {} channels from Slack in {} calls ({} rate limited)",
         directory.people.len(),
@@ -533,20 +544,9 @@ fn plan(
             seed.display()
         ));
     }
-    let Connection {
-        repository,
-        source,
-        client,
-    } = connect_with(dir, slack_url, time_scale, &fallback)?;
-    let scope = crate::slack::reader::ReadScope::from_repository(&repository);
-    let (directory, (live, _)) = runtime.block_on(async {
-        progress("reading the identity provider and Slack...");
-        let (directory, live) = tokio::join!(
-            source.read(),
-            crate::slack::reader::read_live(&client, &scope)
-        );
-        Ok::<_, anyhow::Error>((directory?, live?))
-    })?;
+    let connection = connect_with(dir, slack_url, time_scale, &fallback)?;
+    let (directory, live, _) = connection.read(&runtime)?;
+    let repository = connection.repository;
     if let Some(stop) = stop_emulator {
         let _ = stop.send(());
     }

@@ -38,6 +38,16 @@ pub struct ConfigFile {
     pub users: UserSettings,
 }
 
+impl ConfigFile {
+    /// The Slack team id of a workspace key.
+    pub fn team_id(&self, workspace: &str) -> Option<String> {
+        self.slack
+            .workspaces
+            .get(workspace)
+            .map(|t| t.as_str().to_string())
+    }
+}
+
 /// `mappings/*.yaml`: usergroups and channels, split by team as owners like.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -96,13 +96,7 @@ pub fn desired(repository: &Repository, directory: &Directory, resolution: &Reso
         .filter(|p| p.status == PersonStatus::Active)
         .map(|p| p.email.clone())
         .collect();
-    let team = |key: &str| {
-        config
-            .slack
-            .workspaces
-            .get(key)
-            .map(|t| t.as_str().to_string())
-    };
+    let team = |key: &str| config.team_id(key);
 
     let mut accounts = BTreeSet::new();
     for group in &config.users.scope {

@@ -397,13 +397,7 @@ impl ReadScope {
     /// channel it manages or names as a usergroup's default channel.
     pub fn from_repository(repository: &crate::config::Repository) -> ReadScope {
         let config = &repository.config.value;
-        let team = |key: &str| {
-            config
-                .slack
-                .workspaces
-                .get(key)
-                .map(|t| t.as_str().to_string())
-        };
+        let team = |key: &str| config.team_id(key);
         let mut managed_channels = BTreeSet::new();
         for file in &repository.mappings {
             for channel in &file.value.channels {
