@@ -2,24 +2,13 @@
 //! yields exactly one diagnostic, at the right line and column, in all three formats, and
 //! exit code 1.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn acme() -> PathBuf {
@@ -350,7 +339,7 @@ fn each_mistake_gives_one_diagnostic_in_every_format() {
     for mistake in mistakes() {
         let temp = tempfile::tempdir().unwrap();
         let root = temp.path().join("repo");
-        copy_dir(&acme(), &root);
+        common::copy_dir(&acme(), &root);
         apply(&root, temp.path(), &mistake.change);
         let shown_file = format!("{}/{}", root.display(), mistake.file);
 
@@ -452,7 +441,7 @@ fn a_missing_directory_is_an_error_not_a_panic() {
 fn an_unreadable_file_export_is_a_warning_not_a_failure() {
     let temp = tempfile::tempdir().unwrap();
     let root = temp.path().join("repo");
-    copy_dir(&acme(), &root);
+    common::copy_dir(&acme(), &root);
     std::fs::remove_file(root.join("identity/directory.yaml")).unwrap();
     let run = validate(&root, "text");
     assert_eq!(run.code, 0, "{}", run.stdout);

@@ -25,19 +25,6 @@ fn plan(dir: &Path, extra: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_demo_plans_acme_in_every_format() {
     let acme = common::fixture("examples/acme");
@@ -83,7 +70,7 @@ fn the_demo_plans_acme_in_every_format() {
 fn over_a_guardrail_the_plan_needs_the_approval_of_its_hash() {
     let temp = tempfile::tempdir().unwrap();
     let repo = temp.path().join("repo");
-    copy_dir(&common::fixture("examples/acme"), &repo);
+    common::copy_dir(&common::fixture("examples/acme"), &repo);
     let policy = repo.join("policies/guardrails.yaml");
     let text = std::fs::read_to_string(&policy).unwrap();
     std::fs::write(
