@@ -228,3 +228,55 @@ async fn the_guardrail_verdict_binds_approvals_to_the_exact_destructive_set() {
         Verdict::Allowed { approved: true, .. }
     ));
 }
+
+#[tokio::test]
+async fn profiles_follow_the_identity_provider() {
+    let (before, mut live, repository) = acme().await;
+    assert!(
+        !before
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::UpdateProfile { .. })),
+        "the seed's profiles match"
+    );
+    let directory = FileSource::new(common::fixture("examples/acme/identity/directory.yaml"))
+        .read()
+        .await
+        .unwrap();
+    let person = directory
+        .people
+        .iter()
+        .find(|p| p.email == "ada.liskov@acme.example")
+        .unwrap();
+    let user = live
+        .users
+        .iter_mut()
+        .find(|u| u.email == person.email)
+        .unwrap();
+    user.title = "Edited in Slack".into();
+    let resolution = directory.resolve();
+    let after = plan(
+        &desired(&repository, &directory, &resolution),
+        &directory,
+        &live,
+    );
+    let update = after
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::UpdateProfile { person, fields } => {
+                Some((person.email.clone(), fields.clone()))
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(update.0, "ada.liskov@acme.example");
+    assert_eq!(
+        (
+            update.1[0].field,
+            update.1[0].from.as_str(),
+            update.1[0].to.as_str()
+        ),
+        ("title", "Edited in Slack", person.title.as_str())
+    );
+}

@@ -59,6 +59,11 @@ pub enum Action {
         person: Person,
         workspace: String,
     },
+    /// Profile fields the identity provider says differ (names, title, department).
+    UpdateProfile {
+        person: Person,
+        fields: Vec<FieldChange>,
+    },
     CreateUsergroup {
         workspace: String,
         handle: String,
@@ -198,6 +203,39 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 });
                 usable.insert(email.clone());
             }
+        }
+    }
+    // Profiles follow the identity provider for the fields it holds.
+    let people: BTreeMap<&str, &crate::model::directory::Person> = directory
+        .people
+        .iter()
+        .map(|p| (p.email.as_str(), p))
+        .collect();
+    for email in &desired.accounts {
+        let (Some(user), Some(source)) = (by_email.get(email.as_str()), people.get(email.as_str()))
+        else {
+            continue;
+        };
+        let pairs: [(&'static str, &str, &str); 4] = [
+            ("given_name", &user.given_name, &source.given_name),
+            ("family_name", &user.family_name, &source.family_name),
+            ("title", &user.title, &source.title),
+            ("department", &user.department, &source.department),
+        ];
+        let fields: Vec<FieldChange> = pairs
+            .into_iter()
+            .filter(|(_, from, to)| from != to && !to.is_empty())
+            .map(|(field, from, to)| FieldChange {
+                field,
+                from: from.to_string(),
+                to: to.to_string(),
+            })
+            .collect();
+        if !fields.is_empty() {
+            assignments.push(Action::UpdateProfile {
+                person: person(email),
+                fields,
+            });
         }
     }
     for (email, workspaces) in &desired.workspaces {

@@ -54,6 +54,7 @@ pub fn summary(plan: &Plan) -> String {
             | Action::EnableUsergroup { .. }
             | Action::DisableUsergroup { .. }
             | Action::CreateChannel { .. } => structure += 1,
+            Action::UpdateProfile { .. } => structure += 1,
             Action::AssignWorkspace { .. } | Action::ResetSessions { .. } => {}
         }
     }
@@ -63,7 +64,7 @@ pub fn summary(plan: &Plan) -> String {
     format!(
         "Plan: {create} people to create, {reactivate} to reactivate, {deactivate} to deactivate, \
          {group_adds} usergroup memberships to add, {group_removes} to remove, {invites} channel invites, \
-         {kicks} channel removals, {structure} usergroup and channel changes"
+         {kicks} channel removals, {structure} profile, usergroup and channel changes"
     )
 }
 
@@ -79,6 +80,17 @@ fn action_line(action: &Action) -> String {
     match action {
         Action::CreateUser { person, rule } => format!("+ create account {} ({rule})", who(person)),
         Action::ReactivateUser { person } => format!("+ reactivate {}", who(person)),
+        Action::UpdateProfile { person, fields } => {
+            let changes: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: \"{}\" -> \"{}\"", f.field, f.from, f.to))
+                .collect();
+            format!(
+                "~ update the profile of {}: {}",
+                who(person),
+                changes.join(", ")
+            )
+        }
         Action::AssignWorkspace { person, workspace } => {
             format!("+ add {} to workspace {workspace}", who(person))
         }
@@ -326,6 +338,7 @@ pub fn markdown(plan: &Plan, verdict: &Verdict) -> String {
                 a,
                 Action::CreateUser { .. }
                     | Action::ReactivateUser { .. }
+                    | Action::UpdateProfile { .. }
                     | Action::AssignWorkspace { .. }
             )
         }),
