@@ -417,10 +417,14 @@ fn parse_filter(text: &str) -> Result<Filter, ScimReply> {
 }
 
 fn list_users(world: &World, request: &ScimRequest) -> ScimReply {
-    let filter = match request.query.get("filter").map(|f| parse_filter(f)) {
-        Some(Ok(filter)) => Some(filter),
-        Some(Err(reply)) => return reply,
-        None => None,
+    let filter = match request
+        .query
+        .get("filter")
+        .map(|f| parse_filter(f))
+        .transpose()
+    {
+        Ok(filter) => filter,
+        Err(reply) => return reply,
     };
     let users: Vec<&User> = match &filter {
         None => world.users.iter().collect(),
@@ -453,10 +457,14 @@ fn list_users(world: &World, request: &ScimRequest) -> ScimReply {
 }
 
 fn list_groups(world: &World, request: &ScimRequest) -> ScimReply {
-    let filter = match request.query.get("filter").map(|f| parse_filter(f)) {
-        Some(Ok(filter)) => Some(filter),
-        Some(Err(reply)) => return reply,
-        None => None,
+    let filter = match request
+        .query
+        .get("filter")
+        .map(|f| parse_filter(f))
+        .transpose()
+    {
+        Ok(filter) => filter,
+        Err(reply) => return reply,
     };
     let groups: Vec<&IdpGroup> = match &filter {
         None => world.idp_groups.iter().collect(),

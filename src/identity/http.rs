@@ -21,6 +21,15 @@ pub fn client() -> reqwest::Client {
         .expect("a client with a timeout builds")
 }
 
+/// The string at a JSON pointer (`/profile/email`), or empty when absent.
+pub fn text(value: &Value, pointer: &str) -> String {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A JSON body with the response headers (for `Link` and rate-limit headers).
 pub struct Fetched {
     pub body: Value,

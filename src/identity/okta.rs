@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::http::{get_json, rate_limit_wait};
+use super::http::{get_json, rate_limit_wait, text};
 use super::{IdentityError, IdentitySource};
 use crate::model::directory::{Directory, Group, Person, PersonStatus};
 
@@ -98,14 +98,6 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
                     })
             })
         })
-}
-
-fn text(value: &Value, pointer: &str) -> String {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
 }
 
 impl IdentitySource for OktaSource {

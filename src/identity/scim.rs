@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::http::get_json;
+use super::http::{get_json, text};
 use super::{IdentityError, IdentitySource};
 use crate::model::directory::{Directory, Group, Person, PersonStatus};
 
@@ -79,14 +79,6 @@ impl ScimSource {
             }
         }
     }
-}
-
-fn text(value: &Value, pointer: &str) -> String {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn primary_email(user: &Value) -> Option<String> {
