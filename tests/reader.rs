@@ -157,6 +157,8 @@ async fn a_persistent_failure_fails_the_whole_read_clearly() {
 #[tokio::test]
 async fn an_under_scoped_token_names_the_missing_scope() {
     let slack = acme().await;
+    // The read as a whole fails: SCIM refuses a token without `admin` (auth), or
+    // admin.users.list names its scope, whichever answers first.
     let error = read_live(&client(&slack.base, "xoxp-acme-readonly"), &acme_scope())
         .await
         .unwrap_err();
@@ -164,14 +166,27 @@ async fn an_under_scoped_token_names_the_missing_scope() {
         matches!(error.class(), ErrorClass::MissingScope | ErrorClass::Auth),
         "{error}"
     );
-    let message = error.to_string();
     assert!(
-        message.contains("scope") || message.contains("token"),
-        "{message}"
+        !error.to_string().contains("xoxp-acme-readonly"),
+        "the token never appears"
     );
-    assert!(
-        !message.contains("xoxp-acme-readonly"),
-        "the token never appears: {message}"
+
+    // One call, one exact answer: listing private channels needs groups:read.
+    let error = client(&slack.base, "xoxp-acme-readonly")
+        .web_read(
+            slack_gitops::slack::client::Credential::Admin,
+            "conversations.list",
+            &[
+                ("team_id", "T0000MAIN".into()),
+                ("types", "private_channel".into()),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::MissingScope);
+    assert_eq!(
+        error.to_string(),
+        "conversations.list: the token lacks the scope `groups:read` (it has: users:read,usergroups:read,channels:read); add the scope to the Slack app and reinstall it"
     );
     slack.stop().await;
 }
