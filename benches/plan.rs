@@ -2,6 +2,8 @@
 //! deep, 5,000 usergroups, 50,000 channels (scaled down with the org), and live Slack with
 //! about 5% drift. Measures resolve + desired + plan + verdict: pure computation.
 
+use std::time::Instant;
+
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use slack_gitops::config::{self, SourceFile};
 use slack_gitops::model::directory::{Directory, Group, Person, PersonStatus};
@@ -140,7 +142,7 @@ fn generate(people: usize) -> Org {
         .collect();
     let resolution = directory.resolve();
     let members_of = |group: &str| -> Vec<String> {
-        let emails = &resolution.members[group];
+        let emails = resolution.member_emails(group);
         emails
             .iter()
             .enumerate()
@@ -182,15 +184,66 @@ fn generate(people: usize) -> Org {
     }
 }
 
+/// A line from /proc/self/status, in KiB (Linux only; 0 elsewhere).
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Times each phase once and measures the peak memory the plan adds over its input, by
+/// resetting the kernel's peak-RSS mark (`/proc/self/clear_refs`) before the run.
+fn report(people: usize, org: &Org) {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = status_kib("VmRSS:");
+    let start = Instant::now();
+    let resolution = org.directory.resolve();
+    let resolved = start.elapsed();
+    let desired =
+        slack_gitops::plan::desired::desired(&org.repository, &org.directory, &resolution);
+    let desired_at = start.elapsed();
+    let plan = slack_gitops::plan::diff::plan(&desired, &org.directory, &org.live);
+    let planned = start.elapsed();
+    let identity = slack_gitops::policy::IdentityCounts::of(&desired, &org.directory);
+    let verdict = slack_gitops::policy::verdict(&plan, &org.live, &org.repository, &identity, None);
+    let total = start.elapsed();
+    let peak = status_kib("VmHWM:");
+    eprintln!(
+        "{people} people: resolve {:.0} ms, desired {:.0} ms, plan {:.0} ms, verdict {:.0} ms; \
+         {} actions; input RSS {} MiB, peak added by planning {} MiB ({})",
+        resolved.as_secs_f64() * 1e3,
+        (desired_at - resolved).as_secs_f64() * 1e3,
+        (planned - desired_at).as_secs_f64() * 1e3,
+        (total - planned).as_secs_f64() * 1e3,
+        plan.actions.len(),
+        before / 1024,
+        peak.saturating_sub(before) / 1024,
+        match verdict {
+            slack_gitops::policy::Verdict::Allowed { .. } => "allowed",
+            _ => "over a limit",
+        }
+    );
+}
+
 fn plan(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan");
     group.sample_size(10);
     for people in [10_000, 50_000, 200_000] {
         let org = generate(people);
+        let mut reported = false;
         group.bench_with_input(
             BenchmarkId::from_parameter(format!("{people}-people")),
             &org,
             |b, org| {
+                if !reported {
+                    report(people, org);
+                    reported = true;
+                }
                 b.iter(|| {
                     let resolution = org.directory.resolve();
                     let desired = slack_gitops::plan::desired::desired(
@@ -199,7 +252,15 @@ fn plan(c: &mut Criterion) {
                         &resolution,
                     );
                     let plan = slack_gitops::plan::diff::plan(&desired, &org.directory, &org.live);
-                    let verdict = slack_gitops::policy::verdict(&plan, &org.live, &org.repository);
+                    let identity =
+                        slack_gitops::policy::IdentityCounts::of(&desired, &org.directory);
+                    let verdict = slack_gitops::policy::verdict(
+                        &plan,
+                        &org.live,
+                        &org.repository,
+                        &identity,
+                        None,
+                    );
                     (plan.actions.len(), verdict)
                 })
             },

@@ -76,9 +76,15 @@ pub enum Command {
         /// demo). Its tokens are used unless the token variables are set.
         #[arg(long, conflicts_with = "slack_url")]
         emulator: Option<PathBuf>,
-        /// Exit 0 with no changes, 2 with changes, 3 with changes that need approval.
+        /// Exit 0 with no changes, 2 with changes, 3 with changes that need approval or
+        /// were refused.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// The JSON plan of the last good run (`--out` of an earlier plan): the identity
+        /// snapshot may not shrink past the policy's `identity.max_shrink` against it.
+        /// Without it, the plan is treated as a first run.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
         /// When to colour text output.
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
@@ -163,6 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             out,
             emulator,
             detailed_exitcode,
+            baseline,
             color,
             time_scale,
         } => plan(
@@ -171,11 +178,14 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 slack_url,
                 emulator,
             },
-            format,
-            out.as_deref(),
-            detailed_exitcode,
-            color.enabled(),
-            time_scale,
+            &PlanOptions {
+                format,
+                out,
+                detailed_exitcode,
+                baseline,
+                color: color.enabled(),
+                time_scale,
+            },
         ),
         Command::Emulator {
             seed,
@@ -503,15 +513,37 @@ struct PlanTarget {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn plan(
-    dir: &Path,
-    target: PlanTarget,
+/// How `plan` prints and judges its result.
+struct PlanOptions {
     format: PlanFormat,
-    out: Option<&Path>,
+    out: Option<PathBuf>,
     detailed_exitcode: bool,
+    baseline: Option<PathBuf>,
     color: bool,
     time_scale: f64,
-) -> anyhow::Result<u8> {
+}
+
+/// The identity counts of an earlier JSON plan.
+fn read_baseline(path: &Path) -> anyhow::Result<crate::policy::IdentityCounts> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| anyhow::anyhow!("cannot read the baseline {}: {error}", path.display()))?;
+    let document: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
+        anyhow::anyhow!(
+            "the baseline {} is not a JSON plan: {error}",
+            path.display()
+        )
+    })?;
+    serde_json::from_value(document["identity"].clone()).map_err(|error| {
+        anyhow::anyhow!(
+            "the baseline {} has no identity counts (is it a plan written by --out?): {error}",
+            path.display()
+        )
+    })
+}
+
+fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result<u8> {
+    let time_scale = options.time_scale;
+    let baseline = options.baseline.as_deref().map(read_baseline).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -574,19 +606,27 @@ fn plan(
 
     let desired = crate::plan::desired::desired(&repository, &directory, &resolution);
     let plan = crate::plan::diff::plan(&desired, &directory, &live);
-    let verdict = crate::policy::verdict(&plan, &live, &repository);
-    let output = match format {
-        PlanFormat::Text => render::plan::text(&plan, &verdict, color),
-        PlanFormat::Markdown => render::plan::markdown(&plan, &verdict),
-        PlanFormat::Json => render::plan::json(&plan, &verdict),
+    let identity = crate::policy::IdentityCounts::of(&desired, &directory);
+    let verdict = crate::policy::verdict(&plan, &live, &repository, &identity, baseline.as_ref());
+    let report = render::plan::PlanReport {
+        plan: &plan,
+        verdict: &verdict,
+        identity: &identity,
+        first_run: baseline.is_none(),
+    };
+    let output = match options.format {
+        PlanFormat::Text => render::plan::text(&report, options.color),
+        PlanFormat::Markdown => render::plan::markdown(&report),
+        PlanFormat::Json => render::plan::json(&report),
     };
     print!("{output}");
-    if let Some(path) = out {
-        std::fs::write(path, render::plan::json(&plan, &verdict))
+    if let Some(path) = &options.out {
+        std::fs::write(path, render::plan::json(&report))
             .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
     }
-    Ok(match (detailed_exitcode, &verdict) {
+    Ok(match (options.detailed_exitcode, &verdict) {
         (false, _) => EXIT_OK,
+        (true, crate::policy::Verdict::Refused { .. }) => EXIT_NEEDS_APPROVAL,
         (true, _) if plan.actions.is_empty() => EXIT_OK,
         (true, crate::policy::Verdict::NeedsApproval { .. }) => EXIT_NEEDS_APPROVAL,
         (true, _) => EXIT_CHANGES,

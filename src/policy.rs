@@ -9,8 +9,31 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Repository;
 use crate::config::types::Limit;
+use crate::model::directory::Directory;
 use crate::model::live::Live;
+use crate::plan::desired::Desired;
 use crate::plan::diff::{Action, Plan};
+
+/// The size of an identity snapshot, kept with every plan so the next one can tell a
+/// shrunken source (an IdP outage, a broken scope filter) from real leavers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct IdentityCounts {
+    /// People the source listed, active or not.
+    pub people: u64,
+    pub groups: u64,
+    /// Active people in `users.scope`: those who should have an account.
+    pub in_scope: u64,
+}
+
+impl IdentityCounts {
+    pub fn of(desired: &Desired, directory: &Directory) -> IdentityCounts {
+        IdentityCounts {
+            people: directory.people.len() as u64,
+            groups: directory.groups.len() as u64,
+            in_scope: desired.accounts.len() as u64,
+        }
+    }
+}
 
 /// Destructive actions per kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -34,6 +57,11 @@ pub struct Exceeded {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
+    /// Not to be applied, approval or not: the inputs cannot be trusted (safety rule 5).
+    Refused {
+        counts: Counts,
+        reasons: Vec<String>,
+    },
     /// Within every limit, or over one with a matching approval.
     Allowed { counts: Counts, approved: bool },
     /// Over a limit: an `approvals/*.yaml` carrying `hash` must be merged with the change.
@@ -50,8 +78,8 @@ pub fn destructive_set(plan: &Plan) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
     for action in &plan.actions {
         match action {
-            Action::DeactivateUser { person, .. } => {
-                set.insert(format!("deactivate {}", person.email));
+            Action::DeactivateUser { removal, .. } => {
+                set.insert(format!("deactivate {}", removal.person.email));
             }
             Action::SetUsergroupMembers {
                 workspace,
@@ -59,22 +87,22 @@ pub fn destructive_set(plan: &Plan) -> BTreeSet<String> {
                 removes,
                 ..
             } => {
-                for (person, _) in removes {
+                for removal in removes {
                     set.insert(format!(
                         "remove-from-usergroup {workspace}/{handle} {}",
-                        person.email
+                        removal.person.email
                     ));
                 }
             }
             Action::KickFromChannel {
                 workspace,
                 channel,
-                person,
+                removal,
                 ..
             } => {
                 set.insert(format!(
                     "remove-from-channel {workspace}/#{channel} {}",
-                    person.email
+                    removal.person.email
                 ));
             }
             _ => {}
@@ -119,10 +147,73 @@ fn over(count: u64, population: u64, limit: &Limit) -> Option<f64> {
     (over_max || over_percent).then_some(percent)
 }
 
-/// Judges a plan against the repository's limits and approvals.
-pub fn verdict(plan: &Plan, live: &Live, repository: &Repository) -> Verdict {
+/// Why the identity snapshot cannot be trusted, if it cannot: nobody in scope while Slack
+/// has people, or a loss over a policy's `identity.max_shrink` against the last good
+/// snapshot (`baseline`).
+fn distrust(
+    identity: &IdentityCounts,
+    baseline: Option<&IdentityCounts>,
+    accounts: u64,
+    repository: &Repository,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if identity.in_scope == 0 && accounts > 0 {
+        reasons.push(format!(
+            "the identity source has nobody in users.scope while Slack has {accounts} active accounts; \
+             an empty source is never taken as everyone leaving"
+        ));
+    }
+    let Some(baseline) = baseline else {
+        return reasons;
+    };
+    let lost = baseline.in_scope.saturating_sub(identity.in_scope);
+    for policy in &repository.policies {
+        let Some(guard) = &policy.value.identity else {
+            continue;
+        };
+        if let Some(percent) = over(lost, baseline.in_scope, &guard.max_shrink) {
+            reasons.push(format!(
+                "the identity snapshot shrank from {} to {} people in scope (-{lost}, {percent:.1}%), \
+                 over identity.max_shrink in {} ({}); check the identity provider before syncing",
+                baseline.in_scope,
+                identity.in_scope,
+                policy.file,
+                limit_words(&guard.max_shrink)
+            ));
+        }
+    }
+    reasons
+}
+
+/// "max 10 / 2%" for messages.
+pub fn limit_words(limit: &Limit) -> String {
+    match (limit.max, limit.max_percent) {
+        (Some(max), Some(percent)) => format!("max {max} / {percent}%"),
+        (Some(max), None) => format!("max {max}"),
+        (None, Some(percent)) => format!("max {percent}%"),
+        (None, None) => "no limit".into(),
+    }
+}
+
+/// Judges a plan against the repository's limits and approvals, and the identity snapshot
+/// (`identity`) against the last good one (`baseline`) when there is one.
+pub fn verdict(
+    plan: &Plan,
+    live: &Live,
+    repository: &Repository,
+    identity: &IdentityCounts,
+    baseline: Option<&IdentityCounts>,
+) -> Verdict {
     let counts = counts(plan);
-    let accounts = live.users.iter().filter(|u| u.active && !u.bot).count() as u64;
+    let accounts = live
+        .users
+        .iter()
+        .filter(|u| u.active && !u.bot && u.guest.is_none())
+        .count() as u64;
+    let reasons = distrust(identity, baseline, accounts, repository);
+    if !reasons.is_empty() {
+        return Verdict::Refused { counts, reasons };
+    }
     let usergroup_members: u64 = live.usergroups.iter().map(|g| g.members.len() as u64).sum();
     let channel_members: u64 = live
         .channels
@@ -194,15 +285,116 @@ pub fn verdict(plan: &Plan, live: &Live, repository: &Repository) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::diff::{Drift, Person};
+    use crate::config::{self, SourceFile};
+    use crate::plan::diff::{Drift, Person, Removal};
+
+    fn repository(policy: &str) -> Repository {
+        let files = [
+            SourceFile {
+                path: "slack-gitops.yaml".into(),
+                bytes: b"apiVersion: slack-gitops/v1\nkind: Config\nslack:\n  plan: business-plus\n  workspaces: { main: T0000MAIN }\nidentity:\n  source: file\n  path: d.yaml\nusers:\n  provisioning: eager\n  scope: [everyone]\n".to_vec(),
+            },
+            SourceFile {
+                path: "policies/p.yaml".into(),
+                bytes: format!("apiVersion: slack-gitops/v1\nkind: Policy\n{policy}").into_bytes(),
+            },
+        ];
+        let loaded = config::load(&files, None);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        loaded.repository.unwrap()
+    }
+
+    fn live(accounts: usize) -> Live {
+        Live {
+            users: (0..accounts)
+                .map(|n| crate::model::live::LiveUser {
+                    id: format!("W{n}"),
+                    email: format!("p{n}@x"),
+                    user_name: format!("p{n}"),
+                    given_name: String::new(),
+                    family_name: String::new(),
+                    title: String::new(),
+                    department: String::new(),
+                    active: true,
+                    admin: false,
+                    owner: false,
+                    primary_owner: false,
+                    guest: None,
+                    bot: false,
+                    workspaces: Vec::new(),
+                })
+                .collect(),
+            ..Live::default()
+        }
+    }
+
+    fn in_scope(n: u64) -> IdentityCounts {
+        IdentityCounts {
+            people: n,
+            groups: 1,
+            in_scope: n,
+        }
+    }
+
+    #[test]
+    fn a_shrunken_identity_snapshot_is_refused_at_one_over_the_limit() {
+        let repository = repository("identity:\n  max_shrink: { max: 10, max_percent: 5 }\n");
+        let plan = Plan::default();
+        let live = live(3);
+        // 200 -> 190 loses exactly 10 (5%): allowed.
+        let at_limit = verdict_of(&repository, &live, 190, 200);
+        assert!(matches!(at_limit, Verdict::Allowed { .. }), "{at_limit:?}");
+        // 200 -> 189 loses 11: refused, naming the numbers and the policy file.
+        let verdict = verdict_of(&repository, &live, 189, 200);
+        let Verdict::Refused { reasons, .. } = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert_eq!(reasons.len(), 1);
+        assert!(
+            reasons[0].contains("from 200 to 189 people in scope (-11, 5.5%)")
+                && reasons[0].contains("policies/p.yaml (max 10 / 5%)"),
+            "{}",
+            reasons[0]
+        );
+        // Without a baseline there is nothing to compare with.
+        let first = super::verdict(&plan, &live, &repository, &in_scope(1), None);
+        assert!(matches!(first, Verdict::Allowed { .. }));
+    }
+
+    fn verdict_of(repository: &Repository, live: &Live, now: u64, before: u64) -> Verdict {
+        verdict(
+            &Plan::default(),
+            live,
+            repository,
+            &in_scope(now),
+            Some(&in_scope(before)),
+        )
+    }
+
+    #[test]
+    fn an_empty_identity_source_is_refused_whatever_the_limits() {
+        let repository = repository("limits:\n  deactivate: { max: 100000 }\n");
+        let empty = verdict(&Plan::default(), &live(5), &repository, &in_scope(0), None);
+        let Verdict::Refused { reasons, .. } = empty else {
+            panic!("{empty:?}")
+        };
+        assert!(reasons[0].contains("nobody in users.scope while Slack has 5 active accounts"));
+        // An empty org with an empty source is fine.
+        let nobody = verdict_of(&repository, &live(0), 0, 0);
+        assert!(matches!(nobody, Verdict::Allowed { .. }));
+    }
 
     fn deactivate(email: &str) -> Action {
         Action::DeactivateUser {
-            person: Person {
-                email: email.into(),
-                user_id: None,
+            removal: Removal {
+                person: Person {
+                    email: email.into(),
+                    user_id: None,
+                },
+                drift: Drift::MissedDeprovision,
+                why: "suspended in the identity provider".into(),
             },
-            drift: Drift::MissedDeprovision,
+            impact: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@ use slack_gitops::identity::IdentitySource;
 use slack_gitops::identity::file::FileSource;
 use slack_gitops::plan::desired::desired;
 use slack_gitops::plan::diff::{Action, Drift, Plan, plan};
+use slack_gitops::policy::IdentityCounts;
 use slack_gitops::slack::client::{ClientOptions, SlackClient, Token};
 use slack_gitops::slack::reader::{ReadScope, read_live};
 
@@ -16,7 +17,12 @@ async fn acme_plan() -> Plan {
     acme().await.0
 }
 
-async fn acme() -> (Plan, slack_gitops::model::live::Live, config::Repository) {
+async fn acme() -> (
+    Plan,
+    slack_gitops::model::live::Live,
+    config::Repository,
+    IdentityCounts,
+) {
     let seed =
         slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
     let slack = common::start(seed, Options::default()).await;
@@ -48,7 +54,8 @@ async fn acme() -> (Plan, slack_gitops::model::live::Live, config::Repository) {
         serde_json::to_string(&second).unwrap(),
         "deterministic"
     );
-    (first, live, repository)
+    let identity = IdentityCounts::of(&wanted, &directory);
+    (first, live, repository, identity)
 }
 
 fn position(plan: &Plan, matches: impl Fn(&Action) -> bool) -> usize {
@@ -70,7 +77,9 @@ async fn every_seeded_drift_becomes_the_right_action() {
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::DeactivateUser { person, drift } => Some((person.email.clone(), *drift)),
+            Action::DeactivateUser { removal, .. } => {
+                Some((removal.person.email.clone(), removal.drift))
+            }
             _ => None,
         })
         .collect();
@@ -91,7 +100,7 @@ async fn every_seeded_drift_becomes_the_right_action() {
     let blocked: Vec<&str> = plan
         .blocked_by_protection
         .iter()
-        .map(|(p, _)| p.email.as_str())
+        .map(|r| r.person.email.as_str())
         .collect();
     assert!(
         blocked.contains(&"breakglass@acme.example")
@@ -119,10 +128,54 @@ async fn every_seeded_drift_becomes_the_right_action() {
     };
     let (_, backend_removes) = set("backend").unwrap();
     assert_eq!(backend_removes.len(), 1);
-    assert_eq!(backend_removes[0].1, Drift::NotSelected);
+    assert_eq!(backend_removes[0].drift, Drift::NotSelected);
+    assert_eq!(
+        backend_removes[0].why,
+        "in none of `eng-backend`; added by hand in Slack, or the mapping changed"
+    );
     let (_, frontend_removes) = set("frontend").unwrap();
     let (mobile_adds, _) = set("mobile").unwrap();
-    assert_eq!(frontend_removes[0].0.email, mobile_adds[0].email);
+    assert_eq!(
+        frontend_removes[0].person.email,
+        mobile_adds[0].person.email
+    );
+    // Provenance: the mover is in @mobile by the rule at its file:line, through the IdP
+    // group chain from the rule's group down to the group that lists them.
+    let grant = &mobile_adds[0].grants[0];
+    assert_eq!(grant.rule.to_string(), "mappings/engineering.yaml:48");
+    assert_eq!(grant.via.first().map(String::as_str), Some("eng-mobile"));
+    // Joiners carry the users.scope chain.
+    let joiner = plan
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::CreateUser { person, grant }
+                if person.email == "evelyn.dijkstra@acme.example" =>
+            {
+                Some(grant.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(joiner.rule.to_string(), "slack-gitops.yaml:17");
+    assert_eq!(joiner.via, ["everyone", "employees", "sales", "sales-amer"]);
+    // A leaver's impact lists what live Slack shows them in.
+    let impact = plan
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::DeactivateUser { removal, impact }
+                if removal.drift == Drift::MissedDeprovision =>
+            {
+                Some(impact.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        !impact.usergroups.is_empty(),
+        "a missed deprovision is still in usergroups: {impact:?}"
+    );
 
     // A hand-edited description is put back; a missing usergroup and channel are created.
     assert!(plan.actions.iter().any(|a| matches!(a, Action::UpdateUsergroup { handle, fields, .. } if handle == "sales" && fields[0].field == "description")));
@@ -175,7 +228,10 @@ async fn every_seeded_drift_becomes_the_right_action() {
 async fn the_guardrail_verdict_binds_approvals_to_the_exact_destructive_set() {
     use slack_gitops::config::types::{ApiVersion, ApprovalFile, Limit};
     use slack_gitops::policy::{Verdict, plan_hash, verdict};
-    let (plan, live, mut repository) = acme().await;
+    let (plan, live, mut repository, identity) = acme().await;
+    let verdict = |plan: &Plan, live: &_, repository: &_| {
+        verdict(plan, live, repository, &identity, Some(&identity))
+    };
     // Acme's own limits allow the seeded drift (3 deactivations of about 290 accounts).
     assert!(matches!(
         verdict(&plan, &live, &repository),
@@ -231,7 +287,7 @@ async fn the_guardrail_verdict_binds_approvals_to_the_exact_destructive_set() {
 
 #[tokio::test]
 async fn profiles_follow_the_identity_provider() {
-    let (before, mut live, repository) = acme().await;
+    let (before, mut live, repository, _) = acme().await;
     assert!(
         !before
             .actions

@@ -34,7 +34,12 @@ fn the_demo_plans_acme_in_every_format() {
         text.contains("Plan: 4 people to create, 0 to reactivate, 3 to deactivate"),
         "{text}"
     );
-    assert!(text.contains("(ghost account: active in Slack, unknown to the identity provider)"));
+    assert!(text.contains(
+        "- deactivate old.contractor@contractors.acme.example (W00000288) (ghost account: unknown to the identity provider)"
+    ));
+    // Provenance: joiners with the users.scope chain, removals with why.
+    assert!(text.contains("+ create account evelyn.dijkstra@acme.example (joiner via everyone > employees > sales > sales-amer, slack-gitops.yaml:17)"), "{text}");
+    assert!(text.contains("- adele.knuth@acme.example (W00000008) (not selected: in none of `eng-backend`; added by hand in Slack, or the mapping changed)"), "{text}");
     assert!(text.contains("Guardrails: within limits"));
 
     let (code, _, _) = plan(&acme, &["--detailed-exitcode"]);
@@ -56,14 +61,90 @@ fn the_demo_plans_acme_in_every_format() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|a| a["action"] == "deactivate_user" && a["drift"] == "ghost_account")
+            .any(|a| a["action"] == "deactivate_user" && a["removal"]["drift"] == "ghost_account")
     );
+    assert_eq!(document["identity"]["in_scope"], 284);
 
     let (code, markdown, _) = plan(&acme, &["--format", "markdown"]);
     assert_eq!(code, 0);
     assert!(markdown.starts_with("## slack-gitops plan\n"));
-    assert!(markdown.contains("<details open><summary>Leavers (6)</summary>"));
+    assert!(markdown.contains("### Leavers (3): deactivated, then their sessions revoked"));
+    // Leavers come first, with what they lose; then one section per usergroup and channel.
+    let leavers = markdown.find("### Leavers").unwrap();
+    let sections = markdown.find("### Usergroups and channels").unwrap();
+    assert!(leavers < sections);
+    assert!(markdown.contains("| `brian.hopper@acme.example (W00000051)` | missed deprovision: suspended in the identity provider | T0000MAIN/@"), "{markdown}");
+    assert!(markdown.contains("<details><summary><code>@backend in T0000MAIN (mappings/engineering.yaml:32)</code>: +0 -1</summary>"));
     assert!(markdown.len() < 65_536);
+}
+
+#[test]
+fn a_shrunken_identity_source_is_refused_against_the_last_good_plan() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    common::copy_dir(&common::fixture("examples/acme"), &repo);
+    let baseline = temp.path().join("last-good.json");
+    let (code, _, stderr) = plan(&repo, &["--out", baseline.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Against its own baseline the plan is as before.
+    let (code, _, _) = plan(
+        &repo,
+        &[
+            "--detailed-exitcode",
+            "--baseline",
+            baseline.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2);
+
+    // The IdP now reports 20 active people as suspended (a broken sync, say): 284 -> 264
+    // people in scope is over Acme's identity.max_shrink of 15. The plan is refused.
+    let directory = repo.join("identity/directory.yaml");
+    let text = std::fs::read_to_string(&directory).unwrap();
+    let mut shrunk = String::new();
+    let mut left = 20;
+    for line in text.split_inclusive('\n') {
+        if left > 0 && line == "    status: active\n" {
+            shrunk.push_str("    status: suspended\n");
+            left -= 1;
+        } else {
+            shrunk.push_str(line);
+        }
+    }
+    std::fs::write(&directory, shrunk).unwrap();
+    let (code, output, _) = plan(
+        &repo,
+        &[
+            "--detailed-exitcode",
+            "--color",
+            "never",
+            "--baseline",
+            baseline.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 3, "{output}");
+    assert!(
+        output.contains("Guardrails: REFUSED")
+            && output.contains("from 284 to 264 people in scope (-20, 7.0%)"),
+        "{output}"
+    );
+    let (_, markdown, _) = plan(
+        &repo,
+        &[
+            "--format",
+            "markdown",
+            "--baseline",
+            baseline.to_str().unwrap(),
+        ],
+    );
+    assert!(markdown.contains("> **Refused.**"), "{markdown}");
+
+    // A baseline that is not a plan is a clear error, not a silent first run.
+    std::fs::write(&baseline, "{}").unwrap();
+    let (code, _, stderr) = plan(&repo, &["--baseline", baseline.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("has no identity counts"), "{stderr}");
 }
 
 #[test]

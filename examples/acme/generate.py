@@ -187,8 +187,8 @@ print(f"{len(people)} people, {len(groups)} groups -> {path}")
 #
 # SEED DRIFT: live Slack differs from what the config repository asks for, as real orgs do:
 # - joiners: four active people in the IdP have no Slack account yet;
-# - leavers: two suspended people still have active accounts (missed deprovisions), the
-#   other suspended people are already deactivated;
+# - leavers: two suspended people still have active accounts (missed deprovisions) and
+#   are still in their usergroups; the other suspended people are already deactivated;
 # - a ghost account: an active account whose person the IdP does not know at all;
 # - a manual add: a marketing person was added to @backend by hand;
 # - a mover: a mobile engineer is still in @frontend and not yet in @mobile;
@@ -374,8 +374,9 @@ for handle, name, description, workspaces, gs, ex, us, chs in MAPPED_USERGROUPS:
             members.add(mobile_person)               # a mover, not yet moved
         if handle == "mobile":
             members.discard(mobile_person)
-        if handle in ("eng", "oncall", "sre"):
-            members |= set(slack_ids([e for e in missed_leavers if e in closure("engineering")]))
+        # Missed deprovisions are still in the usergroups their IdP groups mapped to.
+        members |= set(slack_ids([e for e in missed_leavers
+                                  if any(e in closure(g) for g in gs) and workspace == MAIN]))
         sid = f"S{len(usergroups) + 1:08d}"
         usergroups.append({
             "id": sid, "workspace": workspace, "handle": handle, "name": name,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Repository;
 use crate::config::types::{MemberSpec, Provisioning};
-use crate::model::directory::{Directory, PersonStatus, Resolution};
+use crate::model::directory::{Directory, PersonId, PersonStatus, Resolution};
 
 /// A place in the config repository, for provenance.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -21,10 +21,22 @@ impl std::fmt::Display for RuleRef {
     }
 }
 
+/// A mapping rule: where it is and whom it selects, for provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub at: RuleRef,
+    /// What the rule configures: `usergroup @eng` or `channel #eng-oncall`.
+    pub target: String,
+    pub selector: MemberSpec,
+}
+
+/// An index into [`Desired::rules`].
+pub type RuleId = u32;
+
 /// A usergroup as the config wants it, in one workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DesiredUsergroup {
-    pub rule: RuleRef,
+    pub rule: RuleId,
     /// The team id of the workspace.
     pub workspace: String,
     pub handle: String,
@@ -32,79 +44,136 @@ pub struct DesiredUsergroup {
     pub description: String,
     /// Default channel names.
     pub channels: Vec<String>,
-    /// Emails of the active people it selects.
-    pub members: BTreeSet<String>,
+    /// The active people it selects, sorted.
+    pub members: Vec<PersonId>,
 }
 
 /// A channel as the config wants it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DesiredChannel {
     /// The `channels:` entry, or `None` for a channel only named as a usergroup's default.
-    pub rule: Option<RuleRef>,
+    pub rule: Option<RuleId>,
     pub workspace: String,
     pub name: String,
     pub private: bool,
     pub remove_unlisted: bool,
-    /// Emails of the people who should be in it, and the rules that put each there.
-    pub members: BTreeMap<String, BTreeSet<RuleRef>>,
+    /// The people who should be in it, and the rules that put each there.
+    pub members: BTreeMap<PersonId, Vec<RuleId>>,
 }
 
-/// The whole desired state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Desired {
+/// The whole desired state. People are ids of the [`Resolution`] it was computed from.
+#[derive(Debug, Clone)]
+pub struct Desired<'r> {
+    pub resolution: &'r Resolution,
     pub provisioning: Provisioning,
-    /// Emails of active people in `users.scope`: they should have an active account.
-    pub accounts: BTreeSet<String>,
-    /// The workspaces (team ids) each person needs, from their usergroups and channels.
-    pub workspaces: BTreeMap<String, BTreeSet<String>>,
+    /// The IdP groups of `users.scope`, and where the config says so.
+    pub scope: Vec<String>,
+    pub scope_rule: RuleRef,
+    /// Active people in `users.scope`, sorted: they should have an active account.
+    pub accounts: Vec<PersonId>,
+    /// Per person: the workspaces (indices into `workspace_ids`) their usergroups and
+    /// channels need.
+    pub workspaces: Vec<Vec<u16>>,
+    /// Team ids, in the order `workspaces` refers to them.
+    pub workspace_ids: Vec<String>,
+    pub rules: Vec<Rule>,
     pub usergroups: Vec<DesiredUsergroup>,
     pub channels: Vec<DesiredChannel>,
     /// Emails that are never deactivated or removed.
     pub protected: BTreeSet<String>,
 }
 
-/// The active people a member spec selects.
-fn select(
-    spec: &MemberSpec,
-    resolution: &Resolution,
-    active: &BTreeSet<String>,
-) -> BTreeSet<String> {
-    let mut chosen: BTreeSet<String> = spec.users.iter().map(|e| e.as_str().to_string()).collect();
-    for group in &spec.groups {
-        if let Some(members) = resolution.members.get(group) {
-            chosen.extend(members.iter().cloned());
+impl Desired<'_> {
+    pub fn email(&self, id: PersonId) -> &str {
+        self.resolution.email(id)
+    }
+
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.rules[id as usize]
+    }
+
+    /// Whether a person should have an account.
+    pub fn wants_account(&self, id: PersonId) -> bool {
+        self.accounts.binary_search(&id).is_ok()
+    }
+
+    /// The team ids a person needs.
+    pub fn workspaces_of(&self, id: PersonId) -> impl Iterator<Item = &str> {
+        self.workspaces[id as usize]
+            .iter()
+            .map(|&w| self.workspace_ids[w as usize].as_str())
+    }
+}
+
+/// Sorted ids in `a` that are not in `b` (both sorted).
+fn difference(a: &[PersonId], b: &[PersonId]) -> Vec<PersonId> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut j = 0;
+    for &x in a {
+        while j < b.len() && b[j] < x {
+            j += 1;
         }
+        if j == b.len() || b[j] != x {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// The active people a member spec selects, sorted.
+fn select(spec: &MemberSpec, resolution: &Resolution, active: &[bool]) -> Vec<PersonId> {
+    let mut chosen: Vec<PersonId> = spec
+        .users
+        .iter()
+        .filter_map(|e| resolution.id(e.as_str()))
+        .collect();
+    for group in &spec.groups {
+        chosen.extend_from_slice(resolution.members(group).unwrap_or_default());
+    }
+    if spec.groups.len() + usize::from(!spec.users.is_empty()) > 1 {
+        chosen.sort_unstable();
+        chosen.dedup();
     }
     for group in &spec.exclude {
-        if let Some(members) = resolution.members.get(group) {
-            chosen.retain(|email| !members.contains(email));
-        }
+        chosen = difference(&chosen, resolution.members(group).unwrap_or_default());
     }
-    for email in &spec.exclude_users {
-        chosen.remove(email.as_str());
-    }
-    chosen.retain(|email| active.contains(email));
+    let mut excluded: Vec<PersonId> = spec
+        .exclude_users
+        .iter()
+        .filter_map(|e| resolution.id(e.as_str()))
+        .collect();
+    excluded.sort_unstable();
+    chosen = difference(&chosen, &excluded);
+    chosen.retain(|&id| active[id as usize]);
     chosen
 }
 
 /// Resolves the config against the directory.
-pub fn desired(repository: &Repository, directory: &Directory, resolution: &Resolution) -> Desired {
+pub fn desired<'r>(
+    repository: &Repository,
+    directory: &Directory,
+    resolution: &'r Resolution,
+) -> Desired<'r> {
     let config = &repository.config.value;
-    let active: BTreeSet<String> = directory
-        .people
-        .iter()
-        .filter(|p| p.status == PersonStatus::Active)
-        .map(|p| p.email.clone())
+    let people = resolution.emails().len();
+    let active: Vec<bool> = (0..people as PersonId)
+        .map(|id| {
+            resolution
+                .person(directory, id)
+                .is_some_and(|p| p.status == PersonStatus::Active)
+        })
         .collect();
     let team = |key: &str| config.team_id(key);
 
-    let mut accounts = BTreeSet::new();
+    let mut accounts: Vec<PersonId> = Vec::new();
     for group in &config.users.scope {
-        if let Some(members) = resolution.members.get(group) {
-            accounts.extend(members.iter().filter(|e| active.contains(*e)).cloned());
-        }
+        accounts.extend_from_slice(resolution.members(group).unwrap_or_default());
     }
+    accounts.sort_unstable();
+    accounts.dedup();
+    accounts.retain(|&id| active[id as usize]);
 
+    let mut rules = Vec::new();
     let mut usergroups = Vec::new();
     let mut channels: BTreeMap<(String, String), DesiredChannel> = BTreeMap::new();
     for file in &repository.mappings {
@@ -112,19 +181,21 @@ pub fn desired(repository: &Repository, directory: &Directory, resolution: &Reso
             let Some(workspace) = team(&spec.workspace) else {
                 continue;
             };
-            let rule = RuleRef {
-                file: file.file.clone(),
-                line: file
-                    .span(&format!("/channels/{index}"))
-                    .map_or(0, |s| s.start.line),
-            };
-            let members = spec
-                .members
-                .as_ref()
-                .map(|m| select(m, resolution, &active))
-                .unwrap_or_default()
+            let selector = spec.members.clone().unwrap_or_default();
+            let rule = rules.len() as RuleId;
+            rules.push(Rule {
+                at: RuleRef {
+                    file: file.file.clone(),
+                    line: file
+                        .span(&format!("/channels/{index}"))
+                        .map_or(0, |s| s.start.line),
+                },
+                target: format!("channel #{}", spec.name.as_str()),
+                selector,
+            });
+            let members = select(&rules[rule as usize].selector, resolution, &active)
                 .into_iter()
-                .map(|email| (email, BTreeSet::from([rule.clone()])))
+                .map(|id| (id, vec![rule]))
                 .collect();
             channels.insert(
                 (workspace.clone(), spec.name.as_str().to_string()),
@@ -141,12 +212,17 @@ pub fn desired(repository: &Repository, directory: &Directory, resolution: &Reso
     }
     for file in &repository.mappings {
         for (index, spec) in file.value.usergroups.iter().enumerate() {
-            let rule = RuleRef {
-                file: file.file.clone(),
-                line: file
-                    .span(&format!("/usergroups/{index}"))
-                    .map_or(0, |s| s.start.line),
-            };
+            let rule = rules.len() as RuleId;
+            rules.push(Rule {
+                at: RuleRef {
+                    file: file.file.clone(),
+                    line: file
+                        .span(&format!("/usergroups/{index}"))
+                        .map_or(0, |s| s.start.line),
+                },
+                target: format!("usergroup @{}", spec.handle.as_str()),
+                selector: spec.members.clone(),
+            });
             let members = select(&spec.members, resolution, &active);
             for workspace in spec.workspaces.iter().filter_map(|w| team(w)) {
                 for channel in &spec.channels {
@@ -160,16 +236,15 @@ pub fn desired(repository: &Repository, directory: &Directory, resolution: &Reso
                             remove_unlisted: false,
                             members: BTreeMap::new(),
                         });
-                    for email in &members {
-                        entry
-                            .members
-                            .entry(email.clone())
-                            .or_default()
-                            .insert(rule.clone());
+                    for &id in &members {
+                        let rules = entry.members.entry(id).or_default();
+                        if !rules.contains(&rule) {
+                            rules.push(rule);
+                        }
                     }
                 }
                 usergroups.push(DesiredUsergroup {
-                    rule: rule.clone(),
+                    rule,
                     workspace,
                     handle: spec.handle.as_str().to_string(),
                     name: spec.name.clone(),
@@ -185,21 +260,29 @@ pub fn desired(repository: &Repository, directory: &Directory, resolution: &Reso
         }
     }
 
-    let mut workspaces: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut workspace_ids: Vec<String> = Vec::new();
+    let mut workspaces: Vec<Vec<u16>> = vec![Vec::new(); people];
+    let mut need = |workspace: &str, id: PersonId| {
+        let w = match workspace_ids.iter().position(|t| t == workspace) {
+            Some(w) => w as u16,
+            None => {
+                workspace_ids.push(workspace.to_string());
+                (workspace_ids.len() - 1) as u16
+            }
+        };
+        let have = &mut workspaces[id as usize];
+        if !have.contains(&w) {
+            have.push(w);
+        }
+    };
     for group in &usergroups {
-        for email in &group.members {
-            workspaces
-                .entry(email.clone())
-                .or_default()
-                .insert(group.workspace.clone());
+        for &id in &group.members {
+            need(&group.workspace, id);
         }
     }
     for channel in channels.values() {
-        for email in channel.members.keys() {
-            workspaces
-                .entry(email.clone())
-                .or_default()
-                .insert(channel.workspace.clone());
+        for &id in channel.members.keys() {
+            need(&channel.workspace, id);
         }
     }
     let protected_groups = repository
@@ -218,14 +301,28 @@ pub fn desired(repository: &Repository, directory: &Directory, resolution: &Reso
         })
         .collect();
     for group in protected_groups {
-        if let Some(members) = resolution.members.get(group) {
-            protected.extend(members.iter().cloned());
-        }
+        protected.extend(
+            resolution
+                .member_emails(group)
+                .into_iter()
+                .map(str::to_string),
+        );
     }
     Desired {
+        resolution,
         provisioning: config.users.provisioning,
+        scope: config.users.scope.clone(),
+        scope_rule: RuleRef {
+            file: repository.config.file.clone(),
+            line: repository
+                .config
+                .span("/users/scope")
+                .map_or(0, |s| s.start.line),
+        },
         accounts,
         workspaces,
+        workspace_ids,
+        rules,
         usergroups,
         channels: channels.into_values().collect(),
         protected,

@@ -12,17 +12,17 @@
 //! **Ownership**: only usergroups and channels named in the config are touched; everything
 //! else is listed as unmanaged. Guests and bots are never deactivated by this tool.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::desired::{Desired, RuleRef};
+use super::desired::{Desired, RuleId, RuleRef};
 use crate::config::types::Provisioning;
-use crate::model::directory::{Directory, PersonStatus};
+use crate::model::directory::{Directory, PersonId, PersonStatus};
 use crate::model::live::{Live, LiveUser};
 
 /// Why a person's account should go, or why a membership differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Drift {
     /// Active in Slack, unknown to the identity provider.
@@ -44,13 +44,49 @@ pub struct Person {
     pub user_id: Option<String>,
 }
 
+/// Why a person is wanted somewhere: the rule, and the IdP groups that lead from the
+/// rule's group down to the one that lists the person.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Grant {
+    /// The mapping rule, or `users.scope` in the config file.
+    pub rule: RuleRef,
+    /// `["engineering", "platform", "sre"]`; empty when the rule lists the person by email.
+    pub via: Vec<String>,
+}
+
+/// A person added somewhere, with why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Addition {
+    pub person: Person,
+    pub grants: Vec<Grant>,
+}
+
+/// A person removed from somewhere (or deactivated), with why they no longer qualify.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Removal {
+    pub person: Person,
+    pub drift: Drift,
+    /// In words: "suspended in the identity provider", "excluded by `contractors`
+    /// (contractors > vendors)", "in none of `engineering`".
+    pub why: String,
+}
+
+/// What a leaver loses when deactivated, as live Slack shows it today.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Impact {
+    /// `T0000MAIN/@eng`, sorted.
+    pub usergroups: Vec<String>,
+    /// `T0000MAIN/#eng`, sorted; only channels whose members were read (managed ones).
+    pub channels: Vec<String>,
+}
+
 /// One change to Slack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     CreateUser {
         person: Person,
-        rule: String,
+        grant: Grant,
     },
     ReactivateUser {
         person: Person,
@@ -89,8 +125,8 @@ pub enum Action {
         handle: String,
         /// The full list sent to Slack (`usergroups.users.update` replaces it whole).
         members: Vec<Person>,
-        adds: Vec<Person>,
-        removes: Vec<(Person, Drift)>,
+        adds: Vec<Addition>,
+        removes: Vec<Removal>,
         rule: RuleRef,
     },
     CreateChannel {
@@ -103,14 +139,13 @@ pub enum Action {
         workspace: String,
         channel: String,
         channel_id: Option<String>,
-        people: Vec<Person>,
+        people: Vec<Addition>,
     },
     KickFromChannel {
         workspace: String,
         channel: String,
         channel_id: String,
-        person: Person,
-        drift: Drift,
+        removal: Removal,
     },
     DisableUsergroup {
         workspace: String,
@@ -118,8 +153,8 @@ pub enum Action {
         handle: String,
     },
     DeactivateUser {
-        person: Person,
-        drift: Drift,
+        removal: Removal,
+        impact: Impact,
     },
     ResetSessions {
         person: Person,
@@ -141,37 +176,222 @@ pub struct Plan {
     /// People SSO will create at first login (`just-in-time`); their memberships wait.
     pub awaiting_first_login: Vec<String>,
     /// Leavers that are protected: reported, never deactivated.
-    pub blocked_by_protection: Vec<(Person, Drift)>,
+    pub blocked_by_protection: Vec<Removal>,
     /// Usergroups and channels in Slack that the config does not name (never changed).
     pub unmanaged_usergroups: Vec<(String, String)>,
     pub unmanaged_channels: Vec<(String, String)>,
 }
 
-/// Live accounts by lowercase email.
-fn accounts_by_email(live: &Live) -> BTreeMap<&str, &LiveUser> {
-    live.users.iter().map(|u| (u.email.as_str(), u)).collect()
+/// Lookups over live Slack and the directory, built once per plan so every step is a
+/// hash or array access rather than a scan (a scan per usergroup or channel would be
+/// quadratic at 5,000 usergroups and 50,000 channels).
+struct Index<'a> {
+    desired: &'a Desired<'a>,
+    directory: &'a Directory,
+    live: &'a Live,
+    /// Live user index by Slack user id.
+    by_user_id: HashMap<&'a str, usize>,
+    /// Per person id: their live account.
+    account: Vec<Option<usize>>,
+    /// Per live user: their person id, when the directory names their email.
+    person_of: Vec<Option<PersonId>>,
+    /// Per person id: whether their account is (or is about to be) active.
+    usable: Vec<bool>,
+}
+
+impl<'a> Index<'a> {
+    fn new(desired: &'a Desired<'a>, directory: &'a Directory, live: &'a Live) -> Index<'a> {
+        let resolution = desired.resolution;
+        let mut account = vec![None; resolution.emails().len()];
+        let mut person_of = vec![None; live.users.len()];
+        let mut by_user_id = HashMap::with_capacity(live.users.len());
+        for (i, user) in live.users.iter().enumerate() {
+            by_user_id.insert(user.id.as_str(), i);
+            if let Some(id) = resolution.id(&user.email) {
+                person_of[i] = Some(id);
+                // Two accounts with one email: the active one counts.
+                let slot: &mut Option<usize> = &mut account[id as usize];
+                if slot.is_none_or(|j| !live.users[j].active) {
+                    *slot = Some(i);
+                }
+            }
+        }
+        Index {
+            desired,
+            directory,
+            live,
+            by_user_id,
+            account,
+            person_of,
+            usable: vec![false; resolution.emails().len()],
+        }
+    }
+
+    fn user(&self, id: PersonId) -> Option<&'a LiveUser> {
+        self.account[id as usize].map(|i| &self.live.users[i])
+    }
+
+    fn person(&self, id: PersonId) -> Person {
+        Person {
+            email: self.desired.email(id).to_string(),
+            user_id: self.user(id).map(|u| u.id.clone()),
+        }
+    }
+
+    fn live_person(&self, i: usize) -> Person {
+        let user = &self.live.users[i];
+        Person {
+            email: user.email.clone(),
+            user_id: Some(user.id.clone()),
+        }
+    }
+
+    /// Live member ids to live user indices (ids Slack no longer knows are dropped).
+    fn live_members(&self, ids: &[String]) -> Vec<usize> {
+        ids.iter()
+            .filter_map(|id| self.by_user_id.get(id.as_str()).copied())
+            .collect()
+    }
+
+    fn status(&self, id: PersonId) -> Option<PersonStatus> {
+        self.desired
+            .resolution
+            .person(self.directory, id)
+            .map(|p| p.status)
+    }
+
+    /// Why a live account is not wanted somewhere: the strongest reason wins.
+    fn drift(&self, i: usize) -> Drift {
+        match self.person_of[i].and_then(|id| self.status(id).map(|s| (id, s))) {
+            None => Drift::GhostAccount,
+            Some((_, PersonStatus::Suspended)) => Drift::MissedDeprovision,
+            Some((id, PersonStatus::Active)) if !self.desired.wants_account(id) => {
+                Drift::OutOfScope
+            }
+            Some(_) => Drift::NotSelected,
+        }
+    }
+
+    /// A removal of live user `i`, explained against the rule that no longer selects them
+    /// (`None` for a deactivation, which is about `users.scope`).
+    fn removal(&self, i: usize, rule: Option<RuleId>) -> Removal {
+        let drift = self.drift(i);
+        let why = match drift {
+            Drift::GhostAccount => "unknown to the identity provider".to_string(),
+            Drift::MissedDeprovision => "suspended in the identity provider".to_string(),
+            Drift::OutOfScope => format!(
+                "in none of the users.scope groups {}",
+                names(&self.desired.scope)
+            ),
+            Drift::NotSelected => match (rule, self.person_of[i]) {
+                (Some(rule), Some(id)) => self.not_selected(rule, id),
+                _ => "not selected".to_string(),
+            },
+        };
+        Removal {
+            person: self.live_person(i),
+            drift,
+            why,
+        }
+    }
+
+    /// Why an active person in scope is not selected by a rule.
+    fn not_selected(&self, rule: RuleId, id: PersonId) -> String {
+        let resolution = self.desired.resolution;
+        let selector = &self.desired.rule(rule).selector;
+        let email = self.desired.email(id);
+        if selector.exclude_users.iter().any(|e| e.as_str() == email) {
+            return "excluded by email (exclude_users)".into();
+        }
+        for group in &selector.exclude {
+            if let Some(chain) = resolution.chain(self.directory, group, id) {
+                return format!("excluded by `{group}` ({})", chain.join(" > "));
+            }
+        }
+        let added = "added by hand in Slack, or the mapping changed";
+        if selector.groups.is_empty() {
+            format!("not listed by the rule; {added}")
+        } else {
+            format!("in none of {}; {added}", names(&selector.groups))
+        }
+    }
+
+    /// How a rule selects a person: listed by email, or the chain of IdP groups.
+    fn grant(&self, rule: RuleId, id: PersonId) -> Grant {
+        let rule = self.desired.rule(rule);
+        let email = self.desired.email(id);
+        let via = if rule.selector.users.iter().any(|e| e.as_str() == email) {
+            Vec::new()
+        } else {
+            rule.selector
+                .groups
+                .iter()
+                .find_map(|g| self.desired.resolution.chain(self.directory, g, id))
+                .unwrap_or_default()
+        };
+        Grant {
+            rule: rule.at.clone(),
+            via,
+        }
+    }
+
+    fn scope_grant(&self, id: PersonId) -> Grant {
+        Grant {
+            rule: self.desired.scope_rule.clone(),
+            via: self
+                .desired
+                .scope
+                .iter()
+                .find_map(|g| self.desired.resolution.chain(self.directory, g, id))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn protected(&self, email: &str) -> bool {
+        self.desired.protected.contains(email)
+    }
+}
+
+/// "`a`, `b`" for messages.
+fn names(groups: &[String]) -> String {
+    groups
+        .iter()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A reusable membership mark over live users: `mark(i)` then `marked(i)`, cleared in O(1)
+/// by moving to the next generation.
+struct Marks {
+    stamp: Vec<u32>,
+    generation: u32,
+}
+
+impl Marks {
+    fn new(len: usize) -> Marks {
+        Marks {
+            stamp: vec![0; len],
+            generation: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.generation += 1;
+    }
+
+    fn mark(&mut self, i: usize) {
+        self.stamp[i] = self.generation;
+    }
+
+    fn marked(&self, i: usize) -> bool {
+        self.stamp[i] == self.generation
+    }
 }
 
 /// Computes the plan. Pure and deterministic.
 pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
-    let by_email = accounts_by_email(live);
-    let by_id: BTreeMap<&str, &LiveUser> = live.users.iter().map(|u| (u.id.as_str(), u)).collect();
-    let person = |email: &str| Person {
-        email: email.to_string(),
-        user_id: by_email.get(email).map(|u| u.id.clone()),
-    };
-    let known: BTreeMap<&str, PersonStatus> = directory
-        .people
-        .iter()
-        .map(|p| (p.email.as_str(), p.status))
-        .collect();
-    // Why someone in Slack is not selected: the strongest reason wins.
-    let drift_of = |email: &str| match known.get(email) {
-        None => Drift::GhostAccount,
-        Some(PersonStatus::Suspended) => Drift::MissedDeprovision,
-        Some(PersonStatus::Active) if !desired.accounts.contains(email) => Drift::OutOfScope,
-        Some(PersonStatus::Active) => Drift::NotSelected,
-    };
+    let mut index = Index::new(desired, directory, live);
     let mut plan = Plan::default();
     let mut creations = Vec::new();
     let mut assignments = Vec::new();
@@ -183,36 +403,30 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
 
     // 1. Accounts.
     let jit = desired.provisioning == Provisioning::JustInTime;
-    let mut usable: BTreeSet<String> = BTreeSet::new();
-    for email in &desired.accounts {
-        match by_email.get(email.as_str()) {
-            Some(user) if user.active => {
-                usable.insert(email.clone());
-            }
+    for &id in &desired.accounts {
+        match index.user(id) {
+            Some(user) if user.active => index.usable[id as usize] = true,
             Some(_) => {
                 creations.push(Action::ReactivateUser {
-                    person: person(email),
+                    person: index.person(id),
                 });
-                usable.insert(email.clone());
+                index.usable[id as usize] = true;
             }
-            None if jit => plan.awaiting_first_login.push(email.clone()),
+            None if jit => plan
+                .awaiting_first_login
+                .push(desired.email(id).to_string()),
             None => {
                 creations.push(Action::CreateUser {
-                    person: person(email),
-                    rule: "users.scope".into(),
+                    person: index.person(id),
+                    grant: index.scope_grant(id),
                 });
-                usable.insert(email.clone());
+                index.usable[id as usize] = true;
             }
         }
     }
     // Profiles follow the identity provider for the fields it holds.
-    let people: BTreeMap<&str, &crate::model::directory::Person> = directory
-        .people
-        .iter()
-        .map(|p| (p.email.as_str(), p))
-        .collect();
-    for email in &desired.accounts {
-        let (Some(user), Some(source)) = (by_email.get(email.as_str()), people.get(email.as_str()))
+    for &id in &desired.accounts {
+        let (Some(user), Some(source)) = (index.user(id), desired.resolution.person(directory, id))
         else {
             continue;
         };
@@ -233,65 +447,89 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             .collect();
         if !fields.is_empty() {
             assignments.push(Action::UpdateProfile {
-                person: person(email),
+                person: index.person(id),
                 fields,
             });
         }
     }
-    for (email, workspaces) in &desired.workspaces {
-        if !usable.contains(email) {
+    for (id, needs) in desired.workspaces.iter().enumerate() {
+        let id = id as PersonId;
+        if needs.is_empty() || !index.usable[id as usize] {
             continue;
         }
-        let have: BTreeSet<&str> = by_email
-            .get(email.as_str())
-            .map(|u| u.workspaces.iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        for workspace in workspaces.iter().filter(|w| !have.contains(w.as_str())) {
+        let have: &[String] = index.user(id).map_or(&[], |u| &u.workspaces);
+        for workspace in desired
+            .workspaces_of(id)
+            .filter(|w| !have.iter().any(|h| h == w))
+        {
             assignments.push(Action::AssignWorkspace {
-                person: person(email),
-                workspace: workspace.clone(),
+                person: index.person(id),
+                workspace: workspace.to_string(),
             });
         }
     }
 
     // 2-4. Usergroups.
-    let mut managed_groups = BTreeSet::new();
+    let live_groups: HashMap<(&str, &str), usize> = live
+        .usergroups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| ((g.workspace.as_str(), g.handle.as_str()), i))
+        .collect();
+    let mut managed: HashSet<(&str, &str)> = HashSet::new();
+    let mut current_marks = Marks::new(live.users.len());
+    let mut wanted_marks = Marks::new(live.users.len());
     for group in &desired.usergroups {
-        managed_groups.insert((group.workspace.clone(), group.handle.clone()));
-        let members: BTreeSet<&String> = group
+        managed.insert((group.workspace.as_str(), group.handle.as_str()));
+        let rule = desired.rule(group.rule).at.clone();
+        let members: Vec<PersonId> = group
             .members
             .iter()
-            .filter(|e| usable.contains(*e))
+            .copied()
+            .filter(|&id| index.usable[id as usize])
             .collect();
-        let live_group = live
-            .usergroups
+        let live_group = live_groups
+            .get(&(group.workspace.as_str(), group.handle.as_str()))
+            .map(|&i| &live.usergroups[i]);
+        let current = live_group.map_or_else(Vec::new, |g| index.live_members(&g.members));
+        current_marks.clear();
+        for &i in &current {
+            current_marks.mark(i);
+        }
+        wanted_marks.clear();
+        for &id in &group.members {
+            if let Some(i) = index.account[id as usize] {
+                wanted_marks.mark(i);
+            }
+        }
+        let adds: Vec<Addition> = members
             .iter()
-            .find(|g| g.workspace == group.workspace && g.handle == group.handle);
-        let current: BTreeSet<String> = live_group
-            .map(|g| {
-                g.members
-                    .iter()
-                    .filter_map(|id| by_id.get(id.as_str()).map(|u| u.email.clone()))
-                    .collect()
+            .filter(|&&id| index.account[id as usize].is_none_or(|i| !current_marks.marked(i)))
+            .map(|&id| Addition {
+                person: index.person(id),
+                grants: vec![index.grant(group.rule, id)],
             })
-            .unwrap_or_default();
-        let adds: Vec<Person> = members
-            .iter()
-            .filter(|e| !current.contains(**e))
-            .map(|e| person(e))
             .collect();
-        let removes: Vec<(Person, Drift)> = current
+        let kept_protected: Vec<usize> = current
             .iter()
-            .filter(|e| !group.members.contains(*e) && !desired.protected.contains(*e))
-            .map(|e| (person(e), drift_of(e)))
+            .copied()
+            .filter(|&i| !wanted_marks.marked(i) && index.protected(&live.users[i].email))
+            .filter(|&i| live.users[i].active)
             .collect();
+        let mut removes: Vec<Removal> = current
+            .iter()
+            .copied()
+            .filter(|&i| !wanted_marks.marked(i) && !index.protected(&live.users[i].email))
+            .map(|i| index.removal(i, Some(group.rule)))
+            .collect();
+        removes.sort();
         match live_group {
             None => structure.push(Action::CreateUsergroup {
                 workspace: group.workspace.clone(),
                 handle: group.handle.clone(),
                 name: group.name.clone(),
                 description: group.description.clone(),
-                rule: group.rule.clone(),
+                rule: rule.clone(),
             }),
             Some(live_group) => {
                 let mut fields = Vec::new();
@@ -315,7 +553,7 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                         usergroup_id: live_group.id.clone(),
                         handle: group.handle.clone(),
                         fields,
-                        rule: group.rule.clone(),
+                        rule: rule.clone(),
                     });
                 }
                 if live_group.disabled && !members.is_empty() {
@@ -337,38 +575,41 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             }
         } else if !adds.is_empty() || !removes.is_empty() {
             // Protected people who are in the group stay in the full list.
-            let mut full: BTreeSet<&String> = members.clone();
-            full.extend(
-                current
-                    .iter()
-                    .filter(|e| desired.protected.contains(*e) && usable.contains(*e)),
-            );
+            let mut full: Vec<Person> = members.iter().map(|&id| index.person(id)).collect();
+            full.extend(kept_protected.into_iter().map(|i| index.live_person(i)));
+            full.sort();
+            full.dedup();
             memberships.push(Action::SetUsergroupMembers {
                 workspace: group.workspace.clone(),
                 usergroup_id: live_group.map(|g| g.id.clone()),
                 handle: group.handle.clone(),
-                members: full.into_iter().map(|e| person(e)).collect(),
+                members: full,
                 adds,
                 removes,
-                rule: group.rule.clone(),
+                rule,
             });
         }
     }
     plan.unmanaged_usergroups = live
         .usergroups
         .iter()
-        .filter(|g| !managed_groups.contains(&(g.workspace.clone(), g.handle.clone())))
+        .filter(|g| !managed.contains(&(g.workspace.as_str(), g.handle.as_str())))
         .map(|g| (g.workspace.clone(), g.handle.clone()))
         .collect();
 
     // Channels.
-    let mut managed_channels = BTreeSet::new();
+    let live_channels: HashMap<(&str, &str), usize> = live
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.workspace.as_str(), c.name.as_str()), i))
+        .collect();
+    let mut managed: HashSet<(&str, &str)> = HashSet::new();
     for channel in &desired.channels {
-        managed_channels.insert((channel.workspace.clone(), channel.name.clone()));
-        let live_channel = live
-            .channels
-            .iter()
-            .find(|c| c.workspace == channel.workspace && c.name == channel.name);
+        managed.insert((channel.workspace.as_str(), channel.name.as_str()));
+        let live_channel = live_channels
+            .get(&(channel.workspace.as_str(), channel.name.as_str()))
+            .map(|&i| &live.channels[i]);
         if live_channel.is_none() {
             if channel.rule.is_none() {
                 // A default channel the config does not declare must already exist; the
@@ -379,22 +620,27 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 workspace: channel.workspace.clone(),
                 name: channel.name.clone(),
                 private: channel.private,
-                rule: channel.rule.clone(),
+                rule: channel.rule.map(|r| desired.rule(r).at.clone()),
             });
         }
-        let current: BTreeSet<String> = live_channel
-            .and_then(|c| c.members.as_ref())
-            .map(|m| {
-                m.iter()
-                    .filter_map(|id| by_id.get(id.as_str()).map(|u| u.email.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let missing: Vec<Person> = channel
+        let current = live_channel
+            .and_then(|c| c.members.as_deref())
+            .map_or_else(Vec::new, |m| index.live_members(m));
+        current_marks.clear();
+        for &i in &current {
+            current_marks.mark(i);
+        }
+        let missing: Vec<Addition> = channel
             .members
-            .keys()
-            .filter(|e| usable.contains(*e) && !current.contains(*e))
-            .map(|e| person(e))
+            .iter()
+            .filter(|&(&id, _)| {
+                index.usable[id as usize]
+                    && index.account[id as usize].is_none_or(|i| !current_marks.marked(i))
+            })
+            .map(|(&id, rules)| Addition {
+                person: index.person(id),
+                grants: rules.iter().map(|&r| index.grant(r, id)).collect(),
+            })
             .collect();
         // conversations.invite takes at most 100 people.
         for batch in missing.chunks(100) {
@@ -406,20 +652,28 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             });
         }
         if let (true, Some(live_channel)) = (channel.remove_unlisted, live_channel) {
-            for email in current
-                .iter()
-                .filter(|e| !channel.members.contains_key(*e) && !desired.protected.contains(*e))
-            {
-                let account = by_email[email.as_str()];
-                if account.bot {
-                    continue;
+            wanted_marks.clear();
+            for &id in channel.members.keys() {
+                if let Some(i) = index.account[id as usize] {
+                    wanted_marks.mark(i);
                 }
+            }
+            let mut removals: Vec<Removal> = current
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let user = &live.users[i];
+                    !wanted_marks.marked(i) && !index.protected(&user.email) && !user.bot
+                })
+                .map(|i| index.removal(i, channel.rule))
+                .collect();
+            removals.sort();
+            for removal in removals {
                 kicks.push(Action::KickFromChannel {
                     workspace: channel.workspace.clone(),
                     channel: channel.name.clone(),
                     channel_id: live_channel.id.clone(),
-                    person: person(email),
-                    drift: drift_of(email),
+                    removal,
                 });
             }
         }
@@ -427,35 +681,44 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
     plan.unmanaged_channels = live
         .channels
         .iter()
-        .filter(|c| !managed_channels.contains(&(c.workspace.clone(), c.name.clone())))
+        .filter(|c| !managed.contains(&(c.workspace.as_str(), c.name.as_str())))
         .map(|c| (c.workspace.clone(), c.name.clone()))
         .collect();
 
     // 5. Leavers: active human accounts that should not have one.
-    for user in live
-        .users
-        .iter()
-        .filter(|u| u.active && !u.bot && u.guest.is_none())
-    {
-        if desired.accounts.contains(&user.email) {
+    let mut leaving: Vec<usize> = Vec::new();
+    for (i, user) in live.users.iter().enumerate() {
+        if !user.active || user.bot || user.guest.is_some() {
             continue;
         }
-        let drift = drift_of(&user.email);
-        if desired.protected.contains(&user.email) || user.primary_owner {
-            plan.blocked_by_protection
-                .push((person(&user.email), drift));
+        if index.person_of[i].is_some_and(|id| desired.wants_account(id)) {
             continue;
         }
-        leavers.push(Action::DeactivateUser {
-            person: person(&user.email),
-            drift,
-        });
+        if index.protected(&user.email) || user.primary_owner {
+            plan.blocked_by_protection.push(index.removal(i, None));
+            continue;
+        }
+        leaving.push(i);
+    }
+    plan.blocked_by_protection.sort();
+    let impacts = impacts(live, &leaving);
+    let mut removals: Vec<Removal> = leaving.iter().map(|&i| index.removal(i, None)).collect();
+    removals.sort();
+    for removal in removals {
+        let impact = removal
+            .person
+            .user_id
+            .as_deref()
+            .and_then(|id| impacts.get(id))
+            .cloned()
+            .unwrap_or_default();
+        leavers.push(Action::DeactivateUser { removal, impact });
     }
     let resets: Vec<Action> = leavers
         .iter()
         .filter_map(|a| match a {
-            Action::DeactivateUser { person, .. } => Some(Action::ResetSessions {
-                person: person.clone(),
+            Action::DeactivateUser { removal, .. } => Some(Action::ResetSessions {
+                person: removal.person.clone(),
             }),
             _ => None,
         })
@@ -473,4 +736,38 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
     ]
     .concat();
     plan
+}
+
+/// The usergroups and channels each leaver is in today, by Slack user id.
+fn impacts<'a>(live: &'a Live, leaving: &[usize]) -> BTreeMap<&'a str, Impact> {
+    let mut impacts: BTreeMap<&str, Impact> = leaving
+        .iter()
+        .map(|&i| (live.users[i].id.as_str(), Impact::default()))
+        .collect();
+    if impacts.is_empty() {
+        return impacts;
+    }
+    for group in &live.usergroups {
+        for member in &group.members {
+            if let Some(impact) = impacts.get_mut(member.as_str()) {
+                impact
+                    .usergroups
+                    .push(format!("{}/@{}", group.workspace, group.handle));
+            }
+        }
+    }
+    for channel in &live.channels {
+        for member in channel.members.iter().flatten() {
+            if let Some(impact) = impacts.get_mut(member.as_str()) {
+                impact
+                    .channels
+                    .push(format!("{}/#{}", channel.workspace, channel.name));
+            }
+        }
+    }
+    for impact in impacts.values_mut() {
+        impact.usergroups.sort();
+        impact.channels.sort();
+    }
+    impacts
 }

@@ -1,70 +1,149 @@
 //! Plans for people (text, markdown) and machines (JSON).
+//!
+//! Text is for a terminal: one line per action in execution order, each person with the
+//! reason they are added or removed. Markdown is for a pull-request comment: the verdict
+//! first, leavers and what they lose next, then one collapsible section per usergroup and
+//! channel, capped so the comment stays under GitHub's limit. JSON carries everything.
+//!
+//! On a first run against an org with much drift (no last good snapshot, many removals)
+//! the people-facing formats show an adoption summary per usergroup and channel instead of
+//! a wall of removals; the JSON still lists every action.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::plan::diff::{Action, Drift, Person, Plan};
-use crate::policy::{Counts, Verdict};
+use crate::plan::diff::{Action, Addition, Drift, Grant, Person, Plan, Removal};
+use crate::policy::{Counts, IdentityCounts, Verdict, limit_words};
 
 /// The version of the JSON plan document.
 pub const JSON_VERSION: u32 = 1;
 
-/// GitHub refuses comments over 65,536 characters; stay well under it.
+/// GitHub refuses comments over 65,536 characters; stay under it with room to spare.
 pub const MARKDOWN_LIMIT: usize = 60_000;
 
-/// Rows shown per section in markdown before "and N more".
+/// Rows shown per section before "and N more" (markdown) and people per action (text).
 const ROWS: usize = 25;
+
+/// More removals than this on a first run switch to the adoption summary.
+const ADOPTION_THRESHOLD: usize = ROWS;
+
+/// Everything a rendering needs: the plan, its verdict and the identity snapshot's size.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanReport<'a> {
+    pub plan: &'a Plan,
+    pub verdict: &'a Verdict,
+    pub identity: &'a IdentityCounts,
+    /// No last good snapshot is known: this may be the first run against the org.
+    pub first_run: bool,
+}
+
+impl PlanReport<'_> {
+    /// Whether people see the adoption summary rather than every removal.
+    pub fn adoption(&self) -> bool {
+        self.first_run && removal_count(self.plan) > ADOPTION_THRESHOLD
+    }
+}
+
+fn removal_count(plan: &Plan) -> usize {
+    plan.actions
+        .iter()
+        .map(|a| match a {
+            Action::SetUsergroupMembers { removes, .. } => removes.len(),
+            Action::KickFromChannel { .. } => 1,
+            _ => 0,
+        })
+        .sum()
+}
 
 /// Words for a drift, as a reviewer reads them.
 pub fn explain(drift: Drift) -> &'static str {
     match drift {
-        Drift::GhostAccount => "ghost account: active in Slack, unknown to the identity provider",
-        Drift::MissedDeprovision => "missed deprovision: suspended in the identity provider",
-        Drift::OutOfScope => "outside users.scope",
-        Drift::NotSelected => {
-            "not selected by the rule: added by hand in Slack, or the mapping changed"
-        }
+        Drift::GhostAccount => "ghost account",
+        Drift::MissedDeprovision => "missed deprovision",
+        Drift::OutOfScope => "out of scope",
+        Drift::NotSelected => "not selected",
     }
 }
 
-/// The one-line summary: "Plan: 4 people to create, 3 to deactivate, ...".
-pub fn summary(plan: &Plan) -> String {
-    let mut create = 0;
-    let mut reactivate = 0;
-    let mut deactivate = 0;
-    let mut group_adds = 0;
-    let mut group_removes = 0;
-    let mut invites = 0;
-    let mut kicks = 0;
-    let mut structure = 0;
+fn removal_words(removal: &Removal) -> String {
+    format!("{}: {}", explain(removal.drift), removal.why)
+}
+
+fn grant_words(grant: &Grant) -> String {
+    if grant.via.is_empty() {
+        format!("listed by email, {}", grant.rule)
+    } else {
+        format!("via {}, {}", grant.via.join(" > "), grant.rule)
+    }
+}
+
+fn addition_words(addition: &Addition) -> String {
+    let grants: Vec<String> = addition.grants.iter().map(grant_words).collect();
+    format!("{} ({})", who(&addition.person), grants.join("; "))
+}
+
+/// Counts per kind of change, for the summary line and table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub create: usize,
+    pub reactivate: usize,
+    pub deactivate: usize,
+    pub usergroup_adds: usize,
+    pub usergroup_removes: usize,
+    pub channel_invites: usize,
+    pub channel_removals: usize,
+    pub profile_updates: usize,
+    pub workspace_assignments: usize,
+    pub structure: usize,
+}
+
+pub fn tally(plan: &Plan) -> Tally {
+    let mut t = Tally::default();
     for action in &plan.actions {
         match action {
-            Action::CreateUser { .. } => create += 1,
-            Action::ReactivateUser { .. } => reactivate += 1,
-            Action::DeactivateUser { .. } => deactivate += 1,
+            Action::CreateUser { .. } => t.create += 1,
+            Action::ReactivateUser { .. } => t.reactivate += 1,
+            Action::DeactivateUser { .. } => t.deactivate += 1,
             Action::SetUsergroupMembers { adds, removes, .. } => {
-                group_adds += adds.len();
-                group_removes += removes.len();
+                t.usergroup_adds += adds.len();
+                t.usergroup_removes += removes.len();
             }
-            Action::InviteToChannel { people, .. } => invites += people.len(),
-            Action::KickFromChannel { .. } => kicks += 1,
+            Action::InviteToChannel { people, .. } => t.channel_invites += people.len(),
+            Action::KickFromChannel { .. } => t.channel_removals += 1,
+            Action::UpdateProfile { .. } => t.profile_updates += 1,
+            Action::AssignWorkspace { .. } => t.workspace_assignments += 1,
             Action::CreateUsergroup { .. }
             | Action::UpdateUsergroup { .. }
             | Action::EnableUsergroup { .. }
             | Action::DisableUsergroup { .. }
-            | Action::CreateChannel { .. } => structure += 1,
-            Action::UpdateProfile { .. } => structure += 1,
-            Action::AssignWorkspace { .. } | Action::ResetSessions { .. } => {}
+            | Action::CreateChannel { .. } => t.structure += 1,
+            Action::ResetSessions { .. } => {}
         }
     }
+    t
+}
+
+/// The one-line summary: "Plan: 4 people to create, 3 to deactivate, ...".
+pub fn summary(plan: &Plan) -> String {
     if plan.actions.is_empty() {
         return "Plan: no changes. Slack matches the config.".into();
     }
+    let t = tally(plan);
     format!(
-        "Plan: {create} people to create, {reactivate} to reactivate, {deactivate} to deactivate, \
-         {group_adds} usergroup memberships to add, {group_removes} to remove, {invites} channel invites, \
-         {kicks} channel removals, {structure} profile, usergroup and channel changes"
+        "Plan: {} people to create, {} to reactivate, {} to deactivate, \
+         {} usergroup memberships to add, {} to remove, {} channel invites, \
+         {} channel removals, {} profile updates, {} usergroup and channel changes",
+        t.create,
+        t.reactivate,
+        t.deactivate,
+        t.usergroup_adds,
+        t.usergroup_removes,
+        t.channel_invites,
+        t.channel_removals,
+        t.profile_updates,
+        t.structure
     )
 }
 
@@ -75,22 +154,30 @@ fn who(person: &Person) -> String {
     }
 }
 
-/// One line per action, in execution order.
-fn action_line(action: &Action) -> String {
+fn fields_words(fields: &[crate::plan::diff::FieldChange]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: \"{}\" -> \"{}\"", f.field, f.from, f.to))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The head line of an action, without the people it lists.
+fn action_head(action: &Action) -> String {
     match action {
-        Action::CreateUser { person, rule } => format!("+ create account {} ({rule})", who(person)),
-        Action::ReactivateUser { person } => format!("+ reactivate {}", who(person)),
-        Action::UpdateProfile { person, fields } => {
-            let changes: Vec<String> = fields
-                .iter()
-                .map(|f| format!("{}: \"{}\" -> \"{}\"", f.field, f.from, f.to))
-                .collect();
+        Action::CreateUser { person, grant } => {
             format!(
-                "~ update the profile of {}: {}",
+                "+ create account {} (joiner {})",
                 who(person),
-                changes.join(", ")
+                grant_words(grant)
             )
         }
+        Action::ReactivateUser { person } => format!("+ reactivate {}", who(person)),
+        Action::UpdateProfile { person, fields } => format!(
+            "~ update the profile of {}: {}",
+            who(person),
+            fields_words(fields)
+        ),
         Action::AssignWorkspace { person, workspace } => {
             format!("+ add {} to workspace {workspace}", who(person))
         }
@@ -100,28 +187,20 @@ fn action_line(action: &Action) -> String {
             name,
             rule,
             ..
-        } => {
-            format!("+ create usergroup @{handle} \"{name}\" in {workspace} ({rule})")
-        }
+        } => format!("+ create usergroup @{handle} \"{name}\" in {workspace} ({rule})"),
         Action::UpdateUsergroup {
             workspace,
             handle,
             fields,
             rule,
             ..
-        } => {
-            let changes: Vec<String> = fields
-                .iter()
-                .map(|f| format!("{}: \"{}\" -> \"{}\"", f.field, f.from, f.to))
-                .collect();
-            format!(
-                "~ update usergroup @{handle} in {workspace}: {} ({rule})",
-                changes.join(", ")
-            )
-        }
+        } => format!(
+            "~ update usergroup @{handle} in {workspace}: {} ({rule})",
+            fields_words(fields)
+        ),
         Action::EnableUsergroup {
             workspace, handle, ..
-        } => format!("+ re-enable usergroup @{handle} in {workspace}"),
+        } => format!("+ re-enable usergroup @{handle} in {workspace} (it has members again)"),
         Action::SetUsergroupMembers {
             workspace,
             handle,
@@ -129,20 +208,11 @@ fn action_line(action: &Action) -> String {
             removes,
             rule,
             ..
-        } => {
-            let mut line = format!(
-                "~ usergroup @{handle} in {workspace} ({rule}): +{} -{}",
-                adds.len(),
-                removes.len()
-            );
-            for person in adds {
-                let _ = write!(line, "\n    + {}", who(person));
-            }
-            for (person, drift) in removes {
-                let _ = write!(line, "\n    - {} ({})", who(person), explain(*drift));
-            }
-            line
-        }
+        } => format!(
+            "~ usergroup @{handle} in {workspace} ({rule}): +{} -{}",
+            adds.len(),
+            removes.len()
+        ),
         Action::CreateChannel {
             workspace,
             name,
@@ -162,38 +232,59 @@ fn action_line(action: &Action) -> String {
             channel,
             people,
             ..
-        } => {
-            let mut line = format!("+ invite {} to #{channel} in {workspace}", people.len());
-            for person in people {
-                let _ = write!(line, "\n    + {}", who(person));
-            }
-            line
-        }
+        } => format!("+ invite {} to #{channel} in {workspace}", people.len()),
         Action::KickFromChannel {
             workspace,
             channel,
-            person,
-            drift,
+            removal,
             ..
-        } => {
-            format!(
-                "- remove {} from #{channel} in {workspace} ({})",
-                who(person),
-                explain(*drift)
-            )
-        }
+        } => format!(
+            "- remove {} from #{channel} in {workspace} ({})",
+            who(&removal.person),
+            removal_words(removal)
+        ),
         Action::DisableUsergroup {
             workspace, handle, ..
-        } => {
-            format!(
-                "- disable usergroup @{handle} in {workspace} (it would be empty; Slack cannot empty a usergroup)"
-            )
-        }
-        Action::DeactivateUser { person, drift } => {
-            format!("- deactivate {} ({})", who(person), explain(*drift))
-        }
+        } => format!(
+            "- disable usergroup @{handle} in {workspace} (it would be empty; Slack cannot empty a usergroup)"
+        ),
+        Action::DeactivateUser { removal, .. } => format!(
+            "- deactivate {} ({})",
+            who(&removal.person),
+            removal_words(removal)
+        ),
         Action::ResetSessions { person } => format!("- revoke the sessions of {}", who(person)),
     }
+}
+
+/// The people an action lists, one line each: `+ email (why)` / `- email (why)`.
+fn action_people(action: &Action) -> Vec<String> {
+    match action {
+        Action::SetUsergroupMembers { adds, removes, .. } => adds
+            .iter()
+            .map(|a| format!("+ {}", addition_words(a)))
+            .chain(
+                removes
+                    .iter()
+                    .map(|r| format!("- {} ({})", who(&r.person), removal_words(r))),
+            )
+            .collect(),
+        Action::InviteToChannel { people, .. } => people
+            .iter()
+            .map(|a| format!("+ {}", addition_words(a)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// "... and N more" after `shown` of `total` rows.
+fn more(total: usize, shown: usize) -> Option<String> {
+    (total > shown).then(|| {
+        format!(
+            "... and {} more (every one is in the JSON plan)",
+            total - shown
+        )
+    })
 }
 
 fn counts_line(counts: &Counts) -> String {
@@ -225,12 +316,11 @@ fn verdict_line(verdict: &Verdict) -> String {
                 .iter()
                 .map(|e| {
                     format!(
-                        "{} {} ({:.1}%) exceeds max {} / {}%",
+                        "{} {} ({:.1}%) exceeds {}",
                         e.kind,
                         e.count,
                         e.percent,
-                        e.limit.max.map_or("-".into(), |m| m.to_string()),
-                        e.limit.max_percent.map_or("-".into(), |m| m.to_string())
+                        limit_words(&e.limit)
                     )
                 })
                 .collect();
@@ -240,48 +330,190 @@ fn verdict_line(verdict: &Verdict) -> String {
                 over.join("; ")
             )
         }
+        Verdict::Refused { counts, reasons } => format!(
+            "Guardrails: REFUSED ({}): {}",
+            counts_line(counts),
+            reasons.join("; ")
+        ),
     }
 }
 
+/// One managed usergroup or channel and what the plan does to it.
+#[derive(Default)]
+struct Target<'a> {
+    title: String,
+    heads: Vec<String>,
+    adds: Vec<&'a Addition>,
+    removes: Vec<&'a Removal>,
+}
+
+/// Groups the membership and structure actions by the usergroup or channel they touch,
+/// keyed so usergroups sort before channels, by workspace then name.
+fn targets(plan: &Plan) -> BTreeMap<(u8, String, String), Target<'_>> {
+    let mut targets: BTreeMap<(u8, String, String), Target> = BTreeMap::new();
+    for action in &plan.actions {
+        match action {
+            Action::CreateUsergroup {
+                workspace, handle, ..
+            }
+            | Action::UpdateUsergroup {
+                workspace, handle, ..
+            }
+            | Action::EnableUsergroup {
+                workspace, handle, ..
+            }
+            | Action::DisableUsergroup {
+                workspace, handle, ..
+            } => at(&mut targets, 0, workspace, handle)
+                .heads
+                .push(action_head(action)),
+            Action::SetUsergroupMembers {
+                workspace,
+                handle,
+                adds,
+                removes,
+                rule,
+                ..
+            } => {
+                let target = at(&mut targets, 0, workspace, handle);
+                target.title = format!("@{handle} in {workspace} ({rule})");
+                target.adds.extend(adds);
+                target.removes.extend(removes);
+            }
+            Action::CreateChannel {
+                workspace, name, ..
+            } => at(&mut targets, 1, workspace, name)
+                .heads
+                .push(action_head(action)),
+            Action::InviteToChannel {
+                workspace,
+                channel,
+                people,
+                ..
+            } => at(&mut targets, 1, workspace, channel).adds.extend(people),
+            Action::KickFromChannel {
+                workspace,
+                channel,
+                removal,
+                ..
+            } => at(&mut targets, 1, workspace, channel)
+                .removes
+                .push(removal),
+            _ => {}
+        }
+    }
+    targets
+}
+
+/// The entry for one usergroup (`kind` 0) or channel (`kind` 1).
+fn at<'t, 'p>(
+    targets: &'t mut BTreeMap<(u8, String, String), Target<'p>>,
+    kind: u8,
+    workspace: &str,
+    name: &str,
+) -> &'t mut Target<'p> {
+    let key = (kind, workspace.to_string(), name.to_string());
+    targets.entry(key).or_insert_with(|| Target {
+        title: if kind == 0 {
+            format!("@{name} in {workspace}")
+        } else {
+            format!("#{name} in {workspace}")
+        },
+        ..Target::default()
+    })
+}
+
+/// Removals per drift kind: "9 not selected, 3 missed deprovision".
+fn by_drift(removes: &[&Removal]) -> String {
+    let mut counts: BTreeMap<Drift, usize> = BTreeMap::new();
+    for removal in removes {
+        *counts.entry(removal.drift).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(drift, n)| {
+            let words = explain(*drift);
+            format!("{n} {}", words.split(':').next().unwrap_or(words))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Terminal text; `color` adds ANSI colour to additions, removals and the verdict.
-pub fn text(plan: &Plan, verdict: &Verdict, color: bool) -> String {
-    let paint = |code: &str, text: String| {
+pub fn text(report: &PlanReport, color: bool) -> String {
+    let plan = report.plan;
+    let adoption = report.adoption();
+    let paint = |code: &str, text: &str| {
         if color {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
-            text
+            text.to_string()
         }
     };
+    let colour_of = |line: &str| match line.chars().next() {
+        Some('+') => "32",
+        Some('-') => "31",
+        _ => "33",
+    };
     let mut out = String::new();
-    for action in &plan.actions {
-        let line = action_line(action);
-        let colour = match line.chars().next() {
-            Some('+') => "32",
-            Some('-') => "31",
-            _ => "33",
-        };
-        let _ = writeln!(out, "{}", paint(colour, line));
-    }
-    if !plan.awaiting_first_login.is_empty() {
-        let _ = writeln!(
-            out,
-            "  {} people will get accounts from SSO at first login (just-in-time)",
-            plan.awaiting_first_login.len()
-        );
-    }
-    for (person, drift) in &plan.blocked_by_protection {
+    if adoption {
         let _ = writeln!(
             out,
             "{}",
             paint(
-                "35",
-                format!(
-                    "! {} is protected: not deactivated ({})",
-                    who(person),
-                    explain(*drift)
-                )
+                "1;33",
+                "First run against an org with much drift: removals are summarised per usergroup and channel (--format json lists each one)."
             )
         );
+    }
+    for action in &plan.actions {
+        let adoption_summary = adoption
+            && matches!(
+                action,
+                Action::SetUsergroupMembers { .. } | Action::KickFromChannel { .. }
+            );
+        if adoption_summary {
+            continue;
+        }
+        let head = action_head(action);
+        let _ = writeln!(out, "{}", paint(colour_of(&head), &head));
+        let people = action_people(action);
+        for line in people.iter().take(ROWS) {
+            let _ = writeln!(out, "    {}", paint(colour_of(line), line));
+        }
+        if let Some(line) = more(people.len(), ROWS) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if adoption {
+        for target in targets(plan).values() {
+            if target.adds.is_empty() && target.removes.is_empty() {
+                continue;
+            }
+            let line = format!(
+                "~ {}: +{} -{} ({})",
+                target.title,
+                target.adds.len(),
+                target.removes.len(),
+                by_drift(&target.removes)
+            );
+            let _ = writeln!(out, "{}", paint("33", &line));
+        }
+    }
+    if !plan.awaiting_first_login.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} people will get accounts from SSO at first login (just-in-time); their memberships follow",
+            plan.awaiting_first_login.len()
+        );
+    }
+    for removal in &plan.blocked_by_protection {
+        let line = format!(
+            "! {} is protected: not deactivated ({})",
+            who(&removal.person),
+            removal_words(removal)
+        );
+        let _ = writeln!(out, "{}", paint("35", &line));
     }
     let _ = writeln!(
         out,
@@ -289,51 +521,189 @@ pub fn text(plan: &Plan, verdict: &Verdict, color: bool) -> String {
         plan.unmanaged_usergroups.len(),
         plan.unmanaged_channels.len()
     );
-    let verdict_colour = if matches!(verdict, Verdict::NeedsApproval { .. }) {
-        "1;31"
-    } else {
-        "1;32"
+    let verdict_colour = match report.verdict {
+        Verdict::Allowed { .. } => "1;32",
+        _ => "1;31",
     };
-    let _ = writeln!(out, "{}", paint(verdict_colour, verdict_line(verdict)));
-    let _ = writeln!(out, "{}", paint("1", summary(plan)));
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(verdict_colour, &verdict_line(report.verdict))
+    );
+    let _ = writeln!(out, "{}", paint("1", &summary(plan)));
     out
 }
 
-/// A markdown section: its title and which actions belong in it.
-type Section = (&'static str, fn(&Action) -> bool);
-
-/// A pull-request comment: verdict banner, leavers first, then one collapsible section per
-/// kind of change, each capped, and the whole kept under GitHub's comment limit.
-pub fn markdown(plan: &Plan, verdict: &Verdict) -> String {
-    let mut out = String::from("## slack-gitops plan\n\n");
+/// The banner at the top of a pull-request comment.
+fn banner(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Allowed {
             approved: false, ..
-        } => out.push_str("> [!NOTE]\n> Within every guardrail.\n\n"),
-        Verdict::Allowed { approved: true, .. } => out.push_str(
-            "> [!IMPORTANT]\n> Over a guardrail, and approved by a merged approval file.\n\n",
-        ),
-        Verdict::NeedsApproval { hash, .. } => {
-            let _ = write!(
-                out,
-                "> [!CAUTION]\n> This change exceeds a guardrail and needs approval. Merge an `approvals/*.yaml` with\n> `hash: {hash}` alongside it.\n\n"
-            );
+        } => "> [!NOTE]\n> Within every guardrail.\n\n".into(),
+        Verdict::Allowed { approved: true, .. } => {
+            "> [!IMPORTANT]\n> Over a guardrail, and approved by a merged approval file.\n\n".into()
         }
+        Verdict::NeedsApproval { hash, .. } => format!(
+            "> [!CAUTION]\n> This change exceeds a guardrail and needs approval. To approve it, merge a file\n\
+             > `approvals/<name>.yaml` with this change:\n>\n\
+             > ```yaml\n> apiVersion: slack-gitops/v1\n> kind: Approval\n> hash: {hash}\n> reason: <why>\n> ```\n\n"
+        ),
+        Verdict::Refused { reasons, .. } => {
+            let mut text = String::from(
+                "> [!CAUTION]\n> **Refused.** This plan will not be applied, with or without approval:\n",
+            );
+            for reason in reasons {
+                let _ = writeln!(text, "> - {reason}");
+            }
+            text.push('\n');
+            text
+        }
+    }
+}
+
+/// A markdown table of rows, capped at `rows` with an "and N more" row.
+fn table(header: &str, lines: &[String], rows: usize) -> String {
+    let mut out = format!("{header}\n");
+    for line in lines.iter().take(rows) {
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(line) = more(lines.len(), rows) {
+        let columns = header
+            .lines()
+            .next()
+            .map_or(1, |h| h.matches('|').count() - 1);
+        let _ = writeln!(out, "| {line} |{}", " |".repeat(columns.saturating_sub(1)));
+    }
+    out
+}
+
+/// Escapes `|` so a cell cannot break its table.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// The leaver table: who is deactivated, why, and what they lose.
+fn leavers_section(plan: &Plan, rows: usize) -> String {
+    let lines: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeactivateUser { removal, impact } => {
+                let loses: Vec<&str> = impact
+                    .usergroups
+                    .iter()
+                    .chain(&impact.channels)
+                    .map(String::as_str)
+                    .collect();
+                Some(format!(
+                    "| `{}` | {} | {} |",
+                    cell(&who(&removal.person)),
+                    cell(&removal_words(removal)),
+                    if loses.is_empty() {
+                        "-".to_string()
+                    } else {
+                        cell(&loses.join(", "))
+                    }
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "### Leavers ({}): deactivated, then their sessions revoked\n\n{}\n",
+        lines.len(),
+        table(
+            "| person | why | loses (usergroups, channels) |\n|---|---|---|",
+            &lines,
+            rows
+        )
+    )
+}
+
+fn summary_table(plan: &Plan, identity: &IdentityCounts) -> String {
+    let t = tally(plan);
+    let rows: [(&str, usize); 10] = [
+        ("accounts to create", t.create),
+        ("accounts to reactivate", t.reactivate),
+        ("accounts to deactivate", t.deactivate),
+        ("usergroup memberships to add", t.usergroup_adds),
+        ("usergroup memberships to remove", t.usergroup_removes),
+        ("channel invites", t.channel_invites),
+        ("channel removals", t.channel_removals),
+        ("profile updates", t.profile_updates),
+        ("workspace assignments", t.workspace_assignments),
+        ("usergroups and channels created or changed", t.structure),
+    ];
+    let mut out = String::from("| change | count |\n|---|---:|\n");
+    for (name, count) in rows.iter().filter(|(_, n)| *n > 0) {
+        let _ = writeln!(out, "| {name} | {count} |");
+    }
+    if !plan.awaiting_first_login.is_empty() {
+        let _ = writeln!(
+            out,
+            "| accounts SSO creates at first login (just-in-time) | {} |",
+            plan.awaiting_first_login.len()
+        );
     }
     let _ = writeln!(
         out,
-        "**{}**\n\n{}\n",
-        summary(plan),
-        verdict_line(verdict).replace('\n', "<br>")
+        "\nIdentity snapshot: {} people, {} groups, {} active in scope.\n",
+        identity.people, identity.groups, identity.in_scope
     );
-    let sections: [Section; 4] = [
-        ("Leavers", |a| {
-            matches!(
-                a,
-                Action::DeactivateUser { .. } | Action::ResetSessions { .. }
+    out
+}
+
+/// One collapsible section per usergroup and channel.
+fn target_sections(plan: &Plan, adoption: bool, rows: usize) -> Vec<String> {
+    targets(plan)
+        .into_values()
+        .map(|target| {
+            let mut lines: Vec<String> = target.heads.clone();
+            lines.extend(
+                target
+                    .adds
+                    .iter()
+                    .map(|a| format!("+ {}", addition_words(a))),
+            );
+            if adoption && !target.removes.is_empty() {
+                lines.push(format!(
+                    "- {} people the rules do not select ({}): listed in the JSON plan",
+                    target.removes.len(),
+                    by_drift(&target.removes)
+                ));
+            } else {
+                lines.extend(
+                    target
+                        .removes
+                        .iter()
+                        .map(|r| format!("- {} ({})", who(&r.person), removal_words(r))),
+                );
+            }
+            let mut body = String::new();
+            for line in lines.iter().take(rows) {
+                let _ = writeln!(body, "{line}");
+            }
+            if let Some(line) = more(lines.len(), rows) {
+                let _ = writeln!(body, "{line}");
+            }
+            format!(
+                "<details><summary><code>{}</code>: +{} -{}</summary>\n\n```diff\n{body}```\n\n</details>\n",
+                target.title,
+                target.adds.len(),
+                target.removes.len()
             )
-        }),
-        ("Accounts", |a| {
+        })
+        .collect()
+}
+
+fn accounts_section(plan: &Plan, rows: usize) -> String {
+    let lines: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| {
             matches!(
                 a,
                 Action::CreateUser { .. }
@@ -341,78 +711,129 @@ pub fn markdown(plan: &Plan, verdict: &Verdict) -> String {
                     | Action::UpdateProfile { .. }
                     | Action::AssignWorkspace { .. }
             )
-        }),
-        ("Usergroups", |a| {
-            matches!(
-                a,
-                Action::CreateUsergroup { .. }
-                    | Action::UpdateUsergroup { .. }
-                    | Action::EnableUsergroup { .. }
-                    | Action::SetUsergroupMembers { .. }
-                    | Action::DisableUsergroup { .. }
-            )
-        }),
-        ("Channels", |a| {
-            matches!(
-                a,
-                Action::CreateChannel { .. }
-                    | Action::InviteToChannel { .. }
-                    | Action::KickFromChannel { .. }
-            )
-        }),
-    ];
-    for (title, belongs) in sections {
-        let lines: Vec<String> = plan
-            .actions
-            .iter()
-            .filter(|a| belongs(a))
-            .map(action_line)
-            .collect();
-        if lines.is_empty() {
-            continue;
-        }
-        let _ = write!(
-            out,
-            "<details{}><summary>{title} ({})</summary>\n\n```diff\n",
-            if title == "Leavers" { " open" } else { "" },
-            lines.len()
-        );
-        for line in lines.iter().take(ROWS) {
-            let _ = writeln!(out, "{line}");
-        }
-        if lines.len() > ROWS {
-            let _ = writeln!(
-                out,
-                "... and {} more (the full list is in the JSON plan)",
-                lines.len() - ROWS
-            );
-        }
-        out.push_str("```\n\n</details>\n\n");
+        })
+        .map(action_head)
+        .collect();
+    if lines.is_empty() {
+        return String::new();
     }
-    if !plan.blocked_by_protection.is_empty() {
-        let _ = writeln!(
-            out,
-            "Protected, not deactivated: {}\n",
-            plan.blocked_by_protection
-                .iter()
-                .map(|(p, _)| format!("`{}`", p.email))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    let mut body = String::new();
+    for line in lines.iter().take(rows) {
+        let _ = writeln!(body, "{line}");
     }
+    if let Some(line) = more(lines.len(), rows) {
+        let _ = writeln!(body, "{line}");
+    }
+    format!(
+        "<details><summary>Accounts ({})</summary>\n\n```diff\n{body}```\n\n</details>\n",
+        lines.len()
+    )
+}
+
+/// A pull-request comment: the verdict banner, a summary table, leavers first with what
+/// they lose, then one collapsible section per usergroup and channel. Rows are capped and,
+/// if the whole would still pass GitHub's comment limit, the caps tighten and the last
+/// sections give way to a count; the JSON plan keeps everything.
+pub fn markdown(report: &PlanReport) -> String {
+    for rows in [ROWS, 10, 3, 1] {
+        let text = markdown_with(report, rows, usize::MAX);
+        if text.len() <= MARKDOWN_LIMIT {
+            return text;
+        }
+    }
+    // Still too long: keep as many sections as fit.
+    let sections = target_sections(report.plan, report.adoption(), 1).len();
+    let (mut low, mut high) = (0, sections);
+    while low < high {
+        let mid = (low + high).div_ceil(2);
+        if markdown_with(report, 1, mid).len() <= MARKDOWN_LIMIT {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    markdown_with(report, 1, low)
+}
+
+fn markdown_with(report: &PlanReport, rows: usize, max_sections: usize) -> String {
+    let plan = report.plan;
+    let adoption = report.adoption();
+    let mut out = String::from("## slack-gitops plan\n\n");
+    out.push_str(&banner(report.verdict));
     let _ = writeln!(
         out,
-        "Unmanaged (never changed): {} usergroups, {} channels.",
-        plan.unmanaged_usergroups.len(),
-        plan.unmanaged_channels.len()
+        "**{}**\n\n{}\n",
+        summary(plan),
+        verdict_line(report.verdict).replace('\n', "<br>")
     );
-    if out.len() > MARKDOWN_LIMIT {
-        let mut cut = MARKDOWN_LIMIT - 200;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
+    if adoption {
+        out.push_str(
+            "> [!WARNING]\n> First run against an org with much drift: the people the rules do not select are \
+             counted per usergroup and channel below instead of listed. Review the JSON plan, then adopt \
+             (apply with an approval) or change the mappings.\n\n",
+        );
+    }
+    out.push_str(&summary_table(plan, report.identity));
+    out.push_str(&leavers_section(plan, rows));
+    if !plan.blocked_by_protection.is_empty() {
+        let lines: Vec<String> = plan
+            .blocked_by_protection
+            .iter()
+            .map(|r| {
+                format!(
+                    "| `{}` | {} |",
+                    cell(&who(&r.person)),
+                    cell(&removal_words(r))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "### Protected, not deactivated ({})\n\n{}",
+            lines.len(),
+            table("| person | why it would go |\n|---|---|", &lines, rows)
+        );
+    }
+    out.push_str(&accounts_section(plan, rows));
+    let sections = target_sections(plan, adoption, rows);
+    if !sections.is_empty() {
+        let _ = writeln!(out, "\n### Usergroups and channels ({})\n", sections.len());
+        for section in sections.iter().take(max_sections) {
+            out.push_str(section);
         }
-        out.truncate(cut);
-        out.push_str("\n```\n\n</details>\n\n_The comment was cut to fit GitHub's limit; the full plan is in the JSON artifact._\n");
+        if sections.len() > max_sections {
+            let _ = writeln!(
+                out,
+                "\n_... and {} more usergroups and channels, left out to fit GitHub's comment limit; every one is in the JSON plan._",
+                sections.len() - max_sections
+            );
+        }
+    }
+    let unmanaged: Vec<String> = plan
+        .unmanaged_usergroups
+        .iter()
+        .map(|(w, h)| format!("@{h} in {w}"))
+        .chain(
+            plan.unmanaged_channels
+                .iter()
+                .map(|(w, c)| format!("#{c} in {w}")),
+        )
+        .collect();
+    if !unmanaged.is_empty() {
+        let shown: Vec<String> = unmanaged
+            .iter()
+            .take(rows)
+            .map(|u| format!("`{u}`"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Unmanaged, never changed ({})</summary>\n\n{}{}\n\n</details>",
+            unmanaged.len(),
+            shown.join(", "),
+            more(unmanaged.len(), rows)
+                .map(|m| format!(" {m}"))
+                .unwrap_or_default()
+        );
     }
     out
 }
@@ -421,17 +842,21 @@ pub fn markdown(plan: &Plan, verdict: &Verdict) -> String {
 struct JsonPlan<'a> {
     version: u32,
     summary: String,
+    counts: Tally,
+    identity: &'a IdentityCounts,
     verdict: &'a Verdict,
     plan: &'a Plan,
 }
 
-/// The versioned JSON plan: every action with its reason and rule.
-pub fn json(plan: &Plan, verdict: &Verdict) -> String {
+/// The versioned JSON plan: every action with its provenance.
+pub fn json(report: &PlanReport) -> String {
     let mut text = serde_json::to_string_pretty(&JsonPlan {
         version: JSON_VERSION,
-        summary: summary(plan),
-        verdict,
-        plan,
+        summary: summary(report.plan),
+        counts: tally(report.plan),
+        identity: report.identity,
+        verdict: report.verdict,
+        plan: report.plan,
     })
     .expect("a plan serialises");
     text.push('\n');
