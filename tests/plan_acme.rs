@@ -131,7 +131,7 @@ async fn every_seeded_drift_becomes_the_right_action() {
     assert_eq!(backend_removes[0].drift, Drift::NotSelected);
     assert_eq!(
         backend_removes[0].why,
-        "in none of `eng-backend`; added by hand in Slack, or the mapping changed"
+        "in none of `eng-backend` (moved in the IdP, added by hand in Slack, or the mapping changed)"
     );
     let (_, frontend_removes) = set("frontend").unwrap();
     let (mobile_adds, _) = set("mobile").unwrap();

@@ -39,7 +39,7 @@ fn the_demo_plans_acme_in_every_format() {
     ));
     // Provenance: joiners with the users.scope chain, removals with why.
     assert!(text.contains("+ create account evelyn.dijkstra@acme.example (joiner via everyone > employees > sales > sales-amer, slack-gitops.yaml:17)"), "{text}");
-    assert!(text.contains("- adele.knuth@acme.example (W00000008) (not selected: in none of `eng-backend`; added by hand in Slack, or the mapping changed)"), "{text}");
+    assert!(text.contains("- adele.knuth@acme.example (W00000008) (not selected: in none of `eng-backend` (moved in the IdP, added by hand in Slack, or the mapping changed))"), "{text}");
     assert!(text.contains("Guardrails: within limits"));
 
     let (code, _, _) = plan(&acme, &["--detailed-exitcode"]);

@@ -80,6 +80,17 @@ pub struct Impact {
     pub channels: Vec<String>,
 }
 
+/// A joiner whose account SSO creates at first login (`just-in-time` provisioning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Awaiting {
+    pub email: String,
+    pub grant: Grant,
+    /// `T0000MAIN/@eng`: usergroups they join once the account exists.
+    pub usergroups: Vec<String>,
+    /// `T0000MAIN/#eng`: channels they are invited to then.
+    pub channels: Vec<String>,
+}
+
 /// One change to Slack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -173,8 +184,9 @@ pub struct FieldChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub actions: Vec<Action>,
-    /// People SSO will create at first login (`just-in-time`); their memberships wait.
-    pub awaiting_first_login: Vec<String>,
+    /// People SSO will create at first login (`just-in-time`), with the memberships a
+    /// later sync gives them once the account exists.
+    pub awaiting_first_login: Vec<Awaiting>,
     /// Leavers that are protected: reported, never deactivated.
     pub blocked_by_protection: Vec<Removal>,
     /// Usergroups and channels in Slack that the config does not name (never changed).
@@ -209,9 +221,11 @@ impl<'a> Index<'a> {
             by_user_id.insert(user.id.as_str(), i);
             if let Some(id) = resolution.id(&user.email) {
                 person_of[i] = Some(id);
-                // Two accounts with one email: the active one counts.
+                // Two accounts with one email: the active one counts, then the lowest id,
+                // so the choice does not depend on the order Slack listed them in.
                 let slot: &mut Option<usize> = &mut account[id as usize];
-                if slot.is_none_or(|j| !live.users[j].active) {
+                let rank = |u: &LiveUser| (!u.active, u.id.clone());
+                if slot.is_none_or(|j| rank(user) < rank(&live.users[j])) {
                     *slot = Some(i);
                 }
             }
@@ -308,11 +322,11 @@ impl<'a> Index<'a> {
                 return format!("excluded by `{group}` ({})", chain.join(" > "));
             }
         }
-        let added = "added by hand in Slack, or the mapping changed";
+        let added = "moved in the IdP, added by hand in Slack, or the mapping changed";
         if selector.groups.is_empty() {
-            format!("not listed by the rule; {added}")
+            format!("not listed by the rule ({added})")
         } else {
-            format!("in none of {}; {added}", names(&selector.groups))
+            format!("in none of {} ({added})", names(&selector.groups))
         }
     }
 
@@ -403,6 +417,7 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
 
     // 1. Accounts.
     let jit = desired.provisioning == Provisioning::JustInTime;
+    let mut pending: BTreeMap<PersonId, (Vec<String>, Vec<String>)> = BTreeMap::new();
     for &id in &desired.accounts {
         match index.user(id) {
             Some(user) if user.active => index.usable[id as usize] = true,
@@ -412,9 +427,9 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 });
                 index.usable[id as usize] = true;
             }
-            None if jit => plan
-                .awaiting_first_login
-                .push(desired.email(id).to_string()),
+            None if jit => {
+                pending.insert(id, (Vec::new(), Vec::new()));
+            }
             None => {
                 creations.push(Action::CreateUser {
                     person: index.person(id),
@@ -500,6 +515,8 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
         for &id in &group.members {
             if let Some(i) = index.account[id as usize] {
                 wanted_marks.mark(i);
+            } else if let Some((usergroups, _)) = pending.get_mut(&id) {
+                usergroups.push(format!("{}/@{}", group.workspace, group.handle));
             }
         }
         let adds: Vec<Addition> = members
@@ -596,6 +613,7 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
         .filter(|g| !managed.contains(&(g.workspace.as_str(), g.handle.as_str())))
         .map(|g| (g.workspace.clone(), g.handle.clone()))
         .collect();
+    plan.unmanaged_usergroups.sort();
 
     // Channels.
     let live_channels: HashMap<(&str, &str), usize> = live
@@ -629,6 +647,13 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
         current_marks.clear();
         for &i in &current {
             current_marks.mark(i);
+        }
+        if !pending.is_empty() {
+            for id in channel.members.keys() {
+                if let Some((_, channels)) = pending.get_mut(id) {
+                    channels.push(format!("{}/#{}", channel.workspace, channel.name));
+                }
+            }
         }
         let missing: Vec<Addition> = channel
             .members
@@ -683,6 +708,21 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
         .iter()
         .filter(|c| !managed.contains(&(c.workspace.as_str(), c.name.as_str())))
         .map(|c| (c.workspace.clone(), c.name.clone()))
+        .collect();
+    plan.unmanaged_channels.sort();
+
+    plan.awaiting_first_login = pending
+        .into_iter()
+        .map(|(id, (mut usergroups, mut channels))| {
+            usergroups.sort();
+            channels.sort();
+            Awaiting {
+                email: desired.email(id).to_string(),
+                grant: index.scope_grant(id),
+                usergroups,
+                channels,
+            }
+        })
         .collect();
 
     // 5. Leavers: active human accounts that should not have one.

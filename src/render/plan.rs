@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::plan::diff::{Action, Addition, Drift, Grant, Person, Plan, Removal};
+use crate::plan::diff::{Action, Addition, Awaiting, Drift, Grant, Person, Plan, Removal};
 use crate::policy::{Counts, IdentityCounts, Verdict, limit_words};
 
 /// The version of the JSON plan document.
@@ -132,10 +132,10 @@ pub fn summary(plan: &Plan) -> String {
     }
     let t = tally(plan);
     format!(
-        "Plan: {} people to create, {} to reactivate, {} to deactivate, \
+        "Plan: {} to create, {} to reactivate, {} to deactivate, \
          {} usergroup memberships to add, {} to remove, {} channel invites, \
          {} channel removals, {} profile updates, {} usergroup and channel changes",
-        t.create,
+        count(t.create, "person", "people"),
         t.reactivate,
         t.deactivate,
         t.usergroup_adds,
@@ -160,6 +160,31 @@ fn fields_words(fields: &[crate::plan::diff::FieldChange]) -> String {
         .map(|f| format!("{}: \"{}\" -> \"{}\"", f.field, f.from, f.to))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A just-in-time joiner: SSO creates the account; later syncs add the memberships.
+fn awaiting_line(awaiting: &Awaiting) -> String {
+    let joins: Vec<&str> = awaiting
+        .usergroups
+        .iter()
+        .chain(&awaiting.channels)
+        .map(String::as_str)
+        .collect();
+    format!(
+        "  {} joins at first login through SSO (just-in-time, {}){}",
+        awaiting.email,
+        grant_words(&awaiting.grant),
+        if joins.is_empty() {
+            String::new()
+        } else {
+            format!("; then: {}", joins.join(", "))
+        }
+    )
+}
+
+/// "1 person" / "2 people"; "1 group" / "2 groups".
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The head line of an action, without the people it lists.
@@ -500,12 +525,11 @@ pub fn text(report: &PlanReport, color: bool) -> String {
             let _ = writeln!(out, "{}", paint("33", &line));
         }
     }
-    if !plan.awaiting_first_login.is_empty() {
-        let _ = writeln!(
-            out,
-            "  {} people will get accounts from SSO at first login (just-in-time); their memberships follow",
-            plan.awaiting_first_login.len()
-        );
+    for awaiting in plan.awaiting_first_login.iter().take(ROWS) {
+        let _ = writeln!(out, "{}", awaiting_line(awaiting));
+    }
+    if let Some(line) = more(plan.awaiting_first_login.len(), ROWS) {
+        let _ = writeln!(out, "  {line}");
     }
     for removal in &plan.blocked_by_protection {
         let line = format!(
@@ -546,7 +570,7 @@ fn banner(verdict: &Verdict) -> String {
         Verdict::NeedsApproval { hash, .. } => format!(
             "> [!CAUTION]\n> This change exceeds a guardrail and needs approval. To approve it, merge a file\n\
              > `approvals/<name>.yaml` with this change:\n>\n\
-             > ```yaml\n> apiVersion: slack-gitops/v1\n> kind: Approval\n> hash: {hash}\n> reason: <why>\n> ```\n\n"
+             > ```yaml\n> apiVersion: slack-gitops/v1\n> kind: Approval\n> hash: {hash}\n> reason: <why this change is right>\n> approved_by: [<your email>]\n> ```\n\n"
         ),
         Verdict::Refused { reasons, .. } => {
             let mut text = String::from(
@@ -648,10 +672,16 @@ fn summary_table(plan: &Plan, identity: &IdentityCounts) -> String {
             plan.awaiting_first_login.len()
         );
     }
+    if out.lines().count() == 2 {
+        // Nothing changes: no table.
+        out.clear();
+    }
     let _ = writeln!(
         out,
-        "\nIdentity snapshot: {} people, {} groups, {} active in scope.\n",
-        identity.people, identity.groups, identity.in_scope
+        "\nIdentity snapshot: {}, {}, {} active in scope.\n",
+        count(identity.people as usize, "person", "people"),
+        count(identity.groups as usize, "group", "groups"),
+        identity.in_scope
     );
     out
 }
@@ -795,6 +825,20 @@ fn markdown_with(report: &PlanReport, rows: usize, max_sections: usize) -> Strin
         );
     }
     out.push_str(&accounts_section(plan, rows));
+    if !plan.awaiting_first_login.is_empty() {
+        let mut body = String::new();
+        for awaiting in plan.awaiting_first_login.iter().take(rows) {
+            let _ = writeln!(body, "{}", awaiting_line(awaiting).trim_start());
+        }
+        if let Some(line) = more(plan.awaiting_first_login.len(), rows) {
+            let _ = writeln!(body, "{line}");
+        }
+        let _ = writeln!(
+            out,
+            "<details><summary>Joining at first login (just-in-time, {})</summary>\n\n```\n{body}```\n\n</details>\n",
+            plan.awaiting_first_login.len()
+        );
+    }
     let sections = target_sections(plan, adoption, rows);
     if !sections.is_empty() {
         let _ = writeln!(out, "\n### Usergroups and channels ({})\n", sections.len());
