@@ -578,10 +578,7 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
     }
     let connection = connect_with(dir, slack_url, time_scale, &fallback)?;
     let (directory, live, _) = connection.read(&runtime)?;
-    let repository = connection.repository;
-    if let Some(stop) = stop_emulator {
-        let _ = stop.send(());
-    }
+    let repository = &connection.repository;
 
     // The config may name only groups the identity provider has.
     let files = config::Files {
@@ -604,10 +601,26 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
         "the config does not match the identity directory; nothing was planned"
     );
 
-    let desired = crate::plan::desired::desired(&repository, &directory, &resolution);
-    let plan = crate::plan::diff::plan(&desired, &directory, &live);
+    let desired = crate::plan::desired::desired(repository, &directory, &resolution);
+    let mut plan = crate::plan::diff::plan(&desired, &directory, &live);
+    // What leavers lose includes the apps they installed: asked of Slack for them only.
+    let leavers = crate::plan::diff::leaver_ids(&plan, &live);
+    if !leavers.is_empty() {
+        match runtime.block_on(crate::slack::reader::read_installed_apps(
+            &connection.client,
+            &leavers,
+        )) {
+            Ok(apps) => crate::plan::diff::attach_apps(&mut plan, &apps),
+            Err(error) => eprintln!(
+                "warning: the apps leavers installed are unknown ({error}); the plan is otherwise complete"
+            ),
+        }
+    }
+    if let Some(stop) = stop_emulator {
+        let _ = stop.send(());
+    }
     let identity = crate::policy::IdentityCounts::of(&desired, &directory);
-    let verdict = crate::policy::verdict(&plan, &live, &repository, &identity, baseline.as_ref());
+    let verdict = crate::policy::verdict(&plan, &live, repository, &identity, baseline.as_ref());
     let report = render::plan::PlanReport {
         plan: &plan,
         verdict: &verdict,

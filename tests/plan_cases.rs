@@ -16,6 +16,7 @@
 //!   users: ["W1 ada@acme.example", "W2 bob@acme.example inactive bot guest primary-owner ws=T0000MAIN,T0000SUPP title=X"]
 //!   usergroups: ["S1 eng disabled name=X desc=Y: W1 W2"]   # live name/description default to the config's
 //!   channels: ["C1 eng private: W1", "C2 random"]            # no colon: members not read
+//! apps: ["A1 T0000MAIN W3 Deploy notifier"]  # optional: apps installed (id, workspace, installer, name)
 //! baseline: 12         # optional: people in scope at the last good run
 //! json: true           # optional: also snapshot the JSON plan
 //! ```
@@ -26,8 +27,11 @@
 use serde_json::Value;
 use slack_gitops::config::{self, SourceFile};
 use slack_gitops::model::directory::{Directory, Group, Person, PersonStatus};
-use slack_gitops::model::live::{GuestKind, Live, LiveChannel, LiveUser, LiveUsergroup};
-use slack_gitops::plan::{desired::desired, diff::plan};
+use slack_gitops::model::live::{GuestKind, Live, LiveApp, LiveChannel, LiveUser, LiveUsergroup};
+use slack_gitops::plan::{
+    desired::desired,
+    diff::{attach_apps, plan},
+};
 use slack_gitops::policy::{IdentityCounts, verdict};
 use slack_gitops::render::plan::{PlanReport, json, markdown, text};
 
@@ -215,16 +219,38 @@ fn live(case: &Value, repository: &config::Repository) -> Live {
     }
 }
 
+/// The apps the case says were installed, as the integration logs would give them.
+fn apps(case: &Value) -> Vec<LiveApp> {
+    strings(&case["apps"])
+        .iter()
+        .map(|line| {
+            let mut words = line.splitn(4, ' ');
+            let mut next = || words.next().unwrap_or_default().to_string();
+            let (id, workspace, installed_by, name) = (next(), next(), next(), next());
+            LiveApp {
+                id,
+                name,
+                workspace,
+                installed_by,
+            }
+        })
+        .collect()
+}
+
 /// Plans and renders in every format: (text, markdown, json, identity diagnostics).
 fn render(
     repository: &config::Repository,
     directory: &Directory,
     live: &Live,
+    apps: &[LiveApp],
     baseline: Option<u64>,
 ) -> (String, String, String, Vec<String>) {
     let resolution = directory.resolve();
     let wanted = desired(repository, directory, &resolution);
-    let plan = plan(&wanted, directory, live);
+    let mut plan = plan(&wanted, directory, live);
+    if !apps.is_empty() {
+        attach_apps(&mut plan, apps);
+    }
     let identity = IdentityCounts::of(&wanted, directory);
     let baseline = baseline.map(|in_scope| IdentityCounts {
         in_scope,
@@ -260,8 +286,10 @@ fn plan_cases() {
         let repository = repository(&case);
         let directory = directory(&case);
         let live = live(&case, &repository);
+        let apps = apps(&case);
         let baseline = case["baseline"].as_u64();
-        let (text, markdown, json, diagnostics) = render(&repository, &directory, &live, baseline);
+        let (text, markdown, json, diagnostics) =
+            render(&repository, &directory, &live, &apps, baseline);
 
         // The same inputs in another order give byte-identical output in every format.
         let mut shuffled_directory = directory.clone();
@@ -278,6 +306,7 @@ fn plan_cases() {
             &repository,
             &shuffled_directory.normalise(),
             &shuffled_live,
+            &apps.iter().rev().cloned().collect::<Vec<_>>(),
             baseline,
         );
         assert_eq!(again.0, text, "text is deterministic");

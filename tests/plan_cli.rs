@@ -74,6 +74,11 @@ fn the_demo_plans_acme_in_every_format() {
     let sections = markdown.find("### Usergroups and channels").unwrap();
     assert!(leavers < sections);
     assert!(markdown.contains("| `brian.hopper@acme.example (W00000051)` | missed deprovision: suspended in the identity provider | T0000MAIN/@"), "{markdown}");
+    // What leavers lose includes the apps they installed, read from the integration logs.
+    assert!(
+        markdown.contains("app Deploy notifier (A0000DEPLOY) in T0000MAIN"),
+        "{markdown}"
+    );
     assert!(markdown.contains("<details><summary><code>@backend in T0000MAIN (mappings/engineering.yaml:32)</code>: +0 -1</summary>"));
     assert!(markdown.len() < 65_536);
 }

@@ -289,3 +289,104 @@ async fn the_snapshot_command_writes_versioned_json() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("SLACK_ADMIN_TOKEN is not set"));
     slack.stop().await;
 }
+
+#[tokio::test]
+async fn apps_a_leaver_installed_come_from_the_integration_logs() {
+    use slack_gitops::emulator::world::IntegrationLog;
+    use slack_gitops::slack::reader::read_installed_apps;
+    let mut seed =
+        slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+    // The ghost account installed Google Drive and later removed it: the latest entry wins.
+    let drive = seed.apps.iter().find(|a| a.id == "A0000DRIVE").unwrap();
+    seed.integration_logs.push(IntegrationLog {
+        app_id: drive.id.clone(),
+        app_type: drive.name.clone(),
+        user_id: drive.installed_by.clone(),
+        user_name: String::new(),
+        date: drive.date + 86_400,
+        change_type: "removed".into(),
+        scope: String::new(),
+        workspace: drive.workspace.clone(),
+    });
+    let ghost_id = drive.installed_by.clone();
+    // The support workspace's log runs to three pages, more than it has leavers.
+    seed.integration_logs
+        .extend((0..2_500u64).map(|n| IntegrationLog {
+            app_id: format!("AOTHER{n}"),
+            app_type: format!("Other app {n}"),
+            user_id: "W00000001".into(),
+            user_name: String::new(),
+            date: 1_700_000_000 + n,
+            change_type: "added".into(),
+            scope: String::new(),
+            workspace: "T0000SUPP".into(),
+        }));
+    seed.integration_logs.push(IntegrationLog {
+        app_id: "A0000TRIAGE".into(),
+        app_type: "Triage bot".into(),
+        user_id: "W00000051".into(),
+        user_name: String::new(),
+        date: 1_600_000_000,
+        change_type: "added".into(),
+        scope: String::new(),
+        workspace: "T0000SUPP".into(),
+    });
+    let slack = common::start(seed, Options::default()).await;
+    let client = client(&slack.base, "xoxp-acme-admin");
+    let main = vec!["T0000MAIN".to_string()];
+    let apps = read_installed_apps(
+        &client,
+        &[
+            ("W00000051".into(), main.clone()),
+            (ghost_id.clone(), main.clone()),
+        ],
+    )
+    .await
+    .unwrap();
+    let named: Vec<(&str, &str, &str)> = apps
+        .iter()
+        .map(|a| (a.id.as_str(), a.name.as_str(), a.installed_by.as_str()))
+        .collect();
+    assert_eq!(named, [("A0000DEPLOY", "Deploy notifier", "W00000051")]);
+    // Acme's log is one page, so it is read whole: one call for both leavers.
+    let calls = client.counts();
+    assert_eq!(calls.calls, 1, "{calls:?}");
+
+    // There, each leaver's entries are asked for on their own after the first page:
+    // 1 + 1 + 1 calls rather than 3 pages of other people's apps.
+    let support = vec!["T0000SUPP".to_string()];
+    let fresh = crate::client(&slack.base, "xoxp-acme-admin");
+    let apps = read_installed_apps(
+        &fresh,
+        &[
+            ("W00000051".into(), support.clone()),
+            (ghost_id.clone(), support),
+        ],
+    )
+    .await
+    .unwrap();
+    let named: Vec<(&str, &str)> = apps
+        .iter()
+        .map(|a| (a.id.as_str(), a.installed_by.as_str()))
+        .collect();
+    assert_eq!(named, [("A0000TRIAGE", "W00000051")]);
+    assert_eq!(fresh.counts().calls, 3, "{:?}", fresh.counts());
+
+    // A token without the legacy `admin` scope gets a clear error naming it.
+    let error = read_installed_apps(
+        &SlackClient::new(
+            Token::new("xoxp-acme-readonly"),
+            None,
+            ClientOptions {
+                base_url: Some(slack.base.clone()),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap(),
+        &[("W00000051".into(), main)],
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("`admin`"), "{error}");
+    slack.stop().await;
+}

@@ -1583,7 +1583,8 @@ fn team_integration_logs(world: &World, caller: &Caller, args: &Args) -> Reply {
     let page_number = page_number.max(1);
     let installs = world.apps.iter().map(|app| super::world::IntegrationLog {
         app_id: app.id.clone(),
-        app_type: "app".into(),
+        // Slack's example shows the app's name here ("app_type": "Johnny App").
+        app_type: app.name.clone(),
         user_id: app.installed_by.clone(),
         user_name: world
             .user(&app.installed_by)

@@ -72,3 +72,13 @@ pub struct LiveIdpGroup {
     pub name: String,
     pub members: Vec<String>,
 }
+
+/// An app a person installed that is still installed, from `team.integrationLogs`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LiveApp {
+    pub id: String,
+    pub name: String,
+    pub workspace: String,
+    /// The Slack user id of the person who installed it.
+    pub installed_by: String,
+}

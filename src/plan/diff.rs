@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::desired::{Desired, RuleId, RuleRef};
 use crate::config::types::Provisioning;
 use crate::model::directory::{Directory, PersonId, PersonStatus};
-use crate::model::live::{Live, LiveUser};
+use crate::model::live::{Live, LiveApp, LiveUser};
 
 /// Why a person's account should go, or why a membership differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -78,6 +78,9 @@ pub struct Impact {
     pub usergroups: Vec<String>,
     /// `T0000MAIN/#eng`, sorted; only channels whose members were read (managed ones).
     pub channels: Vec<String>,
+    /// Apps they installed (`Deploy notifier (A0000DEPLOY) in T0000MAIN`), which Slack may
+    /// disable when they are deactivated; `None` until read (see [`attach_apps`]).
+    pub apps: Option<Vec<String>>,
 }
 
 /// A joiner whose account SSO creates at first login (`just-in-time` provisioning).
@@ -810,4 +813,44 @@ fn impacts<'a>(live: &'a Live, leaving: &[usize]) -> BTreeMap<&'a str, Impact> {
         impact.channels.sort();
     }
     impacts
+}
+
+/// The Slack user ids of the accounts the plan deactivates, with their workspaces: the
+/// people whose installed apps are worth reading.
+pub fn leaver_ids(plan: &Plan, live: &Live) -> Vec<(String, Vec<String>)> {
+    let workspaces: HashMap<&str, &[String]> = live
+        .users
+        .iter()
+        .map(|u| (u.id.as_str(), u.workspaces.as_slice()))
+        .collect();
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeactivateUser { removal, .. } => removal.person.user_id.as_deref(),
+            _ => None,
+        })
+        .map(|id| {
+            (
+                id.to_string(),
+                workspaces.get(id).map(|w| w.to_vec()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Fills in each leaver's installed apps once they have been read.
+pub fn attach_apps(plan: &mut Plan, apps: &[LiveApp]) {
+    for action in &mut plan.actions {
+        if let Action::DeactivateUser { removal, impact } = action {
+            let id = removal.person.user_id.as_deref();
+            let mut theirs: Vec<String> = apps
+                .iter()
+                .filter(|app| Some(app.installed_by.as_str()) == id)
+                .map(|app| format!("{} ({}) in {}", app.name, app.id, app.workspace))
+                .collect();
+            theirs.sort();
+            theirs.dedup();
+            impact.apps = Some(theirs);
+        }
+    }
 }

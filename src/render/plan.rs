@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::plan::diff::{Action, Addition, Awaiting, Drift, Grant, Person, Plan, Removal};
+use crate::plan::diff::{Action, Addition, Awaiting, Drift, Grant, Impact, Person, Plan, Removal};
 use crate::policy::{Counts, IdentityCounts, Verdict, limit_words};
 
 /// The version of the JSON plan document.
@@ -182,6 +182,20 @@ fn awaiting_line(awaiting: &Awaiting) -> String {
     )
 }
 
+/// What a leaver loses: "T0000MAIN/@eng, T0000MAIN/#eng, app Deploy notifier (A1) in T1".
+fn impact_words(impact: &Impact) -> String {
+    let mut parts: Vec<String> = impact
+        .usergroups
+        .iter()
+        .chain(&impact.channels)
+        .cloned()
+        .collect();
+    if let Some(apps) = &impact.apps {
+        parts.extend(apps.iter().map(|a| format!("app {a}")));
+    }
+    parts.join(", ")
+}
+
 /// "1 person" / "2 people"; "1 group" / "2 groups".
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -273,11 +287,19 @@ fn action_head(action: &Action) -> String {
         } => format!(
             "- disable usergroup @{handle} in {workspace} (it would be empty; Slack cannot empty a usergroup)"
         ),
-        Action::DeactivateUser { removal, .. } => format!(
-            "- deactivate {} ({})",
-            who(&removal.person),
-            removal_words(removal)
-        ),
+        Action::DeactivateUser { removal, impact } => {
+            let loses = impact_words(impact);
+            format!(
+                "- deactivate {} ({}){}",
+                who(&removal.person),
+                removal_words(removal),
+                if loses.is_empty() {
+                    String::new()
+                } else {
+                    format!("; loses {loses}")
+                }
+            )
+        }
         Action::ResetSessions { person } => format!("- revoke the sessions of {}", who(person)),
     }
 }
@@ -613,12 +635,7 @@ fn leavers_section(plan: &Plan, rows: usize) -> String {
         .iter()
         .filter_map(|a| match a {
             Action::DeactivateUser { removal, impact } => {
-                let loses: Vec<&str> = impact
-                    .usergroups
-                    .iter()
-                    .chain(&impact.channels)
-                    .map(String::as_str)
-                    .collect();
+                let loses = impact_words(impact);
                 Some(format!(
                     "| `{}` | {} | {} |",
                     cell(&who(&removal.person)),
@@ -626,7 +643,7 @@ fn leavers_section(plan: &Plan, rows: usize) -> String {
                     if loses.is_empty() {
                         "-".to_string()
                     } else {
-                        cell(&loses.join(", "))
+                        cell(&loses)
                     }
                 ))
             }
@@ -640,7 +657,7 @@ fn leavers_section(plan: &Plan, rows: usize) -> String {
         "### Leavers ({}): deactivated, then their sessions revoked\n\n{}\n",
         lines.len(),
         table(
-            "| person | why | loses (usergroups, channels) |\n|---|---|---|",
+            "| person | why | loses (usergroups, channels, apps they installed) |\n|---|---|---|",
             &lines,
             rows
         )

@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::client::{Credential, SlackClient, SlackError};
-use crate::model::live::{GuestKind, Live, LiveChannel, LiveIdpGroup, LiveUser, LiveUsergroup};
+use crate::model::live::{
+    GuestKind, Live, LiveApp, LiveChannel, LiveIdpGroup, LiveUser, LiveUsergroup,
+};
 
 /// What to read.
 #[derive(Debug, Clone, Default)]
@@ -426,4 +428,140 @@ impl ReadScope {
             grid: config.slack.plan == crate::config::types::SlackPlan::EnterpriseGrid,
         }
     }
+}
+
+/// The apps each person installed that are still installed, from `team.integrationLogs`
+/// (Tier 2, 20 calls a minute, the legacy `admin` scope).
+///
+/// Per workspace, the first page of the whole log says how long it is. When the log has no
+/// more pages than there are leavers in that workspace it is read whole (one call per
+/// 1,000 entries); otherwise each person's entries are asked for on their own. Either way
+/// the calls are at most one more than the cheaper of the two. An app counts as installed
+/// when its latest entry is `added`, `enabled` or `updated`; its installer is the person of
+/// that entry.
+pub async fn read_installed_apps(
+    client: &SlackClient,
+    people: &[(String, Vec<String>)],
+) -> Result<Vec<LiveApp>, SlackError> {
+    let mut leavers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (user, workspaces) in people {
+        for team in workspaces {
+            leavers.entry(team).or_default().insert(user);
+        }
+    }
+    let mut apps = Vec::new();
+    for (team, users) in leavers {
+        let mut whole = AppLog::default();
+        let pages = read_log_page(client, team, None, 1, &mut whole).await?;
+        let logs = if pages <= users.len() as u64 {
+            for page in 2..=pages {
+                read_log_page(client, team, None, page, &mut whole).await?;
+            }
+            vec![whole]
+        } else {
+            let mut each = Vec::new();
+            for user in &users {
+                let mut theirs = AppLog::default();
+                let mut page = 1;
+                while page < read_log_page(client, team, Some(user), page, &mut theirs).await? {
+                    page += 1;
+                }
+                each.push(theirs);
+            }
+            each
+        };
+        for log in logs {
+            apps.extend(
+                log.latest
+                    .into_iter()
+                    .filter(|(_, entry)| entry.installed && users.contains(entry.user.as_str()))
+                    .map(|(id, entry)| LiveApp {
+                        id,
+                        name: entry.name,
+                        workspace: team.to_string(),
+                        installed_by: entry.user,
+                    }),
+            );
+        }
+    }
+    apps.sort();
+    Ok(apps)
+}
+
+/// The latest integration-log entry per app.
+#[derive(Default)]
+struct AppLog {
+    latest: BTreeMap<String, LogEntry>,
+}
+
+struct LogEntry {
+    date: u64,
+    installed: bool,
+    name: String,
+    user: String,
+}
+
+/// Reads one page of a workspace's integration log (optionally one person's) into `log`;
+/// returns the number of pages.
+async fn read_log_page(
+    client: &SlackClient,
+    team: &str,
+    user: Option<&str>,
+    page: u64,
+    log: &mut AppLog,
+) -> Result<u64, SlackError> {
+    let mut args = vec![
+        ("team_id", team.to_string()),
+        ("count", "1000".into()),
+        ("page", page.to_string()),
+    ];
+    if let Some(user) = user {
+        args.push(("user", user.to_string()));
+    }
+    let body = client
+        .web_read(Credential::Admin, "team.integrationLogs", &args)
+        .await?;
+    for entry in body
+        .get("logs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(id) = [text(entry, "app_id"), text(entry, "service_id")]
+            .into_iter()
+            .find(|s| !s.is_empty())
+        else {
+            continue;
+        };
+        let name = [text(entry, "app_type"), text(entry, "service_type")]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .unwrap_or_else(|| id.clone());
+        // Slack sends the date as a string of seconds.
+        let date = entry
+            .get("date")
+            .and_then(|d| d.as_u64().or_else(|| d.as_str()?.parse().ok()))
+            .unwrap_or(0);
+        let installed = matches!(
+            text(entry, "change_type").as_str(),
+            "added" | "enabled" | "updated"
+        );
+        // Slack lists the newest first; on a tie the first seen stays.
+        let newer = log.latest.get(&id).is_none_or(|seen| date > seen.date);
+        if newer {
+            log.latest.insert(
+                id,
+                LogEntry {
+                    date,
+                    installed,
+                    name,
+                    user: text(entry, "user_id"),
+                },
+            );
+        }
+    }
+    Ok(body
+        .pointer("/paging/pages")
+        .and_then(Value::as_u64)
+        .unwrap_or(1))
 }
