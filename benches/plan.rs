@@ -131,6 +131,7 @@ fn generate(people: usize) -> Org {
             family_name: n.to_string(),
             title: String::new(),
             department: String::new(),
+            manager: None,
             active: true,
             admin: false,
             owner: false,

@@ -315,6 +315,7 @@ mod tests {
                     family_name: String::new(),
                     title: String::new(),
                     department: String::new(),
+                    manager: None,
                     active: true,
                     admin: false,
                     owner: false,

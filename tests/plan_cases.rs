@@ -10,10 +10,10 @@
 //!   usergroups: [...]
 //! policy: |            # optional body of policies/p.yaml
 //!   limits: {...}
-//! people: ["ada@acme.example", "bob@acme.example suspended title=CTO"]
+//! people: ["ada@acme.example", "bob@acme.example suspended title=CTO manager=ada@acme.example"]
 //! groups: { everyone: { members: [...], groups: [...] } }
 //! live:
-//!   users: ["W1 ada@acme.example", "W2 bob@acme.example inactive bot guest primary-owner ws=T0000MAIN,T0000SUPP title=X"]
+//!   users: ["W1 ada@acme.example", "W2 bob@acme.example inactive bot guest primary-owner ws=T0000MAIN,T0000SUPP title=X manager=W1"]
 //!   usergroups: ["S1 eng disabled name=X desc=Y: W1 W2"]   # live name/description default to the config's
 //!   channels: ["C1 eng private: W1", "C2 random"]            # no colon: members not read
 //! apps: ["A1 T0000MAIN W3 Deploy notifier"]  # optional: apps installed (id, workspace, installer, name)
@@ -106,7 +106,7 @@ fn directory(case: &Value) -> Directory {
                 family_name: option(&words, "family").unwrap_or_default(),
                 title: option(&words, "title").unwrap_or_default(),
                 department: option(&words, "department").unwrap_or_default(),
-                manager: None,
+                manager: option(&words, "manager"),
                 status: if words.contains(&"suspended") {
                     PersonStatus::Suspended
                 } else {
@@ -150,6 +150,7 @@ fn live(case: &Value, repository: &config::Repository) -> Live {
                 family_name: option(&words, "family").unwrap_or_default(),
                 title: option(&words, "title").unwrap_or_default(),
                 department: option(&words, "department").unwrap_or_default(),
+                manager: option(&words, "manager"),
                 active: !words.contains(&"inactive"),
                 admin: false,
                 owner: words.contains(&"primary-owner"),

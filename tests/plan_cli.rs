@@ -40,6 +40,8 @@ fn the_demo_plans_acme_in_every_format() {
     // Provenance: joiners with the users.scope chain, removals with why.
     assert!(text.contains("+ create account evelyn.dijkstra@acme.example (joiner via everyone > employees > sales > sales-amer, slack-gitops.yaml:17)"), "{text}");
     assert!(text.contains("- adele.knuth@acme.example (W00000008) (not selected: in none of `eng-backend` (moved in the IdP, added by hand in Slack, or the mapping changed))"), "{text}");
+    // The mover's profile follows the IdP: title and manager.
+    assert!(text.contains("~ update the profile of alan.borg@acme.example (W00000015): title: \"Frontend Engineer\" -> \"Mobile Engineer\", manager: \"maria.mccarthy@acme.example\" -> \"linus.johnson@acme.example\""), "{text}");
     assert!(text.contains("Guardrails: within limits"));
 
     let (code, _, _) = plan(&acme, &["--detailed-exitcode"]);

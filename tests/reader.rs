@@ -91,6 +91,15 @@ async fn reads_everything_in_the_minimum_number_of_calls() {
         Some(slack_gitops::model::live::GuestKind::Multi)
     );
     assert_eq!(guest.workspaces, ["T0000SUPP"]);
+    // Profiles, the manager included, come from SCIM as the seed holds them.
+    for user in &seed.users {
+        let read = live.users.iter().find(|u| u.id == user.id).unwrap();
+        assert_eq!(
+            (&read.title, &read.department, &read.manager),
+            (&user.title, &user.department, &user.manager)
+        );
+    }
+    assert!(live.users.iter().filter(|u| u.manager.is_some()).count() > 250);
     // Members are read for managed channels only.
     let with_members: Vec<&str> = live
         .channels

@@ -191,7 +191,8 @@ print(f"{len(people)} people, {len(groups)} groups -> {path}")
 #   are still in their usergroups; the other suspended people are already deactivated;
 # - a ghost account: an active account whose person the IdP does not know at all;
 # - a manual add: a marketing person was added to @backend by hand;
-# - a mover: a mobile engineer is still in @frontend and not yet in @mobile;
+# - a mover: a mobile engineer is still in @frontend and not yet in @mobile, and their
+#   Slack profile still has their frontend title and manager;
 # - a hand-edited description on @sales;
 # - a missing usergroup (@data) and a missing channel (#eng-announce);
 # - a stranger in #eng-oncall, which removes unlisted people;
@@ -315,6 +316,11 @@ service = add_user("slack-gitops@acme.example", "slack-gitops", "service account
 service["workspaces"] = [MAIN, SUPPORT]
 gitops_bot = add_user("slack-gitops-bot@acme.example", "slack-gitops", "bot", "", "", bot=True)
 gitops_bot["workspaces"] = [MAIN, SUPPORT]
+# SCIM has synced each person's manager (Slack keeps the manager's user id).
+for user in users:
+    manager = by_email.get(user["email"], {}).get("manager")
+    if manager in ids:
+        user["manager"] = ids[manager]
 
 slack_ids = lambda emails: sorted(ids[e] for e in emails if e in ids and e not in joiners)
 channels = []
@@ -361,6 +367,10 @@ channel_ids[("eng", MAIN)] = channels[3]["id"]
 usergroups = []
 marketing_person = ids[sorted(selected(["marketing"], ["contractors"], []))[0]]
 mobile_person = ids[sorted(selected(["eng-mobile"], [], []))[0]]
+# The mover's Slack profile still has their frontend title and manager.
+mover = next(u for u in users if u["id"] == mobile_person)
+mover["title"] = next(t for team, _, t, _ in TEAMS if team == "eng-frontend")
+mover["manager"] = ids[next(m["email"] for m in managers if m["email"] in closure("eng-frontend"))]
 for handle, name, description, workspaces, gs, ex, us, chs in MAPPED_USERGROUPS:
     if handle == "data":
         continue  # missing: the plan creates it

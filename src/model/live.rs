@@ -30,6 +30,10 @@ pub struct LiveUser {
     pub family_name: String,
     pub title: String,
     pub department: String,
+    /// The manager as SCIM's enterprise extension gives it: a Slack user id (Slack also
+    /// accepts an email or username when it is set).
+    #[serde(default)]
+    pub manager: Option<String>,
     pub active: bool,
     pub admin: bool,
     pub owner: bool,

@@ -109,7 +109,7 @@ pub enum Action {
         person: Person,
         workspace: String,
     },
-    /// Profile fields the identity provider says differ (names, title, department).
+    /// Profile fields the identity provider says differ (names, title, department, manager).
     UpdateProfile {
         person: Person,
         fields: Vec<FieldChange>,
@@ -246,6 +246,23 @@ impl<'a> Index<'a> {
 
     fn user(&self, id: PersonId) -> Option<&'a LiveUser> {
         self.account[id as usize].map(|i| &self.live.users[i])
+    }
+
+    /// The email of a live account's manager. SCIM gives the manager as a Slack user id,
+    /// though Slack also accepts an email or a username when it is set.
+    fn manager_email(&self, user: &LiveUser) -> Option<String> {
+        let manager = user.manager.as_deref()?;
+        if let Some(&i) = self.by_user_id.get(manager) {
+            return Some(self.live.users[i].email.clone());
+        }
+        if manager.contains('@') {
+            return Some(manager.to_lowercase());
+        }
+        self.live
+            .users
+            .iter()
+            .find(|u| u.user_name == manager)
+            .map(|u| u.email.clone())
     }
 
     fn person(&self, id: PersonId) -> Person {
@@ -454,7 +471,7 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             ("title", &user.title, &source.title),
             ("department", &user.department, &source.department),
         ];
-        let fields: Vec<FieldChange> = pairs
+        let mut fields: Vec<FieldChange> = pairs
             .into_iter()
             .filter(|(_, from, to)| from != to && !to.is_empty())
             .map(|(field, from, to)| FieldChange {
@@ -463,6 +480,21 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 to: to.to_string(),
             })
             .collect();
+        // The manager is set only once they have an account; until then it stays as is.
+        if let Some(manager) = source.manager.as_deref() {
+            let has_account = desired
+                .resolution
+                .id(manager)
+                .is_some_and(|m| index.usable[m as usize]);
+            let current = index.manager_email(user);
+            if has_account && current.as_deref() != Some(manager) {
+                fields.push(FieldChange {
+                    field: "manager",
+                    from: current.unwrap_or_default(),
+                    to: manager.to_string(),
+                });
+            }
+        }
         if !fields.is_empty() {
             assignments.push(Action::UpdateProfile {
                 person: index.person(id),

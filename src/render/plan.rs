@@ -157,7 +157,10 @@ fn who(person: &Person) -> String {
 fn fields_words(fields: &[crate::plan::diff::FieldChange]) -> String {
     fields
         .iter()
-        .map(|f| format!("{}: \"{}\" -> \"{}\"", f.field, f.from, f.to))
+        .map(|f| match f.from.as_str() {
+            "" => format!("{}: (none) -> \"{}\"", f.field, f.to),
+            from => format!("{}: \"{from}\" -> \"{}\"", f.field, f.to),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

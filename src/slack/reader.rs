@@ -325,6 +325,12 @@ fn assemble(
                     .get(ENTERPRISE)
                     .map(|e| text(e, "department"))
                     .unwrap_or_default(),
+                manager: resource
+                    .get(ENTERPRISE)
+                    .and_then(|e| e.pointer("/manager/managerId"))
+                    .and_then(Value::as_str)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string),
                 active: flag(resource, "active"),
                 admin: extra.is_some_and(|f| flag(f, "is_admin")),
                 owner: extra.is_some_and(|f| flag(f, "is_owner")),
