@@ -523,8 +523,15 @@ struct PlanOptions {
     time_scale: f64,
 }
 
-/// The identity counts of an earlier JSON plan.
-fn read_baseline(path: &Path) -> anyhow::Result<crate::policy::IdentityCounts> {
+/// What a plan compares with from the last good one.
+struct Baseline {
+    identity: crate::policy::IdentityCounts,
+    /// Mapping digests; empty for a plan written before they were recorded.
+    mappings: BTreeMap<String, String>,
+}
+
+/// The identity counts and mapping digests of an earlier JSON plan.
+fn read_baseline(path: &Path) -> anyhow::Result<Baseline> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| anyhow::anyhow!("cannot read the baseline {}: {error}", path.display()))?;
     let document: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
@@ -533,12 +540,22 @@ fn read_baseline(path: &Path) -> anyhow::Result<crate::policy::IdentityCounts> {
             path.display()
         )
     })?;
-    serde_json::from_value(document["identity"].clone()).map_err(|error| {
+    let identity = serde_json::from_value(document["identity"].clone()).map_err(|error| {
         anyhow::anyhow!(
             "the baseline {} has no identity counts (is it a plan written by --out?): {error}",
             path.display()
         )
-    })
+    })?;
+    let mappings = match document.get("mappings") {
+        None => BTreeMap::new(),
+        Some(mappings) => serde_json::from_value(mappings.clone()).map_err(|error| {
+            anyhow::anyhow!(
+                "the baseline {} has malformed mapping digests: {error}",
+                path.display()
+            )
+        })?,
+    };
+    Ok(Baseline { identity, mappings })
 }
 
 fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result<u8> {
@@ -619,13 +636,26 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
     if let Some(stop) = stop_emulator {
         let _ = stop.send(());
     }
+    // Against the last good plan, a removal the plans cannot explain is either the
+    // mapping's doing or drift in Slack.
+    let mappings = desired.mapping_digests();
+    if let Some(baseline) = &baseline {
+        crate::plan::diff::explain_by_mapping(&mut plan, &mappings, &baseline.mappings);
+    }
     let identity = crate::policy::IdentityCounts::of(&desired, &directory);
-    let verdict = crate::policy::verdict(&plan, &live, repository, &identity, baseline.as_ref());
+    let verdict = crate::policy::verdict(
+        &plan,
+        &live,
+        repository,
+        &identity,
+        baseline.as_ref().map(|b| &b.identity),
+    );
     let report = render::plan::PlanReport {
         plan: &plan,
         verdict: &verdict,
         identity: &identity,
         first_run: baseline.is_none(),
+        mappings: &mappings,
     };
     let output = match options.format {
         PlanFormat::Text => render::plan::text(&report, options.color),

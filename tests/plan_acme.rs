@@ -131,7 +131,7 @@ async fn every_seeded_drift_becomes_the_right_action() {
     assert_eq!(backend_removes[0].drift, Drift::NotSelected);
     assert_eq!(
         backend_removes[0].why,
-        "in none of `eng-backend` (moved in the IdP, added by hand in Slack, or the mapping changed)"
+        "in none of `eng-backend` (added by hand in Slack, left the IdP group, or the mapping changed)"
     );
     let (_, frontend_removes) = set("frontend").unwrap();
     let (mobile_adds, _) = set("mobile").unwrap();
@@ -139,6 +139,7 @@ async fn every_seeded_drift_becomes_the_right_action() {
         frontend_removes[0].person.email,
         mobile_adds[0].person.email
     );
+    assert_eq!(frontend_removes[0].drift, Drift::Moved);
     // Provenance: the mover is in @mobile by the rule at its file:line, through the IdP
     // group chain from the rule's group down to the group that lists them.
     let grant = &mobile_adds[0].grants[0];

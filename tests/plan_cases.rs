@@ -18,11 +18,14 @@
 //!   channels: ["C1 eng private: W1", "C2 random"]            # no colon: members not read
 //! apps: ["A1 T0000MAIN W3 Deploy notifier"]  # optional: apps installed (id, workspace, installer, name)
 //! baseline: 12         # optional: people in scope at the last good run
+//! baseline_mappings: | # optional, with baseline: the mappings at the last good run
 //! json: true           # optional: also snapshot the JSON plan
 //! ```
 //!
 //! Every case is also planned a second time from inputs in reverse order, and all three
 //! renderings must be byte-identical: plans are deterministic.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use slack_gitops::config::{self, SourceFile};
@@ -30,7 +33,7 @@ use slack_gitops::model::directory::{Directory, Group, Person, PersonStatus};
 use slack_gitops::model::live::{GuestKind, Live, LiveApp, LiveChannel, LiveUser, LiveUsergroup};
 use slack_gitops::plan::{
     desired::desired,
-    diff::{attach_apps, plan},
+    diff::{attach_apps, explain_by_mapping, plan},
 };
 use slack_gitops::policy::{IdentityCounts, verdict};
 use slack_gitops::render::plan::{PlanReport, json, markdown, text};
@@ -57,6 +60,13 @@ fn option(words: &[&str], key: &str) -> Option<String> {
 }
 
 fn repository(case: &Value) -> config::Repository {
+    repository_with(
+        case,
+        case["mappings"].as_str().expect("a case has mappings"),
+    )
+}
+
+fn repository_with(case: &Value, mappings: &str) -> config::Repository {
     let users = &case["users"];
     let provisioning = users["provisioning"].as_str().unwrap_or("eager");
     let scope = users
@@ -73,11 +83,7 @@ fn repository(case: &Value) -> config::Repository {
         },
         SourceFile {
             path: "mappings/m.yaml".into(),
-            bytes: format!(
-                "apiVersion: slack-gitops/v1\nkind: Mappings\n{}",
-                case["mappings"].as_str().expect("a case has mappings")
-            )
-            .into_bytes(),
+            bytes: format!("apiVersion: slack-gitops/v1\nkind: Mappings\n{mappings}").into_bytes(),
         },
     ];
     if let Some(policy) = case["policy"].as_str() {
@@ -238,13 +244,31 @@ fn apps(case: &Value) -> Vec<LiveApp> {
         .collect()
 }
 
+/// The last good run: people in scope, and the mapping digests then.
+struct Baseline {
+    in_scope: u64,
+    mappings: BTreeMap<String, String>,
+}
+
+fn baseline(case: &Value, directory: &Directory) -> Option<Baseline> {
+    let in_scope = case["baseline"].as_u64()?;
+    let mappings = case["baseline_mappings"]
+        .as_str()
+        .map(|before| {
+            let resolution = directory.resolve();
+            desired(&repository_with(case, before), directory, &resolution).mapping_digests()
+        })
+        .unwrap_or_default();
+    Some(Baseline { in_scope, mappings })
+}
+
 /// Plans and renders in every format: (text, markdown, json, identity diagnostics).
 fn render(
     repository: &config::Repository,
     directory: &Directory,
     live: &Live,
     apps: &[LiveApp],
-    baseline: Option<u64>,
+    baseline: Option<&Baseline>,
 ) -> (String, String, String, Vec<String>) {
     let resolution = directory.resolve();
     let wanted = desired(repository, directory, &resolution);
@@ -252,9 +276,13 @@ fn render(
     if !apps.is_empty() {
         attach_apps(&mut plan, apps);
     }
+    let mappings = wanted.mapping_digests();
+    if let Some(baseline) = baseline {
+        explain_by_mapping(&mut plan, &mappings, &baseline.mappings);
+    }
     let identity = IdentityCounts::of(&wanted, directory);
-    let baseline = baseline.map(|in_scope| IdentityCounts {
-        in_scope,
+    let baseline = baseline.map(|b| IdentityCounts {
+        in_scope: b.in_scope,
         ..identity
     });
     let verdict = verdict(&plan, live, repository, &identity, baseline.as_ref());
@@ -263,6 +291,7 @@ fn render(
         verdict: &verdict,
         identity: &identity,
         first_run: baseline.is_none(),
+        mappings: &mappings,
     };
     let diagnostics = resolution
         .diagnostics
@@ -288,9 +317,9 @@ fn plan_cases() {
         let directory = directory(&case);
         let live = live(&case, &repository);
         let apps = apps(&case);
-        let baseline = case["baseline"].as_u64();
+        let baseline = baseline(&case, &directory);
         let (text, markdown, json, diagnostics) =
-            render(&repository, &directory, &live, &apps, baseline);
+            render(&repository, &directory, &live, &apps, baseline.as_ref());
 
         // The same inputs in another order give byte-identical output in every format.
         let mut shuffled_directory = directory.clone();
@@ -308,7 +337,7 @@ fn plan_cases() {
             &shuffled_directory.normalise(),
             &shuffled_live,
             &apps.iter().rev().cloned().collect::<Vec<_>>(),
-            baseline,
+            baseline.as_ref(),
         );
         assert_eq!(again.0, text, "text is deterministic");
         assert_eq!(again.1, markdown, "markdown is deterministic");

@@ -39,7 +39,9 @@ fn the_demo_plans_acme_in_every_format() {
     ));
     // Provenance: joiners with the users.scope chain, removals with why.
     assert!(text.contains("+ create account evelyn.dijkstra@acme.example (joiner via everyone > employees > sales > sales-amer, slack-gitops.yaml:17)"), "{text}");
-    assert!(text.contains("- adele.knuth@acme.example (W00000008) (not selected: in none of `eng-backend` (moved in the IdP, added by hand in Slack, or the mapping changed))"), "{text}");
+    assert!(text.contains("- adele.knuth@acme.example (W00000008) (not selected: in none of `eng-backend` (added by hand in Slack, left the IdP group, or the mapping changed))"), "{text}");
+    // A removal where the same plan adds the person elsewhere is a mover.
+    assert!(text.contains("- alan.borg@acme.example (W00000015) (moved in the IdP: in none of `eng-frontend`; joins @mobile in T0000MAIN)"), "{text}");
     // The mover's profile follows the IdP: title and manager.
     assert!(text.contains("~ update the profile of alan.borg@acme.example (W00000015): title: \"Frontend Engineer\" -> \"Mobile Engineer\", manager: \"maria.mccarthy@acme.example\" -> \"linus.johnson@acme.example\""), "{text}");
     assert!(text.contains("Guardrails: within limits"));
@@ -94,16 +96,40 @@ fn a_shrunken_identity_source_is_refused_against_the_last_good_plan() {
     let (code, _, stderr) = plan(&repo, &["--out", baseline.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
 
-    // Against its own baseline the plan is as before.
-    let (code, _, _) = plan(
+    // Against its own baseline the plan is as before, and the hand-added member of the
+    // unchanged @backend mapping is a manual add.
+    let (code, text, _) = plan(
         &repo,
         &[
             "--detailed-exitcode",
+            "--color",
+            "never",
             "--baseline",
             baseline.to_str().unwrap(),
         ],
     );
     assert_eq!(code, 2);
+    assert!(text.contains("- adele.knuth@acme.example (W00000008) (manual add in Slack: in none of `eng-backend`; the mapping is unchanged since the last good plan)"), "{text}");
+
+    // A pull request narrows @backend to the platform team: its removals are the mapping's.
+    let mapping = repo.join("mappings/engineering.yaml");
+    let original = std::fs::read_to_string(&mapping).unwrap();
+    let narrowed = original.replacen(
+        "      groups: [eng-backend]\n",
+        "      groups: [eng-platform]\n",
+        1,
+    );
+    assert_ne!(narrowed, original);
+    std::fs::write(&mapping, &narrowed).unwrap();
+    let (_, text, _) = plan(
+        &repo,
+        &["--color", "never", "--baseline", baseline.to_str().unwrap()],
+    );
+    assert!(
+        text.contains("(mapping changed: in none of `eng-platform` under the new mapping)"),
+        "{text}"
+    );
+    std::fs::write(&mapping, original).unwrap();
 
     // The IdP now reports 20 active people as suspended (a broken sync, say): 284 -> 264
     // people in scope is over Acme's identity.max_shrink of 15. The plan is refused.

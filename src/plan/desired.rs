@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sha2::Digest;
+
 use crate::config::Repository;
 use crate::config::types::{MemberSpec, Provisioning};
 use crate::model::directory::{Directory, PersonId, PersonStatus, Resolution};
@@ -95,6 +97,69 @@ impl Desired<'_> {
     /// Whether a person should have an account.
     pub fn wants_account(&self, id: PersonId) -> bool {
         self.accounts.binary_search(&id).is_ok()
+    }
+
+    /// A short digest of what selects the members of each managed usergroup and channel,
+    /// keyed `T0000MAIN/@eng` and `T0000MAIN/#eng-oncall`. The JSON plan keeps them, so a
+    /// later plan against it (`--baseline`) can tell a removal a mapping change caused
+    /// from drift in Slack. A channel's digest covers its own rule, `remove_unlisted`,
+    /// and the rules of the usergroups that name it as a default channel.
+    pub fn mapping_digests(&self) -> BTreeMap<String, String> {
+        let selector = |rule: RuleId| {
+            let spec = &self.rule(rule).selector;
+            let list = |items: &mut dyn Iterator<Item = &str>| {
+                let mut items: Vec<&str> = items.collect();
+                items.sort_unstable();
+                items.join(",")
+            };
+            format!(
+                "groups={} users={} exclude={} exclude_users={}",
+                list(&mut spec.groups.iter().map(String::as_str)),
+                list(&mut spec.users.iter().map(|e| e.as_str())),
+                list(&mut spec.exclude.iter().map(String::as_str)),
+                list(&mut spec.exclude_users.iter().map(|e| e.as_str())),
+            )
+        };
+        let digest = |text: &str| {
+            let hash = sha2::Sha256::digest(text.as_bytes());
+            hash[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let mut by_channel: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+        let mut digests = BTreeMap::new();
+        for group in &self.usergroups {
+            let text = selector(group.rule);
+            for channel in &group.channels {
+                by_channel
+                    .entry((group.workspace.as_str(), channel.as_str()))
+                    .or_default()
+                    .push(format!("default of @{}: {text}", group.handle));
+            }
+            digests.insert(
+                format!("{}/@{}", group.workspace, group.handle),
+                digest(&text),
+            );
+        }
+        for channel in &self.channels {
+            let mut parts = by_channel
+                .remove(&(channel.workspace.as_str(), channel.name.as_str()))
+                .unwrap_or_default();
+            if let Some(rule) = channel.rule {
+                parts.push(format!(
+                    "own: {} remove_unlisted={}",
+                    selector(rule),
+                    channel.remove_unlisted
+                ));
+            }
+            parts.sort_unstable();
+            digests.insert(
+                format!("{}/#{}", channel.workspace, channel.name),
+                digest(&parts.join("\n")),
+            );
+        }
+        digests
     }
 
     /// The team ids a person needs.

@@ -31,10 +31,23 @@ pub enum Drift {
     MissedDeprovision,
     /// Known to the identity provider but outside `users.scope`.
     OutOfScope,
-    /// In a managed usergroup or channel that the rules do not select: added by hand in
-    /// Slack, or the mapping changed.
+    /// In a managed usergroup or channel that the rules do not select, for a reason the
+    /// inputs cannot tell: added by hand in Slack, left the IdP group, or the mapping
+    /// changed (there is no baseline to compare the mapping with).
     NotSelected,
+    /// Not selected here, while the same plan adds them to another managed usergroup:
+    /// the identity provider moved them.
+    Moved,
+    /// Not selected because the mapping changed since the last good plan.
+    MappingChanged,
+    /// Not selected by a mapping that is as it was at the last good plan: added by hand
+    /// in Slack (or taken out of the IdP group since).
+    ManualAdd,
 }
+
+/// The tail of a [`Drift::NotSelected`] reason that later passes replace when they can
+/// tell more.
+const UNEXPLAINED: &str = " (added by hand in Slack, left the IdP group, or the mapping changed)";
 
 /// One person affected by an action.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -317,10 +330,13 @@ impl<'a> Index<'a> {
                 "in none of the users.scope groups {}",
                 names(&self.desired.scope)
             ),
-            Drift::NotSelected => match (rule, self.person_of[i]) {
-                (Some(rule), Some(id)) => self.not_selected(rule, id),
-                _ => "not selected".to_string(),
-            },
+            // `drift` gives only `NotSelected` of these; later passes tell them apart.
+            Drift::NotSelected | Drift::Moved | Drift::MappingChanged | Drift::ManualAdd => {
+                match (rule, self.person_of[i]) {
+                    (Some(rule), Some(id)) => self.not_selected(rule, id),
+                    _ => "not selected".to_string(),
+                }
+            }
         };
         Removal {
             person: self.live_person(i),
@@ -342,11 +358,10 @@ impl<'a> Index<'a> {
                 return format!("excluded by `{group}` ({})", chain.join(" > "));
             }
         }
-        let added = "moved in the IdP, added by hand in Slack, or the mapping changed";
         if selector.groups.is_empty() {
-            format!("not listed by the rule ({added})")
+            format!("not listed by the rule{UNEXPLAINED}")
         } else {
-            format!("in none of {} ({added})", names(&selector.groups))
+            format!("in none of {}{UNEXPLAINED}", names(&selector.groups))
         }
     }
 
@@ -810,7 +825,96 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
         resets,
     ]
     .concat();
+    explain_moves(&mut plan.actions);
     plan
+}
+
+/// The removals of an action, to explain them further.
+fn removals_mut(action: &mut Action) -> &mut [Removal] {
+    match action {
+        Action::SetUsergroupMembers { removes, .. } => removes,
+        Action::KickFromChannel { removal, .. } => std::slice::from_mut(removal),
+        _ => &mut [],
+    }
+}
+
+/// A person the plan removes somewhere for no reason it can name, and adds to another
+/// managed usergroup, is a mover: the identity provider moved them.
+fn explain_moves(actions: &mut [Action]) {
+    let mut joins: HashMap<String, String> = HashMap::new();
+    for action in actions.iter() {
+        if let Action::SetUsergroupMembers {
+            workspace,
+            handle,
+            adds,
+            ..
+        } = action
+        {
+            for add in adds {
+                joins
+                    .entry(add.person.email.clone())
+                    .or_insert_with(|| format!("@{handle} in {workspace}"));
+            }
+        }
+    }
+    if joins.is_empty() {
+        return;
+    }
+    for action in actions {
+        for removal in removals_mut(action) {
+            let Some(to) = joins.get(&removal.person.email) else {
+                continue;
+            };
+            if let Some(core) = removal.why.strip_suffix(UNEXPLAINED) {
+                removal.why = format!("{core}; joins {to}");
+                removal.drift = Drift::Moved;
+            }
+        }
+    }
+}
+
+/// Explains the removals [`plan`] could not, against the mapping digests of the last good
+/// plan ([`Desired::mapping_digests`]): where a usergroup's or channel's mapping changed
+/// since, the change caused them; where it did not, the person was added by hand in Slack
+/// (or taken out of the IdP group since). Without digests nothing changes.
+///
+/// [`Desired::mapping_digests`]: super::desired::Desired::mapping_digests
+pub fn explain_by_mapping(
+    plan: &mut Plan,
+    now: &BTreeMap<String, String>,
+    before: &BTreeMap<String, String>,
+) {
+    if before.is_empty() {
+        return;
+    }
+    for action in &mut plan.actions {
+        let key = match action {
+            Action::SetUsergroupMembers {
+                workspace, handle, ..
+            } => format!("{workspace}/@{handle}"),
+            Action::KickFromChannel {
+                workspace, channel, ..
+            } => format!("{workspace}/#{channel}"),
+            _ => continue,
+        };
+        let changed = now.get(&key) != before.get(&key);
+        for removal in removals_mut(action) {
+            let Some(core) = removal.why.strip_suffix(UNEXPLAINED) else {
+                continue;
+            };
+            (removal.drift, removal.why) = if changed {
+                (
+                    Drift::MappingChanged,
+                    format!("{core} under the new mapping"),
+                )
+            } else {
+                (
+                    Drift::ManualAdd,
+                    format!("{core}; the mapping is unchanged since the last good plan"),
+                )
+            };
+        }
+    }
 }
 
 /// The usergroups and channels each leaver is in today, by Slack user id.

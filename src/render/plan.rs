@@ -37,6 +37,9 @@ pub struct PlanReport<'a> {
     pub identity: &'a IdentityCounts,
     /// No last good snapshot is known: this may be the first run against the org.
     pub first_run: bool,
+    /// What selects each managed usergroup's and channel's members, digested
+    /// ([`crate::plan::desired::Desired::mapping_digests`]), for later plans to compare.
+    pub mappings: &'a BTreeMap<String, String>,
 }
 
 impl PlanReport<'_> {
@@ -64,6 +67,9 @@ pub fn explain(drift: Drift) -> &'static str {
         Drift::MissedDeprovision => "missed deprovision",
         Drift::OutOfScope => "out of scope",
         Drift::NotSelected => "not selected",
+        Drift::Moved => "moved in the IdP",
+        Drift::MappingChanged => "mapping changed",
+        Drift::ManualAdd => "manual add in Slack",
     }
 }
 
@@ -909,6 +915,7 @@ struct JsonPlan<'a> {
     counts: Tally,
     identity: &'a IdentityCounts,
     verdict: &'a Verdict,
+    mappings: &'a BTreeMap<String, String>,
     plan: &'a Plan,
 }
 
@@ -920,6 +927,7 @@ pub fn json(report: &PlanReport) -> String {
         counts: tally(report.plan),
         identity: report.identity,
         verdict: report.verdict,
+        mappings: report.mappings,
         plan: report.plan,
     })
     .expect("a plan serialises");
