@@ -219,6 +219,8 @@ struct Index<'a> {
     live: &'a Live,
     /// Live user index by Slack user id.
     by_user_id: HashMap<&'a str, usize>,
+    /// Live user index by username, built only if a manager is given that way.
+    by_user_name: std::cell::OnceCell<HashMap<&'a str, usize>>,
     /// Per person id: their live account.
     account: Vec<Option<usize>>,
     /// Per live user: their person id, when the directory names their email.
@@ -251,6 +253,7 @@ impl<'a> Index<'a> {
             directory,
             live,
             by_user_id,
+            by_user_name: std::cell::OnceCell::new(),
             account,
             person_of,
             usable: vec![false; resolution.emails().len()],
@@ -271,11 +274,13 @@ impl<'a> Index<'a> {
         if manager.contains('@') {
             return Some(manager.to_lowercase());
         }
-        self.live
-            .users
-            .iter()
-            .find(|u| u.user_name == manager)
-            .map(|u| u.email.clone())
+        let by_user_name = self.by_user_name.get_or_init(|| {
+            let users = self.live.users.iter().enumerate();
+            users.map(|(i, u)| (u.user_name.as_str(), i)).collect()
+        });
+        by_user_name
+            .get(manager)
+            .map(|&i| self.live.users[i].email.clone())
     }
 
     fn person(&self, id: PersonId) -> Person {
