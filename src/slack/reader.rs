@@ -441,8 +441,8 @@ impl ReadScope {
 ///
 /// Per workspace, the first page of the whole log says how long it is. When the log has no
 /// more pages than there are leavers in that workspace it is read whole (one call per
-/// 1,000 entries); otherwise each person's entries are asked for on their own. Either way
-/// the calls are at most one more than the cheaper of the two. An app counts as installed
+/// 1,000 entries); otherwise each person's entries are asked for on their own (a call
+/// each, unless one person has over 1,000 entries). An app counts as installed
 /// when its latest entry is `added`, `enabled` or `updated`; its installer is the person of
 /// that entry.
 pub async fn read_installed_apps(
