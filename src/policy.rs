@@ -118,9 +118,7 @@ pub fn plan_hash(plan: &Plan) -> String {
         hasher.update(line.as_bytes());
         hasher.update(b"\n");
     }
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::model::hex(&hasher.finalize()))
 }
 
 fn counts(plan: &Plan) -> Counts {

@@ -340,6 +340,23 @@ async fn apps_a_leaver_installed_come_from_the_integration_logs() {
         scope: String::new(),
         workspace: "T0000SUPP".into(),
     });
+    // Installed by a leaver there, then removed by someone else: recent enough to be on
+    // the first page, so it is not counted although the leaver's own entries say added.
+    for (change, user, date) in [
+        ("added", "W00000051", 1_650_000_000),
+        ("removed", "W00000001", 1_800_000_000),
+    ] {
+        seed.integration_logs.push(IntegrationLog {
+            app_id: "A0000SHARED".into(),
+            app_type: "Shared dashboard".into(),
+            user_id: user.into(),
+            user_name: String::new(),
+            date,
+            change_type: change.into(),
+            scope: String::new(),
+            workspace: "T0000SUPP".into(),
+        });
+    }
     let slack = common::start(seed, Options::default()).await;
     let client = client(&slack.base, "xoxp-acme-admin");
     let main = vec!["T0000MAIN".to_string()];

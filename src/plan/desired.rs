@@ -107,26 +107,15 @@ impl Desired<'_> {
     pub fn mapping_digests(&self) -> BTreeMap<String, String> {
         let selector = |rule: RuleId| {
             let spec = &self.rule(rule).selector;
-            let list = |items: &mut dyn Iterator<Item = &str>| {
-                let mut items: Vec<&str> = items.collect();
-                items.sort_unstable();
-                items.join(",")
-            };
             format!(
                 "groups={} users={} exclude={} exclude_users={}",
-                list(&mut spec.groups.iter().map(String::as_str)),
-                list(&mut spec.users.iter().map(|e| e.as_str())),
-                list(&mut spec.exclude.iter().map(String::as_str)),
-                list(&mut spec.exclude_users.iter().map(|e| e.as_str())),
+                sorted_list(spec.groups.iter().map(String::as_str)),
+                sorted_list(spec.users.iter().map(|e| e.as_str())),
+                sorted_list(spec.exclude.iter().map(String::as_str)),
+                sorted_list(spec.exclude_users.iter().map(|e| e.as_str())),
             )
         };
-        let digest = |text: &str| {
-            let hash = sha2::Sha256::digest(text.as_bytes());
-            hash[..8]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let digest = |text: &str| crate::model::hex(&sha2::Sha256::digest(text.as_bytes())[..8]);
         let mut by_channel: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
         let mut digests = BTreeMap::new();
         for group in &self.usergroups {
@@ -168,6 +157,13 @@ impl Desired<'_> {
             .iter()
             .map(|&w| self.workspace_ids[w as usize].as_str())
     }
+}
+
+/// "a,b,c": the items sorted and joined, so the order a file lists them in does not count.
+fn sorted_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut items: Vec<&str> = items.collect();
+    items.sort_unstable();
+    items.join(",")
 }
 
 /// Sorted ids in `a` that are not in `b` (both sorted).

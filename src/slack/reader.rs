@@ -442,9 +442,10 @@ impl ReadScope {
 /// Per workspace, the first page of the whole log says how long it is. When the log has no
 /// more pages than there are leavers in that workspace it is read whole (one call per
 /// 1,000 entries); otherwise each person's entries are asked for on their own (a call
-/// each, unless one person has over 1,000 entries). An app counts as installed
-/// when its latest entry is `added`, `enabled` or `updated`; its installer is the person of
-/// that entry.
+/// each, unless one person has over 1,000 entries), on top of that first page. All
+/// entries read go into one log: an app counts as installed when its latest entry is
+/// `added`, `enabled` or `updated`, and its installer is the person of that entry, so an
+/// app someone else removed since is not counted.
 pub async fn read_installed_apps(
     client: &SlackClient,
     people: &[(String, Vec<String>)],
@@ -457,38 +458,31 @@ pub async fn read_installed_apps(
     }
     let mut apps = Vec::new();
     for (team, users) in leavers {
-        let mut whole = AppLog::default();
-        let pages = read_log_page(client, team, None, 1, &mut whole).await?;
-        let logs = if pages <= users.len() as u64 {
+        let mut log = AppLog::default();
+        let pages = read_log_page(client, team, None, 1, &mut log).await?;
+        if pages <= users.len() as u64 {
             for page in 2..=pages {
-                read_log_page(client, team, None, page, &mut whole).await?;
+                read_log_page(client, team, None, page, &mut log).await?;
             }
-            vec![whole]
         } else {
-            let mut each = Vec::new();
             for user in &users {
-                let mut theirs = AppLog::default();
                 let mut page = 1;
-                while page < read_log_page(client, team, Some(user), page, &mut theirs).await? {
+                while page < read_log_page(client, team, Some(user), page, &mut log).await? {
                     page += 1;
                 }
-                each.push(theirs);
             }
-            each
-        };
-        for log in logs {
-            apps.extend(
-                log.latest
-                    .into_iter()
-                    .filter(|(_, entry)| entry.installed && users.contains(entry.user.as_str()))
-                    .map(|(id, entry)| LiveApp {
-                        id,
-                        name: entry.name,
-                        workspace: team.to_string(),
-                        installed_by: entry.user,
-                    }),
-            );
         }
+        apps.extend(
+            log.latest
+                .into_iter()
+                .filter(|(_, entry)| entry.installed && users.contains(entry.user.as_str()))
+                .map(|(id, entry)| LiveApp {
+                    id,
+                    name: entry.name,
+                    workspace: team.to_string(),
+                    installed_by: entry.user,
+                }),
+        );
     }
     apps.sort();
     Ok(apps)
