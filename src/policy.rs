@@ -11,8 +11,8 @@ use crate::config::Repository;
 use crate::config::types::Limit;
 use crate::model::directory::Directory;
 use crate::model::live::Live;
+use crate::plan::action::{Action, Plan};
 use crate::plan::desired::Desired;
-use crate::plan::diff::{Action, Plan};
 
 /// The size of an identity snapshot, kept with every plan so the next one can tell a
 /// shrunken source (an IdP outage, a broken scope filter) from real leavers.
@@ -284,7 +284,7 @@ pub fn verdict(
 mod tests {
     use super::*;
     use crate::config::{self, SourceFile};
-    use crate::plan::diff::{Drift, Person, Removal};
+    use crate::plan::action::{Drift, Person, Removal, SlackId};
 
     fn repository(policy: &str) -> Repository {
         let files = [
@@ -388,7 +388,7 @@ mod tests {
             removal: Removal {
                 person: Person {
                     email: email.into(),
-                    user_id: None,
+                    user_id: SlackId::New,
                 },
                 drift: Drift::MissedDeprovision,
                 why: "suspended in the identity provider".into(),
@@ -411,7 +411,7 @@ mod tests {
         b.actions.push(Action::ResetSessions {
             person: Person {
                 email: "a@x".into(),
-                user_id: None,
+                user_id: SlackId::New,
             },
         });
         assert_eq!(plan_hash(&a), plan_hash(&b));

@@ -7,8 +7,9 @@ use slack_gitops::config;
 use slack_gitops::emulator::Options;
 use slack_gitops::identity::IdentitySource;
 use slack_gitops::identity::file::FileSource;
+use slack_gitops::plan::action::{Action, Drift, Plan};
 use slack_gitops::plan::desired::desired;
-use slack_gitops::plan::diff::{Action, Drift, Plan, plan};
+use slack_gitops::plan::diff::plan;
 use slack_gitops::policy::IdentityCounts;
 use slack_gitops::slack::client::{ClientOptions, SlackClient, Token};
 use slack_gitops::slack::reader::{ReadScope, read_live};
@@ -150,7 +151,7 @@ async fn every_seeded_drift_becomes_the_right_action() {
         .actions
         .iter()
         .find_map(|a| match a {
-            Action::CreateUser { person, grant }
+            Action::CreateUser { person, grant, .. }
                 if person.email == "evelyn.dijkstra@acme.example" =>
             {
                 Some(grant.clone())

@@ -14,201 +14,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::Serialize;
-
-use super::desired::{Desired, RuleId, RuleRef};
+use super::action::{
+    Action, Addition, Awaiting, Drift, FieldChange, Grant, Impact, NewProfile, Person, Plan,
+    Removal, SlackId,
+};
+use super::desired::{Desired, RuleId};
 use crate::config::types::Provisioning;
 use crate::model::directory::{Directory, PersonId, PersonStatus};
 use crate::model::live::{Live, LiveApp, LiveUser};
 
-/// Why a person's account should go, or why a membership differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Drift {
-    /// Active in Slack, unknown to the identity provider.
-    GhostAccount,
-    /// Suspended or deprovisioned in the identity provider, still active in Slack.
-    MissedDeprovision,
-    /// Known to the identity provider but outside `users.scope`.
-    OutOfScope,
-    /// In a managed usergroup or channel that the rules do not select, for a reason the
-    /// inputs cannot tell: added by hand in Slack, left the IdP group, or the mapping
-    /// changed (there is no baseline to compare the mapping with).
-    NotSelected,
-    /// Not selected here, while the same plan adds them to another managed usergroup:
-    /// the identity provider moved them.
-    Moved,
-    /// Not selected because the mapping changed since the last good plan.
-    MappingChanged,
-    /// Not selected by a mapping that is as it was at the last good plan: added by hand
-    /// in Slack (or taken out of the IdP group since).
-    ManualAdd,
-}
-
 /// The tail of a [`Drift::NotSelected`] reason that later passes replace when they can
 /// tell more.
 const UNEXPLAINED: &str = " (added by hand in Slack, left the IdP group, or the mapping changed)";
-
-/// One person affected by an action.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Person {
-    pub email: String,
-    /// The Slack user id, when the account exists.
-    pub user_id: Option<String>,
-}
-
-/// Why a person is wanted somewhere: the rule, and the IdP groups that lead from the
-/// rule's group down to the one that lists the person.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Grant {
-    /// The mapping rule, or `users.scope` in the config file.
-    pub rule: RuleRef,
-    /// `["engineering", "platform", "sre"]`; empty when the rule lists the person by email.
-    pub via: Vec<String>,
-}
-
-/// A person added somewhere, with why.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Addition {
-    pub person: Person,
-    pub grants: Vec<Grant>,
-}
-
-/// A person removed from somewhere (or deactivated), with why they no longer qualify.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Removal {
-    pub person: Person,
-    pub drift: Drift,
-    /// In words: "suspended in the identity provider", "excluded by `contractors`
-    /// (contractors > vendors)", "in none of `engineering`".
-    pub why: String,
-}
-
-/// What a leaver loses when deactivated, as live Slack shows it today.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Impact {
-    /// `T0000MAIN/@eng`, sorted.
-    pub usergroups: Vec<String>,
-    /// `T0000MAIN/#eng`, sorted; only channels whose members were read (managed ones).
-    pub channels: Vec<String>,
-    /// Apps they installed (`Deploy notifier (A0000DEPLOY) in T0000MAIN`), which Slack may
-    /// disable when they are deactivated; `None` until read (see [`attach_apps`]).
-    pub apps: Option<Vec<String>>,
-}
-
-/// A joiner whose account SSO creates at first login (`just-in-time` provisioning).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Awaiting {
-    pub email: String,
-    pub grant: Grant,
-    /// `T0000MAIN/@eng`: usergroups they join once the account exists.
-    pub usergroups: Vec<String>,
-    /// `T0000MAIN/#eng`: channels they are invited to then.
-    pub channels: Vec<String>,
-}
-
-/// One change to Slack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    CreateUser {
-        person: Person,
-        grant: Grant,
-    },
-    ReactivateUser {
-        person: Person,
-    },
-    AssignWorkspace {
-        person: Person,
-        workspace: String,
-    },
-    /// Profile fields the identity provider says differ (names, title, department, manager).
-    UpdateProfile {
-        person: Person,
-        fields: Vec<FieldChange>,
-    },
-    CreateUsergroup {
-        workspace: String,
-        handle: String,
-        name: String,
-        description: String,
-        rule: RuleRef,
-    },
-    UpdateUsergroup {
-        workspace: String,
-        usergroup_id: String,
-        handle: String,
-        fields: Vec<FieldChange>,
-        rule: RuleRef,
-    },
-    EnableUsergroup {
-        workspace: String,
-        usergroup_id: String,
-        handle: String,
-    },
-    SetUsergroupMembers {
-        workspace: String,
-        usergroup_id: Option<String>,
-        handle: String,
-        /// The full list sent to Slack (`usergroups.users.update` replaces it whole).
-        members: Vec<Person>,
-        adds: Vec<Addition>,
-        removes: Vec<Removal>,
-        rule: RuleRef,
-    },
-    CreateChannel {
-        workspace: String,
-        name: String,
-        private: bool,
-        rule: Option<RuleRef>,
-    },
-    InviteToChannel {
-        workspace: String,
-        channel: String,
-        channel_id: Option<String>,
-        people: Vec<Addition>,
-    },
-    KickFromChannel {
-        workspace: String,
-        channel: String,
-        channel_id: String,
-        removal: Removal,
-    },
-    DisableUsergroup {
-        workspace: String,
-        usergroup_id: String,
-        handle: String,
-    },
-    DeactivateUser {
-        removal: Removal,
-        impact: Impact,
-    },
-    ResetSessions {
-        person: Person,
-    },
-}
-
-/// A usergroup field that changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
-    pub field: &'static str,
-    pub from: String,
-    pub to: String,
-}
-
-/// The plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Plan {
-    pub actions: Vec<Action>,
-    /// People SSO will create at first login (`just-in-time`), with the memberships a
-    /// later sync gives them once the account exists.
-    pub awaiting_first_login: Vec<Awaiting>,
-    /// Leavers that are protected: reported, never deactivated.
-    pub blocked_by_protection: Vec<Removal>,
-    /// Usergroups and channels in Slack that the config does not name (never changed).
-    pub unmanaged_usergroups: Vec<(String, String)>,
-    pub unmanaged_channels: Vec<(String, String)>,
-}
 
 /// Lookups over live Slack and the directory, built once per plan so every step is a
 /// hash or array access rather than a scan (a scan per usergroup or channel would be
@@ -286,7 +103,7 @@ impl<'a> Index<'a> {
     fn person(&self, id: PersonId) -> Person {
         Person {
             email: self.desired.email(id).to_string(),
-            user_id: self.user(id).map(|u| u.id.clone()),
+            user_id: self.user(id).map(|u| u.id.clone()).into(),
         }
     }
 
@@ -294,7 +111,7 @@ impl<'a> Index<'a> {
         let user = &self.live.users[i];
         Person {
             email: user.email.clone(),
-            user_id: Some(user.id.clone()),
+            user_id: SlackId::Live(user.id.clone()),
         }
     }
 
@@ -401,6 +218,19 @@ impl<'a> Index<'a> {
         }
     }
 
+    /// The profile a new account starts with, as the identity provider has it.
+    fn new_profile(&self, id: PersonId) -> NewProfile {
+        let resolution = self.desired.resolution;
+        resolution
+            .person(self.directory, id)
+            .map_or_else(NewProfile::default, |p| NewProfile {
+                given_name: p.given_name.clone(),
+                family_name: p.family_name.clone(),
+                title: p.title.clone(),
+                department: p.department.clone(),
+            })
+    }
+
     fn protected(&self, email: &str) -> bool {
         self.desired.protected.contains(email)
     }
@@ -443,26 +273,88 @@ impl Marks {
     }
 }
 
+/// The actions of each phase, concatenated in this order at the end.
+#[derive(Default)]
+struct Phases {
+    creations: Vec<Action>,
+    assignments: Vec<Action>,
+    /// Channels are created before usergroups, so a new usergroup can name a new default
+    /// channel.
+    channel_structure: Vec<Action>,
+    structure: Vec<Action>,
+    memberships: Vec<Action>,
+    kicks: Vec<Action>,
+    disables: Vec<Action>,
+    leavers: Vec<Action>,
+    resets: Vec<Action>,
+}
+
+/// Just-in-time joiners without an account: the usergroups and channels they will join.
+type Pending = BTreeMap<PersonId, (Vec<String>, Vec<String>)>;
+
 /// Computes the plan. Pure and deterministic.
 pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
     let mut index = Index::new(desired, directory, live);
     let mut plan = Plan::default();
-    let mut creations = Vec::new();
-    let mut assignments = Vec::new();
-    let mut structure = Vec::new();
-    let mut memberships = Vec::new();
-    let mut kicks = Vec::new();
-    let mut disables = Vec::new();
-    let mut leavers = Vec::new();
+    let mut phases = Phases::default();
+    let mut pending = plan_accounts(&mut index, &mut phases);
+    plan_profiles(&index, &mut phases);
+    plan_workspaces(&index, &mut phases);
+    let mut marks = (Marks::new(live.users.len()), Marks::new(live.users.len()));
+    plan.unmanaged_usergroups = plan_usergroups(&index, &mut pending, &mut marks, &mut phases);
+    plan.unmanaged_channels = plan_channels(&index, &mut pending, &mut marks, &mut phases);
+    plan.awaiting_first_login = pending
+        .into_iter()
+        .map(|(id, (mut usergroups, mut channels))| {
+            usergroups.sort();
+            channels.sort();
+            Awaiting {
+                email: desired.email(id).to_string(),
+                grant: index.scope_grant(id),
+                usergroups,
+                channels,
+            }
+        })
+        .collect();
+    plan.blocked_by_protection = plan_leavers(&index, &mut phases);
+    let Phases {
+        creations,
+        assignments,
+        channel_structure,
+        structure,
+        memberships,
+        kicks,
+        disables,
+        leavers,
+        resets,
+    } = phases;
+    plan.actions = [
+        creations,
+        assignments,
+        channel_structure,
+        structure,
+        memberships,
+        kicks,
+        disables,
+        leavers,
+        resets,
+    ]
+    .concat();
+    explain_moves(&mut plan.actions);
+    plan
+}
 
-    // 1. Accounts.
+/// Phase 1, accounts: creations and reactivations; marks who will have a usable
+/// account. Returns the just-in-time joiners still waiting for their first login.
+fn plan_accounts(index: &mut Index, phases: &mut Phases) -> Pending {
+    let desired = index.desired;
     let jit = desired.provisioning == Provisioning::JustInTime;
-    let mut pending: BTreeMap<PersonId, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut pending = Pending::new();
     for &id in &desired.accounts {
         match index.user(id) {
             Some(user) if user.active => index.usable[id as usize] = true,
             Some(_) => {
-                creations.push(Action::ReactivateUser {
+                phases.creations.push(Action::ReactivateUser {
                     person: index.person(id),
                 });
                 index.usable[id as usize] = true;
@@ -471,18 +363,26 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 pending.insert(id, (Vec::new(), Vec::new()));
             }
             None => {
-                creations.push(Action::CreateUser {
+                phases.creations.push(Action::CreateUser {
                     person: index.person(id),
                     grant: index.scope_grant(id),
+                    profile: index.new_profile(id),
                 });
                 index.usable[id as usize] = true;
             }
         }
     }
-    // Profiles follow the identity provider for the fields it holds.
+    pending
+}
+
+/// Profiles follow the identity provider for the fields it holds.
+fn plan_profiles(index: &Index, phases: &mut Phases) {
+    let desired = index.desired;
     for &id in &desired.accounts {
-        let (Some(user), Some(source)) = (index.user(id), desired.resolution.person(directory, id))
-        else {
+        let (Some(user), Some(source)) = (
+            index.user(id),
+            desired.resolution.person(index.directory, id),
+        ) else {
             continue;
         };
         let pairs: [(&'static str, &str, &str); 4] = [
@@ -516,12 +416,17 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             }
         }
         if !fields.is_empty() {
-            assignments.push(Action::UpdateProfile {
+            phases.assignments.push(Action::UpdateProfile {
                 person: index.person(id),
                 fields,
             });
         }
     }
+}
+
+/// Workspace assignments that usergroups and channels need.
+fn plan_workspaces(index: &Index, phases: &mut Phases) {
+    let desired = index.desired;
     for (id, needs) in desired.workspaces.iter().enumerate() {
         let id = id as PersonId;
         if needs.is_empty() || !index.usable[id as usize] {
@@ -532,14 +437,22 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             .workspaces_of(id)
             .filter(|w| !have.iter().any(|h| h == w))
         {
-            assignments.push(Action::AssignWorkspace {
+            phases.assignments.push(Action::AssignWorkspace {
                 person: index.person(id),
                 workspace: workspace.to_string(),
             });
         }
     }
+}
 
-    // 2-4. Usergroups.
+/// Phases 2-4, usergroups: structure, full member lists, disables. Returns the unmanaged ones.
+fn plan_usergroups(
+    index: &Index,
+    pending: &mut Pending,
+    (current_marks, wanted_marks): &mut (Marks, Marks),
+    phases: &mut Phases,
+) -> Vec<(String, String)> {
+    let (desired, live) = (index.desired, index.live);
     let live_groups: HashMap<(&str, &str), usize> = live
         .usergroups
         .iter()
@@ -547,20 +460,18 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
         .map(|(i, g)| ((g.workspace.as_str(), g.handle.as_str()), i))
         .collect();
     let mut managed: HashSet<(&str, &str)> = HashSet::new();
-    let mut current_marks = Marks::new(live.users.len());
-    let mut wanted_marks = Marks::new(live.users.len());
     for group in &desired.usergroups {
         managed.insert((group.workspace.as_str(), group.handle.as_str()));
-        let rule = desired.rule(group.rule).at.clone();
+        let live_group = live_groups
+            .get(&(group.workspace.as_str(), group.handle.as_str()))
+            .map(|&i| &live.usergroups[i]);
         let members: Vec<PersonId> = group
             .members
             .iter()
             .copied()
             .filter(|&id| index.usable[id as usize])
             .collect();
-        let live_group = live_groups
-            .get(&(group.workspace.as_str(), group.handle.as_str()))
-            .map(|&i| &live.usergroups[i]);
+        usergroup_structure(index, group, live_group, !members.is_empty(), phases);
         let current = live_group.map_or_else(Vec::new, |g| index.live_members(&g.members));
         current_marks.clear();
         for &i in &current {
@@ -574,6 +485,16 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 usergroups.push(format!("{}/@{}", group.workspace, group.handle));
             }
         }
+        if members.is_empty() {
+            if let Some(live_group) = live_group.filter(|g| !g.disabled) {
+                phases.disables.push(Action::DisableUsergroup {
+                    workspace: group.workspace.clone(),
+                    usergroup_id: live_group.id.clone(),
+                    handle: group.handle.clone(),
+                });
+            }
+            continue;
+        }
         let adds: Vec<Addition> = members
             .iter()
             .filter(|&&id| index.account[id as usize].is_none_or(|i| !current_marks.marked(i)))
@@ -582,95 +503,108 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 grants: vec![index.grant(group.rule, id)],
             })
             .collect();
-        let kept_protected: Vec<usize> = current
+        let leaving = |i: &usize| !wanted_marks.marked(*i);
+        let kept_protected = current
             .iter()
             .copied()
-            .filter(|&i| !wanted_marks.marked(i) && index.protected(&live.users[i].email))
-            .filter(|&i| live.users[i].active)
-            .collect();
+            .filter(leaving)
+            .filter(|&i| index.protected(&live.users[i].email) && live.users[i].active);
         let mut removes: Vec<Removal> = current
             .iter()
             .copied()
-            .filter(|&i| !wanted_marks.marked(i) && !index.protected(&live.users[i].email))
+            .filter(leaving)
+            .filter(|&i| !index.protected(&live.users[i].email))
             .map(|i| index.removal(i, Some(group.rule)))
             .collect();
         removes.sort();
-        match live_group {
-            None => structure.push(Action::CreateUsergroup {
-                workspace: group.workspace.clone(),
-                handle: group.handle.clone(),
-                name: group.name.clone(),
-                description: group.description.clone(),
-                rule: rule.clone(),
-            }),
-            Some(live_group) => {
-                let mut fields = Vec::new();
-                if live_group.name != group.name {
-                    fields.push(FieldChange {
-                        field: "name",
-                        from: live_group.name.clone(),
-                        to: group.name.clone(),
-                    });
-                }
-                if live_group.description != group.description {
-                    fields.push(FieldChange {
-                        field: "description",
-                        from: live_group.description.clone(),
-                        to: group.description.clone(),
-                    });
-                }
-                if !fields.is_empty() {
-                    structure.push(Action::UpdateUsergroup {
-                        workspace: group.workspace.clone(),
-                        usergroup_id: live_group.id.clone(),
-                        handle: group.handle.clone(),
-                        fields,
-                        rule: rule.clone(),
-                    });
-                }
-                if live_group.disabled && !members.is_empty() {
-                    structure.push(Action::EnableUsergroup {
-                        workspace: group.workspace.clone(),
-                        usergroup_id: live_group.id.clone(),
-                        handle: group.handle.clone(),
-                    });
-                }
-            }
+        if adds.is_empty() && removes.is_empty() {
+            continue;
         }
-        if members.is_empty() {
-            if let Some(live_group) = live_group.filter(|g| !g.disabled) {
-                disables.push(Action::DisableUsergroup {
-                    workspace: group.workspace.clone(),
-                    usergroup_id: live_group.id.clone(),
-                    handle: group.handle.clone(),
-                });
-            }
-        } else if !adds.is_empty() || !removes.is_empty() {
-            // Protected people who are in the group stay in the full list.
-            let mut full: Vec<Person> = members.iter().map(|&id| index.person(id)).collect();
-            full.extend(kept_protected.into_iter().map(|i| index.live_person(i)));
-            full.sort();
-            full.dedup();
-            memberships.push(Action::SetUsergroupMembers {
-                workspace: group.workspace.clone(),
-                usergroup_id: live_group.map(|g| g.id.clone()),
-                handle: group.handle.clone(),
-                members: full,
-                adds,
-                removes,
-                rule,
-            });
-        }
+        // Protected people who are in the group stay in the full list.
+        let mut full: Vec<Person> = members.iter().map(|&id| index.person(id)).collect();
+        full.extend(kept_protected.map(|i| index.live_person(i)));
+        full.sort();
+        full.dedup();
+        phases.memberships.push(Action::SetUsergroupMembers {
+            workspace: group.workspace.clone(),
+            usergroup_id: live_group.map(|g| g.id.clone()).into(),
+            handle: group.handle.clone(),
+            members: full,
+            adds,
+            removes,
+            rule: desired.rule(group.rule).at.clone(),
+        });
     }
-    plan.unmanaged_usergroups = live
+    let mut unmanaged: Vec<(String, String)> = live
         .usergroups
         .iter()
         .filter(|g| !managed.contains(&(g.workspace.as_str(), g.handle.as_str())))
         .map(|g| (g.workspace.clone(), g.handle.clone()))
         .collect();
-    plan.unmanaged_usergroups.sort();
+    unmanaged.sort();
+    unmanaged
+}
 
-    // Channels.
+/// A usergroup's creation, field updates and re-enabling.
+fn usergroup_structure(
+    index: &Index,
+    group: &crate::plan::desired::DesiredUsergroup,
+    live_group: Option<&crate::model::live::LiveUsergroup>,
+    has_members: bool,
+    phases: &mut Phases,
+) {
+    let rule = index.desired.rule(group.rule).at.clone();
+    let Some(live_group) = live_group else {
+        phases.structure.push(Action::CreateUsergroup {
+            workspace: group.workspace.clone(),
+            handle: group.handle.clone(),
+            name: group.name.clone(),
+            description: group.description.clone(),
+            channels: group.channels.clone(),
+            rule,
+        });
+        return;
+    };
+    let mut fields = Vec::new();
+    for (field, from, to) in [
+        ("name", &live_group.name, &group.name),
+        ("description", &live_group.description, &group.description),
+    ] {
+        if from != to {
+            fields.push(FieldChange {
+                field,
+                from: from.clone(),
+                to: to.clone(),
+            });
+        }
+    }
+    if !fields.is_empty() {
+        phases.structure.push(Action::UpdateUsergroup {
+            workspace: group.workspace.clone(),
+            usergroup_id: live_group.id.clone(),
+            handle: group.handle.clone(),
+            fields,
+            rule,
+        });
+    }
+    if live_group.disabled && has_members {
+        phases.structure.push(Action::EnableUsergroup {
+            workspace: group.workspace.clone(),
+            usergroup_id: live_group.id.clone(),
+            handle: group.handle.clone(),
+        });
+    }
+}
+
+/// Channels: creations, invites in batches, kicks where `remove_unlisted`. Returns the
+/// unmanaged ones.
+fn plan_channels(
+    index: &Index,
+    pending: &mut Pending,
+    (current_marks, wanted_marks): &mut (Marks, Marks),
+    phases: &mut Phases,
+) -> Vec<(String, String)> {
+    let (desired, live) = (index.desired, index.live);
     let live_channels: HashMap<(&str, &str), usize> = live
         .channels
         .iter()
@@ -689,7 +623,7 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 // executor reports it rather than inventing its settings.
                 continue;
             }
-            structure.push(Action::CreateChannel {
+            phases.channel_structure.push(Action::CreateChannel {
                 workspace: channel.workspace.clone(),
                 name: channel.name.clone(),
                 private: channel.private,
@@ -724,10 +658,10 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             .collect();
         // conversations.invite takes at most 100 people.
         for batch in missing.chunks(100) {
-            memberships.push(Action::InviteToChannel {
+            phases.memberships.push(Action::InviteToChannel {
                 workspace: channel.workspace.clone(),
                 channel: channel.name.clone(),
-                channel_id: live_channel.map(|c| c.id.clone()),
+                channel_id: live_channel.map(|c| c.id.clone()).into(),
                 people: batch.to_vec(),
             });
         }
@@ -749,7 +683,7 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
                 .collect();
             removals.sort();
             for removal in removals {
-                kicks.push(Action::KickFromChannel {
+                phases.kicks.push(Action::KickFromChannel {
                     workspace: channel.workspace.clone(),
                     channel: channel.name.clone(),
                     channel_id: live_channel.id.clone(),
@@ -758,29 +692,21 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             }
         }
     }
-    plan.unmanaged_channels = live
+    let mut unmanaged: Vec<(String, String)> = live
         .channels
         .iter()
         .filter(|c| !managed.contains(&(c.workspace.as_str(), c.name.as_str())))
         .map(|c| (c.workspace.clone(), c.name.clone()))
         .collect();
-    plan.unmanaged_channels.sort();
+    unmanaged.sort();
+    unmanaged
+}
 
-    plan.awaiting_first_login = pending
-        .into_iter()
-        .map(|(id, (mut usergroups, mut channels))| {
-            usergroups.sort();
-            channels.sort();
-            Awaiting {
-                email: desired.email(id).to_string(),
-                grant: index.scope_grant(id),
-                usergroups,
-                channels,
-            }
-        })
-        .collect();
-
-    // 5. Leavers: active human accounts that should not have one.
+/// Phase 5, leavers: active human accounts that should not have one are deactivated,
+/// then their sessions revoked. Returns the protected ones, which are only reported.
+fn plan_leavers(index: &Index, phases: &mut Phases) -> Vec<Removal> {
+    let (desired, live) = (index.desired, index.live);
+    let mut blocked = Vec::new();
     let mut leaving: Vec<usize> = Vec::new();
     for (i, user) in live.users.iter().enumerate() {
         if !user.active || user.bot || user.guest.is_some() {
@@ -790,12 +716,12 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
             continue;
         }
         if index.protected(&user.email) || user.primary_owner {
-            plan.blocked_by_protection.push(index.removal(i, None));
+            blocked.push(index.removal(i, None));
             continue;
         }
         leaving.push(i);
     }
-    plan.blocked_by_protection.sort();
+    blocked.sort();
     let impacts = impacts(live, &leaving);
     let mut removals: Vec<Removal> = leaving.iter().map(|&i| index.removal(i, None)).collect();
     removals.sort();
@@ -803,35 +729,18 @@ pub fn plan(desired: &Desired, directory: &Directory, live: &Live) -> Plan {
         let impact = removal
             .person
             .user_id
-            .as_deref()
+            .live()
             .and_then(|id| impacts.get(id))
             .cloned()
             .unwrap_or_default();
-        leavers.push(Action::DeactivateUser { removal, impact });
+        phases.resets.push(Action::ResetSessions {
+            person: removal.person.clone(),
+        });
+        phases
+            .leavers
+            .push(Action::DeactivateUser { removal, impact });
     }
-    let resets: Vec<Action> = leavers
-        .iter()
-        .filter_map(|a| match a {
-            Action::DeactivateUser { removal, .. } => Some(Action::ResetSessions {
-                person: removal.person.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-
-    plan.actions = [
-        creations,
-        assignments,
-        structure,
-        memberships,
-        kicks,
-        disables,
-        leavers,
-        resets,
-    ]
-    .concat();
-    explain_moves(&mut plan.actions);
-    plan
+    blocked
 }
 
 /// The removals of an action, to explain them further.
@@ -967,7 +876,7 @@ pub fn leaver_ids(plan: &Plan, live: &Live) -> Vec<(String, Vec<String>)> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
-            Action::DeactivateUser { removal, .. } => removal.person.user_id.as_deref(),
+            Action::DeactivateUser { removal, .. } => removal.person.user_id.live(),
             _ => None,
         })
         .map(|id| {
@@ -983,7 +892,7 @@ pub fn leaver_ids(plan: &Plan, live: &Live) -> Vec<(String, Vec<String>)> {
 pub fn attach_apps(plan: &mut Plan, apps: &[LiveApp]) {
     for action in &mut plan.actions {
         if let Action::DeactivateUser { removal, impact } = action {
-            let id = removal.person.user_id.as_deref();
+            let id = removal.person.user_id.live();
             let mut theirs: Vec<String> = apps
                 .iter()
                 .filter(|app| Some(app.installed_by.as_str()) == id)

@@ -1,5 +1,6 @@
 //! Planning: desired state, the identity directory and live Slack in; the ordered
 //! changes out. Pure: no I/O, no clock, deterministic.
 
+pub mod action;
 pub mod desired;
 pub mod diff;

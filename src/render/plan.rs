@@ -14,7 +14,9 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::plan::diff::{Action, Addition, Awaiting, Drift, Grant, Impact, Person, Plan, Removal};
+use crate::plan::action::{
+    Action, Addition, Awaiting, Drift, Grant, Impact, Person, Plan, Removal,
+};
 use crate::policy::{Counts, IdentityCounts, Verdict, limit_words};
 
 /// The version of the JSON plan document.
@@ -154,13 +156,13 @@ pub fn summary(plan: &Plan) -> String {
 }
 
 fn who(person: &Person) -> String {
-    match &person.user_id {
+    match person.user_id.live() {
         Some(id) => format!("{} ({id})", person.email),
         None => person.email.clone(),
     }
 }
 
-fn fields_words(fields: &[crate::plan::diff::FieldChange]) -> String {
+fn fields_words(fields: &[crate::plan::action::FieldChange]) -> String {
     fields
         .iter()
         .map(|f| match f.from.as_str() {
@@ -213,7 +215,7 @@ fn count(n: usize, one: &str, many: &str) -> String {
 /// The head line of an action, without the people it lists.
 fn action_head(action: &Action) -> String {
     match action {
-        Action::CreateUser { person, grant } => {
+        Action::CreateUser { person, grant, .. } => {
             format!(
                 "+ create account {} (joiner {})",
                 who(person),

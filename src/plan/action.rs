@@ -1,0 +1,244 @@
+//! The actions a plan is made of: data that the executor runs with one `match`.
+//!
+//! A person, usergroup or channel an action targets is either live in Slack, named by its
+//! id, or created earlier in the same run ([`SlackId::New`]), named by email, handle or
+//! channel name; the executor resolves the id when the creation has run.
+
+use serde::{Deserialize, Serialize};
+
+use super::desired::RuleRef;
+
+/// The Slack id of something an action targets: live now, or created earlier in the same
+/// run. On the wire (the JSON plan) it is the id or `null`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SlackId {
+    /// Exists in Slack with this id.
+    Live(String),
+    /// Created by an earlier action of the same plan; its id is known once that ran.
+    New,
+}
+
+impl SlackId {
+    /// The id, when the object is live.
+    pub fn live(&self) -> Option<&str> {
+        match self {
+            SlackId::Live(id) => Some(id),
+            SlackId::New => None,
+        }
+    }
+}
+
+impl From<Option<String>> for SlackId {
+    fn from(id: Option<String>) -> SlackId {
+        id.map_or(SlackId::New, SlackId::Live)
+    }
+}
+
+impl Serialize for SlackId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.live().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SlackId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SlackId, D::Error> {
+        Option::<String>::deserialize(deserializer).map(SlackId::from)
+    }
+}
+
+/// The profile a new account is created with (SCIM `POST /Users`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NewProfile {
+    pub given_name: String,
+    pub family_name: String,
+    pub title: String,
+    pub department: String,
+}
+
+/// Why a person's account should go, or why a membership differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Drift {
+    /// Active in Slack, unknown to the identity provider.
+    GhostAccount,
+    /// Suspended or deprovisioned in the identity provider, still active in Slack.
+    MissedDeprovision,
+    /// Known to the identity provider but outside `users.scope`.
+    OutOfScope,
+    /// In a managed usergroup or channel that the rules do not select, for a reason the
+    /// inputs cannot tell: added by hand in Slack, left the IdP group, or the mapping
+    /// changed (there is no baseline to compare the mapping with).
+    NotSelected,
+    /// Not selected here, while the same plan adds them to another managed usergroup:
+    /// the identity provider moved them.
+    Moved,
+    /// Not selected because the mapping changed since the last good plan.
+    MappingChanged,
+    /// Not selected by a mapping that is as it was at the last good plan: added by hand
+    /// in Slack (or taken out of the IdP group since).
+    ManualAdd,
+}
+
+/// One person affected by an action.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Person {
+    pub email: String,
+    /// The Slack user id; [`SlackId::New`] for an account this run creates.
+    pub user_id: SlackId,
+}
+
+/// Why a person is wanted somewhere: the rule, and the IdP groups that lead from the
+/// rule's group down to the one that lists the person.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Grant {
+    /// The mapping rule, or `users.scope` in the config file.
+    pub rule: RuleRef,
+    /// `["engineering", "platform", "sre"]`; empty when the rule lists the person by email.
+    pub via: Vec<String>,
+}
+
+/// A person added somewhere, with why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Addition {
+    pub person: Person,
+    pub grants: Vec<Grant>,
+}
+
+/// A person removed from somewhere (or deactivated), with why they no longer qualify.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Removal {
+    pub person: Person,
+    pub drift: Drift,
+    /// In words: "suspended in the identity provider", "excluded by `contractors`
+    /// (contractors > vendors)", "in none of `engineering`".
+    pub why: String,
+}
+
+/// What a leaver loses when deactivated, as live Slack shows it today.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Impact {
+    /// `T0000MAIN/@eng`, sorted.
+    pub usergroups: Vec<String>,
+    /// `T0000MAIN/#eng`, sorted; only channels whose members were read (managed ones).
+    pub channels: Vec<String>,
+    /// Apps they installed (`Deploy notifier (A0000DEPLOY) in T0000MAIN`), which Slack may
+    /// disable when they are deactivated; `None` until read (see [`attach_apps`]).
+    pub apps: Option<Vec<String>>,
+}
+
+/// A joiner whose account SSO creates at first login (`just-in-time` provisioning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Awaiting {
+    pub email: String,
+    pub grant: Grant,
+    /// `T0000MAIN/@eng`: usergroups they join once the account exists.
+    pub usergroups: Vec<String>,
+    /// `T0000MAIN/#eng`: channels they are invited to then.
+    pub channels: Vec<String>,
+}
+
+/// One change to Slack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    CreateUser {
+        person: Person,
+        grant: Grant,
+        profile: NewProfile,
+    },
+    ReactivateUser {
+        person: Person,
+    },
+    AssignWorkspace {
+        person: Person,
+        workspace: String,
+    },
+    /// Profile fields the identity provider says differ (names, title, department, manager).
+    UpdateProfile {
+        person: Person,
+        fields: Vec<FieldChange>,
+    },
+    CreateUsergroup {
+        workspace: String,
+        handle: String,
+        name: String,
+        description: String,
+        /// Default channel names, resolved to ids when the usergroup is created.
+        channels: Vec<String>,
+        rule: RuleRef,
+    },
+    UpdateUsergroup {
+        workspace: String,
+        usergroup_id: String,
+        handle: String,
+        fields: Vec<FieldChange>,
+        rule: RuleRef,
+    },
+    EnableUsergroup {
+        workspace: String,
+        usergroup_id: String,
+        handle: String,
+    },
+    SetUsergroupMembers {
+        workspace: String,
+        usergroup_id: SlackId,
+        handle: String,
+        /// The full list sent to Slack (`usergroups.users.update` replaces it whole).
+        members: Vec<Person>,
+        adds: Vec<Addition>,
+        removes: Vec<Removal>,
+        rule: RuleRef,
+    },
+    CreateChannel {
+        workspace: String,
+        name: String,
+        private: bool,
+        rule: Option<RuleRef>,
+    },
+    InviteToChannel {
+        workspace: String,
+        channel: String,
+        channel_id: SlackId,
+        people: Vec<Addition>,
+    },
+    KickFromChannel {
+        workspace: String,
+        channel: String,
+        channel_id: String,
+        removal: Removal,
+    },
+    DisableUsergroup {
+        workspace: String,
+        usergroup_id: String,
+        handle: String,
+    },
+    DeactivateUser {
+        removal: Removal,
+        impact: Impact,
+    },
+    ResetSessions {
+        person: Person,
+    },
+}
+
+/// A usergroup field that changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+/// The plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// People SSO will create at first login (`just-in-time`), with the memberships a
+    /// later sync gives them once the account exists.
+    pub awaiting_first_login: Vec<Awaiting>,
+    /// Leavers that are protected: reported, never deactivated.
+    pub blocked_by_protection: Vec<Removal>,
+    /// Usergroups and channels in Slack that the config does not name (never changed).
+    pub unmanaged_usergroups: Vec<(String, String)>,
+    pub unmanaged_channels: Vec<(String, String)>,
+}
