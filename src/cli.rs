@@ -14,6 +14,8 @@ use crate::config::{self, Kind, schema};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::emulator;
 use crate::gitops::worktree;
+use crate::model::snapshot::{ReadCalls, Snapshot};
+use crate::pipeline;
 use crate::render::{self, Format};
 
 /// Exit code: success.
@@ -36,8 +38,8 @@ pub enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// How to print the diagnostics.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+        format: ValidateFormat,
         /// When to colour text output.
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
@@ -115,6 +117,27 @@ pub enum Command {
     },
 }
 
+/// Output formats of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    /// For terminals: cargo-style snippets, colour on a TTY.
+    Text,
+    /// GitHub Actions workflow commands: annotations on the PR's lines.
+    Github,
+    /// A versioned JSON document, for machines.
+    Json,
+}
+
+impl From<ValidateFormat> for Format {
+    fn from(format: ValidateFormat) -> Format {
+        match format {
+            ValidateFormat::Text => Format::Text,
+            ValidateFormat::Github => Format::Github,
+            ValidateFormat::Json => Format::Json,
+        }
+    }
+}
+
 /// Output formats of `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
@@ -154,7 +177,7 @@ impl Color {
 /// Runs one command and returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Validate { dir, format, color } => validate(&dir, format, color.enabled()),
+        Command::Validate { dir, format, color } => validate(&dir, format.into(), color.enabled()),
         Command::Schema { kind } => print_schema(kind.as_deref()),
         Command::Snapshot {
             dir,
@@ -332,41 +355,6 @@ fn validate(dir: &Path, format: Format, color: bool) -> anyhow::Result<u8> {
     Ok(if errors > 0 { EXIT_ERROR } else { EXIT_OK })
 }
 
-/// The version of the snapshot document. Bump it when a field changes meaning.
-pub const SNAPSHOT_VERSION: u32 = 1;
-
-/// Loads a config repository for a command that needs a valid one; prints the
-/// diagnostics and fails otherwise.
-fn load_repository(dir: &Path) -> anyhow::Result<config::Repository> {
-    let tree = worktree::read(dir)?;
-    let loaded = config::load(&tree.files, None);
-    let mut diagnostics = tree.diagnostics;
-    diagnostics.extend(loaded.diagnostics);
-    match loaded.repository {
-        Some(repository) if diagnostics.is_empty() => Ok(repository),
-        _ => {
-            let sources = tree
-                .files
-                .iter()
-                .map(|f| {
-                    (
-                        f.path.clone(),
-                        String::from_utf8_lossy(&f.bytes).into_owned(),
-                    )
-                })
-                .collect();
-            eprint!(
-                "{}",
-                render::diagnostics::text(&diagnostics, &sources, false)
-            );
-            anyhow::bail!(
-                "{} is not a valid config repository; run `slack-gitops validate` for details",
-                dir.display()
-            )
-        }
-    }
-}
-
 /// A progress line on a terminal; a log line otherwise.
 fn progress(message: &str) {
     if std::io::stderr().is_terminal() {
@@ -376,92 +364,14 @@ fn progress(message: &str) {
     }
 }
 
-/// Everything a command needs to read the world: the repository, the identity source and
-/// a Slack client, all configured from the repository and the environment.
-struct Connection {
-    repository: config::Repository,
-    source: crate::identity::Source,
-    client: crate::slack::client::SlackClient,
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
-impl Connection {
-    /// Reads the identity provider and live Slack at once; either read failing fails both.
-    fn read(
-        &self,
-        runtime: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<(
-        crate::model::directory::Directory,
-        crate::model::live::Live,
-        crate::slack::reader::ReadReport,
-    )> {
-        let scope = crate::slack::reader::ReadScope::from_repository(&self.repository);
-        runtime.block_on(async {
-            progress("reading the identity provider and Slack...");
-            let (directory, live) = tokio::join!(
-                self.source.read(),
-                crate::slack::reader::read_live(&self.client, &scope)
-            );
-            let (live, report) = live?;
-            Ok((directory?, live, report))
-        })
-    }
-}
-
-fn connect(dir: &Path, slack_url: Option<String>, time_scale: f64) -> anyhow::Result<Connection> {
-    connect_with(dir, slack_url, time_scale, &Fallback::default())
-}
-
-/// Tokens to use when the environment has none (the built-in emulator's own).
-#[derive(Default)]
-struct Fallback {
-    admin: Option<String>,
-    bot: Option<String>,
-}
-
-fn connect_with(
-    dir: &Path,
-    slack_url: Option<String>,
-    time_scale: f64,
-    fallback: &Fallback,
-) -> anyhow::Result<Connection> {
-    use crate::slack::client::{ClientOptions, SlackClient, Token};
-    anyhow::ensure!(
-        time_scale.is_finite() && time_scale > 0.0,
-        "--time-scale must be a positive number"
-    );
-    let repository = load_repository(dir)?;
-    let settings = &repository.config.value;
-    let environment = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let token_env = settings
-        .slack
-        .token_env
-        .clone()
-        .unwrap_or_else(|| "SLACK_ADMIN_TOKEN".into());
-    let admin = environment(&token_env).or_else(|| fallback.admin.clone()).map(Token::new).ok_or_else(|| {
-        anyhow::anyhow!("the environment variable {token_env} is not set; it must hold the Slack admin user token (xoxp-)")
-    })?;
-    let bot = settings
-        .slack
-        .bot_token_env
-        .as_deref()
-        .and_then(environment)
-        .or_else(|| fallback.bot.clone())
-        .map(Token::new);
-    let source = crate::identity::Source::from_settings(&settings.identity, dir, &environment)?;
-    let client = SlackClient::new(
-        admin,
-        bot,
-        ClientOptions {
-            base_url: slack_url.or_else(|| settings.slack.url.clone()),
-            time_scale,
-            ..ClientOptions::default()
-        },
-    )?;
-    Ok(Connection {
-        repository,
-        source,
-        client,
-    })
+fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 fn snapshot(
@@ -470,11 +380,13 @@ fn snapshot(
     out: Option<&Path>,
     time_scale: f64,
 ) -> anyhow::Result<u8> {
-    let connection = connect(dir, slack_url, time_scale)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let (directory, live, report) = connection.read(&runtime)?;
+    let options = pipeline::ConnectOptions {
+        slack_url,
+        time_scale,
+        ..Default::default()
+    };
+    let connection = pipeline::connect(dir, &options, &environment)?;
+    let (directory, live, report) = runtime()?.block_on(connection.read())?;
     progress(&format!(
         "read {} people and {} groups from the identity provider; {} accounts, {} usergroups, {} channels from Slack in {} calls ({} rate limited)",
         directory.people.len(),
@@ -488,15 +400,14 @@ fn snapshot(
     let taken_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let document = serde_json::json!({
-        "version": SNAPSHOT_VERSION,
-        "taken_at": taken_at,
-        "calls": {"made": report.calls, "minimum": report.minimum_calls, "rate_limited": report.rate_limited, "retries": report.retries},
-        "live": live,
-        "directory": directory,
-    });
-    let mut text = serde_json::to_string_pretty(&document)?;
-    text.push('\n');
+    let calls = ReadCalls {
+        made: report.calls,
+        minimum: report.minimum_calls,
+        rate_limited: report.rate_limited,
+        retries: report.retries,
+    };
+    let document = Snapshot::new(taken_at, calls, live, directory);
+    let text = document.to_json();
     match out {
         Some(path) => std::fs::write(path, text)
             .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?,
@@ -512,7 +423,6 @@ struct PlanTarget {
     emulator: Option<PathBuf>,
 }
 
-#[allow(clippy::too_many_arguments)]
 /// How `plan` prints and judges its result.
 struct PlanOptions {
     format: PlanFormat,
@@ -523,154 +433,52 @@ struct PlanOptions {
     time_scale: f64,
 }
 
-/// What a plan compares with from the last good one.
-struct Baseline {
-    identity: crate::policy::IdentityCounts,
-    /// Mapping digests; empty for a plan written before they were recorded.
-    mappings: BTreeMap<String, String>,
-}
-
-/// The identity counts and mapping digests of an earlier JSON plan.
-fn read_baseline(path: &Path) -> anyhow::Result<Baseline> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| anyhow::anyhow!("cannot read the baseline {}: {error}", path.display()))?;
-    let document: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
-        anyhow::anyhow!(
-            "the baseline {} is not a JSON plan: {error}",
-            path.display()
-        )
-    })?;
-    let identity = serde_json::from_value(document["identity"].clone()).map_err(|error| {
-        anyhow::anyhow!(
-            "the baseline {} has no identity counts (is it a plan written by --out?): {error}",
-            path.display()
-        )
-    })?;
-    let mappings = match document.get("mappings") {
-        None => BTreeMap::new(),
-        Some(mappings) => serde_json::from_value(mappings.clone()).map_err(|error| {
-            anyhow::anyhow!(
-                "the baseline {} has malformed mapping digests: {error}",
-                path.display()
-            )
-        })?,
-    };
-    Ok(Baseline { identity, mappings })
-}
-
 fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result<u8> {
-    let time_scale = options.time_scale;
-    let baseline = options.baseline.as_deref().map(read_baseline).transpose()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let mut slack_url = target.slack_url;
-    let mut fallback = Fallback::default();
-    let mut stop_emulator = None;
-    if let Some(seed) = &target.emulator {
-        let world = emulator::read_world(seed)?;
-        let user_token = |kind: emulator::world::TokenKind, scope: &str| {
-            world
-                .tokens
-                .iter()
-                .find(|t| t.kind == kind && t.scopes.iter().any(|s| s == scope))
-                .map(|t| t.token.clone())
-        };
-        fallback = Fallback {
-            admin: user_token(emulator::world::TokenKind::User, "admin"),
-            bot: user_token(emulator::world::TokenKind::Bot, "channels:read"),
-        };
-        let emulator = emulator::Emulator::new(world, emulator::Options::default())?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        slack_url = Some(format!("http://{}", listener.local_addr()?));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(emulator::serve(listener, emulator, async move {
-            let _ = stopped.await;
-        }));
-        stop_emulator = Some(stop);
-        progress(&format!(
-            "planning against the built-in emulator seeded from {}",
-            seed.display()
-        ));
-    }
-    let connection = connect_with(dir, slack_url, time_scale, &fallback)?;
-    let (directory, live, _) = connection.read(&runtime)?;
-    let repository = &connection.repository;
-
-    // The config may name only groups the identity provider has.
-    let files = config::Files {
-        config: Some(repository.config.clone()),
-        mappings: repository.mappings.clone(),
-        policies: repository.policies.clone(),
-        approvals: repository.approvals.clone(),
+    let baseline = match &options.baseline {
+        Some(path) => pipeline::read_baseline(path)?,
+        None => pipeline::Baseline::default(),
     };
-    let resolution = directory.resolve();
-    let mut diagnostics = config::semantic::unknown_groups(&files, &directory.group_names());
-    diagnostics.extend(resolution.diagnostics.iter().cloned());
-    if !diagnostics.is_empty() {
-        eprint!(
-            "{}",
-            render::diagnostics::text(&diagnostics, &BTreeMap::new(), false)
-        );
-    }
-    anyhow::ensure!(
-        !crate::diagnostic::has_errors(&diagnostics),
-        "the config does not match the identity directory; nothing was planned"
-    );
-
-    let desired = crate::plan::desired::desired(repository, &directory, &resolution);
-    let mut plan = crate::plan::diff::plan(&desired, &directory, &live);
-    // What leavers lose includes the apps they installed: asked of Slack for them only.
-    let leavers = crate::plan::diff::leaver_ids(&plan, &live);
-    if !leavers.is_empty() {
-        match runtime.block_on(crate::slack::reader::read_installed_apps(
-            &connection.client,
-            &leavers,
-        )) {
-            Ok(apps) => crate::plan::diff::attach_apps(&mut plan, &apps),
-            Err(error) => eprintln!(
-                "warning: the apps leavers installed are unknown ({error}); the plan is otherwise complete"
-            ),
+    let runtime = runtime()?;
+    let mut connect = pipeline::ConnectOptions {
+        slack_url: target.slack_url,
+        time_scale: options.time_scale,
+        ..Default::default()
+    };
+    let built_in = match &target.emulator {
+        Some(seed) => {
+            let built_in = pipeline::BuiltInEmulator::start(seed, options.time_scale, &runtime)?;
+            connect.slack_url = Some(built_in.url.clone());
+            connect.fallback = built_in.fallback.clone();
+            progress(&format!(
+                "planning against the built-in emulator seeded from {}",
+                seed.display()
+            ));
+            Some(built_in)
         }
-    }
-    if let Some(stop) = stop_emulator {
-        let _ = stop.send(());
-    }
-    // Against the last good plan, a removal the plans cannot explain is either the
-    // mapping's doing or drift in Slack.
-    let mappings = desired.mapping_digests();
-    if let Some(baseline) = &baseline {
-        crate::plan::diff::explain_by_mapping(&mut plan, &mappings, &baseline.mappings);
-    }
-    let identity = crate::policy::IdentityCounts::of(&desired, &directory);
-    let verdict = crate::policy::verdict(
-        &plan,
-        &live,
-        repository,
-        &identity,
-        baseline.as_ref().map(|b| &b.identity),
-    );
-    let report = render::plan::PlanReport {
-        plan: &plan,
-        verdict: &verdict,
-        identity: &identity,
-        first_run: baseline.is_none(),
-        mappings: &mappings,
+        None => None,
     };
+    let connection = pipeline::connect(dir, &connect, &environment)?;
+    let planned = runtime.block_on(pipeline::plan_org(&connection, &baseline))?;
+    drop(built_in);
+    for warning in &planned.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let report = planned.report();
+    let json = render::plan::json(&report);
     let output = match options.format {
         PlanFormat::Text => render::plan::text(&report, options.color),
         PlanFormat::Markdown => render::plan::markdown(&report),
-        PlanFormat::Json => render::plan::json(&report),
+        PlanFormat::Json => json.clone(),
     };
     print!("{output}");
     if let Some(path) = &options.out {
-        std::fs::write(path, render::plan::json(&report))
+        std::fs::write(path, json)
             .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
     }
-    Ok(match (options.detailed_exitcode, &verdict) {
+    Ok(match (options.detailed_exitcode, &planned.verdict) {
         (false, _) => EXIT_OK,
         (true, crate::policy::Verdict::Refused { .. }) => EXIT_NEEDS_APPROVAL,
-        (true, _) if plan.actions.is_empty() => EXIT_OK,
+        (true, _) if planned.plan.actions.is_empty() => EXIT_OK,
         (true, crate::policy::Verdict::NeedsApproval { .. }) => EXIT_NEEDS_APPROVAL,
         (true, _) => EXIT_CHANGES,
     })

@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod gitops;
 pub mod identity;
 pub mod model;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod render;

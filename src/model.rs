@@ -8,6 +8,7 @@
 
 pub mod directory;
 pub mod live;
+pub mod snapshot;
 
 use std::fmt;
 

@@ -5,7 +5,7 @@ pub mod diagnostics;
 pub mod plan;
 
 /// The output formats the commands share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// For terminals: cargo-style snippets, colour on a TTY.
     Text,

@@ -918,7 +918,43 @@ struct JsonPlan<'a> {
     identity: &'a IdentityCounts,
     verdict: &'a Verdict,
     mappings: &'a BTreeMap<String, String>,
+    /// The hash of the destructive set, which approvals name.
+    hash: String,
+    /// The destructive set itself, so `apply --plan` can tell what was reviewed.
+    destructive: Vec<String>,
     plan: &'a Plan,
+}
+
+/// The parts of a JSON plan that later commands read back: `plan --baseline` (identity
+/// counts, mapping digests) and `apply --plan` (the hash and destructive set that were
+/// reviewed). Other fields are ignored, so plans of the same major version stay readable.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct PlanDocument {
+    pub version: u32,
+    pub identity: IdentityCounts,
+    /// Absent in plans written before they were recorded.
+    #[serde(default)]
+    pub mappings: BTreeMap<String, String>,
+    /// Absent in plans written before it was recorded.
+    #[serde(default)]
+    pub hash: Option<String>,
+    /// The destructive action set, one canonical line each ([`crate::policy::destructive_set`]).
+    #[serde(default)]
+    pub destructive: Option<Vec<String>>,
+}
+
+impl PlanDocument {
+    /// Parses a JSON plan; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<PlanDocument, String> {
+        let document: PlanDocument = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if document.version != JSON_VERSION {
+            return Err(format!(
+                "version {} is not {JSON_VERSION}, the version this build reads",
+                document.version
+            ));
+        }
+        Ok(document)
+    }
 }
 
 /// The versioned JSON plan: every action with its provenance.
@@ -930,6 +966,10 @@ pub fn json(report: &PlanReport) -> String {
         identity: report.identity,
         verdict: report.verdict,
         mappings: report.mappings,
+        hash: crate::policy::plan_hash(report.plan),
+        destructive: crate::policy::destructive_set(report.plan)
+            .into_iter()
+            .collect(),
         plan: report.plan,
     })
     .expect("a plan serialises");

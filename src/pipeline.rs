@@ -1,0 +1,374 @@
+//! The one pipeline that `plan`, `apply` and the controller share: config at a commit (or
+//! a directory) + identity + live Slack -> plan -> verdict. What a reviewer saw and what
+//! apply does are computed by the same code.
+//!
+//! This is the imperative shell around the pure core: it reads (files, the identity
+//! provider, Slack), calls `plan` and `policy`, and returns data. It prints nothing;
+//! commands render what it returns.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Repository};
+use crate::diagnostic::Diagnostic;
+use crate::emulator;
+use crate::gitops::worktree;
+use crate::identity::IdentityError;
+use crate::model::directory::Directory;
+use crate::model::live::Live;
+use crate::plan::action::Plan;
+use crate::policy::{IdentityCounts, Verdict};
+use crate::render;
+use crate::slack::client::{ClientOptions, SlackClient, SlackError, Token};
+use crate::slack::reader::{ReadReport, ReadScope};
+
+/// Why the pipeline could not produce a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Worktree(#[from] worktree::WorktreeError),
+    /// The repository has errors; `rendered` holds them as `file:line:col` text.
+    #[error(
+        "{dir} is not a valid config repository; run `slack-gitops validate` for details\n{rendered}"
+    )]
+    InvalidConfig { dir: PathBuf, rendered: String },
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Slack(#[from] SlackError),
+    /// The config names IdP groups the identity provider does not have (or has cycles).
+    #[error("the config does not match the identity directory; nothing was planned\n{rendered}")]
+    UnknownGroups { rendered: String },
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error(transparent)]
+    Emulator(#[from] emulator::StateError),
+}
+
+/// Loads a config repository for a command that needs a valid one.
+pub fn load_repository(dir: &Path) -> Result<Repository, PipelineError> {
+    let tree = worktree::read(dir)?;
+    let loaded = config::load(&tree.files, None);
+    let mut diagnostics = tree.diagnostics;
+    diagnostics.extend(loaded.diagnostics);
+    match loaded.repository {
+        Some(repository) if diagnostics.is_empty() => Ok(repository),
+        _ => {
+            let sources = tree
+                .files
+                .iter()
+                .map(|f| {
+                    let text = String::from_utf8_lossy(&f.bytes).into_owned();
+                    (f.path.clone(), text)
+                })
+                .collect();
+            Err(PipelineError::InvalidConfig {
+                dir: dir.to_path_buf(),
+                rendered: render::diagnostics::text(&diagnostics, &sources, false),
+            })
+        }
+    }
+}
+
+/// Tokens to use when the environment has none (the built-in emulator's own).
+#[derive(Debug, Clone, Default)]
+pub struct Fallback {
+    pub admin: Option<String>,
+    pub bot: Option<String>,
+}
+
+/// How to reach Slack.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// One base URL for both APIs; the config's `slack.url` or real Slack when `None`.
+    pub slack_url: Option<String>,
+    /// Wait this many times shorter (to match an emulator's `--time-scale`).
+    pub time_scale: f64,
+    pub fallback: Fallback,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            slack_url: None,
+            time_scale: 1.0,
+            fallback: Fallback::default(),
+        }
+    }
+}
+
+/// Everything a command needs to read and change the world: the repository, the identity
+/// source and a Slack client, all configured from the repository and the environment.
+pub struct Connection {
+    /// Where the repository was read from (a directory, or a commit's checkout).
+    pub dir: PathBuf,
+    pub repository: Repository,
+    pub source: crate::identity::Source,
+    pub client: SlackClient,
+}
+
+/// Connects to the identity provider and Slack as the repository at `dir` says, with
+/// secrets from `environment` (a lookup such as `std::env::var`, injected for tests).
+pub fn connect(
+    dir: &Path,
+    options: &ConnectOptions,
+    environment: &dyn Fn(&str) -> Option<String>,
+) -> Result<Connection, PipelineError> {
+    if !(options.time_scale.is_finite() && options.time_scale > 0.0) {
+        return Err(PipelineError::Setup(
+            "--time-scale must be a positive number".into(),
+        ));
+    }
+    let repository = load_repository(dir)?;
+    let settings = &repository.config.value;
+    let environment = |name: &str| environment(name).filter(|v| !v.is_empty());
+    let token_env = settings
+        .slack
+        .token_env
+        .clone()
+        .unwrap_or_else(|| "SLACK_ADMIN_TOKEN".into());
+    let admin = environment(&token_env)
+        .or_else(|| options.fallback.admin.clone())
+        .map(Token::new)
+        .ok_or_else(|| {
+            PipelineError::Setup(format!(
+                "the environment variable {token_env} is not set; it must hold the Slack admin user token (xoxp-)"
+            ))
+        })?;
+    let bot = settings
+        .slack
+        .bot_token_env
+        .as_deref()
+        .and_then(environment)
+        .or_else(|| options.fallback.bot.clone())
+        .map(Token::new);
+    let source = crate::identity::Source::from_settings(&settings.identity, dir, &environment)?;
+    let client = SlackClient::new(
+        admin,
+        bot,
+        ClientOptions {
+            base_url: options
+                .slack_url
+                .clone()
+                .or_else(|| settings.slack.url.clone()),
+            time_scale: options.time_scale,
+            ..ClientOptions::default()
+        },
+    )?;
+    Ok(Connection {
+        dir: dir.to_path_buf(),
+        repository,
+        source,
+        client,
+    })
+}
+
+impl Connection {
+    /// Reads the identity provider and live Slack at once; either read failing fails both.
+    pub async fn read(&self) -> Result<(Directory, Live, ReadReport), PipelineError> {
+        let scope = ReadScope::from_repository(&self.repository);
+        tracing::info!("reading the identity provider and Slack");
+        let (directory, live) = tokio::join!(
+            self.source.read(),
+            crate::slack::reader::read_live(&self.client, &scope)
+        );
+        let (live, report) = live?;
+        Ok((directory?, live, report))
+    }
+
+    /// The key of the org in the state store: its workspaces' team ids, sorted.
+    pub fn org(&self) -> String {
+        let mut ids: Vec<String> = self
+            .repository
+            .config
+            .value
+            .slack
+            .workspaces
+            .values()
+            .map(|id| id.to_string())
+            .collect();
+        ids.sort();
+        ids.join(",")
+    }
+}
+
+/// What a plan compares with from the last good one.
+#[derive(Debug, Clone, Default)]
+pub struct Baseline {
+    pub identity: Option<IdentityCounts>,
+    /// Mapping digests; empty when unknown.
+    pub mappings: BTreeMap<String, String>,
+}
+
+/// Reads the baseline from an earlier JSON plan (`plan --out`).
+pub fn read_baseline(path: &Path) -> Result<Baseline, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|error| PipelineError::Read {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })?;
+    let document =
+        render::plan::PlanDocument::parse(&text).map_err(|message| PipelineError::Read {
+            path: path.to_path_buf(),
+            message: format!("not a JSON plan written by --out: {message}"),
+        })?;
+    Ok(Baseline {
+        identity: Some(document.identity),
+        mappings: document.mappings,
+    })
+}
+
+/// A plan with everything that judges and explains it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: Plan,
+    pub verdict: Verdict,
+    pub identity: IdentityCounts,
+    pub mappings: BTreeMap<String, String>,
+    pub live: Live,
+    pub directory: Directory,
+    pub read: ReadReport,
+    /// Things the plan could not learn that do not stop it (the apps leavers installed).
+    pub warnings: Vec<String>,
+    /// No last good identity snapshot was known.
+    pub first_run: bool,
+}
+
+impl Planned {
+    /// The rendering input.
+    pub fn report(&self) -> render::plan::PlanReport<'_> {
+        render::plan::PlanReport {
+            plan: &self.plan,
+            verdict: &self.verdict,
+            identity: &self.identity,
+            first_run: self.first_run,
+            mappings: &self.mappings,
+        }
+    }
+}
+
+/// Reads everything and plans: the shared pipeline.
+pub async fn plan_org(
+    connection: &Connection,
+    baseline: &Baseline,
+) -> Result<Planned, PipelineError> {
+    let (directory, live, read) = connection.read().await?;
+    let repository = &connection.repository;
+    // The config may name only groups the identity provider has.
+    let files = config::Files {
+        config: Some(repository.config.clone()),
+        mappings: repository.mappings.clone(),
+        policies: repository.policies.clone(),
+        approvals: repository.approvals.clone(),
+    };
+    let resolution = directory.resolve();
+    let mut diagnostics: Vec<Diagnostic> =
+        config::semantic::unknown_groups(&files, &directory.group_names());
+    diagnostics.extend(resolution.diagnostics.iter().cloned());
+    let mut warnings = Vec::new();
+    if !diagnostics.is_empty() {
+        let rendered = render::diagnostics::text(&diagnostics, &BTreeMap::new(), false);
+        if crate::diagnostic::has_errors(&diagnostics) {
+            return Err(PipelineError::UnknownGroups { rendered });
+        }
+        warnings.push(rendered.trim_end().to_string());
+    }
+
+    let desired = crate::plan::desired::desired(repository, &directory, &resolution);
+    let mut plan = crate::plan::diff::plan(&desired, &directory, &live);
+    // What leavers lose includes the apps they installed: asked of Slack for them only.
+    let leavers = crate::plan::diff::leaver_ids(&plan, &live);
+    if !leavers.is_empty() {
+        match crate::slack::reader::read_installed_apps(&connection.client, &leavers).await {
+            Ok(apps) => crate::plan::diff::attach_apps(&mut plan, &apps),
+            Err(error) => warnings.push(format!(
+                "the apps leavers installed are unknown ({error}); the plan is otherwise complete"
+            )),
+        }
+    }
+    // Against the last good plan, a removal the plans cannot explain is either the
+    // mapping's doing or drift in Slack.
+    let mappings = desired.mapping_digests();
+    crate::plan::diff::explain_by_mapping(&mut plan, &mappings, &baseline.mappings);
+    let identity = IdentityCounts::of(&desired, &directory);
+    let verdict = crate::policy::verdict(
+        &plan,
+        &live,
+        repository,
+        &identity,
+        baseline.identity.as_ref(),
+    );
+    Ok(Planned {
+        plan,
+        verdict,
+        identity,
+        mappings,
+        live,
+        directory,
+        read,
+        warnings,
+        first_run: baseline.identity.is_none(),
+    })
+}
+
+/// A built-in emulator serving on a loopback port for as long as this value lives.
+pub struct BuiltInEmulator {
+    pub url: String,
+    /// The seed's own tokens, used when the environment has none.
+    pub fallback: Fallback,
+    pub emulator: std::sync::Arc<emulator::Emulator>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl BuiltInEmulator {
+    /// Starts an emulator seeded from `seed` on the given runtime, its clocks scaled by
+    /// `time_scale` like the client's.
+    pub fn start(
+        seed: &Path,
+        time_scale: f64,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<BuiltInEmulator, PipelineError> {
+        let world = emulator::read_world(seed)?;
+        let token = |kind: emulator::world::TokenKind, scope: &str| {
+            world
+                .tokens
+                .iter()
+                .find(|t| t.kind == kind && t.scopes.iter().any(|s| s == scope))
+                .map(|t| t.token.clone())
+        };
+        let fallback = Fallback {
+            admin: token(emulator::world::TokenKind::User, "admin"),
+            bot: token(emulator::world::TokenKind::Bot, "channels:read"),
+        };
+        let options = emulator::Options {
+            time_scale,
+            ..emulator::Options::default()
+        };
+        let emulator = emulator::Emulator::new(world, options)?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .map_err(|error| PipelineError::Setup(format!("cannot listen on loopback: {error}")))?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| PipelineError::Setup(error.to_string()))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(emulator::serve(listener, emulator.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Ok(BuiltInEmulator {
+            url: format!("http://{address}"),
+            fallback,
+            emulator,
+            stop: Some(stop),
+        })
+    }
+}
+
+impl Drop for BuiltInEmulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
