@@ -94,6 +94,43 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
     },
+    /// Converge Slack to a merged commit of the config repository, within the guardrails.
+    Apply {
+        /// The config repository: a git clone, or a folder inside one.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The commit to apply (default: the tip of the protected branch). It must be
+        /// reachable from the protected branch.
+        #[arg(long = "ref")]
+        reference: Option<String>,
+        /// The JSON plan that was reviewed (`plan --out`): a destructive action it does not
+        /// hold refuses the run.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// The state store (SQLite file); default `$SLACK_GITOPS_STATE` or under the
+        /// user's state directory.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// One base URL for Slack's APIs, such as the emulator's; real Slack by default.
+        #[arg(long)]
+        slack_url: Option<String>,
+        /// Apply to a built-in emulator seeded from this file (a demo: its state is gone
+        /// when the command ends).
+        #[arg(long, conflicts_with = "slack_url")]
+        emulator: Option<PathBuf>,
+        /// Do every check; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How to print the report.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Break this stale org lock first (its id is in the refusal message).
+        #[arg(long)]
+        force_unlock: Option<String>,
+        /// Wait this many times shorter (to match an emulator's --time-scale).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
     /// Save the live Slack state and the identity directory as versioned JSON.
     Snapshot {
         /// The config repository.
@@ -207,6 +244,31 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 detailed_exitcode,
                 baseline,
                 color: color.enabled(),
+                time_scale,
+            },
+        ),
+        Command::Apply {
+            dir,
+            reference,
+            plan,
+            state,
+            slack_url,
+            emulator,
+            dry_run,
+            format,
+            force_unlock,
+            time_scale,
+        } => apply(
+            &dir,
+            &ApplyArgs {
+                reference,
+                plan,
+                state,
+                slack_url,
+                emulator,
+                dry_run,
+                format,
+                force_unlock,
                 time_scale,
             },
         ),
@@ -482,6 +544,163 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
         (true, crate::policy::Verdict::NeedsApproval { .. }) => EXIT_NEEDS_APPROVAL,
         (true, _) => EXIT_CHANGES,
     })
+}
+
+/// The arguments of `apply`.
+struct ApplyArgs {
+    reference: Option<String>,
+    plan: Option<PathBuf>,
+    state: Option<PathBuf>,
+    slack_url: Option<String>,
+    emulator: Option<PathBuf>,
+    dry_run: bool,
+    format: PlanFormat,
+    force_unlock: Option<String>,
+    time_scale: f64,
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn apply(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
+    use crate::apply::{self as applying, ApplyOutcome};
+    let checkout = match crate::gitops::commit::checkout(dir, args.reference.as_deref()) {
+        Ok(checkout) => checkout,
+        Err(error) if error.is_refusal() => {
+            eprintln!("{error}");
+            return Ok(EXIT_NEEDS_APPROVAL);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    progress(&format!(
+        "applying {} at {} (reachable from {})",
+        dir.display(),
+        checkout.commit,
+        checkout.branch
+    ));
+    let reviewed = match &args.plan {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+            Some(render::plan::PlanDocument::parse(&text).map_err(|message| {
+                anyhow::anyhow!(
+                    "{} is not a JSON plan written by --out: {message}",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let state = match &args.state {
+        Some(path) => path.clone(),
+        None => crate::store::default_path(&environment).ok_or_else(|| {
+            anyhow::anyhow!("no state store: pass --state or set SLACK_GITOPS_STATE")
+        })?,
+    };
+    let store = crate::store::Store::open(&state)?;
+    let runtime = runtime()?;
+    let mut connect = pipeline::ConnectOptions {
+        slack_url: args.slack_url.clone(),
+        time_scale: args.time_scale,
+        ..Default::default()
+    };
+    let built_in = match &args.emulator {
+        Some(seed) => {
+            let built_in = pipeline::BuiltInEmulator::start(seed, args.time_scale, &runtime)?;
+            connect.slack_url = Some(built_in.url.clone());
+            connect.fallback = built_in.fallback.clone();
+            Some(built_in)
+        }
+        None => None,
+    };
+    let connection = pipeline::connect(&checkout.dir, &connect, &environment)?;
+    let bar = ActionProgress::new();
+    let on_result = |result: &applying::executor::ActionResult, _: &crate::plan::action::Action| {
+        bar.step(result);
+    };
+    let holder = format!(
+        "{}@{} (pid {})",
+        environment("USER").unwrap_or_else(|| "someone".into()),
+        environment("HOSTNAME")
+            .or_else(|| std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string()))
+            .unwrap_or_else(|| "localhost".into()),
+        std::process::id()
+    );
+    let options = applying::ApplyOptions {
+        commit: Some(checkout.commit.clone()),
+        reviewed,
+        dry_run: args.dry_run,
+        force_unlock: args.force_unlock.clone(),
+        holder,
+        today: applying::iso_date(now_millis()),
+        clock: &now_millis,
+        on_result: &on_result,
+    };
+    let report = runtime.block_on(applying::apply(&connection, &store, &options))?;
+    bar.finish();
+    drop(built_in);
+    let output = match args.format {
+        PlanFormat::Text => applying::report::text(&report),
+        PlanFormat::Markdown => applying::report::markdown(&report),
+        PlanFormat::Json => applying::report::json(&report),
+    };
+    print!("{output}");
+    Ok(match report.outcome {
+        ApplyOutcome::Refused { .. } => EXIT_NEEDS_APPROVAL,
+        ApplyOutcome::DryRun | ApplyOutcome::Converged => EXIT_OK,
+        ApplyOutcome::Incomplete | ApplyOutcome::Halted { .. } => EXIT_ERROR,
+    })
+}
+
+/// A progress bar on a terminal; one log line per action otherwise.
+struct ActionProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ActionProgress {
+    fn new() -> ActionProgress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos} actions {wide_msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        });
+        ActionProgress { bar }
+    }
+
+    fn step(&self, result: &crate::apply::executor::ActionResult) {
+        let line = format!(
+            "{}: {}",
+            result.key,
+            serde_json::to_value(&result.outcome)
+                .ok()
+                .and_then(|v| v
+                    .get("outcome")
+                    .and_then(|o| o.as_str())
+                    .map(str::to_string))
+                .unwrap_or_default()
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.set_message(line);
+            }
+            None => eprintln!("apply [{}] {line}", result.seq + 1),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn summary(files: usize, diagnostics: &[Diagnostic]) -> String {

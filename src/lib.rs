@@ -5,6 +5,7 @@
 //! plans the changes against live Slack, and applies merged commits within the limits the
 //! repository declares. See `ARCHITECTURE.md` for the map of modules and their invariants.
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
@@ -17,3 +18,4 @@ pub mod plan;
 pub mod policy;
 pub mod render;
 pub mod slack;
+pub mod store;

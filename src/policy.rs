@@ -280,6 +280,61 @@ pub fn verdict(
     }
 }
 
+/// Why the approvals that carry `hash` do not let a plan through at `today`
+/// (`YYYY-MM-DD`, UTC): each expired one, and each approved by nobody the policies'
+/// `approvers:` allow. Empty when at least one approval of the hash is valid, or when none
+/// carries it (the verdict already says so).
+pub fn approval_problems(repository: &Repository, hash: &str, today: &str) -> Vec<String> {
+    let allowed: BTreeSet<&str> = repository
+        .policies
+        .iter()
+        .flat_map(|p| p.value.approvers.iter().map(|e| e.as_str()))
+        .collect();
+    let mut problems = Vec::new();
+    for approval in repository
+        .approvals
+        .iter()
+        .filter(|a| a.value.hash.as_str() == hash)
+    {
+        let value = &approval.value;
+        if let Some(expires) = value.expires.as_deref()
+            && expires < today
+        {
+            problems.push(format!(
+                "{}: the approval expired on {expires}",
+                approval.file
+            ));
+            continue;
+        }
+        let by_allowed = allowed.is_empty()
+            || value
+                .approved_by
+                .iter()
+                .any(|e| allowed.contains(e.as_str()));
+        if !by_allowed {
+            let by: Vec<&str> = value.approved_by.iter().map(|e| e.as_str()).collect();
+            problems.push(format!(
+                "{}: approved by {}, none of whom the policy's approvers allow",
+                approval.file,
+                by.join(", ")
+            ));
+            continue;
+        }
+        return Vec::new();
+    }
+    problems
+}
+
+/// The destructive actions of `plan` that a reviewed plan's destructive set does not
+/// hold: changes that appeared between review and merge and were never reviewed.
+pub fn unreviewed(plan: &Plan, reviewed: &[String]) -> Vec<String> {
+    let reviewed: BTreeSet<&str> = reviewed.iter().map(String::as_str).collect();
+    destructive_set(plan)
+        .into_iter()
+        .filter(|line| !reviewed.contains(line.as_str()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -279,6 +279,7 @@ async fn the_guardrail_verdict_binds_approvals_to_the_exact_destructive_set() {
         reason: "test".into(),
         approved_by: vec![slack_gitops::model::Email::parse("ada@acme.example").unwrap()],
         ticket: None,
+        expires: None,
     };
     repository.approvals.push(approval);
     assert!(matches!(
@@ -296,7 +297,9 @@ async fn profiles_follow_the_identity_provider() {
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::UpdateProfile { person, .. } => Some(person.email.as_str()),
+            Action::UpdateProfile { person, .. } if person.user_id.live().is_some() => {
+                Some(person.email.as_str())
+            }
             _ => None,
         })
         .collect();
@@ -304,6 +307,16 @@ async fn profiles_follow_the_identity_provider() {
         seeded,
         ["ada.liskov@acme.example", "alan.borg@acme.example"]
     );
+    // The four joiners this plan creates get their manager once both accounts exist.
+    let joiners = before
+        .actions
+        .iter()
+        .filter(|a| {
+            matches!(a, Action::UpdateProfile { person, fields }
+                if person.user_id.live().is_none() && fields[0].field == "manager")
+        })
+        .count();
+    assert_eq!(joiners, 4);
     let directory = FileSource::new(common::fixture("examples/acme/identity/directory.yaml"))
         .read()
         .await

@@ -177,7 +177,10 @@ fn a_shrunken_identity_source_is_refused_against_the_last_good_plan() {
     std::fs::write(&baseline, "{}").unwrap();
     let (code, _, stderr) = plan(&repo, &["--baseline", baseline.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("not a JSON plan written by --out"), "{stderr}");
+    assert!(
+        stderr.contains("not a JSON plan written by --out"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -86,6 +86,17 @@ pub struct Loaded {
 }
 
 /// Which kind a repository path holds, or `None` when the path is not config.
+/// The protected branch a `slack-gitops.yaml` names (`gitops.branch`), read before the
+/// rest of the file is checked; `None` when it names none or does not parse.
+pub fn gitops_branch(text: &str) -> Option<String> {
+    let document = yaml::parse("slack-gitops.yaml", text).ok()?;
+    document
+        .value
+        .pointer("/gitops/branch")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+}
+
 pub fn kind_for_path(path: &str) -> Option<Kind> {
     if path == CONFIG_PATH {
         return Some(Kind::Config);

@@ -363,6 +363,23 @@ fn check_policies(files: &Files, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        if let Some(leavers) = &policy.leavers {
+            settings.push(("leavers".into(), "/leavers".into()));
+            if parse_duration_seconds(&leavers.sla).is_none_or(|seconds| seconds == 0) {
+                out.push(
+                    Diagnostic::error(
+                        Code::InvalidDuration,
+                        &file.file,
+                        file.span("/leavers/sla"),
+                        format!("`{}` is not a usable duration", leavers.sla),
+                    )
+                    .with_help("write a positive duration such as `30m`, `4h` or `1h30m`"),
+                );
+            }
+        }
+        if policy.circuit_breaker.is_some() {
+            settings.push(("circuit_breaker".into(), "/circuit_breaker".into()));
+        }
         check_duplicates(
             file,
             "/protected/users",

@@ -36,7 +36,24 @@ pub struct ConfigFile {
     pub slack: SlackSettings,
     pub identity: IdentitySettings,
     pub users: UserSettings,
+    /// Where merged commits come from.
+    #[serde(default)]
+    pub gitops: Option<GitopsSettings>,
 }
+
+/// The protected branch `apply` and the controller take commits from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitopsSettings {
+    /// A branch or remote-tracking branch (`origin/main`, the default, or `main`). Only
+    /// commits reachable from it are applied.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub branch: Option<String>,
+}
+
+/// The protected branch when the config names none.
+pub const DEFAULT_BRANCH: &str = "origin/main";
 
 impl ConfigFile {
     /// The Slack team id of a workspace key.
@@ -88,6 +105,59 @@ pub struct PolicyFile {
     /// Scheduled drift reconciliation.
     #[serde(default)]
     pub drift: Option<DriftPolicy>,
+    /// Who may approve a plan over a limit, by email; anyone when empty.
+    #[serde(default)]
+    pub approvers: Vec<Email>,
+    /// When an apply stops on failing writes.
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// How leavers are handled.
+    #[serde(default)]
+    pub leavers: Option<LeaverPolicy>,
+}
+
+/// An apply halts after this many failed writes in a row, or when more than
+/// `max_error_percent` of its writes failed once it made at least `min_writes`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreaker {
+    #[serde(default = "default_consecutive_failures")]
+    #[schemars(range(min = 1))]
+    pub consecutive_failures: u32,
+    #[serde(default = "default_max_error_percent")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_error_percent: f64,
+    #[serde(default = "default_min_writes")]
+    #[schemars(range(min = 1))]
+    pub min_writes: u32,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker {
+            consecutive_failures: default_consecutive_failures(),
+            max_error_percent: default_max_error_percent(),
+            min_writes: default_min_writes(),
+        }
+    }
+}
+
+fn default_consecutive_failures() -> u32 {
+    5
+}
+fn default_max_error_percent() -> f64 {
+    20.0
+}
+fn default_min_writes() -> u32 {
+    20
+}
+
+/// Leaver handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaverPolicy {
+    /// The deactivation SLA: from first seen as a leaver to signed out, such as `4h`.
+    pub sla: String,
 }
 
 /// `approvals/*.yaml`: a recorded approval of one plan's destructive action set.
@@ -111,6 +181,10 @@ pub struct ApprovalFile {
     /// A ticket or change-request reference.
     #[serde(default)]
     pub ticket: Option<String>,
+    /// The approval lapses at the end of this day (UTC), `YYYY-MM-DD`.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub expires: Option<String>,
 }
 
 /// Where and how to reach Slack.

@@ -379,10 +379,17 @@ fn plan_accounts(index: &mut Index, phases: &mut Phases) -> Pending {
 fn plan_profiles(index: &Index, phases: &mut Phases) {
     let desired = index.desired;
     for &id in &desired.accounts {
-        let (Some(user), Some(source)) = (
-            index.user(id),
-            desired.resolution.person(index.directory, id),
-        ) else {
+        let Some(source) = desired.resolution.person(index.directory, id) else {
+            continue;
+        };
+        let Some(user) = index.user(id) else {
+            // A joiner this plan creates gets their manager once both accounts exist.
+            if let Some(manager) = joiner_manager(index, id, source.manager.as_deref()) {
+                phases.assignments.push(Action::UpdateProfile {
+                    person: index.person(id),
+                    fields: vec![manager],
+                });
+            }
             continue;
         };
         let pairs: [(&'static str, &str, &str); 4] = [
@@ -422,6 +429,22 @@ fn plan_profiles(index: &Index, phases: &mut Phases) {
             });
         }
     }
+}
+
+/// The manager of a joiner the plan creates, when the manager has (or gets) an account.
+fn joiner_manager(index: &Index, id: PersonId, manager: Option<&str>) -> Option<FieldChange> {
+    let manager = manager?;
+    let created = index.usable[id as usize];
+    let has_account = index
+        .desired
+        .resolution
+        .id(manager)
+        .is_some_and(|m| index.usable[m as usize]);
+    (created && has_account).then(|| FieldChange {
+        field: "manager",
+        from: String::new(),
+        to: manager.to_string(),
+    })
 }
 
 /// Workspace assignments that usergroups and channels need.

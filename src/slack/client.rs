@@ -487,6 +487,35 @@ impl SlackClient {
         .await
     }
 
+    /// A SCIM write (`POST`, `PATCH`, `PUT`, `DELETE`) of `path` (relative to `scim/v2/`)
+    /// with a JSON body. Paced by the SCIM buckets; a 429 (the request was not processed,
+    /// or the resource was locked) is waited out and sent again, but a timeout, reset or
+    /// 5xx is returned: the write may have happened, and the caller reads it back.
+    pub async fn scim_write(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, SlackError> {
+        let url = format!("{}{path}", self.inner.scim_base);
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let buckets = limits::scim_buckets(method.as_str(), &segments);
+        let call = format!("SCIM {method} /{path}");
+        let token = self.token(Credential::Admin).clone();
+        let build = || {
+            let request = self
+                .inner
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(token.secret());
+            match body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        };
+        self.send(&call, &buckets, false, build, scim_body).await
+    }
+
     /// Every resource of a SCIM listing, 1,000 a page (Slack's maximum). Returns the
     /// resources and the pages read. A page that comes back empty before `totalResults`
     /// is reached is an inconsistent read and fails the whole listing.

@@ -3,3 +3,4 @@
 pub mod client;
 pub mod limits;
 pub mod reader;
+pub mod writer;

@@ -253,6 +253,83 @@ fn ids(value: Option<&Value>) -> Vec<String> {
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const GUEST: &str = "urn:ietf:params:scim:schemas:extension:slack:guest:2.0:User";
 
+/// A SCIM user resource as a [`LiveUser`], with the Web API's flags (`admin.users.list`
+/// or `users.list`: roles, guest kind, bot, workspaces) when known.
+pub fn scim_user(resource: &Value, extra: Option<&Value>) -> LiveUser {
+    let id = text(resource, "id");
+    let email = resource
+        .get("emails")
+        .and_then(Value::as_array)
+        .and_then(|emails| {
+            emails
+                .iter()
+                .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+                .or_else(|| emails.first())
+        })
+        .map(|e| text(e, "value").to_lowercase())
+        .unwrap_or_default();
+    let guest = match resource
+        .get(GUEST)
+        .and_then(|g| g.get("type"))
+        .and_then(Value::as_str)
+    {
+        Some("single") => Some(GuestKind::Single),
+        Some(_) => Some(GuestKind::Multi),
+        None => extra.and_then(|f| {
+            if flag(f, "is_ultra_restricted") {
+                Some(GuestKind::Single)
+            } else if flag(f, "is_restricted") {
+                Some(GuestKind::Multi)
+            } else {
+                None
+            }
+        }),
+    };
+    let workspaces = extra
+        .map(|f| {
+            ids(f.get("workspaces"))
+                .into_iter()
+                .chain(f.get("team_id").and_then(Value::as_str).map(str::to_string))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        })
+        .unwrap_or_default();
+    LiveUser {
+        id,
+        email,
+        user_name: text(resource, "userName"),
+        given_name: resource
+            .pointer("/name/givenName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        family_name: resource
+            .pointer("/name/familyName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        title: text(resource, "title"),
+        department: resource
+            .get(ENTERPRISE)
+            .map(|e| text(e, "department"))
+            .unwrap_or_default(),
+        manager: resource
+            .get(ENTERPRISE)
+            .and_then(|e| e.pointer("/manager/managerId"))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_string),
+        active: flag(resource, "active"),
+        admin: extra.is_some_and(|f| flag(f, "is_admin")),
+        owner: extra.is_some_and(|f| flag(f, "is_owner")),
+        primary_owner: extra.is_some_and(|f| flag(f, "is_primary_owner")),
+        guest,
+        bot: extra.is_some_and(|f| flag(f, "is_bot")),
+        workspaces,
+    }
+}
+
 /// Builds the snapshot from the raw listings. Pure, so it is tested without a server.
 fn assemble(
     scim_users: &[Value],
@@ -265,81 +342,7 @@ fn assemble(
     let flags: BTreeMap<String, &Value> = flags.iter().map(|f| (text(f, "id"), f)).collect();
     let mut users: Vec<LiveUser> = scim_users
         .iter()
-        .map(|resource| {
-            let id = text(resource, "id");
-            let email = resource
-                .get("emails")
-                .and_then(Value::as_array)
-                .and_then(|emails| {
-                    emails
-                        .iter()
-                        .find(|e| e.get("primary") == Some(&Value::Bool(true)))
-                        .or_else(|| emails.first())
-                })
-                .map(|e| text(e, "value").to_lowercase())
-                .unwrap_or_default();
-            let extra = flags.get(&id);
-            let guest = match resource
-                .get(GUEST)
-                .and_then(|g| g.get("type"))
-                .and_then(Value::as_str)
-            {
-                Some("single") => Some(GuestKind::Single),
-                Some(_) => Some(GuestKind::Multi),
-                None => extra.and_then(|f| {
-                    if flag(f, "is_ultra_restricted") {
-                        Some(GuestKind::Single)
-                    } else if flag(f, "is_restricted") {
-                        Some(GuestKind::Multi)
-                    } else {
-                        None
-                    }
-                }),
-            };
-            let workspaces = extra
-                .map(|f| {
-                    ids(f.get("workspaces"))
-                        .into_iter()
-                        .chain(f.get("team_id").and_then(Value::as_str).map(str::to_string))
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect()
-                })
-                .unwrap_or_default();
-            LiveUser {
-                id,
-                email,
-                user_name: text(resource, "userName"),
-                given_name: resource
-                    .pointer("/name/givenName")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                family_name: resource
-                    .pointer("/name/familyName")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                title: text(resource, "title"),
-                department: resource
-                    .get(ENTERPRISE)
-                    .map(|e| text(e, "department"))
-                    .unwrap_or_default(),
-                manager: resource
-                    .get(ENTERPRISE)
-                    .and_then(|e| e.pointer("/manager/managerId"))
-                    .and_then(Value::as_str)
-                    .filter(|id| !id.is_empty())
-                    .map(str::to_string),
-                active: flag(resource, "active"),
-                admin: extra.is_some_and(|f| flag(f, "is_admin")),
-                owner: extra.is_some_and(|f| flag(f, "is_owner")),
-                primary_owner: extra.is_some_and(|f| flag(f, "is_primary_owner")),
-                guest,
-                bot: extra.is_some_and(|f| flag(f, "is_bot")),
-                workspaces,
-            }
-        })
+        .map(|resource| scim_user(resource, flags.get(&text(resource, "id")).copied()))
         .collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
 

@@ -1,0 +1,452 @@
+//! `apply`: converge Slack to a merged commit, within the guardrails.
+//!
+//! The order is the contract of DESIGN.md "The write side": take the org lock; re-plan
+//! from fresh reads (the same pipeline as `plan`); refuse a refused verdict, a plan over
+//! a limit without a valid approval at this commit, or a destructive action the reviewed
+//! plan did not hold; report runs an earlier process left unfinished and read back their
+//! actions of unknown outcome; save the snapshot the run starts from; execute (journalled,
+//! canary first, verified); plan again to check that what succeeded stuck; release the
+//! lock. Nothing here builds an HTTP request: `slack::writer` does, for the executor.
+
+pub mod executor;
+pub mod report;
+
+use serde::Serialize;
+
+use crate::config::types::CircuitBreaker;
+use crate::model::snapshot::{ReadCalls, Snapshot};
+use crate::pipeline::{Baseline, Connection, PipelineError, Planned, plan_org};
+use crate::plan::action::Action;
+use crate::policy::Verdict;
+use crate::render::plan::PlanDocument;
+use crate::store::{RunOutcome, Store, StoreError};
+use executor::{ActionResult, Context, Execution, Executor, action_key};
+
+/// Why apply could not run to a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How an apply ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum ApplyOutcome {
+    /// Nothing was written: the reasons say why (exit 3).
+    Refused { reasons: Vec<String> },
+    /// Every check passed; nothing was written (`--dry-run`).
+    DryRun,
+    /// A fresh plan after the run is empty.
+    Converged,
+    /// The run finished, but a fresh plan still shows changes (exit 1).
+    Incomplete,
+    /// The run stopped on a surprise or the circuit breaker (exit 1).
+    Halted { reason: String },
+}
+
+/// An earlier run found unfinished, and what its actions of unknown outcome turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Interrupted {
+    pub run_id: i64,
+    pub started_at: i64,
+    /// Actions journalled as intended with no outcome: `(key, "done" | "not done")`, as
+    /// the fresh read of Slack shows them.
+    pub unknown: Vec<(String, String)>,
+    /// Actions it had finished.
+    pub finished: usize,
+}
+
+/// What an apply did, for every rendering.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub run_id: Option<i64>,
+    pub commit: Option<String>,
+    #[serde(flatten)]
+    pub outcome: ApplyOutcome,
+    pub plan_summary: String,
+    pub plan_hash: String,
+    pub verdict: Verdict,
+    pub interrupted: Vec<Interrupted>,
+    pub execution: Execution,
+    /// Changes a fresh plan after the run still shows, by key.
+    pub remaining: Vec<String>,
+    /// Changes that succeeded but that the fresh plan shows again: they did not stick.
+    pub not_stuck: Vec<String>,
+    /// The command that undoes the run, after a halt.
+    pub undo: Option<String>,
+    pub warnings: Vec<String>,
+    /// Calls to Slack in all, and how many were rate limited.
+    pub calls: u64,
+    pub rate_limited: u64,
+}
+
+/// What apply is asked to do.
+pub struct ApplyOptions<'a> {
+    /// The commit the config was read at.
+    pub commit: Option<String>,
+    /// The plan that was reviewed on the pull request (`--plan`).
+    pub reviewed: Option<PlanDocument>,
+    pub dry_run: bool,
+    /// Break this stale lock first (`--force-unlock ID`).
+    pub force_unlock: Option<String>,
+    /// Who takes the lock: user, host and process.
+    pub holder: String,
+    /// Today, `YYYY-MM-DD` UTC, for approval expiry.
+    pub today: String,
+    /// Unix milliseconds.
+    pub clock: &'a (dyn Fn() -> i64 + Sync),
+    pub on_result: &'a (dyn Fn(&ActionResult, &Action) + Sync),
+}
+
+/// Applies the plan of `connection`'s repository to Slack.
+pub async fn apply(
+    connection: &Connection,
+    store: &Store,
+    options: &ApplyOptions<'_>,
+) -> Result<ApplyReport, ApplyError> {
+    let org = connection.org();
+    if let Some(id) = &options.force_unlock
+        && store.force_unlock(&org, id)?
+    {
+        tracing::warn!(lock = %id, "broke a stale lock as asked");
+    }
+    let started = (options.clock)();
+    let lock_id = format!("{}-{started}", std::process::id());
+    if let Err(held) = store.lock(&org, &lock_id, &options.holder, started)? {
+        let reason = format!(
+            "the org lock is held by {} since {} (lock {}); another apply is running. If it died, run again with --force-unlock {}",
+            held.holder,
+            crate::apply::iso_time(held.since),
+            held.id,
+            held.id
+        );
+        return Ok(refused_early(options, vec![reason]));
+    }
+    let result = locked(connection, store, options, &org).await;
+    store.unlock(&org, &lock_id)?;
+    result
+}
+
+fn refused_early(options: &ApplyOptions, reasons: Vec<String>) -> ApplyReport {
+    ApplyReport {
+        run_id: None,
+        commit: options.commit.clone(),
+        outcome: ApplyOutcome::Refused { reasons },
+        plan_summary: String::new(),
+        plan_hash: String::new(),
+        verdict: Verdict::Allowed {
+            counts: Default::default(),
+            approved: false,
+        },
+        interrupted: Vec::new(),
+        execution: Execution::default(),
+        remaining: Vec::new(),
+        not_stuck: Vec::new(),
+        undo: None,
+        warnings: Vec::new(),
+        calls: 0,
+        rate_limited: 0,
+    }
+}
+
+/// Everything apply does while it holds the lock.
+async fn locked(
+    connection: &Connection,
+    store: &Store,
+    options: &ApplyOptions<'_>,
+    org: &str,
+) -> Result<ApplyReport, ApplyError> {
+    let client = &connection.client;
+    let before = client.counts();
+    let baseline = Baseline {
+        identity: store.last_good_identity(org)?,
+        mappings: Default::default(),
+    };
+    let planned = plan_org(connection, &baseline).await?;
+    let hash = crate::policy::plan_hash(&planned.plan);
+    let mut report = ApplyReport {
+        run_id: None,
+        commit: options.commit.clone(),
+        outcome: ApplyOutcome::DryRun,
+        plan_summary: crate::render::plan::summary(&planned.plan),
+        plan_hash: hash.clone(),
+        verdict: planned.verdict.clone(),
+        interrupted: Vec::new(),
+        execution: Execution::default(),
+        remaining: Vec::new(),
+        not_stuck: Vec::new(),
+        undo: None,
+        warnings: planned.warnings.clone(),
+        calls: 0,
+        rate_limited: 0,
+    };
+    let reasons = refusals(connection, &planned, options, &hash);
+    if !reasons.is_empty() {
+        report.outcome = ApplyOutcome::Refused { reasons };
+        return Ok(finish(report, client, before));
+    }
+    report.interrupted = interrupted_runs(store, org, &planned, (options.clock)())?;
+    if options.dry_run {
+        return Ok(finish(report, client, before));
+    }
+
+    let approval =
+        matches!(planned.verdict, Verdict::Allowed { approved: true, .. }).then_some(hash.as_str());
+    let run_id = begin(store, org, options, &planned, &hash, &report.interrupted)?;
+    report.run_id = Some(run_id);
+    let executor = Executor::new(
+        Context {
+            client,
+            store,
+            run_id,
+            org,
+            commit: options.commit.as_deref(),
+            approval,
+            breaker: circuit_breaker(connection),
+            clock: options.clock,
+            on_result: options.on_result,
+        },
+        &planned.live,
+    );
+    report.execution = executor.run(&planned.plan.actions).await?;
+    let outcome = match &report.execution.halt {
+        Some(halt) => {
+            let mut undo = format!("slack-gitops restore --run {run_id}");
+            if !halt.affected.is_empty() {
+                undo.push_str(&format!(" --people {}", halt.affected.join(",")));
+            }
+            report.undo = Some(undo);
+            report.outcome = ApplyOutcome::Halted {
+                reason: halt.reason.clone(),
+            };
+            RunOutcome::Halted
+        }
+        None => converged(connection, &baseline, &mut report).await?,
+    };
+    if outcome == RunOutcome::Converged {
+        store.set_last_good_identity(org, &planned.identity, run_id, (options.clock)())?;
+    }
+    let counts = executor::to_json(&executor::tally(&report.execution.results));
+    store.end_run(run_id, outcome, &counts, (options.clock)())?;
+    Ok(finish(report, client, before))
+}
+
+fn finish(
+    mut report: ApplyReport,
+    client: &crate::slack::client::SlackClient,
+    before: crate::slack::client::CallCounts,
+) -> ApplyReport {
+    let after = client.counts();
+    report.calls = after.calls - before.calls;
+    report.rate_limited = after.rate_limited - before.rate_limited;
+    report
+}
+
+/// The policies' circuit breaker (the first that sets one), or the defaults.
+fn circuit_breaker(connection: &Connection) -> CircuitBreaker {
+    connection
+        .repository
+        .policies
+        .iter()
+        .find_map(|p| p.value.circuit_breaker)
+        .unwrap_or_default()
+}
+
+/// Why the plan may not be applied; empty when it may.
+fn refusals(
+    connection: &Connection,
+    planned: &Planned,
+    options: &ApplyOptions,
+    hash: &str,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    match &planned.verdict {
+        Verdict::Refused { reasons: why, .. } => reasons.extend(why.iter().cloned()),
+        Verdict::NeedsApproval { exceeded, .. } => {
+            for over in exceeded {
+                reasons.push(format!(
+                    "{} {} is over the limit ({}); an approvals/*.yaml with hash {hash}, merged with the change, allows it (slack-gitops approve)",
+                    over.count,
+                    over.kind,
+                    crate::policy::limit_words(&over.limit)
+                ));
+            }
+        }
+        Verdict::Allowed { approved: true, .. } => reasons.extend(
+            crate::policy::approval_problems(&connection.repository, hash, &options.today),
+        ),
+        Verdict::Allowed { .. } => {}
+    }
+    if let Some(reviewed) = &options.reviewed {
+        match &reviewed.destructive {
+            Some(set) => {
+                for line in crate::policy::unreviewed(&planned.plan, set) {
+                    reasons.push(format!(
+                        "stale plan: `{line}` was not in the reviewed plan; plan again and review it"
+                    ));
+                }
+            }
+            None => reasons.push(
+                "the reviewed plan carries no destructive set (written by an older version); plan again".into(),
+            ),
+        }
+    }
+    reasons
+}
+
+/// Marks runs left running by a dead process as interrupted, and reads back their
+/// actions of unknown outcome against the fresh plan: an action the fresh plan no longer
+/// needs was done; one it still needs was not, and this run does it.
+fn interrupted_runs(
+    store: &Store,
+    org: &str,
+    planned: &Planned,
+    now: i64,
+) -> Result<Vec<Interrupted>, StoreError> {
+    let pending: std::collections::HashSet<String> =
+        planned.plan.actions.iter().map(action_key).collect();
+    let mut found = Vec::new();
+    for run in store.unfinished_runs(org)? {
+        let journal = store.journal(run.id)?;
+        let mut unknown = Vec::new();
+        for entry in journal.iter().filter(|e| e.outcome.is_none()) {
+            let verdict = if pending.contains(&entry.key) {
+                "not done"
+            } else {
+                "done"
+            };
+            store.outcome(
+                run.id,
+                entry.seq,
+                &format!("read-back: {verdict}"),
+                "the process stopped before it journalled the outcome",
+                "",
+                now,
+            )?;
+            unknown.push((entry.key.clone(), verdict.to_string()));
+        }
+        store.end_run(run.id, RunOutcome::Interrupted, "{}", now)?;
+        found.push(Interrupted {
+            run_id: run.id,
+            started_at: run.started_at,
+            finished: journal.len() - unknown.len(),
+            unknown,
+        });
+    }
+    Ok(found)
+}
+
+/// Records the run, the snapshot it starts from, and leavers as first seen.
+fn begin(
+    store: &Store,
+    org: &str,
+    options: &ApplyOptions,
+    planned: &Planned,
+    hash: &str,
+    interrupted: &[Interrupted],
+) -> Result<i64, StoreError> {
+    let now = (options.clock)();
+    let approvals: Vec<String> = match planned.verdict {
+        Verdict::Allowed { approved: true, .. } => vec![hash.to_string()],
+        _ => Vec::new(),
+    };
+    let run_id = store.begin_run(&crate::store::NewRun {
+        org,
+        kind: "apply",
+        commit: options.commit.as_deref(),
+        plan_hash: hash,
+        approvals: &executor::to_json(&approvals),
+        started_at: now,
+        resumes: interrupted.last().map(|r| r.run_id),
+    })?;
+    let calls = ReadCalls {
+        made: planned.read.calls,
+        minimum: planned.read.minimum_calls,
+        rate_limited: planned.read.rate_limited,
+        retries: planned.read.retries,
+    };
+    let snapshot = Snapshot::new(
+        (now / 1000) as u64,
+        calls,
+        planned.live.clone(),
+        planned.directory.clone(),
+    );
+    store.save_snapshot(run_id, now, &snapshot.to_json())?;
+    for action in &planned.plan.actions {
+        if let Action::DeactivateUser { removal, .. } = action {
+            let person = &removal.person;
+            store.leaver_seen(org, &person.email, person.user_id.live(), now)?;
+        }
+    }
+    Ok(run_id)
+}
+
+/// Plans again: converged when nothing is left; what succeeded must not reappear.
+async fn converged(
+    connection: &Connection,
+    baseline: &Baseline,
+    report: &mut ApplyReport,
+) -> Result<RunOutcome, ApplyError> {
+    let fresh = plan_org(connection, baseline).await?;
+    report.remaining = fresh.plan.actions.iter().map(action_key).collect();
+    let remaining: std::collections::HashSet<&str> =
+        report.remaining.iter().map(String::as_str).collect();
+    report.not_stuck = report
+        .execution
+        .results
+        .iter()
+        .filter(|r| r.outcome.succeeded() && remaining.contains(r.key.as_str()))
+        .map(|r| r.key.clone())
+        .collect();
+    Ok(if report.remaining.is_empty() {
+        report.outcome = ApplyOutcome::Converged;
+        RunOutcome::Converged
+    } else {
+        report.outcome = ApplyOutcome::Incomplete;
+        RunOutcome::Incomplete
+    })
+}
+
+/// `YYYY-MM-DD` of a unix-milliseconds time (UTC).
+pub fn iso_date(millis: i64) -> String {
+    let days = millis.div_euclid(86_400_000);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a unix-milliseconds time.
+pub fn iso_time(millis: i64) -> String {
+    let seconds = millis.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        iso_date(millis),
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(iso_date(0), "1970-01-01");
+        assert_eq!(iso_time(1_795_000_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(iso_date(951_782_400_000), "2000-02-29");
+    }
+}
