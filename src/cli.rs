@@ -131,6 +131,46 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
     },
+    /// Put people, roles, usergroup and channel memberships back as a snapshot saved them.
+    Restore {
+        /// The config repository (for how to reach Slack and the org's store key).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Go back to the snapshot this run started from (printed by a halted apply).
+        #[arg(
+            long,
+            conflicts_with = "snapshot",
+            required_unless_present = "snapshot"
+        )]
+        run: Option<i64>,
+        /// Go back to a snapshot file (`snapshot --out`).
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
+        /// Only these parts: people,usergroups,channels,roles (default all).
+        #[arg(long)]
+        only: Option<String>,
+        /// Only these people, by email (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        people: Vec<String>,
+        /// The state store (SQLite file).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// One base URL for Slack's APIs, such as the emulator's; real Slack by default.
+        #[arg(long)]
+        slack_url: Option<String>,
+        /// Plan the way back; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How to print the report.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Break this stale org lock first.
+        #[arg(long)]
+        force_unlock: Option<String>,
+        /// Wait this many times shorter (to match an emulator's --time-scale).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
     /// Save the live Slack state and the identity directory as versioned JSON.
     Snapshot {
         /// The config repository.
@@ -270,6 +310,38 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 format,
                 force_unlock,
                 time_scale,
+            },
+        ),
+        Command::Restore {
+            dir,
+            run,
+            snapshot,
+            only,
+            people,
+            state,
+            slack_url,
+            dry_run,
+            format,
+            force_unlock,
+            time_scale,
+        } => restore(
+            &dir,
+            &RestoreArgs {
+                run,
+                snapshot,
+                only,
+                people,
+                common: ApplyArgs {
+                    reference: None,
+                    plan: None,
+                    state,
+                    slack_url,
+                    emulator: None,
+                    dry_run,
+                    format,
+                    force_unlock,
+                    time_scale,
+                },
             },
         ),
         Command::Emulator {
@@ -566,7 +638,7 @@ fn now_millis() -> i64 {
 }
 
 fn apply(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
-    use crate::apply::{self as applying, ApplyOutcome};
+    use crate::apply as applying;
     let checkout = match crate::gitops::commit::checkout(dir, args.reference.as_deref()) {
         Ok(checkout) => checkout,
         Err(error) if error.is_refusal() => {
@@ -594,13 +666,7 @@ fn apply(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    let state = match &args.state {
-        Some(path) => path.clone(),
-        None => crate::store::default_path(&environment).ok_or_else(|| {
-            anyhow::anyhow!("no state store: pass --state or set SLACK_GITOPS_STATE")
-        })?,
-    };
-    let store = crate::store::Store::open(&state)?;
+    let store = open_store(args.state.as_deref())?;
     let runtime = runtime()?;
     let mut connect = pipeline::ConnectOptions {
         slack_url: args.slack_url.clone(),
@@ -621,40 +687,141 @@ fn apply(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
     let on_result = |result: &applying::executor::ActionResult, _: &crate::plan::action::Action| {
         bar.step(result);
     };
-    let holder = format!(
-        "{}@{} (pid {})",
-        environment("USER").unwrap_or_else(|| "someone".into()),
-        environment("HOSTNAME")
-            .or_else(|| std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string()))
-            .unwrap_or_else(|| "localhost".into()),
-        std::process::id()
-    );
-    let options = applying::ApplyOptions {
-        commit: Some(checkout.commit.clone()),
-        reviewed,
-        dry_run: args.dry_run,
-        force_unlock: args.force_unlock.clone(),
-        holder,
-        today: applying::iso_date(now_millis()),
-        clock: &now_millis,
-        on_result: &on_result,
-    };
+    let mut options = apply_options(args, &on_result);
+    options.commit = Some(checkout.commit.clone());
+    options.reviewed = reviewed;
     let report = runtime.block_on(applying::apply(&connection, &store, &options))?;
     bar.finish();
     drop(built_in);
-    let output = match args.format {
-        PlanFormat::Text => applying::report::text(&report),
-        PlanFormat::Markdown => applying::report::markdown(&report),
-        PlanFormat::Json => applying::report::json(&report),
+    Ok(print_report(&report, args.format))
+}
+
+fn open_store(state: Option<&Path>) -> anyhow::Result<crate::store::Store> {
+    let state = match state {
+        Some(path) => path.to_path_buf(),
+        None => crate::store::default_path(&environment).ok_or_else(|| {
+            anyhow::anyhow!("no state store: pass --state or set SLACK_GITOPS_STATE")
+        })?,
+    };
+    Ok(crate::store::Store::open(&state)?)
+}
+
+/// A progress callback for the executor.
+type OnResult<'a> =
+    &'a (dyn Fn(&crate::apply::executor::ActionResult, &crate::plan::action::Action) + Sync);
+
+/// The options `apply` and `restore` share.
+fn apply_options<'a>(args: &ApplyArgs, on_result: OnResult<'a>) -> crate::apply::ApplyOptions<'a> {
+    let host = environment("HOSTNAME")
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let holder = format!(
+        "{}@{host} (pid {})",
+        environment("USER").unwrap_or_else(|| "someone".into()),
+        std::process::id()
+    );
+    crate::apply::ApplyOptions {
+        commit: None,
+        reviewed: None,
+        dry_run: args.dry_run,
+        force_unlock: args.force_unlock.clone(),
+        holder,
+        today: crate::apply::iso_date(now_millis()),
+        clock: &now_millis,
+        on_result,
+    }
+}
+
+/// Prints an apply or restore report; returns the exit code.
+fn print_report(report: &crate::apply::ApplyReport, format: PlanFormat) -> u8 {
+    use crate::apply::{ApplyOutcome, report as rendering};
+    let output = match format {
+        PlanFormat::Text => rendering::text(report),
+        PlanFormat::Markdown => rendering::markdown(report),
+        PlanFormat::Json => rendering::json(report),
     };
     print!("{output}");
-    Ok(match report.outcome {
+    match report.outcome {
         ApplyOutcome::Refused { .. } => EXIT_NEEDS_APPROVAL,
         ApplyOutcome::DryRun | ApplyOutcome::Converged => EXIT_OK,
         ApplyOutcome::Incomplete | ApplyOutcome::Halted { .. } => EXIT_ERROR,
-    })
+    }
+}
+
+/// The arguments of `restore`.
+struct RestoreArgs {
+    run: Option<i64>,
+    snapshot: Option<PathBuf>,
+    only: Option<String>,
+    people: Vec<String>,
+    common: ApplyArgs,
+}
+
+fn restore(dir: &Path, args: &RestoreArgs) -> anyhow::Result<u8> {
+    use crate::model::snapshot::Snapshot;
+    let store = open_store(args.common.state.as_deref())?;
+    let (text, source) = match (&args.snapshot, args.run) {
+        (Some(path), _) => (
+            std::fs::read_to_string(path)
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (None, Some(run)) => (
+            store.snapshot(run)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the state store {} has no run {run}",
+                    store.path().display()
+                )
+            })?,
+            format!("run {run}"),
+        ),
+        (None, None) => anyhow::bail!("pass --run ID or --snapshot FILE"),
+    };
+    let saved = Snapshot::parse(&text)
+        .map_err(|message| anyhow::anyhow!("the snapshot of {source} is unreadable: {message}"))?;
+    let parts = match &args.only {
+        Some(only) => {
+            crate::plan::restore::RestoreParts::parse(only).map_err(anyhow::Error::msg)?
+        }
+        None => crate::plan::restore::RestoreParts::default(),
+    };
+    let only = (!args.people.is_empty()).then(|| {
+        args.people
+            .iter()
+            .map(|e| e.trim().to_lowercase())
+            .collect()
+    });
+    let runtime = runtime()?;
+    let connect = pipeline::ConnectOptions {
+        slack_url: args.common.slack_url.clone(),
+        time_scale: args.common.time_scale,
+        ..Default::default()
+    };
+    let connection = pipeline::connect(dir, &connect, &environment)?;
+    let bar = ActionProgress::new();
+    let on_result = |result: &crate::apply::executor::ActionResult,
+                     _: &crate::plan::action::Action| {
+        bar.step(result);
+    };
+    let options = apply_options(&args.common, &on_result);
+    let request = crate::apply::RestoreRequest {
+        saved: &saved.live,
+        source,
+        parts,
+        only,
+    };
+    let report = runtime.block_on(crate::apply::restore(
+        &connection,
+        &store,
+        &request,
+        &options,
+    ))?;
+    bar.finish();
+    Ok(print_report(&report, args.common.format))
 }
 
 /// A progress bar on a terminal; one log line per action otherwise.

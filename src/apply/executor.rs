@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::config::types::CircuitBreaker;
 use crate::model::live::{Live, LiveUser};
-use crate::plan::action::{Action, Person, SlackId};
+use crate::plan::action::{Action, Person, Role, SlackId};
 use crate::slack::client::{ErrorClass, SlackClient, SlackError};
 use crate::slack::writer;
 use crate::store::{AuditEvent, LeaverStep, Store, StoreError};
@@ -177,6 +177,7 @@ enum WriteKind {
     Invite,
     Kick,
     Sessions,
+    Role,
 }
 
 impl WriteKind {
@@ -195,6 +196,7 @@ impl WriteKind {
             Action::InviteToChannel { .. } => WriteKind::Invite,
             Action::KickFromChannel { .. } => WriteKind::Kick,
             Action::ResetSessions { .. } => WriteKind::Sessions,
+            Action::SetRole { .. } => WriteKind::Role,
         }
     }
 
@@ -262,6 +264,11 @@ pub fn action_key(action: &Action) -> String {
             format!("deactivate-user {}", removal.person.email)
         }
         Action::ResetSessions { person } => format!("reset-sessions {}", person.email),
+        Action::SetRole {
+            person,
+            workspace,
+            role,
+        } => format!("set-role {workspace} {} {}", person.email, role.as_str()),
     }
 }
 
@@ -533,6 +540,16 @@ impl<'a> Executor<'a> {
                     now,
                 )?;
             }
+            Action::SetRole {
+                person,
+                workspace,
+                role,
+            } => events.push(event(
+                person,
+                format!("{} role in {workspace}", role.as_str()),
+                "granted",
+                None,
+            )),
             Action::ResetSessions { person } => {
                 events.push(event(person, "sessions".into(), "signed-out", None));
                 context.store.leaver_step(
@@ -634,6 +651,11 @@ impl<'a> Executor<'a> {
                 ..
             } => self.kick(channel_id, &removal.person).await,
             Action::ResetSessions { person } => self.reset_sessions(person).await,
+            Action::SetRole {
+                person,
+                workspace,
+                role,
+            } => self.set_role(person, workspace, *role).await,
         }
     }
 
@@ -1219,6 +1241,22 @@ impl<'a> Executor<'a> {
                 .await?
                 .contains(&user))
         };
+        self.decide(write, read_back).await
+    }
+
+    async fn set_role(&self, person: &Person, workspace: &str, role: Role) -> Ran {
+        let id = match self.ids().user(person) {
+            Ok(id) => id,
+            Err(outcome) => return Ran::new(outcome),
+        };
+        let client = self.context.client;
+        let write = || async {
+            writer::set_role(client, workspace, &id, role)
+                .await
+                .map_err(classify)?;
+            Ok(vec![id.clone()])
+        };
+        let read_back = || async { writer::has_role(client, workspace, &id, role).await };
         self.decide(write, read_back).await
     }
 

@@ -108,26 +108,158 @@ pub async fn apply(
     options: &ApplyOptions<'_>,
 ) -> Result<ApplyReport, ApplyError> {
     let org = connection.org();
+    with_lock(
+        store,
+        &org,
+        options,
+        locked(connection, store, options, &org),
+    )
+    .await
+}
+
+/// Runs `work` holding the org lock, or refuses naming who holds it.
+async fn with_lock(
+    store: &Store,
+    org: &str,
+    options: &ApplyOptions<'_>,
+    work: impl std::future::Future<Output = Result<ApplyReport, ApplyError>>,
+) -> Result<ApplyReport, ApplyError> {
     if let Some(id) = &options.force_unlock
-        && store.force_unlock(&org, id)?
+        && store.force_unlock(org, id)?
     {
         tracing::warn!(lock = %id, "broke a stale lock as asked");
     }
     let started = (options.clock)();
     let lock_id = format!("{}-{started}", std::process::id());
-    if let Err(held) = store.lock(&org, &lock_id, &options.holder, started)? {
+    if let Err(held) = store.lock(org, &lock_id, &options.holder, started)? {
         let reason = format!(
             "the org lock is held by {} since {} (lock {}); another apply is running. If it died, run again with --force-unlock {}",
             held.holder,
-            crate::apply::iso_time(held.since),
+            iso_time(held.since),
             held.id,
             held.id
         );
         return Ok(refused_early(options, vec![reason]));
     }
-    let result = locked(connection, store, options, &org).await;
-    store.unlock(&org, &lock_id)?;
+    let result = work.await;
+    store.unlock(org, &lock_id)?;
     result
+}
+
+/// What `restore` puts back, from which snapshot.
+pub struct RestoreRequest<'a> {
+    /// The live state to go back to.
+    pub saved: &'a crate::model::live::Live,
+    /// Names the snapshot in the audit trail: `run 7` or the file.
+    pub source: String,
+    pub parts: crate::plan::restore::RestoreParts,
+    /// Only these people (by email); everyone when `None`.
+    pub only: Option<std::collections::BTreeSet<String>>,
+}
+
+/// Puts people, roles, usergroup and channel memberships back as a snapshot saved them,
+/// through the same lock, journal and executor as `apply`.
+pub async fn restore(
+    connection: &Connection,
+    store: &Store,
+    request: &RestoreRequest<'_>,
+    options: &ApplyOptions<'_>,
+) -> Result<ApplyReport, ApplyError> {
+    let org = connection.org();
+    let work = async {
+        let client = &connection.client;
+        let before = client.counts();
+        let rule = crate::plan::desired::RuleRef {
+            file: format!("snapshot of {}", request.source),
+            line: 0,
+        };
+        let (directory, live, read) = connection.read().await?;
+        let plan = crate::plan::restore::restore_plan(
+            request.saved,
+            &live,
+            request.parts,
+            request.only.as_ref(),
+            &rule,
+        );
+        let hash = crate::policy::plan_hash(&plan);
+        let mut report = refused_early(options, Vec::new());
+        report.outcome = ApplyOutcome::DryRun;
+        report.plan_summary = crate::render::plan::summary(&plan);
+        report.plan_hash = hash.clone();
+        if options.dry_run {
+            return Ok(finish(report, client, before));
+        }
+        let started = Started {
+            kind: "restore",
+            hash: &hash,
+            approvals: "[]",
+            resumes: None,
+            live: &live,
+            directory: &directory,
+            read,
+            leavers: &[],
+        };
+        let run_id = begin(store, &org, options, &started)?;
+        report.run_id = Some(run_id);
+        report.execution =
+            execute(connection, store, options, &org, run_id, None, &plan, &live).await?;
+        let outcome = if let Some(halt) = &report.execution.halt {
+            report.outcome = ApplyOutcome::Halted {
+                reason: halt.reason.clone(),
+            };
+            RunOutcome::Halted
+        } else {
+            let (_, fresh, _) = connection.read().await?;
+            let left = crate::plan::restore::restore_plan(
+                request.saved,
+                &fresh,
+                request.parts,
+                request.only.as_ref(),
+                &rule,
+            );
+            report.remaining = left.actions.iter().map(action_key).collect();
+            if report.remaining.is_empty() {
+                report.outcome = ApplyOutcome::Converged;
+                RunOutcome::Converged
+            } else {
+                report.outcome = ApplyOutcome::Incomplete;
+                RunOutcome::Incomplete
+            }
+        };
+        let counts = executor::to_json(&executor::tally(&report.execution.results));
+        store.end_run(run_id, outcome, &counts, (options.clock)())?;
+        Ok(finish(report, client, before))
+    };
+    with_lock(store, &org, options, work).await
+}
+
+/// Runs a plan's actions through the executor for run `run_id`.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    connection: &Connection,
+    store: &Store,
+    options: &ApplyOptions<'_>,
+    org: &str,
+    run_id: i64,
+    approval: Option<&str>,
+    plan: &crate::plan::action::Plan,
+    live: &crate::model::live::Live,
+) -> Result<Execution, ApplyError> {
+    let executor = Executor::new(
+        Context {
+            client: &connection.client,
+            store,
+            run_id,
+            org,
+            commit: options.commit.as_deref(),
+            approval,
+            breaker: circuit_breaker(connection),
+            clock: options.clock,
+            on_result: options.on_result,
+        },
+        live,
+    );
+    Ok(executor.run(&plan.actions).await?)
 }
 
 fn refused_early(options: &ApplyOptions, reasons: Vec<String>) -> ApplyReport {
@@ -195,23 +327,39 @@ async fn locked(
 
     let approval =
         matches!(planned.verdict, Verdict::Allowed { approved: true, .. }).then_some(hash.as_str());
-    let run_id = begin(store, org, options, &planned, &hash, &report.interrupted)?;
+    let approvals = executor::to_json(&approval.into_iter().collect::<Vec<_>>());
+    let leavers: Vec<&crate::plan::action::Person> = planned
+        .plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeactivateUser { removal, .. } => Some(&removal.person),
+            _ => None,
+        })
+        .collect();
+    let started = Started {
+        kind: "apply",
+        hash: &hash,
+        approvals: &approvals,
+        resumes: report.interrupted.last().map(|r| r.run_id),
+        live: &planned.live,
+        directory: &planned.directory,
+        read: planned.read,
+        leavers: &leavers,
+    };
+    let run_id = begin(store, org, options, &started)?;
     report.run_id = Some(run_id);
-    let executor = Executor::new(
-        Context {
-            client,
-            store,
-            run_id,
-            org,
-            commit: options.commit.as_deref(),
-            approval,
-            breaker: circuit_breaker(connection),
-            clock: options.clock,
-            on_result: options.on_result,
-        },
+    report.execution = execute(
+        connection,
+        store,
+        options,
+        org,
+        run_id,
+        approval,
+        &planned.plan,
         &planned.live,
-    );
-    report.execution = executor.run(&planned.plan.actions).await?;
+    )
+    .await?;
     let outcome = match &report.execution.halt {
         Some(halt) => {
             let mut undo = format!("slack-gitops restore --run {run_id}");
@@ -339,47 +487,50 @@ fn interrupted_runs(
     Ok(found)
 }
 
+/// What a run records before its first write.
+struct Started<'a> {
+    kind: &'a str,
+    hash: &'a str,
+    approvals: &'a str,
+    resumes: Option<i64>,
+    live: &'a crate::model::live::Live,
+    directory: &'a crate::model::directory::Directory,
+    read: crate::slack::reader::ReadReport,
+    leavers: &'a [&'a crate::plan::action::Person],
+}
+
 /// Records the run, the snapshot it starts from, and leavers as first seen.
 fn begin(
     store: &Store,
     org: &str,
     options: &ApplyOptions,
-    planned: &Planned,
-    hash: &str,
-    interrupted: &[Interrupted],
+    started: &Started,
 ) -> Result<i64, StoreError> {
     let now = (options.clock)();
-    let approvals: Vec<String> = match planned.verdict {
-        Verdict::Allowed { approved: true, .. } => vec![hash.to_string()],
-        _ => Vec::new(),
-    };
     let run_id = store.begin_run(&crate::store::NewRun {
         org,
-        kind: "apply",
+        kind: started.kind,
         commit: options.commit.as_deref(),
-        plan_hash: hash,
-        approvals: &executor::to_json(&approvals),
+        plan_hash: started.hash,
+        approvals: started.approvals,
         started_at: now,
-        resumes: interrupted.last().map(|r| r.run_id),
+        resumes: started.resumes,
     })?;
     let calls = ReadCalls {
-        made: planned.read.calls,
-        minimum: planned.read.minimum_calls,
-        rate_limited: planned.read.rate_limited,
-        retries: planned.read.retries,
+        made: started.read.calls,
+        minimum: started.read.minimum_calls,
+        rate_limited: started.read.rate_limited,
+        retries: started.read.retries,
     };
     let snapshot = Snapshot::new(
         (now / 1000) as u64,
         calls,
-        planned.live.clone(),
-        planned.directory.clone(),
+        started.live.clone(),
+        started.directory.clone(),
     );
     store.save_snapshot(run_id, now, &snapshot.to_json())?;
-    for action in &planned.plan.actions {
-        if let Action::DeactivateUser { removal, .. } = action {
-            let person = &removal.person;
-            store.leaver_seen(org, &person.email, person.user_id.live(), now)?;
-        }
+    for person in started.leavers {
+        store.leaver_seen(org, &person.email, person.user_id.live(), now)?;
     }
     Ok(run_id)
 }

@@ -101,7 +101,8 @@ pub enum FaultKind {
     Status { status: u16 },
     /// Delay the answer by this many emulated milliseconds.
     Latency { ms: u64 },
-    /// Send headers, then break the connection mid-body.
+    /// Process the request, send headers, then break the connection mid-body: a write
+    /// takes effect but its answer is lost.
     Reset,
     /// Answer 429 with this `Retry-After` (a 429 storm).
     RateLimit { retry_after: u64 },
@@ -327,8 +328,10 @@ async fn observe(State(emulator): State<Arc<Emulator>>, request: Request, next: 
             next.run(Request::from_parts(parts, Body::from(body))).await
         }
         Some(FaultKind::Reset) => {
+            // The request is processed (a write takes effect), then the connection
+            // breaks before the answer is read: the client cannot know what happened.
             fault_name = Some("reset".into());
-            StatusCode::OK.into_response()
+            next.run(Request::from_parts(parts, Body::from(body))).await
         }
         Some(FaultKind::RequiredField { .. }) | None => {
             next.run(Request::from_parts(parts, Body::from(body))).await

@@ -80,6 +80,9 @@ pub const METHODS: &[MethodSpec] = &[
     spec("admin.users.list", true, true, &["admin.users:read"]),
     spec("admin.users.assign", true, true, &["admin.users:write"]),
     spec("admin.users.remove", true, true, &["admin.users:write"]),
+    spec("admin.users.setAdmin", true, true, &["admin.users:write"]),
+    spec("admin.users.setOwner", true, true, &["admin.users:write"]),
+    spec("admin.users.setRegular", true, true, &["admin.users:write"]),
     spec(
         "admin.users.session.reset",
         true,
@@ -298,6 +301,9 @@ pub fn call(world: &mut World, caller: &Caller, method: &str, args: &Args) -> Re
         "admin.users.list" => admin_users_list(world, caller, args),
         "admin.users.assign" => admin_users_assign(world, caller, args),
         "admin.users.remove" => admin_users_remove(world, caller, args),
+        "admin.users.setAdmin" => admin_users_set_role(world, caller, args, Role::Admin),
+        "admin.users.setOwner" => admin_users_set_role(world, caller, args, Role::Owner),
+        "admin.users.setRegular" => admin_users_set_role(world, caller, args, Role::Regular),
         "admin.users.session.reset" => admin_session_reset(world, caller, args, false),
         "admin.users.session.resetBulk" => admin_session_reset(world, caller, args, true),
         "admin.usergroups.addChannels" => admin_usergroups_channels(world, caller, args, true),
@@ -1329,6 +1335,36 @@ fn admin_users_assign(world: &mut World, caller: &Caller, args: &Args) -> Reply 
     let id = user.id.clone();
     let user = world.user_mut(&id).expect("found above");
     user.workspaces.push(team);
+    user.updated = caller.now;
+    ok(Vec::new())
+}
+
+/// A workspace role `admin.users.set*` gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Regular,
+    Admin,
+    Owner,
+}
+
+/// `admin.users.setAdmin`, `setOwner`, `setRegular`: the primary owner cannot be changed;
+/// bots, guests and deactivated people cannot hold a role.
+fn admin_users_set_role(world: &mut World, caller: &Caller, args: &Args, role: Role) -> Reply {
+    require_enterprise_admin(world, caller)?;
+    let (team, user) = admin_target(world, args)?;
+    if user.primary_owner {
+        return Err(ApiError::new("cannot_modify_primary_owner"));
+    }
+    if user.bot || user.guest.is_some() || !user.active {
+        return Err(ApiError::new("invalid_role_for_user"));
+    }
+    if !user.workspaces.contains(&team) {
+        return Err(ApiError::new("user_not_found"));
+    }
+    let id = user.id.clone();
+    let user = world.user_mut(&id).expect("found above");
+    user.admin = role != Role::Regular;
+    user.owner = role == Role::Owner;
     user.updated = caller.now;
     ok(Vec::new())
 }

@@ -294,6 +294,9 @@ pub struct Settings {
     pub put_without_active_deactivates: bool,
     /// Deactivation removes the person from every usergroup.
     pub deactivation_removes_from_usergroups: bool,
+    /// Deactivation removes the person from every channel (reactivation does not put
+    /// them back).
+    pub deactivation_removes_from_channels: bool,
     /// Reactivation does not restore admin or owner roles (as after the 2024 incident).
     pub reactivation_drops_roles: bool,
     /// Bot tokens may edit usergroups (the workspace setting "who can modify user groups"
@@ -325,6 +328,7 @@ impl Default for Settings {
             scim_write_secs: 0.05,
             put_without_active_deactivates: true,
             deactivation_removes_from_usergroups: true,
+            deactivation_removes_from_channels: true,
             reactivation_drops_roles: true,
             bots_may_edit_usergroups: true,
             tiers: BTreeMap::from([
@@ -483,10 +487,11 @@ impl World {
     }
 
     /// Deactivates a person with Slack's side effects: their tokens stop working and, as
-    /// configured, they leave every usergroup. Channel memberships are kept, as Slack
-    /// shows deactivated members in member lists.
+    /// configured, they leave every usergroup and channel; reactivation restores neither
+    /// (as after the 2024 incident, where both were repaired by hand).
     pub fn deactivate(&mut self, id: &str, now: u64) {
         let removes = self.settings.deactivation_removes_from_usergroups;
+        let leaves_channels = self.settings.deactivation_removes_from_channels;
         let Some(user) = self.user_mut(id) else {
             return;
         };
@@ -503,10 +508,15 @@ impl World {
                 group.users.retain(|u| u != id);
             }
         }
+        if leaves_channels {
+            for channel in &mut self.channels {
+                channel.members.retain(|u| u != id);
+            }
+        }
     }
 
     /// Reactivates a person. Their old tokens stay revoked; roles are dropped as
-    /// configured.
+    /// configured; of their channels only each workspace's #general comes back.
     pub fn reactivate(&mut self, id: &str, now: u64) {
         let drops = self.settings.reactivation_drops_roles;
         if let Some(user) = self.user_mut(id)
@@ -517,6 +527,16 @@ impl World {
             if drops {
                 user.admin = false;
                 user.owner = false;
+            }
+            // Everyone in a workspace is in its #general, so that one comes back.
+            let workspaces = user.workspaces.clone();
+            for channel in &mut self.channels {
+                if channel.general
+                    && workspaces.contains(&channel.workspace)
+                    && !channel.members.iter().any(|m| m == id)
+                {
+                    channel.members.push(id.to_string());
+                }
             }
         }
         self.pending_deactivations.retain(|p| p.user != id);

@@ -219,6 +219,29 @@ pub enum Action {
     ResetSessions {
         person: Person,
     },
+    /// Gives back a workspace role (`restore` after a reactivation dropped it).
+    SetRole {
+        person: Person,
+        workspace: String,
+        role: Role,
+    },
+}
+
+/// A workspace role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
 }
 
 /// A usergroup field that changes.

@@ -4,3 +4,4 @@
 pub mod action;
 pub mod desired;
 pub mod diff;
+pub mod restore;

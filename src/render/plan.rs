@@ -128,6 +128,7 @@ pub fn tally(plan: &Plan) -> Tally {
             | Action::DisableUsergroup { .. }
             | Action::CreateChannel { .. } => t.structure += 1,
             Action::ResetSessions { .. } => {}
+            Action::SetRole { .. } => t.profile_updates += 1,
         }
     }
     t
@@ -312,6 +313,15 @@ fn action_head(action: &Action) -> String {
             )
         }
         Action::ResetSessions { person } => format!("- revoke the sessions of {}", who(person)),
+        Action::SetRole {
+            person,
+            workspace,
+            role,
+        } => format!(
+            "+ give {} the {} role in {workspace}",
+            who(person),
+            role.as_str()
+        ),
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::client::{Credential, SlackClient, SlackError};
 use crate::model::live::LiveUser;
-use crate::plan::action::NewProfile;
+use crate::plan::action::{NewProfile, Role};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -142,6 +142,51 @@ pub async fn assign_workspace(
         Err(SlackError::Api { error, .. }) if error == "user_already_team_member" => Ok(()),
         other => other.map(|_| ()),
     }
+}
+
+/// `admin.users.setAdmin` or `admin.users.setOwner`.
+pub async fn set_role(
+    client: &SlackClient,
+    team_id: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<(), SlackError> {
+    let method = match role {
+        Role::Admin => "admin.users.setAdmin",
+        Role::Owner => "admin.users.setOwner",
+    };
+    let args = [
+        ("team_id", team_id.to_string()),
+        ("user_id", user_id.to_string()),
+    ];
+    client
+        .web_write(Credential::Admin, method, &args)
+        .await
+        .map(|_| ())
+}
+
+/// Whether an account holds a role (read back with `users.info`).
+pub async fn has_role(
+    client: &SlackClient,
+    team_id: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<bool, SlackError> {
+    let body = client
+        .web_read(
+            Credential::Admin,
+            "users.info",
+            &[
+                ("user", user_id.to_string()),
+                ("team_id", team_id.to_string()),
+            ],
+        )
+        .await?;
+    let flag = match role {
+        Role::Admin => "/user/is_admin",
+        Role::Owner => "/user/is_owner",
+    };
+    Ok(body.pointer(flag).and_then(Value::as_bool).unwrap_or(false))
 }
 
 /// Whether an account belongs to a workspace (read back with `users.info`).
