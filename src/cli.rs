@@ -131,6 +131,27 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
     },
+    /// Write the approval file for a plan's destructive set, to commit with the change.
+    Approve {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The JSON plan to approve (`plan --out`).
+        #[arg(long)]
+        plan: PathBuf,
+        /// Why these destructive changes are intended.
+        #[arg(long)]
+        reason: String,
+        /// A ticket or change-request reference.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// When the approval lapses: a number of days (`7d`) or a date (`2026-12-01`).
+        #[arg(long)]
+        expires: Option<String>,
+        /// Who approves, by email (repeatable); default: git's user.email.
+        #[arg(long = "by")]
+        approved_by: Vec<String>,
+    },
     /// Put people, roles, usergroup and channel memberships back as a snapshot saved them.
     Restore {
         /// The config repository (for how to reach Slack and the org's store key).
@@ -311,6 +332,21 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 force_unlock,
                 time_scale,
             },
+        ),
+        Command::Approve {
+            dir,
+            plan,
+            reason,
+            ticket,
+            expires,
+            approved_by,
+        } => approve(
+            &dir,
+            &plan,
+            &reason,
+            ticket.as_deref(),
+            expires.as_deref(),
+            approved_by,
         ),
         Command::Restore {
             dir,
@@ -750,6 +786,94 @@ fn print_report(report: &crate::apply::ApplyReport, format: PlanFormat) -> u8 {
         ApplyOutcome::DryRun | ApplyOutcome::Converged => EXIT_OK,
         ApplyOutcome::Incomplete | ApplyOutcome::Halted { .. } => EXIT_ERROR,
     }
+}
+
+/// `approve`: writes `approvals/<date>-<hash prefix>.yaml`.
+fn approve(
+    dir: &Path,
+    plan: &Path,
+    reason: &str,
+    ticket: Option<&str>,
+    expires: Option<&str>,
+    mut approved_by: Vec<String>,
+) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(plan)
+        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", plan.display()))?;
+    let document = render::plan::PlanDocument::parse(&text).map_err(|message| {
+        anyhow::anyhow!(
+            "{} is not a JSON plan written by --out: {message}",
+            plan.display()
+        )
+    })?;
+    let hash = document.hash.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} carries no hash (an older plan); plan again",
+            plan.display()
+        )
+    })?;
+    anyhow::ensure!(
+        document.destructive.as_ref().is_some_and(|d| !d.is_empty()),
+        "the plan has no destructive actions: there is nothing to approve"
+    );
+    anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why");
+    if approved_by.is_empty() {
+        let email = git2::Config::open_default()
+            .and_then(|c| c.get_string("user.email"))
+            .map_err(|_| anyhow::anyhow!("pass --by EMAIL (git has no user.email)"))?;
+        approved_by.push(email);
+    }
+    let today = crate::apply::iso_date(now_millis());
+    let expires = expires.map(|text| match text.strip_suffix('d').map(str::parse::<i64>) {
+        Some(Ok(days)) => crate::apply::iso_date(now_millis() + days * 86_400_000),
+        _ => text.to_string(),
+    });
+    let quote = |text: &str| serde_json::to_string(text).unwrap_or_default();
+    let mut yaml = format!(
+        "apiVersion: slack-gitops/v1\nkind: Approval\nhash: {hash}\nreason: {}\napproved_by: [{}]\n",
+        quote(reason),
+        approved_by
+            .iter()
+            .map(|e| quote(e))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(ticket) = ticket {
+        yaml.push_str(&format!("ticket: {}\n", quote(ticket)));
+    }
+    if let Some(expires) = &expires {
+        yaml.push_str(&format!("expires: {}\n", quote(expires)));
+    }
+    let prefix: String = hash
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect();
+    let folder = dir.join("approvals");
+    std::fs::create_dir_all(&folder)?;
+    let path = folder.join(format!("{today}-{prefix}.yaml"));
+    // The file must load: check it as `validate` would before anyone commits it.
+    let loaded = config::load(
+        &[config::SourceFile {
+            path: format!("approvals/{today}-{prefix}.yaml"),
+            bytes: yaml.clone().into_bytes(),
+        }],
+        None,
+    );
+    let problems: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.file.starts_with("approvals/"))
+        .map(|d| d.message.clone())
+        .collect();
+    anyhow::ensure!(
+        problems.is_empty(),
+        "the approval would not validate: {}",
+        problems.join("; ")
+    );
+    std::fs::write(&path, yaml)
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+    println!("{}", path.display());
+    Ok(EXIT_OK)
 }
 
 /// The arguments of `restore`.

@@ -93,9 +93,14 @@ pub struct Halt {
 pub struct Execution {
     pub results: Vec<ActionResult>,
     pub halt: Option<Halt>,
-    /// Writes sent, and how many of them failed.
+    /// Write calls sent, and how many of them failed (a failure the read-back resolved
+    /// counts here too).
     pub writes: u64,
     pub failed_writes: u64,
+    /// Actions that wrote, and how many of them ended failed: what the circuit breaker
+    /// judges.
+    pub actions_written: u64,
+    pub actions_failed: u64,
 }
 
 /// The executor's inputs besides the plan.
@@ -311,7 +316,7 @@ fn classify(error: SlackError) -> WriteError {
 }
 
 /// How many times an unclear write is decided again after a read-back.
-const DECISIONS: usize = 3;
+const DECISIONS: usize = 4;
 
 pub struct Executor<'a> {
     context: Context<'a>,
@@ -357,10 +362,14 @@ impl<'a> Executor<'a> {
                     (self.context.on_result)(&result, &actions[seq]);
                     execution.writes += ran.writes;
                     execution.failed_writes += ran.failed;
-                    if ran.failed > 0 && !ran.outcome.succeeded() {
-                        consecutive_failures += 1;
-                    } else if ran.writes > 0 {
-                        consecutive_failures = 0;
+                    if ran.writes > 0 {
+                        execution.actions_written += 1;
+                        if ran.outcome.succeeded() {
+                            consecutive_failures = 0;
+                        } else {
+                            execution.actions_failed += 1;
+                            consecutive_failures += 1;
+                        }
                     }
                     if let Some(surprise) = ran.surprise {
                         execution.halt.get_or_insert(surprise);
@@ -385,7 +394,8 @@ impl<'a> Executor<'a> {
         Ok(execution)
     }
 
-    /// The circuit breaker: consecutive failures, or the failure rate after enough writes.
+    /// The circuit breaker: writes that ended failed (after any read-back and second
+    /// decision) in a row, or their share after enough writes.
     fn breaker(&self, execution: &Execution, consecutive: u32) -> Option<Halt> {
         let breaker = &self.context.breaker;
         if consecutive >= breaker.consecutive_failures {
@@ -397,13 +407,16 @@ impl<'a> Executor<'a> {
                 affected: Vec::new(),
             });
         }
-        if execution.writes >= u64::from(breaker.min_writes) {
-            let percent = execution.failed_writes as f64 * 100.0 / execution.writes as f64;
+        if execution.actions_written >= u64::from(breaker.min_writes) {
+            let percent =
+                execution.actions_failed as f64 * 100.0 / execution.actions_written as f64;
             if percent > breaker.max_error_percent {
                 return Some(Halt {
                     reason: format!(
                         "circuit breaker: {} of {} writes failed ({percent:.1}%, over circuit_breaker.max_error_percent {}%)",
-                        execution.failed_writes, execution.writes, breaker.max_error_percent
+                        execution.actions_failed,
+                        execution.actions_written,
+                        breaker.max_error_percent
                     ),
                     affected: Vec::new(),
                 });
@@ -694,7 +707,10 @@ impl<'a> Executor<'a> {
                             };
                             return ran;
                         }
-                        Ok(false) => ran.outcome = Outcome::Failed(message),
+                        Ok(false) => {
+                            ran.outcome = Outcome::Failed(message);
+                            self.context.client.backoff(attempt as u32 + 1).await;
+                        }
                         Err(error) => {
                             ran.outcome = Outcome::Failed(format!(
                                 "{message}; the read-back failed too ({error})"

@@ -297,7 +297,9 @@ async fn locked(
         identity: store.last_good_identity(org)?,
         mappings: Default::default(),
     };
-    let planned = plan_org(connection, &baseline).await?;
+    let mut planned = plan_org(connection, &baseline).await?;
+    let signouts = pending_signouts(store, org, &planned)?;
+    planned.plan.actions.extend(signouts);
     let hash = crate::policy::plan_hash(&planned.plan);
     let mut report = ApplyReport {
         run_id: None,
@@ -443,6 +445,47 @@ fn refusals(
         }
     }
     reasons
+}
+
+/// Leavers an earlier run deactivated but did not record as signed out (it failed, or the
+/// process died between the two): their accounts are inactive now, so the plan no longer
+/// lists them, and their sessions are revoked again here. A session reset cannot be
+/// read back, and repeating one is harmless.
+fn pending_signouts(
+    store: &Store,
+    org: &str,
+    planned: &Planned,
+) -> Result<Vec<Action>, StoreError> {
+    let planned_resets: std::collections::HashSet<&str> = planned
+        .plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ResetSessions { person } => Some(person.email.as_str()),
+            _ => None,
+        })
+        .collect();
+    let inactive: std::collections::HashMap<&str, &str> = planned
+        .live
+        .users
+        .iter()
+        .filter(|u| !u.active)
+        .map(|u| (u.email.as_str(), u.id.as_str()))
+        .collect();
+    Ok(store
+        .leavers(org)?
+        .into_iter()
+        .filter(|l| l.signed_out_at.is_none() && !planned_resets.contains(l.email.as_str()))
+        .filter_map(|l| {
+            let id = inactive.get(l.email.as_str())?;
+            Some(Action::ResetSessions {
+                person: crate::plan::action::Person {
+                    email: l.email.clone(),
+                    user_id: crate::plan::action::SlackId::Live(id.to_string()),
+                },
+            })
+        })
+        .collect())
 }
 
 /// Marks runs left running by a dead process as interrupted, and reads back their

@@ -372,6 +372,12 @@ impl SlackClient {
         }
     }
 
+    /// Waits before a write is decided again after a failure: the same jittered,
+    /// growing backoff reads use, on the client's clock.
+    pub async fn backoff(&self, attempt: u32) {
+        tokio::time::sleep(self.inner.pacer.real(backoff(attempt))).await;
+    }
+
     fn token(&self, credential: Credential) -> &Token {
         match credential {
             Credential::Bot => self.inner.bot.as_ref().unwrap_or(&self.inner.admin),

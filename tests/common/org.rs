@@ -1,0 +1,264 @@
+//! An Acme org for write-side tests: the emulator in process (real HTTP), the config in a
+//! temp git repository with `main` as its protected branch, a SQLite store in the temp
+//! dir, and the real binary run against them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use slack_gitops::emulator::{self, Options, world::World};
+
+use super::Running;
+
+pub struct Org {
+    pub temp: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub state: PathBuf,
+    pub emulator: Running,
+    pub admin: String,
+    pub bot: String,
+}
+
+/// The emulator's time scale in these tests: Slack's limits, 1,000 times faster.
+pub const TIME_SCALE: &str = "1000";
+
+pub fn acme_seed() -> World {
+    emulator::read_world(&super::fixture("examples/acme/slack.json")).unwrap()
+}
+
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.email=test@acme.example", "-c", "user.name=Test"])
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// Commits everything in the repository.
+pub fn commit(repo: &Path, message: &str) -> String {
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", message]);
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+impl Org {
+    /// Acme with its seed as given, or changed by `seed`.
+    pub async fn new(seed: impl FnOnce(&mut World)) -> Org {
+        let mut world = acme_seed();
+        seed(&mut world);
+        let token = |kind: emulator::world::TokenKind, scope: &str| {
+            world
+                .tokens
+                .iter()
+                .find(|t| t.kind == kind && t.scopes.iter().any(|s| s == scope))
+                .map(|t| t.token.clone())
+                .unwrap()
+        };
+        let admin = token(emulator::world::TokenKind::User, "admin");
+        let bot = token(emulator::world::TokenKind::Bot, "channels:read");
+        let emulator = super::start(
+            world,
+            Options {
+                time_scale: TIME_SCALE.parse().unwrap(),
+                ..Options::default()
+            },
+        )
+        .await;
+        let temp = tempfile::tempdir().unwrap();
+        let repo = temp.path().join("config");
+        super::copy_dir(&super::fixture("examples/acme"), &repo);
+        let config = repo.join("slack-gitops.yaml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str("gitops:\n  branch: main\n");
+        std::fs::write(&config, text).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        commit(&repo, "Acme");
+        let state = temp.path().join("state").join("slack-gitops.db");
+        Org {
+            temp,
+            repo,
+            state,
+            emulator,
+            admin,
+            bot,
+        }
+    }
+
+    /// Runs the binary with this org's tokens; `apply` and `restore` get the store,
+    /// every command the emulator and time scale. Returns (exit code, stdout, stderr).
+    pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let child = self.spawn(args);
+        let output = child.wait_with_output().await.unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"));
+        command.args(args);
+        if matches!(args.first(), Some(&"apply") | Some(&"restore")) {
+            command.arg("--state").arg(&self.state);
+        }
+        command
+            .args([
+                "--slack-url",
+                &self.emulator.base,
+                "--time-scale",
+                TIME_SCALE,
+            ])
+            .env("SLACK_ADMIN_TOKEN", &self.admin)
+            .env("SLACK_BOT_TOKEN", &self.bot)
+            .env("SLACK_GITOPS_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command.spawn().unwrap()
+    }
+
+    pub fn repo_arg(&self) -> &str {
+        self.repo.to_str().unwrap()
+    }
+
+    /// The emulator's world, read over HTTP.
+    pub async fn world(&self) -> World {
+        let text = self
+            .emulator
+            .http
+            .get(format!("{}/_emulator/state", self.emulator.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        World::from_json(&text).unwrap()
+    }
+
+    /// The emulator's call log, read over HTTP.
+    pub async fn calls(&self) -> Vec<Value> {
+        let body: Value = self
+            .emulator
+            .http
+            .get(format!("{}/_emulator/log", self.emulator.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["calls"].as_array().unwrap().clone()
+    }
+
+    pub async fn clear_faults(&self) {
+        self.emulator
+            .http
+            .delete(format!("{}/_emulator/faults", self.emulator.base))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Web API methods and SCIM verbs that change Slack.
+pub fn is_write(call: &str) -> bool {
+    let web_writes = [
+        "usergroups.create",
+        "usergroups.update",
+        "usergroups.enable",
+        "usergroups.disable",
+        "usergroups.users.update",
+        "conversations.create",
+        "conversations.invite",
+        "conversations.kick",
+        "admin.users.assign",
+        "admin.users.session.reset",
+        "admin.users.setAdmin",
+        "admin.users.setOwner",
+    ];
+    web_writes.contains(&call)
+        || ["SCIM POST", "SCIM PATCH", "SCIM PUT", "SCIM DELETE"]
+            .iter()
+            .any(|verb| call.starts_with(verb))
+}
+
+/// Writes that took effect, per call name (SCIM names carry the user id): answered 2xx
+/// with no Slack error, or reset after the emulator applied them. A 5xx or 429 fault
+/// answers before the write is made, so it does not count.
+pub fn applied_writes(calls: &[Value]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for call in calls {
+        let name = call["call"].as_str().unwrap();
+        let status = call["status"].as_u64().unwrap();
+        let fault = call["fault"].as_str();
+        let applied = (200..300).contains(&status)
+            && call["error"].is_null()
+            && fault.is_none_or(|f| f == "reset" || f.starts_with("latency"));
+        if is_write(name) && applied {
+            *counts.entry(name.to_string()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Who is in which usergroup and channel, and who is active with which role: the parts
+/// of a world that apply and restore change.
+pub fn memberships(world: &World) -> BTreeMap<String, Vec<String>> {
+    // Ids minted for new accounts depend on the order of concurrent creations: name
+    // people by email.
+    let email: BTreeMap<&str, &str> = world
+        .users
+        .iter()
+        .map(|u| (u.id.as_str(), u.email.as_str()))
+        .collect();
+    let emails = |ids: &[String]| {
+        let mut list: Vec<String> = ids
+            .iter()
+            .map(|id| email.get(id.as_str()).copied().unwrap_or(id).to_string())
+            .collect();
+        list.sort();
+        list
+    };
+    let mut out = BTreeMap::new();
+    for user in &world.users {
+        out.insert(
+            format!("user {}", user.email),
+            vec![format!(
+                "active={} admin={} owner={} workspaces={:?} manager={:?} title={}",
+                user.active,
+                user.admin,
+                user.owner,
+                user.workspaces,
+                user.manager
+                    .as_deref()
+                    .map(|m| email.get(m).copied().unwrap_or(m)),
+                user.title
+            )],
+        );
+    }
+    for group in &world.usergroups {
+        out.insert(
+            format!(
+                "usergroup {}/{} disabled={}",
+                group.workspace, group.handle, group.disabled
+            ),
+            emails(&group.users),
+        );
+    }
+    for channel in &world.channels {
+        out.insert(
+            format!("channel {}/{}", channel.workspace, channel.name),
+            emails(&channel.members),
+        );
+    }
+    out
+}
