@@ -77,10 +77,29 @@ pub struct ApplyReport {
     pub not_stuck: Vec<String>,
     /// The command that undoes the run, after a halt.
     pub undo: Option<String>,
+    /// The leavers of this run: when first seen, deactivated and signed out, against
+    /// `leavers.sla`, and the apps they installed for an admin to re-own.
+    pub leavers: Vec<LeaverEvidence>,
     pub warnings: Vec<String>,
     /// Calls to Slack in all, and how many were rate limited.
     pub calls: u64,
     pub rate_limited: u64,
+}
+
+/// One leaver's offboarding, as the store recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaverEvidence {
+    pub email: String,
+    /// Unix milliseconds.
+    pub first_seen: i64,
+    pub deactivated_at: Option<i64>,
+    pub signed_out_at: Option<i64>,
+    /// From first seen to signed out.
+    pub seconds_to_signed_out: Option<f64>,
+    pub sla_seconds: Option<u64>,
+    pub within_sla: Option<bool>,
+    /// Apps they installed that Slack may disable (`None` when they could not be read).
+    pub apps: Option<Vec<String>>,
 }
 
 /// What apply is asked to do.
@@ -278,6 +297,7 @@ fn refused_early(options: &ApplyOptions, reasons: Vec<String>) -> ApplyReport {
         remaining: Vec::new(),
         not_stuck: Vec::new(),
         undo: None,
+        leavers: Vec::new(),
         warnings: Vec::new(),
         calls: 0,
         rate_limited: 0,
@@ -313,6 +333,7 @@ async fn locked(
         remaining: Vec::new(),
         not_stuck: Vec::new(),
         undo: None,
+        leavers: Vec::new(),
         warnings: planned.warnings.clone(),
         calls: 0,
         rate_limited: 0,
@@ -379,6 +400,7 @@ async fn locked(
     if outcome == RunOutcome::Converged {
         store.set_last_good_identity(org, &planned.identity, run_id, (options.clock)())?;
     }
+    report.leavers = leaver_evidence(store, org, connection, &planned.plan)?;
     let counts = executor::to_json(&executor::tally(&report.execution.results));
     store.end_run(run_id, outcome, &counts, (options.clock)())?;
     Ok(finish(report, client, before))
@@ -445,6 +467,53 @@ fn refusals(
         }
     }
     reasons
+}
+
+/// The offboarding evidence of this plan's leavers, measured against `leavers.sla`.
+fn leaver_evidence(
+    store: &Store,
+    org: &str,
+    connection: &Connection,
+    plan: &crate::plan::action::Plan,
+) -> Result<Vec<LeaverEvidence>, StoreError> {
+    let sla = connection
+        .repository
+        .policies
+        .iter()
+        .find_map(|p| p.value.leavers.as_ref())
+        .and_then(|l| crate::config::semantic::parse_duration_seconds(&l.sla));
+    let mut apps: std::collections::HashMap<&str, Option<Vec<String>>> = Default::default();
+    for action in &plan.actions {
+        match action {
+            Action::DeactivateUser { removal, impact } => {
+                apps.insert(removal.person.email.as_str(), impact.apps.clone());
+            }
+            Action::ResetSessions { person } => {
+                apps.entry(person.email.as_str()).or_insert(None);
+            }
+            _ => {}
+        }
+    }
+    Ok(store
+        .leavers(org)?
+        .into_iter()
+        .filter_map(|leaver| {
+            let installed = apps.get(leaver.email.as_str())?.clone();
+            let seconds = leaver
+                .signed_out_at
+                .map(|at| (at - leaver.first_seen) as f64 / 1000.0);
+            Some(LeaverEvidence {
+                within_sla: seconds.zip(sla).map(|(s, sla)| s <= sla as f64),
+                email: leaver.email,
+                first_seen: leaver.first_seen,
+                deactivated_at: leaver.deactivated_at,
+                signed_out_at: leaver.signed_out_at,
+                seconds_to_signed_out: seconds,
+                sla_seconds: sla,
+                apps: installed,
+            })
+        })
+        .collect())
 }
 
 /// Leavers an earlier run deactivated but did not record as signed out (it failed, or the

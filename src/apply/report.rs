@@ -98,6 +98,9 @@ pub fn text(report: &ApplyReport) -> String {
     if !report.execution.results.is_empty() || report.calls > 0 {
         let _ = writeln!(out, "{}", counts_line(report));
     }
+    for leaver in &report.leavers {
+        let _ = writeln!(out, "Leaver {}", leaver_line(leaver));
+    }
     if !report.not_stuck.is_empty() {
         let _ = writeln!(out, "Succeeded but shown again by a fresh plan:");
         for key in &report.not_stuck {
@@ -122,6 +125,27 @@ pub fn text(report: &ApplyReport) -> String {
         }
     }
     out
+}
+
+fn leaver_line(leaver: &super::LeaverEvidence) -> String {
+    let timing = match (leaver.seconds_to_signed_out, leaver.sla_seconds) {
+        (Some(seconds), Some(sla)) => format!(
+            "signed out {seconds:.1} s after first seen ({} the SLA of {sla} s)",
+            if seconds <= sla as f64 {
+                "within"
+            } else {
+                "OVER"
+            }
+        ),
+        (Some(seconds), None) => format!("signed out {seconds:.1} s after first seen"),
+        (None, _) => "not signed out yet".to_string(),
+    };
+    let apps = match &leaver.apps {
+        Some(apps) if !apps.is_empty() => format!("; apps to re-own: {}", apps.join(", ")),
+        Some(_) => String::new(),
+        None => "; installed apps unknown".to_string(),
+    };
+    format!("{}: {timing}{apps}", leaver.email)
 }
 
 /// For a pull request or a chat message.
@@ -157,6 +181,12 @@ pub fn markdown(report: &ApplyReport) -> String {
             );
         }
         let _ = writeln!(out, "\n</details>");
+    }
+    if !report.leavers.is_empty() {
+        let _ = writeln!(out, "\n**Leavers**\n");
+        for leaver in &report.leavers {
+            let _ = writeln!(out, "- {}", leaver_line(leaver));
+        }
     }
     if !report.remaining.is_empty() {
         let _ = writeln!(out, "\nStill to do: {} change(s).", report.remaining.len());
