@@ -80,6 +80,41 @@ async fn acme_converges_from_a_merged_commit() {
     assert_eq!(writes["usergroups.users.update"], 13);
     assert_eq!(writes["admin.users.session.reset"], 3);
 
+    // The store holds the run's evidence: audit events with rule, commit and the new
+    // account's id, and each leaver's offboarding times.
+    let store = slack_gitops::store::Store::open(&org.state).unwrap();
+    let events = store.audit_events("evelyn.dijkstra@acme.example").unwrap();
+    let joiner = &user("evelyn.dijkstra@acme.example").id;
+    let account = events.iter().find(|e| e.entitlement == "account").unwrap();
+    assert_eq!(
+        (
+            account.change.as_str(),
+            account.rule.as_deref(),
+            account.commit.as_deref()
+        ),
+        ("granted", Some("slack-gitops.yaml:17"), Some(head.as_str()))
+    );
+    assert!(
+        events.iter().all(|e| e.user_id.as_ref() == Some(joiner)),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.entitlement.starts_with("T0000MAIN/@"))
+    );
+    let leavers = store.leavers("T0000MAIN,T0000SUPP").unwrap();
+    assert_eq!(leavers.len(), 3);
+    assert!(
+        leavers
+            .iter()
+            .all(|l| l.signed_out_at >= l.deactivated_at && l.deactivated_at.is_some())
+    );
+    let runs = store.runs("T0000MAIN,T0000SUPP").unwrap();
+    assert_eq!((runs.len(), runs[0].outcome.as_str()), (1, "converged"));
+    assert!(store.snapshot(runs[0].id).unwrap().is_some());
+    drop(store);
+
     // The plan afterwards is empty, and a second apply writes nothing.
     let (code, out, _) = org
         .run(&["plan", org.repo_arg(), "--detailed-exitcode"])
