@@ -406,3 +406,56 @@ async fn one_apply_at_a_time_and_no_token_anywhere() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_writes_nothing_and_restore_takes_a_snapshot_file() {
+    let org = Org::new(|_| {}).await;
+    let (code, out, _) = org
+        .run(&["apply", org.repo_arg(), "--dry-run", "--format", "markdown"])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("### slack-gitops apply") && out.contains("Dry run"),
+        "{out}"
+    );
+    assert_eq!(writes_in(&org.calls().await), 0, "a dry run wrote");
+
+    // A snapshot file from `snapshot --out`, then a person deactivated by hand (Slack
+    // drops their usergroups and channels): restore puts them back from the file.
+    let file = org.temp.path().join("before.json");
+    let (code, _, err) = org
+        .run(&["snapshot", org.repo_arg(), "--out", file.to_str().unwrap()])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let before = memberships(&org.world().await);
+    let (status, _) = org
+        .emulator
+        .scim_as(
+            &org.admin,
+            "PATCH",
+            "Users/W00000002",
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_ne!(memberships(&org.world().await), before);
+    let (code, out, err) = org
+        .run(&[
+            "restore",
+            org.repo_arg(),
+            "--snapshot",
+            file.to_str().unwrap(),
+            "--people",
+            "ada.liskov@acme.example",
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("reactivate-user ada.liskov@acme.example: done"),
+        "{out}"
+    );
+    assert_eq!(memberships(&org.world().await), before);
+}
