@@ -459,3 +459,46 @@ async fn dry_run_writes_nothing_and_restore_takes_a_snapshot_file() {
     );
     assert_eq!(memberships(&org.world().await), before);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_circuit_breaker_halts_a_run_whose_writes_keep_failing() {
+    // Slack fails every usergroup write: after five failed in a row the run stops, before
+    // kicks and deactivations, and says so.
+    let org = Org::new(|_| {}).await;
+    org.emulator
+        .fault(json!({"kind": "status", "status": 500, "target": "usergroups.users.update"}))
+        .await;
+    let (code, out, err) = org.run(&["apply", org.repo_arg()]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("HALTED") && out.contains("circuit breaker: 5 writes failed in a row"),
+        "{out}"
+    );
+    assert!(
+        out.contains("To undo what this run did: slack-gitops restore --run 1"),
+        "{out}"
+    );
+    let calls = org.calls().await;
+    let writes = applied_writes(&calls);
+    assert!(!writes.contains_key("conversations.kick"), "{writes:?}");
+    assert!(
+        !writes.contains_key("admin.users.session.reset"),
+        "{writes:?}"
+    );
+    let world = org.world().await;
+    assert!(
+        world
+            .users
+            .iter()
+            .find(|u| u.email == "brian.hopper@acme.example")
+            .unwrap()
+            .active,
+        "a leaver was deactivated after the breaker tripped"
+    );
+    // Four sends per failing action (one write and three decided again), five actions.
+    let attempts = calls
+        .iter()
+        .filter(|c| c["call"] == "usergroups.users.update")
+        .count();
+    assert_eq!(attempts, 20);
+}

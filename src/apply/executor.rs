@@ -401,8 +401,15 @@ impl<'a> Executor<'a> {
                 if execution.halt.is_some() {
                     return Ok(execution);
                 }
+                // Waves grow while writes succeed and fall back to one at a time after a
+                // failure, so a failing kind is probed, not flooded.
+                let failed = execution.results[execution.results.len() - batch.len()..]
+                    .iter()
+                    .any(|r| !r.outcome.succeeded());
                 if canary {
                     canaried.insert(kind, true);
+                } else if failed {
+                    wave = 1;
                 } else {
                     wave = (wave * 2).min(kind.burst());
                 }
