@@ -867,6 +867,83 @@ async fn admin_methods_on_grid() {
 }
 
 #[tokio::test]
+async fn admin_roles_are_set_as_on_grid() {
+    let slack = common::small(1.0).await;
+    let info = |user: &'static str| {
+        let slack = &slack;
+        async move {
+            slack
+                .ok(
+                    "xoxp-admin",
+                    "users.info",
+                    &[("user", user), ("team_id", "T0000MAIN")],
+                )
+                .await["user"]
+                .clone()
+        }
+    };
+    let target = [("team_id", "T0000MAIN"), ("user_id", "W00000003")];
+    slack
+        .ok("xoxp-admin", "admin.users.setAdmin", &target)
+        .await;
+    let user = info("W00000003").await;
+    assert_eq!(
+        (user["is_admin"].clone(), user["is_owner"].clone()),
+        (json!(true), json!(false))
+    );
+    slack
+        .ok("xoxp-admin", "admin.users.setOwner", &target)
+        .await;
+    assert_eq!(info("W00000003").await["is_owner"], true);
+    slack
+        .ok("xoxp-admin", "admin.users.setRegular", &target)
+        .await;
+    let user = info("W00000003").await;
+    assert_eq!(
+        (user["is_admin"].clone(), user["is_owner"].clone()),
+        (json!(false), json!(false))
+    );
+
+    let error = |user: &'static str, team: &'static str| {
+        let slack = &slack;
+        async move {
+            slack
+                .error(
+                    "xoxp-admin",
+                    "admin.users.setAdmin",
+                    &[("team_id", team), ("user_id", user)],
+                )
+                .await
+        }
+    };
+    assert_eq!(
+        error("W00000001", "T0000MAIN").await,
+        "cannot_modify_primary_owner"
+    );
+    assert_eq!(
+        error("W00000007", "T0000MAIN").await,
+        "invalid_role_for_user"
+    );
+    assert_eq!(
+        error("W00000005", "T0000MAIN").await,
+        "invalid_role_for_user"
+    );
+    assert_eq!(
+        error("W00000008", "T0000MAIN").await,
+        "invalid_role_for_user"
+    );
+    assert_eq!(error("W00000009", "T0000MAIN").await, "user_not_found");
+    assert_eq!(error("W00000003", "T9999NONE").await, "team_not_found");
+    assert_eq!(
+        slack
+            .error("xoxp-rita", "admin.users.setAdmin", &target)
+            .await,
+        "missing_scope"
+    );
+    slack.stop().await;
+}
+
+#[tokio::test]
 async fn business_plus_has_no_admin_api() {
     let mut seed = common::small_seed();
     seed.enterprise = None;

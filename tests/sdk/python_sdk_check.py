@@ -148,6 +148,19 @@ def run_checks(base):
         assert web.admin_users_session_reset(user_id=inactive[0])["ok"]
 
     @check
+    def admin_roles_as_the_sdk_sends_them():
+        # The SDK's own methods for restoring a role after a reactivation.
+        person = next(
+            u for u in state["users"]
+            if u.get("active", True) and not u.get("bot") and not u.get("guest")
+            and not u.get("primary_owner") and not u.get("admin") and MAIN in u.get("workspaces", [])
+        )
+        assert web.admin_users_setAdmin(team_id=MAIN, user_id=person["id"])["ok"]
+        assert web.users_info(user=person["id"], team_id=MAIN)["user"]["is_admin"] is True
+        assert web.admin_users_setRegular(team_id=MAIN, user_id=person["id"])["ok"]
+        assert web.users_info(user=person["id"], team_id=MAIN)["user"]["is_admin"] is False
+
+    @check
     def integration_logs():
         logs = web.team_integrationLogs(team_id=MAIN)
         assert logs["paging"]["total"] == len(logs["logs"]) >= 3
