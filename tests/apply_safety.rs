@@ -441,7 +441,28 @@ async fn dry_run_writes_nothing_and_restore_takes_a_snapshot_file() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_ne!(memberships(&org.world().await), before);
+    let deactivated = memberships(&org.world().await);
+    assert_ne!(deactivated, before);
+    let (code, out, _) = org
+        .run(&[
+            "restore",
+            org.repo_arg(),
+            "--snapshot",
+            file.to_str().unwrap(),
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Would do:")
+            && out.contains("+ reactivate ada.liskov@acme.example (W00000002)"),
+        "{out}"
+    );
+    assert_eq!(
+        memberships(&org.world().await),
+        deactivated,
+        "a dry run wrote"
+    );
     let (code, out, err) = org
         .run(&[
             "restore",

@@ -67,6 +67,8 @@ pub struct ApplyReport {
     #[serde(flatten)]
     pub outcome: ApplyOutcome,
     pub plan_summary: String,
+    /// The plan's actions as text, for a dry run.
+    pub planned: Vec<String>,
     pub plan_hash: String,
     pub verdict: Verdict,
     pub interrupted: Vec<Interrupted>,
@@ -206,6 +208,7 @@ pub async fn restore(
         report.plan_summary = crate::render::plan::summary(&plan);
         report.plan_hash = hash.clone();
         if options.dry_run {
+            report.planned = crate::render::plan::action_lines(&plan);
             return Ok(finish(report, client, before));
         }
         let started = Started {
@@ -287,6 +290,7 @@ fn refused_early(options: &ApplyOptions, reasons: Vec<String>) -> ApplyReport {
         commit: options.commit.clone(),
         outcome: ApplyOutcome::Refused { reasons },
         plan_summary: String::new(),
+        planned: Vec::new(),
         plan_hash: String::new(),
         verdict: Verdict::Allowed {
             counts: Default::default(),
@@ -326,6 +330,7 @@ async fn locked(
         commit: options.commit.clone(),
         outcome: ApplyOutcome::DryRun,
         plan_summary: crate::render::plan::summary(&planned.plan),
+        planned: Vec::new(),
         plan_hash: hash.clone(),
         verdict: planned.verdict.clone(),
         interrupted: Vec::new(),
@@ -343,10 +348,11 @@ async fn locked(
         report.outcome = ApplyOutcome::Refused { reasons };
         return Ok(finish(report, client, before));
     }
-    report.interrupted = interrupted_runs(store, org, &planned, (options.clock)())?;
     if options.dry_run {
+        report.planned = crate::render::plan::action_lines(&planned.plan);
         return Ok(finish(report, client, before));
     }
+    report.interrupted = interrupted_runs(store, org, &planned, (options.clock)())?;
 
     let approval =
         matches!(planned.verdict, Verdict::Allowed { approved: true, .. }).then_some(hash.as_str());

@@ -73,6 +73,12 @@ pub fn text(report: &ApplyReport) -> String {
             let _ = writeln!(out, "  - {reason}");
         }
     }
+    if !report.planned.is_empty() {
+        let _ = writeln!(out, "Would do:");
+        for line in &report.planned {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     for run in &report.interrupted {
         let _ = writeln!(
             out,

@@ -345,6 +345,20 @@ fn action_people(action: &Action) -> Vec<String> {
     }
 }
 
+/// Each action as the text plan shows it: its line, then its people indented.
+pub fn action_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for action in &plan.actions {
+        lines.push(action_head(action));
+        lines.extend(
+            action_people(action)
+                .into_iter()
+                .map(|p| format!("    {p}")),
+        );
+    }
+    lines
+}
+
 /// "... and N more" after `shown` of `total` rows.
 fn more(total: usize, shown: usize) -> Option<String> {
     (total > shown).then(|| {
