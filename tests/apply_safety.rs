@@ -327,8 +327,17 @@ async fn kill_9_mid_apply_then_apply_again_never_loses_or_repeats_a_write() {
         )
     };
     // Points across the plan: the first account, profiles, usergroups, invites, leavers.
+    // `SLACK_GITOPS_KILL_POINTS=3,17,...` tries others (a soak run picks them at random).
+    let points: Vec<usize> = std::env::var("SLACK_GITOPS_KILL_POINTS")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1, 6, 14, 24, 33, 40]);
     let mut unknown_outcomes = 0;
-    for point in [1, 6, 14, 24, 33, 40] {
+    for point in points {
         let org = Org::new(|_| {}).await;
         slow_writes(&org, 20).await;
         let mut child = org.spawn(&["apply", org.repo_arg()]);
