@@ -179,9 +179,13 @@ pub enum Command {
         /// One base URL for Slack's APIs, such as the emulator's; real Slack by default.
         #[arg(long)]
         slack_url: Option<String>,
-        /// Plan the way back; write nothing.
+        /// Plan the way back; write nothing (prints the hash `--approve` takes).
         #[arg(long)]
         dry_run: bool,
+        /// A restore that reactivates more people than `limits.deactivate` allows runs
+        /// only with the hash its dry run printed.
+        #[arg(long)]
+        approve: Option<String>,
         /// How to print the report.
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
@@ -357,6 +361,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             state,
             slack_url,
             dry_run,
+            approve,
             format,
             force_unlock,
             time_scale,
@@ -367,6 +372,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 snapshot,
                 only,
                 people,
+                approve,
                 common: ApplyArgs {
                     reference: None,
                     plan: None,
@@ -878,6 +884,7 @@ fn approve(
 
 /// The arguments of `restore`.
 struct RestoreArgs {
+    approve: Option<String>,
     run: Option<i64>,
     snapshot: Option<PathBuf>,
     only: Option<String>,
@@ -937,6 +944,7 @@ fn restore(dir: &Path, args: &RestoreArgs) -> anyhow::Result<u8> {
         source,
         parts,
         only,
+        approved: args.approve.clone(),
     };
     let report = runtime.block_on(crate::apply::restore(
         &connection,

@@ -325,6 +325,45 @@ pub fn approval_problems(repository: &Repository, hash: &str, today: &str) -> Ve
     problems
 }
 
+/// A restore undoes deactivations, so the deactivation limits bound it too: a restore
+/// that reactivates more people than `limits.deactivate` allows needs `--approve` with
+/// its hash ([`restore_hash`]). Returns why it is over, or `None`.
+pub fn restore_over_limit(repository: &Repository, plan: &Plan, accounts: u64) -> Option<String> {
+    let reactivations = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::ReactivateUser { .. }))
+        .count() as u64;
+    repository.policies.iter().find_map(|policy| {
+        let limit = policy.value.limits.deactivate.as_ref()?;
+        over(reactivations, accounts, limit).map(|percent| {
+            format!(
+                "the restore reactivates {reactivations} {} ({percent:.1}%), over the deactivation limit ({}); review it with --dry-run and pass --approve {}",
+                if reactivations == 1 { "person" } else { "people" },
+                limit_words(limit),
+                restore_hash(plan)
+            )
+        })
+    })
+}
+
+/// `sha256:` over the keys of a restore plan's actions, one a line, sorted: what
+/// `restore --approve` names.
+pub fn restore_hash(plan: &Plan) -> String {
+    let mut lines: Vec<String> = plan
+        .actions
+        .iter()
+        .map(|a| serde_json::to_string(a).unwrap_or_default())
+        .collect();
+    lines.sort();
+    let mut hasher = Sha256::new();
+    for line in lines {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    format!("sha256:{}", crate::model::hex(&hasher.finalize()))
+}
+
 /// The destructive actions of `plan` that a reviewed plan's destructive set does not
 /// hold: changes that appeared between review and merge and were never reviewed.
 pub fn unreviewed(plan: &Plan, reviewed: &[String]) -> Vec<String> {

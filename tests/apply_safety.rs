@@ -472,16 +472,46 @@ async fn dry_run_writes_nothing_and_restore_takes_a_snapshot_file() {
         deactivated,
         "a dry run wrote"
     );
-    let (code, out, err) = org
-        .run(&[
-            "restore",
-            org.repo_arg(),
-            "--snapshot",
-            file.to_str().unwrap(),
-            "--people",
-            "ada.liskov@acme.example",
-        ])
-        .await;
+
+    // A restore bigger than the deactivation limit runs only with the hash of the plan
+    // that was reviewed.
+    let policy = org.repo.join("policies/guardrails.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace(
+            "deactivate: { max: 10, max_percent: 2 }",
+            "deactivate: { max: 0 }",
+        ),
+    )
+    .unwrap();
+    let restore = [
+        "restore",
+        org.repo_arg(),
+        "--snapshot",
+        file.to_str().unwrap(),
+        "--people",
+        "ada.liskov@acme.example",
+    ];
+    let (code, out, _) = org.run(&restore).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("over the deactivation limit (max 0)"), "{out}");
+    let hash = out
+        .split("--approve ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        memberships(&org.world().await),
+        deactivated,
+        "a refused restore wrote"
+    );
+    let wrong = [&restore[..], &["--approve", "sha256:0000"]].concat();
+    let (code, out, _) = org.run(&wrong).await;
+    assert_eq!(code, 3, "a wrong hash: {out}");
+    let approved = [&restore[..], &["--approve", &hash]].concat();
+    let (code, out, err) = org.run(&approved).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("reactivate-user ada.liskov@acme.example: done"),

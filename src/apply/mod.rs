@@ -176,6 +176,8 @@ pub struct RestoreRequest<'a> {
     pub parts: crate::plan::restore::RestoreParts,
     /// Only these people (by email); everyone when `None`.
     pub only: Option<std::collections::BTreeSet<String>>,
+    /// The hash of a restore over the deactivation limit that was reviewed (`--approve`).
+    pub approved: Option<String>,
 }
 
 /// Puts people, roles, usergroup and channel memberships back as a snapshot saved them,
@@ -202,11 +204,22 @@ pub async fn restore(
             request.only.as_ref(),
             &rule,
         );
-        let hash = crate::policy::plan_hash(&plan);
+        let hash = crate::policy::restore_hash(&plan);
         let mut report = refused_early(options, Vec::new());
         report.outcome = ApplyOutcome::DryRun;
         report.plan_summary = crate::render::plan::summary(&plan);
         report.plan_hash = hash.clone();
+        let accounts = live.users.iter().filter(|u| u.active && !u.bot).count() as u64;
+        if let Some(reason) =
+            crate::policy::restore_over_limit(&connection.repository, &plan, accounts)
+            && request.approved.as_deref() != Some(hash.as_str())
+            && !options.dry_run
+        {
+            report.outcome = ApplyOutcome::Refused {
+                reasons: vec![reason],
+            };
+            return Ok(finish(report, client, before));
+        }
         if options.dry_run {
             report.planned = crate::render::plan::action_lines(&plan);
             return Ok(finish(report, client, before));

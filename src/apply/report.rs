@@ -59,8 +59,14 @@ fn counts_line(report: &ApplyReport) -> String {
 pub fn text(report: &ApplyReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", headline(report));
-    if let Some(run) = report.run_id {
-        let _ = writeln!(out, "Run {run}. Plan hash {}.", report.plan_hash);
+    match report.run_id {
+        Some(run) => {
+            let _ = writeln!(out, "Run {run}. Plan hash {}.", report.plan_hash);
+        }
+        None if !report.plan_hash.is_empty() => {
+            let _ = writeln!(out, "Plan hash {}.", report.plan_hash);
+        }
+        None => {}
     }
     if !report.plan_summary.is_empty() {
         let _ = writeln!(out, "{}", report.plan_summary.trim_end());
