@@ -171,6 +171,7 @@ fn generate(people: usize) -> Org {
             private: false,
             archived: false,
             members: (c < 2 * usergroups).then(|| members_of(&format!("g{}", (c * 3) % leaves))),
+            num_members: None,
         })
         .collect();
     Org {

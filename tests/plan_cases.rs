@@ -215,6 +215,7 @@ fn live(case: &Value, repository: &config::Repository) -> Live {
                 private: words.contains(&"private"),
                 archived: false,
                 members,
+                num_members: None,
             }
         })
         .collect();

@@ -67,6 +67,10 @@ pub struct LiveChannel {
     pub private: bool,
     pub archived: bool,
     pub members: Option<Vec<String>>,
+    /// The member count `conversations.list` gives, for channels whose members are not
+    /// read (the access review lists them as out of scope with it).
+    #[serde(default)]
+    pub num_members: Option<u64>,
 }
 
 /// An org-level IdP group (a SCIM Group on Grid).

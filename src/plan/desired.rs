@@ -151,6 +151,38 @@ impl Desired<'_> {
         digests
     }
 
+    /// How a rule selects a person: listed by email, or the chain of IdP groups from the
+    /// rule's group down to the one that lists them.
+    pub fn grant(&self, directory: &Directory, rule: RuleId, id: PersonId) -> super::action::Grant {
+        let rule = self.rule(rule);
+        let email = self.email(id);
+        let via = if rule.selector.users.iter().any(|e| e.as_str() == email) {
+            Vec::new()
+        } else {
+            rule.selector
+                .groups
+                .iter()
+                .find_map(|g| self.resolution.chain(directory, g, id))
+                .unwrap_or_default()
+        };
+        super::action::Grant {
+            rule: rule.at.clone(),
+            via,
+        }
+    }
+
+    /// How `users.scope` selects a person for an account.
+    pub fn scope_grant(&self, directory: &Directory, id: PersonId) -> super::action::Grant {
+        super::action::Grant {
+            rule: self.scope_rule.clone(),
+            via: self
+                .scope
+                .iter()
+                .find_map(|g| self.resolution.chain(directory, g, id))
+                .unwrap_or_default(),
+        }
+    }
+
     /// The team ids a person needs.
     pub fn workspaces_of(&self, id: PersonId) -> impl Iterator<Item = &str> {
         self.workspaces[id as usize]

@@ -187,35 +187,12 @@ impl<'a> Index<'a> {
         }
     }
 
-    /// How a rule selects a person: listed by email, or the chain of IdP groups.
     fn grant(&self, rule: RuleId, id: PersonId) -> Grant {
-        let rule = self.desired.rule(rule);
-        let email = self.desired.email(id);
-        let via = if rule.selector.users.iter().any(|e| e.as_str() == email) {
-            Vec::new()
-        } else {
-            rule.selector
-                .groups
-                .iter()
-                .find_map(|g| self.desired.resolution.chain(self.directory, g, id))
-                .unwrap_or_default()
-        };
-        Grant {
-            rule: rule.at.clone(),
-            via,
-        }
+        self.desired.grant(self.directory, rule, id)
     }
 
     fn scope_grant(&self, id: PersonId) -> Grant {
-        Grant {
-            rule: self.desired.scope_rule.clone(),
-            via: self
-                .desired
-                .scope
-                .iter()
-                .find_map(|g| self.desired.resolution.chain(self.directory, g, id))
-                .unwrap_or_default(),
-        }
+        self.desired.scope_grant(self.directory, id)
     }
 
     /// The profile a new account starts with, as the identity provider has it.

@@ -377,6 +377,7 @@ fn assemble(
                 name: text(c, "name"),
                 private: flag(c, "is_private"),
                 archived: flag(c, "is_archived"),
+                num_members: c.get("num_members").and_then(Value::as_u64),
             }
         })
         .collect();
