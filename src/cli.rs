@@ -196,6 +196,29 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
     },
+    /// Evidence for auditors.
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
+    /// Who gained and lost which access, when and why, from the state store.
+    History {
+        /// The config repository (for the org's key in the store).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// One person, by email.
+        #[arg(long, group = "about")]
+        person: Option<String>,
+        /// One usergroup, by handle.
+        #[arg(long, group = "about")]
+        usergroup: Option<String>,
+        /// One channel, by name.
+        #[arg(long, group = "about")]
+        channel: Option<String>,
+        /// The state store (SQLite file).
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// Save the live Slack state and the identity directory as versioned JSON.
     Snapshot {
         /// The config repository.
@@ -217,6 +240,46 @@ pub enum Command {
         /// The kind; without it, an object of all four schemas keyed by kind.
         kind: Option<String>,
     },
+}
+
+/// What `export` writes.
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// Who has which access, since when, granted by which rule at which commit, under
+    /// which approval; exceptions; leavers' offboarding evidence.
+    AccessReview {
+        /// The config repository: a git clone, or a folder inside one.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The commit to describe (default: the tip of the protected branch).
+        #[arg(long = "ref")]
+        reference: Option<String>,
+        /// The state store (SQLite file).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ReviewFormat::Html)]
+        format: ReviewFormat,
+        /// A file (json, html) or a directory (csv); standard output otherwise.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Leavers first seen on or after this date (YYYY-MM-DD); default 90 days ago.
+        #[arg(long)]
+        since: Option<String>,
+        /// One base URL for Slack's APIs, such as the emulator's; real Slack by default.
+        #[arg(long)]
+        slack_url: Option<String>,
+        /// Wait this many times shorter (to match an emulator's --time-scale).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
+}
+
+/// Formats of the access review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReviewFormat {
+    Csv,
+    Json,
+    Html,
 }
 
 /// Output formats of `validate`.
@@ -337,6 +400,35 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 time_scale,
             },
         ),
+        Command::Export {
+            what:
+                ExportWhat::AccessReview {
+                    dir,
+                    reference,
+                    state,
+                    format,
+                    out,
+                    since,
+                    slack_url,
+                    time_scale,
+                },
+        } => export_access_review(
+            &dir,
+            reference.as_deref(),
+            state.as_deref(),
+            format,
+            out.as_deref(),
+            since.as_deref(),
+            slack_url,
+            time_scale,
+        ),
+        Command::History {
+            dir,
+            person,
+            usergroup,
+            channel,
+            state,
+        } => history(&dir, person, usergroup, channel, state.as_deref()),
         Command::Approve {
             dir,
             plan,
@@ -792,6 +884,117 @@ fn print_report(report: &crate::apply::ApplyReport, format: PlanFormat) -> u8 {
         ApplyOutcome::DryRun | ApplyOutcome::Converged => EXIT_OK,
         ApplyOutcome::Incomplete | ApplyOutcome::Halted { .. } => EXIT_ERROR,
     }
+}
+
+/// Unix milliseconds of a `YYYY-MM-DD` date (UTC midnight).
+fn date_millis(text: &str) -> Option<i64> {
+    let mut parts = text.split('-').map(str::parse::<i64>);
+    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn export_access_review(
+    dir: &Path,
+    reference: Option<&str>,
+    state: Option<&Path>,
+    format: ReviewFormat,
+    out: Option<&Path>,
+    since: Option<&str>,
+    slack_url: Option<String>,
+    time_scale: f64,
+) -> anyhow::Result<u8> {
+    let checkout = crate::gitops::commit::checkout(dir, reference)?;
+    let store = open_store(state)?;
+    let now = now_millis();
+    let since = match since {
+        Some(text) => date_millis(text)
+            .ok_or_else(|| anyhow::anyhow!("--since {text} is not a date (YYYY-MM-DD)"))?,
+        None => now - 90 * 86_400_000,
+    };
+    let connect = pipeline::ConnectOptions {
+        slack_url,
+        time_scale,
+        ..Default::default()
+    };
+    let connection = pipeline::connect(&checkout.dir, &connect, &environment)?;
+    let slack_source = connection
+        .repository
+        .config
+        .value
+        .slack
+        .url
+        .clone()
+        .or(connect.slack_url.clone())
+        .unwrap_or_else(|| "https://slack.com/api/ and https://api.slack.com/scim/v2/".into());
+    let request = crate::export::Request {
+        commit: &checkout.commit,
+        format: match format {
+            ReviewFormat::Csv => crate::export::Format::Csv,
+            ReviewFormat::Json => crate::export::Format::Json,
+            ReviewFormat::Html => crate::export::Format::Html,
+        },
+        out,
+        now,
+        since,
+    };
+    let summary = runtime()?.block_on(crate::export::access_review(
+        &connection,
+        &store,
+        &request,
+        &slack_source,
+    ))?;
+    progress(&format!(
+        "access review at {}: {} people, {} entitlements ({} by rule, {} exceptions, {} pending), {} out of scope",
+        &checkout.commit[..12],
+        summary.people,
+        summary.entitlements,
+        summary.granted_by_rule,
+        summary.exceptions,
+        summary.pending,
+        summary.out_of_scope
+    ));
+    Ok(EXIT_OK)
+}
+
+fn history(
+    dir: &Path,
+    person: Option<String>,
+    usergroup: Option<String>,
+    channel: Option<String>,
+    state: Option<&Path>,
+) -> anyhow::Result<u8> {
+    use crate::export::About;
+    let org = pipeline::org_key(&pipeline::load_repository(dir)?);
+    let about = match (&person, &usergroup, &channel) {
+        (Some(email), _, _) => About::Person(email),
+        (_, Some(handle), _) => About::Usergroup(handle),
+        (_, _, Some(name)) => About::Channel(name),
+        _ => anyhow::bail!("name what to tell the history of: --person, --usergroup or --channel"),
+    };
+    let store = open_store(state)?;
+    let lines = crate::export::history_lines(&store, &org, &about)?;
+    if lines.is_empty() {
+        println!("no recorded change");
+    }
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(EXIT_OK)
 }
 
 /// `approve`: writes `approvals/<date>-<hash prefix>.yaml`.

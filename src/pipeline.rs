@@ -180,18 +180,22 @@ impl Connection {
 
     /// The key of the org in the state store: its workspaces' team ids, sorted.
     pub fn org(&self) -> String {
-        let mut ids: Vec<String> = self
-            .repository
-            .config
-            .value
-            .slack
-            .workspaces
-            .values()
-            .map(|id| id.to_string())
-            .collect();
-        ids.sort();
-        ids.join(",")
+        org_key(&self.repository)
     }
+}
+
+/// The key of an org in the state store: its workspaces' team ids, sorted, joined.
+pub fn org_key(repository: &Repository) -> String {
+    let mut ids: Vec<String> = repository
+        .config
+        .value
+        .slack
+        .workspaces
+        .values()
+        .map(|id| id.to_string())
+        .collect();
+    ids.sort();
+    ids.join(",")
 }
 
 /// What a plan compares with from the last good one.

@@ -1,5 +1,5 @@
 //! The pure core stays pure by construction: no module of `config`, `model`, `plan`,
-//! `policy`, `render` or `diagnostic` may name an I/O crate, the file system, the
+//! `policy`, `render`, `review` or `diagnostic` may name an I/O crate, the file system, the
 //! environment, the network, processes or the clock. A change that needs one of them
 //! belongs in the shell (`pipeline`, `slack`, `identity`, `gitops`, `store`, `apply`).
 
@@ -12,6 +12,7 @@ const CORE: &[&str] = &[
     "src/plan",
     "src/policy.rs",
     "src/render",
+    "src/review.rs",
     "src/diagnostic.rs",
 ];
 

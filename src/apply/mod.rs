@@ -694,32 +694,10 @@ async fn converged(
 
 /// `YYYY-MM-DD` of a unix-milliseconds time (UTC).
 pub fn iso_date(millis: i64) -> String {
-    let days = millis.div_euclid(86_400_000);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}")
+    iso_time(millis)[..10].to_string()
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` of a unix-milliseconds time.
-pub fn iso_time(millis: i64) -> String {
-    let seconds = millis.div_euclid(1000).rem_euclid(86_400);
-    format!(
-        "{}T{:02}:{:02}:{:02}Z",
-        iso_date(millis),
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
+pub use crate::model::iso_time;
 
 #[cfg(test)]
 mod tests {

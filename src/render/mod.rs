@@ -3,6 +3,7 @@
 
 pub mod diagnostics;
 pub mod plan;
+pub mod review;
 
 /// The output formats the commands share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

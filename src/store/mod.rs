@@ -588,6 +588,33 @@ impl Store {
         })
     }
 
+    /// Every audit event of an org's runs, oldest first, with its run.
+    pub fn events(&self, org: &str) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT e.run_id, e.at, e.email, e.user_id, e.entitlement, e.change, e.rule, e.commit_sha, e.approval
+                 FROM audit_events e JOIN runs r ON r.id = e.run_id
+                 WHERE r.org = ?1 ORDER BY e.id",
+            )?;
+            let rows = statement.query_map([org], |row| {
+                Ok((
+                    row.get(0)?,
+                    AuditEvent {
+                        at: row.get(1)?,
+                        email: row.get(2)?,
+                        user_id: row.get(3)?,
+                        entitlement: row.get(4)?,
+                        change: row.get(5)?,
+                        rule: row.get(6)?,
+                        commit: row.get(7)?,
+                        approval: row.get(8)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Audit events about one person, oldest first.
     pub fn audit_events(&self, email: &str) -> Result<Vec<AuditEvent>, StoreError> {
         self.with(|c| {
