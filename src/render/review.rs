@@ -238,7 +238,7 @@ const SCRIPT: &str = r#"
 fn card(out: &mut String, figure: String, label: &str, id: &str) {
     let _ = write!(
         out,
-        "<div class=\"card\"><b id=\"{id}\">{figure}</b><span>{label}</span></div>"
+        "<div class=\"card\"><b id=\"count-{id}\">{figure}</b><span>{label}</span></div>"
     );
 }
 

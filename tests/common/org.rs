@@ -109,13 +109,15 @@ impl Org {
         if matches!(args.first(), Some(&"apply") | Some(&"restore")) {
             command.arg("--state").arg(&self.state);
         }
-        command
-            .args([
+        if args.first() != Some(&"history") {
+            command.args([
                 "--slack-url",
                 &self.emulator.base,
                 "--time-scale",
                 TIME_SCALE,
-            ])
+            ]);
+        }
+        command
             .env("SLACK_ADMIN_TOKEN", &self.admin)
             .env("SLACK_BOT_TOKEN", &self.bot)
             .env("SLACK_GITOPS_LOG", "info")
