@@ -306,8 +306,23 @@ async fn observe(State(emulator): State<Arc<Emulator>>, request: Request, next: 
     let body = axum::body::to_bytes(body, 64 << 20)
         .await
         .unwrap_or_default();
-    let bytes_in = body.len();
+    // The work runs in its own task: a client that hangs up mid-request (a timeout, a
+    // `kill -9`) does not cancel it, so a write takes effect and is logged as on Slack.
+    let work = tokio::spawn(observed(emulator, call, path, parts, body, next));
+    work.await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
 
+/// One call after its request was read: faults, the handler, the log.
+async fn observed(
+    emulator: Arc<Emulator>,
+    call: String,
+    path: String,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+    next: Next,
+) -> Response {
+    let bytes_in = body.len();
     let fault = take_fault(&emulator, &call, &path);
     let mut fault_name = None;
     let response = match &fault {
