@@ -430,18 +430,7 @@ impl Store {
         );
         self.with(|c| {
             let mut statement = c.prepare(&sql)?;
-            let rows = statement.query_map([org], |row| {
-                Ok(Run {
-                    id: row.get(0)?,
-                    org: row.get(1)?,
-                    kind: row.get(2)?,
-                    commit: row.get(3)?,
-                    plan_hash: row.get(4)?,
-                    started_at: row.get(5)?,
-                    ended_at: row.get(6)?,
-                    outcome: row.get(7)?,
-                })
-            })?;
+            let rows = statement.query_map([org], run_row)?;
             rows.collect()
         })
     }
@@ -453,18 +442,7 @@ impl Store {
                 "SELECT id, org, kind, commit_sha, plan_hash, started_at, ended_at, outcome
                  FROM runs WHERE id = ?1",
                 [id],
-                |row| {
-                    Ok(Run {
-                        id: row.get(0)?,
-                        org: row.get(1)?,
-                        kind: row.get(2)?,
-                        commit: row.get(3)?,
-                        plan_hash: row.get(4)?,
-                        started_at: row.get(5)?,
-                        ended_at: row.get(6)?,
-                        outcome: row.get(7)?,
-                    })
-                },
+                run_row,
             )
             .optional()
         })
@@ -596,21 +574,7 @@ impl Store {
                  FROM audit_events e JOIN runs r ON r.id = e.run_id
                  WHERE r.org = ?1 ORDER BY e.id",
             )?;
-            let rows = statement.query_map([org], |row| {
-                Ok((
-                    row.get(0)?,
-                    AuditEvent {
-                        at: row.get(1)?,
-                        email: row.get(2)?,
-                        user_id: row.get(3)?,
-                        entitlement: row.get(4)?,
-                        change: row.get(5)?,
-                        rule: row.get(6)?,
-                        commit: row.get(7)?,
-                        approval: row.get(8)?,
-                    },
-                ))
-            })?;
+            let rows = statement.query_map([org], |row| Ok((row.get(0)?, audit_event(row, 1)?)))?;
             rows.collect()
         })
     }
@@ -622,18 +586,7 @@ impl Store {
                 "SELECT at, email, user_id, entitlement, change, rule, commit_sha, approval
                  FROM audit_events WHERE email = ?1 ORDER BY id",
             )?;
-            let rows = statement.query_map([email], |row| {
-                Ok(AuditEvent {
-                    at: row.get(0)?,
-                    email: row.get(1)?,
-                    user_id: row.get(2)?,
-                    entitlement: row.get(3)?,
-                    change: row.get(4)?,
-                    rule: row.get(5)?,
-                    commit: row.get(6)?,
-                    approval: row.get(7)?,
-                })
-            })?;
+            let rows = statement.query_map([email], |row| audit_event(row, 0))?;
             rows.collect()
         })
     }
@@ -739,6 +692,36 @@ impl Store {
             rows.collect()
         })
     }
+}
+
+/// A `runs` row selected as `id, org, kind, commit_sha, plan_hash, started_at, ended_at,
+/// outcome`.
+fn run_row(row: &rusqlite::Row) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: row.get(0)?,
+        org: row.get(1)?,
+        kind: row.get(2)?,
+        commit: row.get(3)?,
+        plan_hash: row.get(4)?,
+        started_at: row.get(5)?,
+        ended_at: row.get(6)?,
+        outcome: row.get(7)?,
+    })
+}
+
+/// An `audit_events` row selected as `at, email, user_id, entitlement, change, rule,
+/// commit_sha, approval` from column `first` on.
+fn audit_event(row: &rusqlite::Row, first: usize) -> rusqlite::Result<AuditEvent> {
+    Ok(AuditEvent {
+        at: row.get(first)?,
+        email: row.get(first + 1)?,
+        user_id: row.get(first + 2)?,
+        entitlement: row.get(first + 3)?,
+        change: row.get(first + 4)?,
+        rule: row.get(first + 5)?,
+        commit: row.get(first + 6)?,
+        approval: row.get(first + 7)?,
+    })
 }
 
 /// A step of a leaver's offboarding.

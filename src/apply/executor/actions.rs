@@ -415,16 +415,16 @@ impl Executor<'_> {
             Ok(exists)
         };
         let mut ran = self.decide(write, read_back).await;
-        match created.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(id) if ran.outcome.succeeded() => {
-                ran.slack_ids = vec![id.clone()];
-                self.ids().usergroups.insert(key, id);
-            }
-            _ => {
-                let why = format!("it was not created ({})", ran.outcome.detail());
-                self.ids().failed_usergroups.insert(key, why);
-            }
-        }
+        let created = created.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut ids = self.ids();
+        let ids = &mut *ids;
+        remember(
+            &mut ran,
+            created,
+            key,
+            &mut ids.usergroups,
+            &mut ids.failed_usergroups,
+        );
         ran
     }
 
@@ -549,16 +549,16 @@ impl Executor<'_> {
             Ok(exists)
         };
         let mut ran = self.decide(write, read_back).await;
-        match created.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(id) if ran.outcome.succeeded() => {
-                ran.slack_ids = vec![id.clone()];
-                self.ids().channels.insert(key, id);
-            }
-            _ => {
-                let why = format!("it was not created ({})", ran.outcome.detail());
-                self.ids().failed_channels.insert(key, why);
-            }
-        }
+        let created = created.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut ids = self.ids();
+        let ids = &mut *ids;
+        remember(
+            &mut ran,
+            created,
+            key,
+            &mut ids.channels,
+            &mut ids.failed_channels,
+        );
         ran
     }
 
@@ -691,6 +691,27 @@ fn profile_holds(
         "manager" => user.manager.as_deref() == users.get(*to).map(String::as_str),
         _ => true,
     })
+}
+
+/// Records a usergroup or channel the run created, for the actions that name it later,
+/// or why it was not, so they are skipped with the reason.
+fn remember(
+    ran: &mut Ran,
+    created: Option<String>,
+    key: (String, String),
+    ids: &mut HashMap<(String, String), String>,
+    failed: &mut HashMap<(String, String), String>,
+) {
+    match created {
+        Some(id) if ran.outcome.succeeded() => {
+            ran.slack_ids = vec![id.clone()];
+            ids.insert(key, id);
+        }
+        _ => {
+            let why = format!("it was not created ({})", ran.outcome.detail());
+            failed.insert(key, why);
+        }
+    }
 }
 
 /// The id of a usergroup or channel an action targets: live, or created earlier in this
