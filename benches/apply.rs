@@ -286,6 +286,7 @@ fn apply_once(runtime: &tokio::runtime::Runtime, config: &Path, seed: &World) ->
                 breaker: Default::default(),
                 clock: &clock,
                 on_result: &on_result,
+                stop: None,
             },
             &planned.live,
         );

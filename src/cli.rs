@@ -196,6 +196,38 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
     },
+    /// Keep Slack converged to the protected branch: apply new commits, reconcile drift on
+    /// schedule, serve /metrics, /livez, /readyz, /status and the webhooks.
+    Controller {
+        /// The config repository to clone: a local path or a file:// URL.
+        #[arg(long)]
+        repo: String,
+        /// The protected branch.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// The config directory inside the repository.
+        #[arg(long, default_value = ".")]
+        config_path: PathBuf,
+        /// Where to listen (port 0 picks a free one; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The state store (SQLite file).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Where to keep the clone (default: beside the state store).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// Fetch this often without a webhook, in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        poll: f64,
+        /// One base URL for Slack's APIs, such as the emulator's; real Slack by default.
+        #[arg(long)]
+        slack_url: Option<String>,
+        /// Wait this many times shorter (to match an emulator's --time-scale); drift
+        /// intervals shrink with it.
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
     /// Evidence for auditors.
     Export {
         #[command(subcommand)]
@@ -400,6 +432,27 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 time_scale,
             },
         ),
+        Command::Controller {
+            repo,
+            branch,
+            config_path,
+            listen,
+            state,
+            workdir,
+            poll,
+            slack_url,
+            time_scale,
+        } => controller(ControllerArgs {
+            repo,
+            branch,
+            config_path,
+            listen,
+            state,
+            workdir,
+            poll,
+            slack_url,
+            time_scale,
+        }),
         Command::Export {
             what:
                 ExportWhat::AccessReview {
@@ -867,6 +920,7 @@ fn apply_options<'a>(args: &ApplyArgs, on_result: OnResult<'a>) -> crate::apply:
         today: crate::apply::iso_date(now_millis()),
         clock: &now_millis,
         on_result,
+        stop: None,
     }
 }
 
@@ -884,6 +938,64 @@ fn print_report(report: &crate::apply::ApplyReport, format: PlanFormat) -> u8 {
         ApplyOutcome::DryRun | ApplyOutcome::Converged => EXIT_OK,
         ApplyOutcome::Incomplete | ApplyOutcome::Halted { .. } => EXIT_ERROR,
     }
+}
+
+/// The arguments of `controller`.
+struct ControllerArgs {
+    repo: String,
+    branch: String,
+    config_path: PathBuf,
+    listen: std::net::SocketAddr,
+    state: Option<PathBuf>,
+    workdir: Option<PathBuf>,
+    poll: f64,
+    slack_url: Option<String>,
+    time_scale: f64,
+}
+
+fn controller(args: ControllerArgs) -> anyhow::Result<u8> {
+    use std::io::Write;
+    anyhow::ensure!(
+        args.poll.is_finite() && args.poll > 0.0,
+        "--poll must be a positive number of seconds"
+    );
+    let store = open_store(args.state.as_deref())?;
+    let workdir = match args.workdir {
+        Some(dir) => dir,
+        None => store
+            .path()
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            .join("controller-clone"),
+    };
+    let secret = |name: &str| environment(name).filter(|v| !v.is_empty());
+    let options = crate::controller::Options {
+        repo: args.repo,
+        branch: args.branch,
+        config_path: args.config_path,
+        workdir,
+        poll: std::time::Duration::from_secs_f64(args.poll),
+        connect: pipeline::ConnectOptions {
+            slack_url: args.slack_url,
+            time_scale: args.time_scale,
+            ..Default::default()
+        },
+        git_secret: secret("SLACK_GITOPS_GIT_WEBHOOK_SECRET"),
+        identity_secret: secret("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET"),
+        environment: std::sync::Arc::new(environment),
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.listen))?;
+        let address = listener.local_addr()?;
+        println!("slack-gitops controller listening on http://{address}");
+        std::io::stdout().flush()?;
+        crate::controller::run(options, store, listener, shutdown_signal())
+            .await
+            .map_err(anyhow::Error::msg)
+    })?;
+    Ok(EXIT_OK)
 }
 
 /// Unix milliseconds of a `YYYY-MM-DD` date (UTC midnight).

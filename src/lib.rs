@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod diagnostic;
 pub mod emulator;
 pub mod export;

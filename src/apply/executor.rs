@@ -119,6 +119,8 @@ pub struct Context<'a> {
     pub clock: &'a (dyn Fn() -> i64 + Sync),
     /// Called after each action (a progress bar, or a log line).
     pub on_result: &'a (dyn Fn(&ActionResult, &Action) + Sync),
+    /// Set to stop: the actions in flight finish and are journalled, then the run halts.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Ids known so far: live ones, and those of objects created in this run.
@@ -369,6 +371,18 @@ impl<'a> Executor<'a> {
             let mut wave = 1usize;
             let mut next = start;
             while next < end {
+                if self
+                    .context
+                    .stop
+                    .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst))
+                {
+                    execution.halt = Some(Halt {
+                        reason: "stopped on request (SIGTERM); the next run finishes the plan"
+                            .into(),
+                        affected: Vec::new(),
+                    });
+                    return Ok(execution);
+                }
                 let canary = !canaried.get(&kind).copied().unwrap_or(false);
                 let size = if canary { 1 } else { wave.min(kind.burst()) };
                 let batch = next..(next + size).min(end);

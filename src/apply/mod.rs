@@ -120,6 +120,8 @@ pub struct ApplyOptions<'a> {
     /// Unix milliseconds.
     pub clock: &'a (dyn Fn() -> i64 + Sync),
     pub on_result: &'a (dyn Fn(&ActionResult, &Action) + Sync),
+    /// Set to stop between actions (the controller's SIGTERM).
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Applies the plan of `connection`'s repository to Slack.
@@ -291,6 +293,7 @@ async fn execute(
             breaker: circuit_breaker(connection),
             clock: options.clock,
             on_result: options.on_result,
+            stop: options.stop,
         },
         live,
     );

@@ -1,0 +1,212 @@
+//! `/metrics` in Prometheus text format (prometheus-client): syncs by trigger and
+//! outcome, actions by kind and outcome, drift by kind, the last successful sync, Slack
+//! calls and 429s, identity read failures, and the deactivation latency as a histogram
+//! (first seen as a leaver to signed out: the SLA, measured).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::Trigger;
+use crate::apply::ApplyReport;
+use crate::apply::executor::Outcome;
+use crate::plan::action::{Action, Plan};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyncLabels {
+    trigger: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    kind: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+/// The controller's metrics and their registry.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    syncs: Family<SyncLabels, Counter>,
+    actions: Family<ActionLabels, Counter>,
+    drift: Family<KindLabel, Gauge>,
+    last_success: Gauge<f64, AtomicU64>,
+    slack_calls: Counter,
+    slack_rate_limited: Counter,
+    identity_failures: Counter,
+    deactivation_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let metrics = Metrics {
+            registry: Mutex::new(Registry::with_prefix("slack_gitops")),
+            syncs: Family::default(),
+            actions: Family::default(),
+            drift: Family::default(),
+            last_success: Gauge::default(),
+            slack_calls: Counter::default(),
+            slack_rate_limited: Counter::default(),
+            identity_failures: Counter::default(),
+            // 1 s to about 36 h.
+            deactivation_latency: Histogram::new(exponential_buckets(1.0, 2.0, 18)),
+        };
+        {
+            let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
+            registry.register(
+                "syncs",
+                "Syncs by trigger and outcome",
+                metrics.syncs.clone(),
+            );
+            registry.register(
+                "actions",
+                "Actions applied, by kind and outcome",
+                metrics.actions.clone(),
+            );
+            registry.register(
+                "drift",
+                "Changes the last drift tick found, by kind",
+                metrics.drift.clone(),
+            );
+            registry.register(
+                "last_successful_sync_timestamp_seconds",
+                "When a sync last converged (unix seconds)",
+                metrics.last_success.clone(),
+            );
+            registry.register(
+                "slack_calls",
+                "Calls made to Slack by applies",
+                metrics.slack_calls.clone(),
+            );
+            registry.register(
+                "slack_rate_limited",
+                "Calls Slack answered with 429",
+                metrics.slack_rate_limited.clone(),
+            );
+            registry.register(
+                "identity_read_failures",
+                "Syncs that could not read the identity provider or Slack",
+                metrics.identity_failures.clone(),
+            );
+            registry.register(
+                "deactivation_latency_seconds",
+                "From first seen as a leaver to signed out",
+                metrics.deactivation_latency.clone(),
+            );
+        }
+        metrics
+    }
+}
+
+impl Metrics {
+    pub fn sync(&self, trigger: Trigger, outcome: &str) {
+        self.syncs
+            .get_or_create(&SyncLabels {
+                trigger: trigger.as_str().into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// One action's outcome; its kind is the first word of its key.
+    pub fn action(&self, key: &str, outcome: &Outcome) {
+        let kind = key.split(' ').next().unwrap_or("unknown");
+        let outcome = serde_json::to_value(outcome)
+            .ok()
+            .and_then(|v| {
+                v.get("outcome")
+                    .and_then(|o| o.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        self.actions
+            .get_or_create(&ActionLabels {
+                kind: kind.into(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// What an apply's report says: calls, 429s, leavers' latency, a converged time.
+    pub fn report(&self, report: &ApplyReport) {
+        self.slack_calls.inc_by(report.calls);
+        self.slack_rate_limited.inc_by(report.rate_limited);
+        for leaver in &report.leavers {
+            if let Some(seconds) = leaver.seconds_to_signed_out {
+                self.deactivation_latency.observe(seconds);
+            }
+        }
+        if matches!(report.outcome, crate::apply::ApplyOutcome::Converged) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.last_success.set(now);
+        }
+    }
+
+    pub fn read_failure(&self) {
+        self.identity_failures.inc();
+    }
+
+    pub fn set_drift(&self, drift: &BTreeMap<String, u64>) {
+        self.drift.clear();
+        for (kind, count) in drift {
+            self.drift
+                .get_or_create(&KindLabel { kind: kind.clone() })
+                .set(*count as i64);
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// The drift a plan shows, by kind: each removal's reason, leavers, and additions.
+pub fn drift_by_kind(plan: &Plan) -> BTreeMap<String, u64> {
+    let mut drift = BTreeMap::new();
+    let mut add = |kind: String, n: u64| *drift.entry(kind).or_insert(0) += n;
+    let name = |d: crate::plan::action::Drift| {
+        serde_json::to_value(d)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    for action in &plan.actions {
+        match action {
+            Action::SetUsergroupMembers { adds, removes, .. } => {
+                for removal in removes {
+                    add(name(removal.drift), 1);
+                }
+                if !adds.is_empty() {
+                    add("missing_member".into(), adds.len() as u64);
+                }
+            }
+            Action::KickFromChannel { removal, .. } => add(name(removal.drift), 1),
+            Action::DeactivateUser { removal, .. } => add(name(removal.drift), 1),
+            Action::InviteToChannel { people, .. } => {
+                add("missing_member".into(), people.len() as u64)
+            }
+            Action::ResetSessions { .. } => {}
+            _ => add("other".into(), 1),
+        }
+    }
+    drift
+}

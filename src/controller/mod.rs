@@ -1,0 +1,440 @@
+//! `slack-gitops controller`: keeps a clone of the config repository, applies every new
+//! commit of the protected branch through exactly the code path of `apply`, re-plans on
+//! `drift.every` (report or correct, as policy says), and serves `/livez`, `/readyz`,
+//! `/status`, `/metrics` and the webhooks that make it sync at once.
+//!
+//! One loop does every sync, so there is one at a time; triggers that arrive during a
+//! sync (webhooks, ticks) are coalesced into the next one by a `Notify`. SIGTERM sets the
+//! stop flag the executor checks between actions: the actions in flight finish and are
+//! journalled, the lock is released, and the loop ends.
+
+pub mod git;
+pub mod http;
+pub mod metrics;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::apply::{ApplyOptions, ApplyOutcome};
+use crate::pipeline::{self, Baseline, ConnectOptions};
+use crate::store::Store;
+
+/// A lookup of secrets and tokens by variable name.
+pub type Environment = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// How the controller runs.
+pub struct Options {
+    /// The repository to clone: a URL or a local path.
+    pub repo: String,
+    /// The protected branch.
+    pub branch: String,
+    /// The config directory inside the repository.
+    pub config_path: PathBuf,
+    /// Where the controller keeps its clone.
+    pub workdir: PathBuf,
+    /// How often to fetch without a webhook (real time).
+    pub poll: Duration,
+    pub connect: ConnectOptions,
+    /// The secret of `POST /hooks/git` (GitHub's `X-Hub-Signature-256`).
+    pub git_secret: Option<String>,
+    /// The secret of `POST /hooks/identity`.
+    pub identity_secret: Option<String>,
+    /// Secrets and tokens come from here (the environment, injected for tests).
+    pub environment: Environment,
+}
+
+/// What set off a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    Start,
+    Poll,
+    GitWebhook,
+    IdentityEvent,
+    Drift,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Poll => "poll",
+            Trigger::GitWebhook => "git-webhook",
+            Trigger::IdentityEvent => "identity-event",
+            Trigger::Drift => "drift",
+        }
+    }
+}
+
+/// One sync, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncRecord {
+    pub trigger: Trigger,
+    pub commit: Option<String>,
+    /// `converged`, `incomplete`, `halted`, `refused`, `failed`, `drift-reported`,
+    /// `no-change`.
+    pub outcome: String,
+    pub detail: String,
+    pub at: String,
+    pub actions: usize,
+}
+
+/// What `/status` answers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// The newest commit of the protected branch seen.
+    pub seen_commit: Option<String>,
+    /// The last commit that applied (converged or not, never refused): in force.
+    pub commit_in_force: Option<String>,
+    pub last_syncs: Vec<SyncRecord>,
+    /// Drift found by the last drift tick, by kind.
+    pub drift: std::collections::BTreeMap<String, u64>,
+    pub ready: bool,
+    pub ready_detail: String,
+}
+
+/// State shared between the loop and the HTTP server.
+pub struct Shared {
+    pub status: std::sync::Mutex<Status>,
+    pub metrics: metrics::Metrics,
+    /// Wakes the loop for a sync now; several wakes before it runs count as one.
+    pub wake: tokio::sync::Notify,
+    /// Why it was woken: a webhook's trigger.
+    pub woken_by: std::sync::Mutex<Option<Trigger>>,
+    pub stop: AtomicBool,
+    pub git_secret: Option<String>,
+    pub identity_secret: Option<String>,
+}
+
+impl Shared {
+    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the loop for a sync as soon as it can.
+    pub fn wake(&self, trigger: Trigger) {
+        let mut woken = self.woken_by.lock().unwrap_or_else(|p| p.into_inner());
+        // An identity event outranks a git push: both sync, the name says why.
+        if woken.is_none() || trigger == Trigger::IdentityEvent {
+            *woken = Some(trigger);
+        }
+        self.wake.notify_one();
+    }
+
+    fn record(&self, record: SyncRecord) {
+        tracing::info!(
+            trigger = record.trigger.as_str(),
+            outcome = %record.outcome,
+            commit = record.commit.as_deref().unwrap_or(""),
+            detail = %record.detail,
+            "sync"
+        );
+        self.metrics.sync(record.trigger, &record.outcome);
+        let mut status = self.status();
+        status.last_syncs.insert(0, record);
+        status.last_syncs.truncate(20);
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs the controller until `shutdown` resolves: the sync loop and the HTTP server.
+pub async fn run(
+    options: Options,
+    store: Store,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let shared = Arc::new(Shared {
+        status: Default::default(),
+        metrics: metrics::Metrics::default(),
+        wake: tokio::sync::Notify::new(),
+        woken_by: Default::default(),
+        stop: AtomicBool::new(false),
+        git_secret: options.git_secret.clone(),
+        identity_secret: options.identity_secret.clone(),
+    });
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(listener, shared.clone(), async move {
+        let _ = server_stopped.await;
+    }));
+    let watcher = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("stopping: the actions in flight finish first");
+            shared.stop.store(true, Ordering::SeqCst);
+            shared.wake.notify_one();
+        })
+    };
+    let result = sync_loop(&options, &store, &shared).await;
+    watcher.abort();
+    let _ = stop_server.send(());
+    let _ = server.await;
+    result
+}
+
+/// The loop: fetch, apply new commits, re-plan on the drift schedule, until stopped.
+async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<(), String> {
+    let workdir = options.workdir.clone();
+    let (repo, branch) = (options.repo.clone(), options.branch.clone());
+    tokio::task::spawn_blocking(move || git::prepare(&repo, &workdir, &branch))
+        .await
+        .map_err(|e| e.to_string())??;
+    let mut trigger = Trigger::Start;
+    let mut next_drift: Option<tokio::time::Instant> = None;
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let every = sync_once(options, store, shared, trigger).await;
+        if let Some(every) = every
+            && (next_drift.is_none() || trigger == Trigger::Drift)
+        {
+            next_drift = Some(tokio::time::Instant::now() + every);
+        }
+        // Without a drift policy there is no drift tick: a year is as good as never.
+        let drift_at = next_drift
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 86_400));
+        trigger = tokio::select! {
+            _ = shared.wake.notified() => shared
+                .woken_by
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or(Trigger::Poll),
+            _ = tokio::time::sleep(options.poll) => Trigger::Poll,
+            _ = tokio::time::sleep_until(drift_at) => Trigger::Drift,
+        };
+    }
+}
+
+/// One sync: fetch; a new commit is applied; a drift tick re-plans the commit in force.
+/// Returns the drift interval of the commit in force (real time), if it names one.
+async fn sync_once(
+    options: &Options,
+    store: &Store,
+    shared: &Shared,
+    trigger: Trigger,
+) -> Option<Duration> {
+    let workdir = options.workdir.clone();
+    let branch = options.branch.clone();
+    let fetched = tokio::task::spawn_blocking(move || git::fetch(&workdir, &branch))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    let tip = match fetched {
+        Ok(tip) => tip,
+        Err(detail) => {
+            not_ready(shared, &format!("cannot fetch {}: {detail}", options.repo));
+            shared.record(record(trigger, None, "failed", detail, 0));
+            return None;
+        }
+    };
+    let (seen, in_force) = {
+        let status = shared.status();
+        (status.seen_commit.clone(), status.commit_in_force.clone())
+    };
+    let new_commit = seen.as_deref() != Some(tip.as_str());
+    shared.status().seen_commit = Some(tip.clone());
+    // A new commit is applied; otherwise identity events and drift ticks (when policy
+    // says correct) re-apply the commit in force, and drift ticks report.
+    let commit = if new_commit {
+        Some(tip.clone())
+    } else {
+        in_force
+    };
+    let commit = commit?;
+    let checkout_dir = options.workdir.join(&options.config_path);
+    let checkout = match crate::gitops::commit::checkout(&checkout_dir, Some(&commit)) {
+        Ok(checkout) => checkout,
+        Err(error) => {
+            shared.record(record(
+                trigger,
+                Some(&commit),
+                "refused",
+                error.to_string(),
+                0,
+            ));
+            return None;
+        }
+    };
+    let environment = options.environment.clone();
+    let connection = match pipeline::connect(&checkout.dir, &options.connect, &*environment) {
+        Ok(connection) => connection,
+        Err(error) => {
+            shared.record(record(
+                trigger,
+                Some(&commit),
+                "failed",
+                error.to_string(),
+                0,
+            ));
+            return None;
+        }
+    };
+    let drift_policy = connection
+        .repository
+        .policies
+        .iter()
+        .find_map(|p| p.value.drift.clone());
+    let every = drift_policy.as_ref().and_then(|d| {
+        crate::config::semantic::parse_duration_seconds(&d.every)
+            .map(|s| Duration::from_secs_f64(s as f64 / options.connect.time_scale))
+    });
+    let correct = drift_policy
+        .as_ref()
+        .is_some_and(|d| d.action == crate::config::types::DriftAction::Correct);
+    if !new_commit && trigger == Trigger::Drift && !correct {
+        report_drift(&connection, store, shared, trigger, &commit).await;
+        return every;
+    }
+    if !new_commit && matches!(trigger, Trigger::Poll | Trigger::GitWebhook) {
+        return every;
+    }
+    apply_commit(&connection, store, shared, trigger, &commit).await;
+    every
+}
+
+fn record(
+    trigger: Trigger,
+    commit: Option<&str>,
+    outcome: &str,
+    detail: String,
+    actions: usize,
+) -> SyncRecord {
+    SyncRecord {
+        trigger,
+        commit: commit.map(str::to_string),
+        outcome: outcome.to_string(),
+        detail,
+        at: crate::model::iso_time(now_millis()),
+        actions,
+    }
+}
+
+fn not_ready(shared: &Shared, why: &str) {
+    let mut status = shared.status();
+    status.ready = false;
+    status.ready_detail = why.to_string();
+}
+
+/// Applies a commit through `apply`, exactly as the command does.
+async fn apply_commit(
+    connection: &pipeline::Connection,
+    store: &Store,
+    shared: &Shared,
+    trigger: Trigger,
+    commit: &str,
+) {
+    let on_result = |result: &crate::apply::executor::ActionResult,
+                     _: &crate::plan::action::Action| {
+        shared.metrics.action(&result.key, &result.outcome);
+    };
+    let options = ApplyOptions {
+        commit: Some(commit.to_string()),
+        reviewed: None,
+        dry_run: false,
+        force_unlock: None,
+        holder: format!("controller (pid {})", std::process::id()),
+        today: crate::apply::iso_date(now_millis()),
+        clock: &now_millis,
+        on_result: &on_result,
+        stop: Some(&shared.stop),
+    };
+    match crate::apply::apply(connection, store, &options).await {
+        Ok(report) => {
+            {
+                let mut status = shared.status();
+                status.ready = true;
+                status.ready_detail = "config, identity and Slack were read".into();
+                if !matches!(report.outcome, ApplyOutcome::Refused { .. }) {
+                    status.commit_in_force = Some(commit.to_string());
+                }
+            }
+            shared.metrics.report(&report);
+            let (outcome, detail) = match &report.outcome {
+                ApplyOutcome::Converged => ("converged", report.plan_summary.clone()),
+                ApplyOutcome::Incomplete => (
+                    "incomplete",
+                    format!("{} change(s) remain", report.remaining.len()),
+                ),
+                ApplyOutcome::Halted { reason } => ("halted", reason.clone()),
+                ApplyOutcome::Refused { reasons } => ("refused", reasons.join("; ")),
+                ApplyOutcome::DryRun => ("dry-run", String::new()),
+            };
+            let actions = report.execution.results.len();
+            shared.record(record(trigger, Some(commit), outcome, detail, actions));
+        }
+        Err(error) => {
+            if matches!(
+                error,
+                crate::apply::ApplyError::Pipeline(
+                    pipeline::PipelineError::Identity(_) | pipeline::PipelineError::Slack(_)
+                )
+            ) {
+                shared.metrics.read_failure();
+                not_ready(shared, &error.to_string());
+            }
+            shared.record(record(
+                trigger,
+                Some(commit),
+                "failed",
+                error.to_string(),
+                0,
+            ));
+        }
+    }
+}
+
+/// A drift tick under `report`: plan the commit in force and tell what drifted.
+async fn report_drift(
+    connection: &pipeline::Connection,
+    store: &Store,
+    shared: &Shared,
+    trigger: Trigger,
+    commit: &str,
+) {
+    let baseline = Baseline {
+        identity: store.last_good_identity(&connection.org()).ok().flatten(),
+        mappings: Default::default(),
+    };
+    match pipeline::plan_org(connection, &baseline).await {
+        Ok(planned) => {
+            let drift = metrics::drift_by_kind(&planned.plan);
+            shared.metrics.set_drift(&drift);
+            let total: u64 = drift.values().sum();
+            shared.status().drift = drift;
+            shared.record(record(
+                trigger,
+                Some(commit),
+                if total == 0 {
+                    "no-change"
+                } else {
+                    "drift-reported"
+                },
+                crate::render::plan::summary(&planned.plan),
+                planned.plan.actions.len(),
+            ));
+        }
+        Err(error) => {
+            shared.metrics.read_failure();
+            not_ready(shared, &error.to_string());
+            shared.record(record(
+                trigger,
+                Some(commit),
+                "failed",
+                error.to_string(),
+                0,
+            ));
+        }
+    }
+}

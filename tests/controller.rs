@@ -1,0 +1,308 @@
+//! `slack-gitops controller` through the real binary: a bare git repository in a temp dir
+//! is the remote, the emulator is Slack. It converges at start; a signed push webhook gets
+//! a new commit applied within seconds; a commit on another branch is ignored; a broken
+//! commit is reported and the previous one stays in force; a bad signature is 401 and
+//! changes nothing; drift is reported; `/metrics`, `/readyz`, `/livez`, `/status` answer;
+//! SIGTERM exits 0.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::org::{Org, commit, git};
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+
+const SECRET: &str = "git-hook-secret";
+
+struct Controller {
+    child: tokio::process::Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Controller {
+    async fn start(org: &Org, remote: &std::path::Path) -> Controller {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+            .args(["controller", "--repo"])
+            .arg(remote)
+            .args([
+                "--branch",
+                "main",
+                "--listen",
+                "127.0.0.1:0",
+                "--poll",
+                "0.5",
+            ])
+            .arg("--state")
+            .arg(&org.state)
+            .args([
+                "--slack-url",
+                &org.emulator.base,
+                "--time-scale",
+                common::org::TIME_SCALE,
+            ])
+            .env("SLACK_ADMIN_TOKEN", &org.admin)
+            .env("SLACK_BOT_TOKEN", &org.bot)
+            .env("SLACK_GITOPS_GIT_WEBHOOK_SECRET", SECRET)
+            .env("SLACK_GITOPS_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = lines.next_line().await.unwrap().unwrap();
+        let base = first
+            .strip_prefix("slack-gitops controller listening on ")
+            .unwrap()
+            .to_string();
+        Controller {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn status(&self) -> Value {
+        self.http
+            .get(format!("{}/status", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// A push webhook signed with `secret`.
+    async fn push_hook(&self, secret: &str) -> u16 {
+        let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
+        self.http
+            .post(format!("{}/hooks/git", self.base))
+            .header("X-GitHub-Event", "push")
+            .header(
+                "X-Hub-Signature-256",
+                slack_gitops::controller::http::sign(secret, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Waits until `/status` satisfies `done`, for at most 20 s.
+    async fn wait(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{what} did not happen: {status:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn last_git_sync(status: &Value) -> Option<&Value> {
+    status["last_syncs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["trigger"] == "git-webhook")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.temp.path().join("remote.git");
+    let output = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&org.repo)
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    git(
+        &org.repo,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    let first = git(&org.repo, &["rev-parse", "HEAD"]);
+
+    let mut controller = Controller::start(&org, &remote).await;
+    controller
+        .wait("converging at start", |s| {
+            s["commit_in_force"] == first.as_str() && s["last_syncs"][0]["outcome"] != "failed"
+        })
+        .await;
+    let world = org.world().await;
+    assert!(
+        world
+            .users
+            .iter()
+            .any(|u| u.email == "evelyn.dijkstra@acme.example" && u.active)
+    );
+    assert_eq!(controller.get("/livez").await.0, 200);
+    assert_eq!(controller.get("/readyz").await.0, 200);
+
+    // A bad signature is 401 and syncs nothing.
+    assert_eq!(controller.push_hook("wrong secret").await, 401);
+
+    // A commit on another branch is not applied.
+    git(&org.repo, &["checkout", "-q", "-b", "feature"]);
+    let mapping = org.repo.join("mappings/engineering.yaml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(
+        &mapping,
+        text.replace("name: Mobile\n", "name: Mobile Feature\n"),
+    )
+    .unwrap();
+    commit(&org.repo, "feature work");
+    git(&org.repo, &["push", "-q", "origin", "feature"]);
+    git(&org.repo, &["checkout", "-q", "main"]);
+
+    // A merged commit is applied within seconds of its webhook.
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(
+        &mapping,
+        text.replace("name: Mobile\n", "name: Mobile Apps\n"),
+    )
+    .unwrap();
+    let second = commit(&org.repo, "rename @mobile");
+    git(&org.repo, &["push", "-q", "origin", "main"]);
+    let pushed = Instant::now();
+    assert_eq!(controller.push_hook(SECRET).await, 202);
+    let status = controller
+        .wait("the pushed commit in force", |s| {
+            s["commit_in_force"] == second.as_str()
+        })
+        .await;
+    let latency = pushed.elapsed();
+    assert!(latency < Duration::from_secs(5), "took {latency:?}");
+    assert_eq!(
+        last_git_sync(&status).unwrap()["outcome"],
+        "converged",
+        "{status:#}"
+    );
+    let names: Vec<String> = org
+        .world()
+        .await
+        .usergroups
+        .iter()
+        .filter(|g| g.handle == "mobile")
+        .map(|g| g.name.clone())
+        .collect();
+    assert_eq!(names, ["Mobile Apps"]);
+
+    // A broken commit is reported, and the previous one stays in force.
+    std::fs::write(
+        &mapping,
+        "apiVersion: slack-gitops/v1\nkind: Mappings\nusergroups: [\n",
+    )
+    .unwrap();
+    let broken = commit(&org.repo, "broken yaml");
+    git(&org.repo, &["push", "-q", "origin", "main"]);
+    assert_eq!(controller.push_hook(SECRET).await, 202);
+    let status = controller
+        .wait("the broken commit reported", |s| {
+            s["seen_commit"] == broken.as_str()
+                && last_git_sync(s).is_some_and(|g| g["commit"] == broken.as_str())
+        })
+        .await;
+    assert_eq!(
+        last_git_sync(&status).unwrap()["outcome"],
+        "failed",
+        "{status:#}"
+    );
+    assert!(
+        last_git_sync(&status).unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid config repository")
+    );
+    assert_eq!(status["commit_in_force"], second.as_str());
+
+    // Drift: a member added by hand is reported (policy: report) and left in place.
+    let world = org.world().await;
+    let mobile = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "mobile")
+        .unwrap();
+    let hand = world
+        .users
+        .iter()
+        .find(|u| u.email == "ada.clarke@acme.example")
+        .unwrap();
+    let mut users = mobile.users.clone();
+    users.push(hand.id.clone());
+    org.emulator
+        .ok(
+            &org.admin,
+            "usergroups.users.update",
+            &[
+                ("usergroup", mobile.id.as_str()),
+                ("team_id", "T0000MAIN"),
+                ("users", users.join(",").as_str()),
+            ],
+        )
+        .await;
+    let status = controller
+        .wait("the drift reported", |s| {
+            s["drift"].as_object().is_some_and(|d| !d.is_empty())
+        })
+        .await;
+    assert!(
+        status["drift"]["not_selected"].as_u64().unwrap_or(0) >= 1,
+        "{status:#}"
+    );
+    let (code, metrics) = controller.get("/metrics").await;
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("slack_gitops_drift{kind=\"not_selected\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("slack_gitops_syncs_total{trigger=\"git-webhook\",outcome=\"converged\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE slack_gitops_deactivation_latency_seconds histogram"));
+    assert!(metrics.trim_end().ends_with("# EOF"));
+    let world = org.world().await;
+    let mobile = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "mobile")
+        .unwrap();
+    assert!(mobile.users.contains(&hand.id), "report must not correct");
+
+    // SIGTERM: exits 0.
+    let pid = controller.child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), controller.child.wait())
+        .await
+        .expect("the controller stops within 10 s")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
