@@ -285,7 +285,7 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
         "{metrics}"
     );
     assert!(metrics.contains("# TYPE slack_gitops_deactivation_latency_seconds histogram"));
-    assert!(metrics.trim_end().ends_with("# EOF"));
+    promtool_accepts(&metrics);
     let world = org.world().await;
     let mobile = world
         .usergroups
@@ -305,4 +305,29 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
         .expect("the controller stops within 10 s")
         .unwrap();
     assert_eq!(exit.code(), Some(0));
+}
+
+/// `promtool check metrics` (the distribution's `prometheus` package) accepts the text.
+fn promtool_accepts(metrics: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is needed: apt-get install prometheus (.ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -169,7 +169,36 @@ impl Metrics {
         }
     }
 
-    /// The text exposition.
+    /// The classic Prometheus text format (0.0.4), which every scraper and `promtool`
+    /// read: OpenMetrics with counters' HELP and TYPE named as their `_total` samples and
+    /// no `# EOF`.
+    pub fn encode_text(&self) -> String {
+        let open = self.encode();
+        let counters: std::collections::HashSet<String> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.strip_suffix(" counter"))
+            .map(str::to_string)
+            .collect();
+        let mut text = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let (name, tail) = rest.split_once(' ')?;
+                counters
+                    .contains(name)
+                    .then(|| format!("{prefix}{name}_total {tail}"))
+            });
+            text.push_str(renamed.as_deref().unwrap_or(line));
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The OpenMetrics exposition.
     pub fn encode(&self) -> String {
         let mut text = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
