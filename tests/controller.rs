@@ -23,6 +23,10 @@ struct Controller {
 
 impl Controller {
     async fn start(org: &Org, remote: &std::path::Path) -> Controller {
+        Controller::start_with(org, remote, &[]).await
+    }
+
+    async fn start_with(org: &Org, remote: &std::path::Path, env: &[(&str, &str)]) -> Controller {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
             .args(["controller", "--repo"])
             .arg(remote)
@@ -46,6 +50,7 @@ impl Controller {
             .env("SLACK_BOT_TOKEN", &org.bot)
             .env("SLACK_GITOPS_GIT_WEBHOOK_SECRET", SECRET)
             .env("SLACK_GITOPS_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -329,5 +334,161 @@ fn promtool_accepts(metrics: &str) {
         "promtool: {}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A signed identity event.
+async fn identity_hook(controller: &Controller, secret: &str, body: &[u8]) -> u16 {
+    controller
+        .http
+        .post(format!("{}/hooks/identity", controller.base))
+        .header(
+            "X-Signature-256",
+            slack_gitops::controller::http::sign(secret, body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
+    // The identity export lives outside the repository, as an HR system's would: it
+    // changes without a commit.
+    let org = Org::new(|_| {}).await;
+    let export = org.temp.path().join("hr-export.yaml");
+    std::fs::copy(org.repo.join("identity/directory.yaml"), &export).unwrap();
+    let config = org.repo.join("slack-gitops.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "path: identity/directory.yaml",
+            &format!("path: {}", export.display()),
+        ),
+    )
+    .unwrap();
+    commit(&org.repo, "identity from the HR export");
+    let remote = org.temp.path().join("remote.git");
+    let output = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&org.repo)
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let controller = Controller::start_with(
+        &org,
+        &remote,
+        &[("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET", "idp-secret")],
+    )
+    .await;
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+
+    // An unsigned or wrongly signed event is 401 and changes nothing.
+    let leaver = "ada.liskov@acme.example";
+    let text = std::fs::read_to_string(&export).unwrap();
+    let at = text.find(&format!("email: {leaver}")).unwrap();
+    let status = at + text[at..].find("status: active").unwrap();
+    std::fs::write(
+        &export,
+        format!(
+            "{}status: suspended{}",
+            &text[..status],
+            &text[status + 14..]
+        ),
+    )
+    .unwrap();
+    let event = format!(r#"{{"email":"{leaver}","event":"deactivated"}}"#);
+    assert_eq!(
+        identity_hook(&controller, "wrong", event.as_bytes()).await,
+        401
+    );
+    let active = |world: &slack_gitops::emulator::world::World| {
+        world
+            .users
+            .iter()
+            .find(|u| u.email == leaver)
+            .unwrap()
+            .active
+    };
+    assert!(active(&org.world().await));
+
+    // Signed: deactivated and signed out within seconds, not a polling interval.
+    let sent = Instant::now();
+    assert_eq!(
+        identity_hook(&controller, "idp-secret", event.as_bytes()).await,
+        202
+    );
+    loop {
+        let world = org.world().await;
+        let user = world.users.iter().find(|u| u.email == leaver).unwrap();
+        if !user.active && world.session_resets.iter().any(|r| r.user == user.id) {
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "not deactivated yet"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let real = sent.elapsed();
+    eprintln!(
+        "identity event to deactivated and signed out: {:.0} ms real, {:.1} s emulated (time scale {})",
+        real.as_secs_f64() * 1000.0,
+        real.as_secs_f64() * common::org::TIME_SCALE.parse::<f64>().unwrap(),
+        common::org::TIME_SCALE
+    );
+    assert!(real < Duration::from_secs(5));
+    controller
+        .wait("the identity sync recorded", |s| {
+            s["last_syncs"][0]["trigger"] == "identity-event"
+        })
+        .await;
+    let (_, metrics) = controller.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            "slack_gitops_syncs_total{trigger=\"identity-event\",outcome=\"converged\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("slack_gitops_deactivation_latency_seconds_count 4"),
+        "{metrics}"
+    );
+
+    // An identity outage: not ready, and nobody is deactivated for it.
+    let inactive = |world: &slack_gitops::emulator::world::World| {
+        world.users.iter().filter(|u| !u.active).count()
+    };
+    let before = inactive(&org.world().await);
+    std::fs::remove_file(&export).unwrap();
+    assert_eq!(
+        identity_hook(&controller, "idp-secret", event.as_bytes()).await,
+        202
+    );
+    let status = controller
+        .wait("the outage noticed", |s| s["ready"] == false)
+        .await;
+    assert!(
+        status["ready_detail"]
+            .as_str()
+            .unwrap()
+            .contains("hr-export.yaml"),
+        "{status:#}"
+    );
+    let (code, _) = controller.get("/readyz").await;
+    assert_eq!(code, 503);
+    assert_eq!(
+        inactive(&org.world().await),
+        before,
+        "an outage deactivated someone"
     );
 }
