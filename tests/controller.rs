@@ -299,6 +299,74 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
         .unwrap();
     assert!(mobile.users.contains(&hand.id), "report must not correct");
 
+    // Under `correct`, a drift tick heals it: a merge converges everything (the member
+    // goes), and a member added by hand again goes at the next tick.
+    std::fs::write(
+        &mapping,
+        std::fs::read_to_string(org.repo.join("mappings/engineering.yaml")).unwrap(),
+    )
+    .unwrap();
+    git(
+        &org.repo,
+        &["checkout", "-q", &second, "--", "mappings/engineering.yaml"],
+    );
+    let policy = org.repo.join("policies/guardrails.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace(
+            "drift: { every: 15m, action: report }",
+            "drift: { every: 15m, action: correct }",
+        ),
+    )
+    .unwrap();
+    let third = commit(&org.repo, "correct drift");
+    git(&org.repo, &["push", "-q", "origin", "main"]);
+    assert_eq!(controller.push_hook(SECRET).await, 202);
+    controller
+        .wait("the correcting commit in force", |s| {
+            s["commit_in_force"] == third.as_str()
+        })
+        .await;
+    let in_mobile = |world: &slack_gitops::emulator::world::World| {
+        let mobile = world
+            .usergroups
+            .iter()
+            .find(|g| g.handle == "mobile")
+            .unwrap();
+        (mobile.id.clone(), mobile.users.clone())
+    };
+    let (mobile_id, users) = in_mobile(&org.world().await);
+    assert!(!users.contains(&hand.id), "the merge did not converge");
+    let mut users = users;
+    users.push(hand.id.clone());
+    org.emulator
+        .ok(
+            &org.admin,
+            "usergroups.users.update",
+            &[
+                ("usergroup", mobile_id.as_str()),
+                ("team_id", "T0000MAIN"),
+                ("users", users.join(",").as_str()),
+            ],
+        )
+        .await;
+    let started = Instant::now();
+    while in_mobile(&org.world().await).1.contains(&hand.id) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the drift tick did not correct"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    controller
+        .wait("the drift tick's sync recorded", |status| {
+            status["last_syncs"].as_array().unwrap().iter().any(|s| {
+                s["trigger"] == "drift" && s["outcome"] == "converged" && s["actions"] == 1
+            })
+        })
+        .await;
+
     // SIGTERM: exits 0.
     let pid = controller.child.id().unwrap();
     std::process::Command::new("kill")
