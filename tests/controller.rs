@@ -301,11 +301,7 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
 
     // Under `correct`, a drift tick heals it: a merge converges everything (the member
     // goes), and a member added by hand again goes at the next tick.
-    std::fs::write(
-        &mapping,
-        std::fs::read_to_string(org.repo.join("mappings/engineering.yaml")).unwrap(),
-    )
-    .unwrap();
+    // The broken mappings go back to the second commit's.
     git(
         &org.repo,
         &["checkout", "-q", &second, "--", "mappings/engineering.yaml"],
