@@ -556,3 +556,74 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
         "an outage deactivated someone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_sync_stops_cleanly_and_a_restart_finishes_without_writing_twice() {
+    let reference = {
+        let org = Org::new(|_| {}).await;
+        let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;
+        assert_eq!(code, 0, "{out}");
+        common::org::applied_writes(&org.calls().await)
+    };
+    let org = Org::new(|_| {}).await;
+    let remote = org.temp.path().join("remote.git");
+    let output = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&org.repo)
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    // Every write takes 20 real ms, so the sync is mid-way when SIGTERM comes.
+    for target in [
+        "usergroups.users.update",
+        "conversations.invite",
+        "/scim/v2/Users/",
+    ] {
+        org.emulator
+            .fault(serde_json::json!({"kind": "latency", "ms": 20_000, "target": target}))
+            .await;
+    }
+    let mut controller = Controller::start(&org, &remote).await;
+    let started = Instant::now();
+    loop {
+        let writes: usize = common::org::applied_writes(&org.calls().await)
+            .values()
+            .sum();
+        if writes >= 12 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the sync never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = controller.child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let stopping = Instant::now();
+    let exit = tokio::time::timeout(Duration::from_secs(10), controller.child.wait())
+        .await
+        .expect("the controller stops within 10 s")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    eprintln!("stopped {:?} after SIGTERM", stopping.elapsed());
+    let partial: usize = common::org::applied_writes(&org.calls().await)
+        .values()
+        .sum();
+    let total: usize = reference.values().sum();
+    assert!(partial < total, "the sync had finished before SIGTERM");
+
+    // Restarted, it finishes the job: the writes are a clean run's, none twice.
+    org.clear_faults().await;
+    let controller = Controller::start(&org, &remote).await;
+    controller
+        .wait("converging after the restart", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    assert_eq!(common::org::applied_writes(&org.calls().await), reference);
+}
