@@ -137,6 +137,15 @@ fn last_git_sync(status: &Value) -> Option<&Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly() {
     let org = Org::new(|_| {}).await;
+    // Digests go to #leadership, where the bot is.
+    let config = org.repo.join("slack-gitops.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}notify: {{ channel: \"#leadership\" }}\n"),
+    )
+    .unwrap();
+    commit(&org.repo, "notify #leadership");
     let remote = org.temp.path().join("remote.git");
     let output = std::process::Command::new("git")
         .args(["clone", "-q", "--bare"])
@@ -298,6 +307,43 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
         .find(|g| g.handle == "mobile")
         .unwrap();
     assert!(mobile.users.contains(&hand.id), "report must not correct");
+
+    // Digests: the first apply, the rename, the broken commit's failure is not posted
+    // (its config cannot be read), and the drift once, not every tick.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let messages: Vec<String> = org
+        .world()
+        .await
+        .messages
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    let drift_posts = messages
+        .iter()
+        .filter(|t| t.contains("Drift found"))
+        .count();
+    assert_eq!(drift_posts, 1, "{messages:#?}");
+    assert!(
+        messages
+            .iter()
+            .filter(|t| t.contains("Converged at"))
+            .count()
+            >= 2,
+        "{messages:#?}"
+    );
+    let world = org.world().await;
+    let leadership = world
+        .channels
+        .iter()
+        .find(|c| c.name == "leadership")
+        .unwrap();
+    assert!(world.messages.iter().all(|m| m.channel == leadership.id));
+    assert!(
+        world.messages[0]
+            .blocks
+            .as_array()
+            .is_some_and(|b| b.len() >= 3)
+    );
 
     // Under `correct`, a drift tick heals it: a merge converges everything (the member
     // goes), and a member added by hand again goes at the next tick.

@@ -944,6 +944,76 @@ async fn admin_roles_are_set_as_on_grid() {
 }
 
 #[tokio::test]
+async fn chat_post_message_keeps_the_message_and_refuses_as_slack_does() {
+    let mut seed = common::small_seed();
+    let bot = seed
+        .tokens
+        .iter_mut()
+        .find(|t| t.token == "xoxb-bot")
+        .unwrap();
+    bot.scopes.push("chat:write".into());
+    let slack = common::start(seed, Default::default()).await;
+    let blocks = r#"[{"type":"section","text":{"type":"mrkdwn","text":"*hi*"}}]"#;
+    let body = slack
+        .ok(
+            "xoxb-bot",
+            "chat.postMessage",
+            &[
+                ("channel", "#eng"),
+                ("team_id", "T0000MAIN"),
+                ("text", "hi"),
+                ("blocks", blocks),
+            ],
+        )
+        .await;
+    assert_eq!(body["channel"], "C00000002");
+    assert!(body["ts"].as_str().unwrap().contains('.'));
+    let world = slack.emulator.world();
+    assert_eq!(world.messages.len(), 1);
+    assert_eq!(world.messages[0].blocks[0]["type"], "section");
+    // By id, into a private channel the bot is in.
+    slack
+        .ok(
+            "xoxb-bot",
+            "chat.postMessage",
+            &[("channel", "C00000003"), ("text", "x")],
+        )
+        .await;
+    let error = |args: Vec<(&'static str, &'static str)>| {
+        let slack = &slack;
+        async move { slack.error("xoxb-bot", "chat.postMessage", &args).await }
+    };
+    assert_eq!(error(vec![("channel", "C00000002")]).await, "no_text");
+    assert_eq!(
+        error(vec![("channel", "nowhere"), ("text", "x")]).await,
+        "channel_not_found"
+    );
+    assert_eq!(
+        error(vec![("channel", "C00000005"), ("text", "x")]).await,
+        "channel_not_found"
+    );
+    assert_eq!(
+        error(vec![("channel", "C00000004"), ("text", "x")]).await,
+        "is_archived"
+    );
+    assert_eq!(
+        error(vec![("channel", "C00000002"), ("blocks", "not json")]).await,
+        "invalid_blocks"
+    );
+    assert_eq!(
+        slack
+            .error(
+                "xoxp-readonly",
+                "chat.postMessage",
+                &[("channel", "C00000002"), ("text", "x")]
+            )
+            .await,
+        "missing_scope"
+    );
+    slack.stop().await;
+}
+
+#[tokio::test]
 async fn business_plus_has_no_admin_api() {
     let mut seed = common::small_seed();
     seed.enterprise = None;

@@ -434,7 +434,7 @@ tokens = [
      "app": "A0000GITOPS", "org_level": True,
      "scopes": ["users:read", "users:read.email", "usergroups:read", "usergroups:write",
                 "channels:read", "groups:read", "channels:manage", "groups:write",
-                "channels:write.invites", "groups:write.invites"]},
+                "channels:write.invites", "groups:write.invites", "chat:write"]},
     {"token": "xoxp-acme-readonly", "kind": "user", "user": ids["slack-gitops@acme.example"],
      "app": "A0000AUDIT", "org_level": True,
      "scopes": ["users:read", "usergroups:read", "channels:read"]},

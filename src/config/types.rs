@@ -39,6 +39,21 @@ pub struct ConfigFile {
     /// Where merged commits come from.
     #[serde(default)]
     pub gitops: Option<GitopsSettings>,
+    /// Where the controller posts a digest of each apply, new drift, halt or refusal.
+    #[serde(default)]
+    pub notify: Option<NotifySettings>,
+}
+
+/// The controller's notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// A channel name (`#it-ops`) or id; the bot token must be in it.
+    #[schemars(length(min = 1))]
+    pub channel: String,
+    /// The workspace key of the channel (default: the first in `slack.workspaces`).
+    #[serde(default)]
+    pub workspace: Option<String>,
 }
 
 /// The protected branch `apply` and the controller take commits from.

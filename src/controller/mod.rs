@@ -11,6 +11,7 @@
 pub mod git;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -108,6 +109,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub git_secret: Option<String>,
     pub identity_secret: Option<String>,
+    /// The drift last posted, so the same drift is not posted every tick.
+    pub posted_drift: std::sync::Mutex<Option<std::collections::BTreeMap<String, u64>>>,
 }
 
 impl Shared {
@@ -161,6 +164,7 @@ pub async fn run(
         stop: AtomicBool::new(false),
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
+        posted_drift: Default::default(),
     });
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(listener, shared.clone(), async move {
@@ -372,7 +376,17 @@ async fn apply_commit(
                 ApplyOutcome::DryRun => ("dry-run", String::new()),
             };
             let actions = report.execution.results.len();
-            shared.record(record(trigger, Some(commit), outcome, detail, actions));
+            let done = record(trigger, Some(commit), outcome, detail, actions);
+            if actions > 0 || outcome != "converged" {
+                let keys: Vec<String> = report
+                    .execution
+                    .results
+                    .iter()
+                    .map(|r| r.key.clone())
+                    .collect();
+                notify::post(connection, &done, &keys).await;
+            }
+            shared.record(done);
         }
         Err(error) => {
             if matches!(
@@ -412,8 +426,8 @@ async fn report_drift(
             let drift = metrics::drift_by_kind(&planned.plan);
             shared.metrics.set_drift(&drift);
             let total: u64 = drift.values().sum();
-            shared.status().drift = drift;
-            shared.record(record(
+            shared.status().drift = drift.clone();
+            let done = record(
                 trigger,
                 Some(commit),
                 if total == 0 {
@@ -423,7 +437,27 @@ async fn report_drift(
                 },
                 crate::render::plan::summary(&planned.plan),
                 planned.plan.actions.len(),
-            ));
+            );
+            // Post drift when it is new: not the same drift every tick.
+            let new = {
+                let mut posted = shared
+                    .posted_drift
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let new = total > 0 && posted.as_ref() != Some(&drift);
+                *posted = Some(drift);
+                new
+            };
+            if new {
+                let keys: Vec<String> = planned
+                    .plan
+                    .actions
+                    .iter()
+                    .map(crate::apply::executor::action_key)
+                    .collect();
+                notify::post(connection, &done, &keys).await;
+            }
+            shared.record(done);
         }
         Err(error) => {
             shared.metrics.read_failure();

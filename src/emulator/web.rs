@@ -127,6 +127,7 @@ pub const METHODS: &[MethodSpec] = &[
         &["admin.conversations:write"],
     ),
     spec("team.integrationLogs", false, true, &["admin"]),
+    spec("chat.postMessage", true, false, &["chat:write"]),
 ];
 
 /// Looks a method up by name.
@@ -205,6 +206,11 @@ impl Args {
         let object = body.as_object()?;
         let mut args = BTreeMap::new();
         for (key, value) in object {
+            // Block Kit arguments are JSON themselves: kept as JSON text.
+            if matches!(key.as_str(), "blocks" | "attachments") && !value.is_string() {
+                args.insert(key.clone(), value.to_string());
+                continue;
+            }
             let text = match value {
                 Value::String(s) => s.clone(),
                 Value::Array(items) => items
@@ -312,6 +318,7 @@ pub fn call(world: &mut World, caller: &Caller, method: &str, args: &Args) -> Re
         "admin.usergroups.addTeams" => admin_usergroups_add_teams(world, caller, args),
         "admin.conversations.invite" => admin_conversations_invite(world, caller, args),
         "team.integrationLogs" => team_integration_logs(world, caller, args),
+        "chat.postMessage" => chat_post_message(world, caller, args),
         _ => Err(ApiError::new("unknown_method")),
     }
 }
@@ -1258,6 +1265,65 @@ fn conversations_kick(world: &mut World, caller: &Caller, args: &Args) -> Reply 
         .members
         .retain(|m| m != user);
     ok(vec![("errors", json!({}))])
+}
+
+/// `chat.postMessage`: `channel` is an id or a name (`#it-ops`), in `team_id`'s workspace
+/// or the caller's; a private channel needs the caller in it, a public one too unless the
+/// token has `chat:write.public`. The message is kept for tests to read.
+fn chat_post_message(world: &mut World, caller: &Caller, args: &Args) -> Reply {
+    let target = args.required("channel")?;
+    let team = team_for(world, &caller.token, args);
+    let channel = world
+        .channel(target)
+        .or_else(|| {
+            let name = target.trim_start_matches('#');
+            world
+                .channels
+                .iter()
+                .find(|c| c.name == name && team.as_deref().is_none_or(|t| c.workspace == t))
+        })
+        .cloned()
+        .ok_or_else(|| ApiError::new("channel_not_found"))?;
+    let member = channel.members.contains(&caller.token.user);
+    if channel.private && !member {
+        return Err(ApiError::new("channel_not_found"));
+    }
+    if !member && !caller.has_scope("chat:write.public") {
+        return Err(ApiError::new("not_in_channel"));
+    }
+    if channel.archived {
+        return Err(ApiError::new("is_archived"));
+    }
+    let text = args.get("text").unwrap_or_default().to_string();
+    let blocks = match args.get("blocks").filter(|b| !b.is_empty()) {
+        None => Value::Null,
+        Some(raw) => match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Array(items)) if items.len() <= 50 => Value::Array(items),
+            _ => return Err(ApiError::new("invalid_blocks")),
+        },
+    };
+    if text.trim().is_empty() && blocks.is_null() {
+        return Err(ApiError::new("no_text"));
+    }
+    if text.chars().count() > 40_000 {
+        return Err(ApiError::new("msg_too_long"));
+    }
+    let ts = format!("{}.{:06}", caller.now, world.messages.len() + 1);
+    world.messages.push(super::world::Message {
+        channel: channel.id.clone(),
+        user: caller.token.user.clone(),
+        text: text.clone(),
+        blocks: blocks.clone(),
+        ts: ts.clone(),
+    });
+    ok(vec![
+        ("channel", json!(channel.id)),
+        ("ts", json!(ts)),
+        (
+            "message",
+            json!({"type": "message", "user": caller.token.user, "text": text, "ts": ts, "blocks": blocks}),
+        ),
+    ])
 }
 
 // ---- admin.* ------------------------------------------------------------------------------

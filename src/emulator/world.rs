@@ -38,6 +38,9 @@ pub struct World {
     pub integration_logs: Vec<IntegrationLog>,
     #[serde(default)]
     pub session_resets: Vec<SessionReset>,
+    /// Messages posted with `chat.postMessage`.
+    #[serde(default)]
+    pub messages: Vec<Message>,
     /// Deactivations requested through SCIM DELETE that have not taken effect yet.
     #[serde(default)]
     pub pending_deactivations: Vec<PendingDeactivation>,
@@ -260,6 +263,17 @@ pub struct IntegrationLog {
     pub change_type: String,
     pub scope: String,
     pub workspace: String,
+}
+
+/// A posted message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub channel: String,
+    pub user: String,
+    pub text: String,
+    #[serde(default)]
+    pub blocks: serde_json::Value,
+    pub ts: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

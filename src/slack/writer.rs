@@ -471,3 +471,23 @@ pub async fn channel_members(
         .map(str::to_string)
         .collect())
 }
+
+/// `chat.postMessage` with a text fallback and Block Kit blocks (bot token).
+pub async fn post_message(
+    client: &SlackClient,
+    team_id: &str,
+    channel: &str,
+    text: &str,
+    blocks: &Value,
+) -> Result<(), SlackError> {
+    let args = [
+        ("team_id", team_id.to_string()),
+        ("channel", channel.to_string()),
+        ("text", text.to_string()),
+        ("blocks", blocks.to_string()),
+    ];
+    client
+        .web_write(Credential::Bot, "chat.postMessage", &args)
+        .await
+        .map(|_| ())
+}

@@ -161,6 +161,16 @@ def run_checks(base):
         assert web.users_info(user=person["id"], team_id=MAIN)["user"]["is_admin"] is False
 
     @check
+    def chat_post_message_as_the_sdk_sends_it():
+        bot_token = next(t["token"] for t in state["tokens"] if t["kind"] == "bot")
+        bot = WebClient(token=bot_token, base_url=f"{base}/api/")
+        channel = next(c for c in state["channels"] if not c.get("archived")
+                       and next(t["user"] for t in state["tokens"] if t["kind"] == "bot") in c.get("members", []))
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*digest*"}}]
+        sent = bot.chat_postMessage(channel=channel["id"], text="digest", blocks=blocks)
+        assert sent["ok"] and sent["channel"] == channel["id"] and sent["ts"]
+
+    @check
     def integration_logs():
         logs = web.team_integrationLogs(team_id=MAIN)
         assert logs["paging"]["total"] == len(logs["logs"]) >= 3
