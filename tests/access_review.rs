@@ -71,26 +71,7 @@ async fn scenario() -> Scenario {
     );
 
     // Someone adds a person to @mobile by hand in Slack.
-    let world = org.world().await;
-    let mobile = world
-        .usergroups
-        .iter()
-        .find(|g| g.handle == "mobile")
-        .unwrap();
-    let hand = world.users.iter().find(|u| u.email == HAND_ADDED).unwrap();
-    let mut users = mobile.users.clone();
-    users.push(hand.id.clone());
-    org.emulator
-        .ok(
-            &org.admin,
-            "usergroups.users.update",
-            &[
-                ("usergroup", mobile.id.as_str()),
-                ("team_id", "T0000MAIN"),
-                ("users", users.join(",").as_str()),
-            ],
-        )
-        .await;
+    org.add_by_hand("mobile", HAND_ADDED).await;
     Scenario { org, second_commit }
 }
 

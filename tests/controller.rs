@@ -148,14 +148,7 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
     )
     .unwrap();
     commit(&org.repo, "notify #leadership");
-    let remote = org.temp.path().join("remote.git");
-    let output = std::process::Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(&org.repo)
-        .arg(&remote)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+    let remote = org.bare_remote();
     git(
         &org.repo,
         &["remote", "add", "origin", remote.to_str().unwrap()],
@@ -255,30 +248,7 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
     assert_eq!(status["commit_in_force"], second.as_str());
 
     // Drift: a member added by hand is reported (policy: report) and left in place.
-    let world = org.world().await;
-    let mobile = world
-        .usergroups
-        .iter()
-        .find(|g| g.handle == "mobile")
-        .unwrap();
-    let hand = world
-        .users
-        .iter()
-        .find(|u| u.email == "ada.clarke@acme.example")
-        .unwrap();
-    let mut users = mobile.users.clone();
-    users.push(hand.id.clone());
-    org.emulator
-        .ok(
-            &org.admin,
-            "usergroups.users.update",
-            &[
-                ("usergroup", mobile.id.as_str()),
-                ("team_id", "T0000MAIN"),
-                ("users", users.join(",").as_str()),
-            ],
-        )
-        .await;
+    let hand = org.add_by_hand("mobile", "ada.clarke@acme.example").await;
     let status = controller
         .wait("the drift reported", |s| {
             s["drift"].as_object().is_some_and(|d| !d.is_empty())
@@ -306,7 +276,7 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
         .iter()
         .find(|g| g.handle == "mobile")
         .unwrap();
-    assert!(mobile.users.contains(&hand.id), "report must not correct");
+    assert!(mobile.users.contains(&hand), "report must not correct");
 
     // Digests: the first apply, the rename, the broken commit's failure is not posted
     // (its config cannot be read), and the drift once, not every tick.
@@ -376,25 +346,13 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
             .iter()
             .find(|g| g.handle == "mobile")
             .unwrap();
-        (mobile.id.clone(), mobile.users.clone())
+        mobile.users.clone()
     };
-    let (mobile_id, users) = in_mobile(&org.world().await);
-    assert!(!users.contains(&hand.id), "the merge did not converge");
-    let mut users = users;
-    users.push(hand.id.clone());
-    org.emulator
-        .ok(
-            &org.admin,
-            "usergroups.users.update",
-            &[
-                ("usergroup", mobile_id.as_str()),
-                ("team_id", "T0000MAIN"),
-                ("users", users.join(",").as_str()),
-            ],
-        )
-        .await;
+    let users = in_mobile(&org.world().await);
+    assert!(!users.contains(&hand), "the merge did not converge");
+    org.add_by_hand("mobile", "ada.clarke@acme.example").await;
     let started = Instant::now();
-    while in_mobile(&org.world().await).1.contains(&hand.id) {
+    while in_mobile(&org.world().await).contains(&hand) {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "the drift tick did not correct"
@@ -482,14 +440,7 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
     )
     .unwrap();
     commit(&org.repo, "identity from the HR export");
-    let remote = org.temp.path().join("remote.git");
-    let output = std::process::Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(&org.repo)
-        .arg(&remote)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+    let remote = org.bare_remote();
     let controller = Controller::start_with(
         &org,
         &remote,
@@ -612,14 +563,7 @@ async fn sigterm_during_a_sync_stops_cleanly_and_a_restart_finishes_without_writ
         common::org::applied_writes(&org.calls().await)
     };
     let org = Org::new(|_| {}).await;
-    let remote = org.temp.path().join("remote.git");
-    let output = std::process::Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(&org.repo)
-        .arg(&remote)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+    let remote = org.bare_remote();
     // Every write takes 20 real ms, so the sync is mid-way when SIGTERM comes.
     for target in [
         "usergroups.users.update",

@@ -161,6 +161,45 @@ impl Org {
         body["calls"].as_array().unwrap().clone()
     }
 
+    /// A bare clone of the config repository, as a remote to push to.
+    pub fn bare_remote(&self) -> PathBuf {
+        let remote = self.temp.path().join("remote.git");
+        let output = std::process::Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(&self.repo)
+            .arg(&remote)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        remote
+    }
+
+    /// Adds a person to a usergroup by hand in Slack (`usergroups.users.update` with the
+    /// current list plus them). Returns the person's Slack id.
+    pub async fn add_by_hand(&self, handle: &str, email: &str) -> String {
+        let world = self.world().await;
+        let group = world
+            .usergroups
+            .iter()
+            .find(|g| g.handle == handle)
+            .unwrap();
+        let person = world.users.iter().find(|u| u.email == email).unwrap();
+        let mut users = group.users.clone();
+        users.push(person.id.clone());
+        self.emulator
+            .ok(
+                &self.admin,
+                "usergroups.users.update",
+                &[
+                    ("usergroup", group.id.as_str()),
+                    ("team_id", group.workspace.as_str()),
+                    ("users", users.join(",").as_str()),
+                ],
+            )
+            .await;
+        person.id.clone()
+    }
+
     pub async fn clear_faults(&self) {
         self.emulator
             .http
