@@ -508,15 +508,21 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
         common::org::TIME_SCALE
     );
     assert!(real < Duration::from_secs(5));
-    controller
-        .wait("the identity sync recorded", |s| {
+    // The leaver alone first, then the full sync that removes the rest of their access.
+    let status = controller
+        .wait("the identity syncs recorded", |s| {
             s["last_syncs"][0]["trigger"] == "identity-event"
+                && s["last_syncs"][1]["trigger"] == "identity-event"
         })
         .await;
+    let leaver_sync = &status["last_syncs"][1];
+    assert_eq!(leaver_sync["outcome"], "converged", "{status:#}");
+    assert_eq!(leaver_sync["actions"], 2, "{status:#}");
+    assert!(leaver_sync["detail"].as_str().unwrap().contains(leaver));
     let (_, metrics) = controller.get("/metrics").await;
     assert!(
         metrics.contains(
-            "slack_gitops_syncs_total{trigger=\"identity-event\",outcome=\"converged\"} 1"
+            "slack_gitops_syncs_total{trigger=\"identity-event\",outcome=\"converged\"} 2"
         ),
         "{metrics}"
     );

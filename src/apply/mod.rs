@@ -270,6 +270,158 @@ pub async fn restore(
     with_lock(store, &org, options, work).await
 }
 
+/// The fast path for one leaver (an identity provider event): re-read the identity
+/// provider (the event is a hint, never data) and, if the person should no longer have an
+/// account, deactivate and sign out only them, at once, under the same lock, guards,
+/// journal and executor as a full apply. The full sync that follows removes the rest of
+/// their access. Reads one account from Slack instead of the whole org.
+pub async fn apply_leaver(
+    connection: &Connection,
+    store: &Store,
+    email: &str,
+    options: &ApplyOptions<'_>,
+) -> Result<ApplyReport, ApplyError> {
+    let org = connection.org();
+    let email = email.trim().to_lowercase();
+    let work = async {
+        let client = &connection.client;
+        let before = client.counts();
+        let mut report = refused_early(options, Vec::new());
+        report.outcome = ApplyOutcome::Converged;
+        let directory = connection
+            .source
+            .read()
+            .await
+            .map_err(PipelineError::from)?;
+        let resolution = directory.resolve();
+        let desired =
+            crate::plan::desired::desired(&connection.repository, &directory, &resolution);
+        let person = resolution.id(&email);
+        let drift = match person
+            .and_then(|id| resolution.person(&directory, id).map(|p| (id, p.status)))
+        {
+            Some((id, _)) if desired.wants_account(id) => {
+                report.plan_summary = format!("{email} should keep their account: nothing to do");
+                return Ok(finish(report, client, before));
+            }
+            Some((_, crate::model::directory::PersonStatus::Suspended)) => {
+                crate::plan::action::Drift::MissedDeprovision
+            }
+            Some(_) => crate::plan::action::Drift::OutOfScope,
+            None => crate::plan::action::Drift::GhostAccount,
+        };
+        let mut reasons = Vec::new();
+        if desired.protected.contains(&email) {
+            reasons.push(format!("{email} is protected: never deactivated"));
+        }
+        let identity = crate::policy::IdentityCounts::of(&desired, &directory);
+        let baseline = store.last_good_identity(&org)?;
+        if let crate::policy::Verdict::Refused { reasons: why, .. } = crate::policy::verdict(
+            &crate::plan::action::Plan::default(),
+            &crate::model::live::Live::default(),
+            &connection.repository,
+            &identity,
+            baseline.as_ref(),
+        ) {
+            reasons.extend(why);
+        }
+        let over = connection.repository.policies.iter().find_map(|p| {
+            p.value
+                .limits
+                .deactivate
+                .and_then(|l| l.max)
+                .filter(|max| *max < 1)
+        });
+        if over.is_some() {
+            reasons.push("limits.deactivate allows no deactivation".into());
+        }
+        let user = crate::slack::writer::find_user(client, &email)
+            .await
+            .map_err(PipelineError::from)?;
+        let Some(user) = user.filter(|u| u.active) else {
+            report.plan_summary = format!("{email} has no active Slack account: nothing to do");
+            return Ok(finish(report, client, before));
+        };
+        if user.guest.is_some() || user.bot {
+            reasons.push(format!(
+                "{email} is a guest or a bot: never deactivated by this tool"
+            ));
+        }
+        if !reasons.is_empty() {
+            report.outcome = ApplyOutcome::Refused { reasons };
+            return Ok(finish(report, client, before));
+        }
+        let person = crate::plan::action::Person {
+            email: email.clone(),
+            user_id: crate::plan::action::SlackId::Live(user.id.clone()),
+        };
+        let removal = crate::plan::action::Removal {
+            person: person.clone(),
+            drift,
+            why: format!("{email} left, as the identity provider says after its event"),
+        };
+        let plan = crate::plan::action::Plan {
+            actions: vec![
+                Action::DeactivateUser {
+                    removal,
+                    impact: Default::default(),
+                },
+                Action::ResetSessions {
+                    person: person.clone(),
+                },
+            ],
+            ..Default::default()
+        };
+        let hash = crate::policy::plan_hash(&plan);
+        report.plan_summary = crate::render::plan::summary(&plan);
+        report.plan_hash = hash.clone();
+        let live = crate::model::live::Live {
+            users: vec![user],
+            ..Default::default()
+        };
+        let leavers = [&person];
+        let started = Started {
+            kind: "leaver",
+            hash: &hash,
+            approvals: "[]",
+            resumes: None,
+            live: &live,
+            directory: &directory,
+            read: Default::default(),
+            leavers: &leavers,
+        };
+        let run_id = begin(store, &org, options, &started)?;
+        report.run_id = Some(run_id);
+        report.execution =
+            execute(connection, store, options, &org, run_id, None, &plan, &live).await?;
+        let outcome = match &report.execution.halt {
+            Some(halt) => {
+                report.outcome = ApplyOutcome::Halted {
+                    reason: halt.reason.clone(),
+                };
+                RunOutcome::Halted
+            }
+            None if report
+                .execution
+                .results
+                .iter()
+                .all(|r| r.outcome.succeeded()) =>
+            {
+                RunOutcome::Converged
+            }
+            None => {
+                report.outcome = ApplyOutcome::Incomplete;
+                RunOutcome::Incomplete
+            }
+        };
+        report.leavers = leaver_evidence(store, &org, connection, &plan)?;
+        let counts = executor::to_json(&executor::tally(&report.execution.results));
+        store.end_run(run_id, outcome, &counts, (options.clock)())?;
+        Ok(finish(report, client, before))
+    };
+    with_lock(store, &org, options, work).await
+}
+
 /// Runs a plan's actions through the executor for run `run_id`.
 #[allow(clippy::too_many_arguments)]
 async fn execute(

@@ -181,11 +181,46 @@ async fn identity_hook(
     {
         return (StatusCode::UNAUTHORIZED, "bad or missing signature\n").into_response();
     }
-    if serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "the event is not JSON\n").into_response();
-    }
+    };
+    let people = people_of(&event);
+    shared
+        .leavers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(people);
     shared.wake(Trigger::IdentityEvent);
     (StatusCode::ACCEPTED, "sync queued\n").into_response()
+}
+
+/// The people an event names: the generic form's `email`, or the users that Okta's
+/// `data.events[].target[]` name by `alternateId`.
+fn people_of(event: &serde_json::Value) -> Vec<String> {
+    if let Some(email) = event.get("email").and_then(|e| e.as_str()) {
+        return vec![email.to_lowercase()];
+    }
+    let events = event
+        .pointer("/data/events")
+        .and_then(|e| e.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    events
+        .iter()
+        .flat_map(|e| {
+            e.get("target")
+                .and_then(|t| t.as_array())
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|t| t.get("type").and_then(|v| v.as_str()) == Some("User"))
+        .filter_map(|t| {
+            t.get("alternateId")
+                .and_then(|v| v.as_str())
+                .map(str::to_lowercase)
+        })
+        .filter(|email| email.contains('@'))
+        .collect()
 }
 
 /// Okta event hooks authenticate with a shared secret in the `Authorization` header.

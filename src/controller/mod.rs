@@ -109,6 +109,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub git_secret: Option<String>,
     pub identity_secret: Option<String>,
+    /// People named by identity events, deactivated first at the next sync.
+    pub leavers: std::sync::Mutex<Vec<String>>,
     /// The drift last posted, so the same drift is not posted every tick.
     pub posted_drift: std::sync::Mutex<Option<std::collections::BTreeMap<String, u64>>>,
 }
@@ -165,6 +167,7 @@ pub async fn run(
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
         posted_drift: Default::default(),
+        leavers: Default::default(),
     });
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(listener, shared.clone(), async move {
@@ -304,8 +307,74 @@ async fn sync_once(
     if !new_commit && matches!(trigger, Trigger::Poll | Trigger::GitWebhook) {
         return every;
     }
+    // Leavers named by identity events go first, alone: seconds, not a full sync.
+    let leavers: Vec<String> =
+        std::mem::take(&mut *shared.leavers.lock().unwrap_or_else(|p| p.into_inner()));
+    for email in leavers {
+        deactivate_leaver(&connection, store, shared, &commit, &email).await;
+    }
     apply_commit(&connection, store, shared, trigger, &commit).await;
     every
+}
+
+/// The fast path of an identity event: that person alone, through `apply_leaver`.
+async fn deactivate_leaver(
+    connection: &pipeline::Connection,
+    store: &Store,
+    shared: &Shared,
+    commit: &str,
+    email: &str,
+) {
+    let on_result = |result: &crate::apply::executor::ActionResult,
+                     _: &crate::plan::action::Action| {
+        shared.metrics.action(&result.key, &result.outcome);
+    };
+    let options = ApplyOptions {
+        commit: Some(commit.to_string()),
+        reviewed: None,
+        dry_run: false,
+        force_unlock: None,
+        holder: format!("controller (pid {})", std::process::id()),
+        today: crate::apply::iso_date(now_millis()),
+        clock: &now_millis,
+        on_result: &on_result,
+        stop: Some(&shared.stop),
+    };
+    let done = match crate::apply::apply_leaver(connection, store, email, &options).await {
+        Ok(report) => {
+            shared.metrics.report(&report);
+            let outcome = match &report.outcome {
+                ApplyOutcome::Converged => "converged",
+                ApplyOutcome::Incomplete => "incomplete",
+                ApplyOutcome::Halted { .. } => "halted",
+                ApplyOutcome::Refused { .. } => "refused",
+                ApplyOutcome::DryRun => "dry-run",
+            };
+            let detail = match &report.outcome {
+                ApplyOutcome::Refused { reasons } => reasons.join("; "),
+                _ => report.plan_summary.clone(),
+            };
+            record(
+                Trigger::IdentityEvent,
+                Some(commit),
+                outcome,
+                format!("leaver {email}: {detail}"),
+                report.execution.results.len(),
+            )
+        }
+        Err(error) => {
+            shared.metrics.read_failure();
+            not_ready(shared, &error.to_string());
+            record(
+                Trigger::IdentityEvent,
+                Some(commit),
+                "failed",
+                format!("leaver {email}: {error}"),
+                0,
+            )
+        }
+    };
+    shared.record(done);
 }
 
 fn record(
