@@ -317,6 +317,38 @@ async fn sync_once(
     every
 }
 
+/// How the controller applies: as the controller, stoppable by SIGTERM, counting actions.
+fn apply_options<'a>(
+    shared: &'a Shared,
+    commit: &str,
+    on_result: &'a (
+            dyn Fn(&crate::apply::executor::ActionResult, &crate::plan::action::Action) + Sync
+        ),
+) -> ApplyOptions<'a> {
+    ApplyOptions {
+        commit: Some(commit.to_string()),
+        reviewed: None,
+        dry_run: false,
+        force_unlock: None,
+        holder: format!("controller (pid {})", std::process::id()),
+        today: crate::apply::iso_date(now_millis()),
+        clock: &now_millis,
+        on_result,
+        stop: Some(&shared.stop),
+    }
+}
+
+/// A word for an apply's outcome, as `/status` and the metrics name it.
+fn outcome_word(outcome: &ApplyOutcome) -> &'static str {
+    match outcome {
+        ApplyOutcome::Converged => "converged",
+        ApplyOutcome::Incomplete => "incomplete",
+        ApplyOutcome::Halted { .. } => "halted",
+        ApplyOutcome::Refused { .. } => "refused",
+        ApplyOutcome::DryRun => "dry-run",
+    }
+}
+
 /// The fast path of an identity event: that person alone, through `apply_leaver`.
 async fn deactivate_leaver(
     connection: &pipeline::Connection,
@@ -329,27 +361,11 @@ async fn deactivate_leaver(
                      _: &crate::plan::action::Action| {
         shared.metrics.action(&result.key, &result.outcome);
     };
-    let options = ApplyOptions {
-        commit: Some(commit.to_string()),
-        reviewed: None,
-        dry_run: false,
-        force_unlock: None,
-        holder: format!("controller (pid {})", std::process::id()),
-        today: crate::apply::iso_date(now_millis()),
-        clock: &now_millis,
-        on_result: &on_result,
-        stop: Some(&shared.stop),
-    };
+    let options = apply_options(shared, commit, &on_result);
     let done = match crate::apply::apply_leaver(connection, store, email, &options).await {
         Ok(report) => {
             shared.metrics.report(&report);
-            let outcome = match &report.outcome {
-                ApplyOutcome::Converged => "converged",
-                ApplyOutcome::Incomplete => "incomplete",
-                ApplyOutcome::Halted { .. } => "halted",
-                ApplyOutcome::Refused { .. } => "refused",
-                ApplyOutcome::DryRun => "dry-run",
-            };
+            let outcome = outcome_word(&report.outcome);
             let detail = match &report.outcome {
                 ApplyOutcome::Refused { reasons } => reasons.join("; "),
                 _ => report.plan_summary.clone(),
@@ -412,17 +428,7 @@ async fn apply_commit(
                      _: &crate::plan::action::Action| {
         shared.metrics.action(&result.key, &result.outcome);
     };
-    let options = ApplyOptions {
-        commit: Some(commit.to_string()),
-        reviewed: None,
-        dry_run: false,
-        force_unlock: None,
-        holder: format!("controller (pid {})", std::process::id()),
-        today: crate::apply::iso_date(now_millis()),
-        clock: &now_millis,
-        on_result: &on_result,
-        stop: Some(&shared.stop),
-    };
+    let options = apply_options(shared, commit, &on_result);
     match crate::apply::apply(connection, store, &options).await {
         Ok(report) => {
             {
@@ -434,15 +440,14 @@ async fn apply_commit(
                 }
             }
             shared.metrics.report(&report);
-            let (outcome, detail) = match &report.outcome {
-                ApplyOutcome::Converged => ("converged", report.plan_summary.clone()),
-                ApplyOutcome::Incomplete => (
-                    "incomplete",
-                    format!("{} change(s) remain", report.remaining.len()),
-                ),
-                ApplyOutcome::Halted { reason } => ("halted", reason.clone()),
-                ApplyOutcome::Refused { reasons } => ("refused", reasons.join("; ")),
-                ApplyOutcome::DryRun => ("dry-run", String::new()),
+            let outcome = outcome_word(&report.outcome);
+            let detail = match &report.outcome {
+                ApplyOutcome::Incomplete => {
+                    format!("{} change(s) remain", report.remaining.len())
+                }
+                ApplyOutcome::Halted { reason } => reason.clone(),
+                ApplyOutcome::Refused { reasons } => reasons.join("; "),
+                ApplyOutcome::Converged | ApplyOutcome::DryRun => report.plan_summary.clone(),
             };
             let actions = report.execution.results.len();
             let done = record(trigger, Some(commit), outcome, detail, actions);
