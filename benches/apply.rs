@@ -261,18 +261,7 @@ fn apply_once(runtime: &tokio::runtime::Runtime, config: &Path, seed: &World) ->
                 .iter()
                 .filter(|a| matches!(a, Action::ResetSessions { .. }))
                 .count();
-        let store = Store::open(&state.path().join("state.db")).unwrap();
-        let run_id = store
-            .begin_run(&slack_gitops::store::NewRun {
-                org: "bench",
-                kind: "apply",
-                commit: None,
-                plan_hash: "bench",
-                approvals: "[]",
-                started_at: 0,
-                resumes: None,
-            })
-            .unwrap();
+        let (store, run_id) = fresh_run(state.path());
         let clock = || 0i64;
         let on_result = |_: &slack_gitops::apply::executor::ActionResult, _: &Action| {};
         let executor = Executor::new(
@@ -318,10 +307,9 @@ fn apply_once(runtime: &tokio::runtime::Runtime, config: &Path, seed: &World) ->
     })
 }
 
-/// The store's own cost per action: an intent and an outcome, each a durable commit.
-fn store_cost(actions: usize) -> Duration {
-    let state = tempfile::tempdir().unwrap();
-    let store = Store::open(&state.path().join("state.db")).unwrap();
+/// A new store in `dir` with one run begun.
+fn fresh_run(dir: &Path) -> (Store, i64) {
+    let store = Store::open(&dir.join("state.db")).unwrap();
     let run = store
         .begin_run(&slack_gitops::store::NewRun {
             org: "bench",
@@ -333,6 +321,13 @@ fn store_cost(actions: usize) -> Duration {
             resumes: None,
         })
         .unwrap();
+    (store, run)
+}
+
+/// The store's own cost per action: an intent and an outcome, each a durable commit.
+fn store_cost(actions: usize) -> Duration {
+    let state = tempfile::tempdir().unwrap();
+    let (store, run) = fresh_run(state.path());
     let action = r#"{"action":"set_usergroup_members","workspace":"T0000AAAA","handle":"team-1"}"#;
     let started = Instant::now();
     for seq in 0..actions as i64 {

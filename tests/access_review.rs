@@ -36,17 +36,6 @@ fn move_between_groups(text: &str, email: &str, from: &str, to: &str) -> String 
     format!("{people}{out}")
 }
 
-/// Marks a person suspended in the directory export.
-fn suspend(text: &str, email: &str) -> String {
-    let at = text.find(&format!("email: {email}")).unwrap();
-    let status = at + text[at..].find("status: active").unwrap();
-    format!(
-        "{}status: suspended{}",
-        &text[..status],
-        &text[status + "status: active".len()..]
-    )
-}
-
 struct Scenario {
     org: Org,
     second_commit: String,
@@ -61,7 +50,7 @@ async fn scenario() -> Scenario {
     let directory = org.repo.join("identity/directory.yaml");
     let text = std::fs::read_to_string(&directory).unwrap();
     let text = move_between_groups(&text, MOVER, "eng-backend", "eng-mobile");
-    std::fs::write(&directory, suspend(&text, LEAVER)).unwrap();
+    std::fs::write(&directory, common::suspend(&text, LEAVER)).unwrap();
     let second_commit = commit(&org.repo, "a leaver and a mover");
     let (code, out, err) = org.run(&["apply", org.repo_arg()]).await;
     assert_eq!(code, 0, "{out}{err}");

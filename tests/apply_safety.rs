@@ -231,14 +231,11 @@ async fn a_destructive_action_added_after_review_refuses_the_run() {
     // Between review and merge, someone is suspended in the identity provider.
     let directory = org.repo.join("identity/directory.yaml");
     let text = std::fs::read_to_string(&directory).unwrap();
-    let at = text.find("email: ada.liskov@acme.example").unwrap();
-    let status = at + text[at..].find("status: active").unwrap();
-    let changed = format!(
-        "{}status: suspended{}",
-        &text[..status],
-        &text[status + "status: active".len()..]
-    );
-    std::fs::write(&directory, changed).unwrap();
+    std::fs::write(
+        &directory,
+        common::suspend(&text, "ada.liskov@acme.example"),
+    )
+    .unwrap();
     commit(&org.repo, "ada leaves");
     let (code, out, _) = org
         .run(&["apply", org.repo_arg(), "--plan", plan.to_str().unwrap()])
@@ -262,17 +259,7 @@ async fn a_shrunken_identity_source_is_refused_against_the_stored_counts() {
     // policy's max_shrink of 15. No --baseline: the store remembers the last good counts.
     let directory = org.repo.join("identity/directory.yaml");
     let text = std::fs::read_to_string(&directory).unwrap();
-    let mut shrunk = String::new();
-    let mut left = 20;
-    for line in text.split_inclusive('\n') {
-        if left > 0 && line == "    status: active\n" {
-            shrunk.push_str("    status: suspended\n");
-            left -= 1;
-        } else {
-            shrunk.push_str(line);
-        }
-    }
-    std::fs::write(&directory, shrunk).unwrap();
+    std::fs::write(&directory, common::suspend_first(&text, 20)).unwrap();
     commit(&org.repo, "a broken sync");
     let before = writes_in(&org.calls().await);
     let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;

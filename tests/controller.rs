@@ -456,17 +456,7 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
     // An unsigned or wrongly signed event is 401 and changes nothing.
     let leaver = "ada.liskov@acme.example";
     let text = std::fs::read_to_string(&export).unwrap();
-    let at = text.find(&format!("email: {leaver}")).unwrap();
-    let status = at + text[at..].find("status: active").unwrap();
-    std::fs::write(
-        &export,
-        format!(
-            "{}status: suspended{}",
-            &text[..status],
-            &text[status + 14..]
-        ),
-    )
-    .unwrap();
+    std::fs::write(&export, common::suspend(&text, leaver)).unwrap();
     let event = format!(r#"{{"email":"{leaver}","event":"deactivated"}}"#);
     assert_eq!(
         identity_hook(&controller, "wrong", event.as_bytes()).await,

@@ -135,17 +135,7 @@ fn a_shrunken_identity_source_is_refused_against_the_last_good_plan() {
     // people in scope is over Acme's identity.max_shrink of 15. The plan is refused.
     let directory = repo.join("identity/directory.yaml");
     let text = std::fs::read_to_string(&directory).unwrap();
-    let mut shrunk = String::new();
-    let mut left = 20;
-    for line in text.split_inclusive('\n') {
-        if left > 0 && line == "    status: active\n" {
-            shrunk.push_str("    status: suspended\n");
-            left -= 1;
-        } else {
-            shrunk.push_str(line);
-        }
-    }
-    std::fs::write(&directory, shrunk).unwrap();
+    std::fs::write(&directory, common::suspend_first(&text, 20)).unwrap();
     let (code, output, _) = plan(
         &repo,
         &[

@@ -37,6 +37,32 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A directory export with `email` marked suspended.
+pub fn suspend(text: &str, email: &str) -> String {
+    let at = text.find(&format!("email: {email}")).unwrap();
+    let status = at + text[at..].find("status: active").unwrap();
+    format!(
+        "{}status: suspended{}",
+        &text[..status],
+        &text[status + "status: active".len()..]
+    )
+}
+
+/// A directory export with its first `count` active people suspended (a broken sync).
+pub fn suspend_first(text: &str, count: usize) -> String {
+    let mut shrunk = String::new();
+    let mut left = count;
+    for line in text.split_inclusive('\n') {
+        if left > 0 && line == "    status: active\n" {
+            shrunk.push_str("    status: suspended\n");
+            left -= 1;
+        } else {
+            shrunk.push_str(line);
+        }
+    }
+    shrunk
+}
+
 pub fn small_seed() -> World {
     emulator::read_world(&fixture("tests/fixtures/emulator/small.json")).unwrap()
 }
