@@ -921,6 +921,7 @@ fn apply_options<'a>(args: &ApplyArgs, on_result: OnResult<'a>) -> crate::apply:
         clock: &now_millis,
         on_result,
         stop: None,
+        drift: None,
     }
 }
 

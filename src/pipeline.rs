@@ -204,6 +204,17 @@ pub struct Baseline {
     pub identity: Option<IdentityCounts>,
     /// Mapping digests; empty when unknown.
     pub mappings: BTreeMap<String, String>,
+    /// Set on a drift tick: the config is the commit already applied.
+    pub drift: Option<DriftScope>,
+}
+
+/// A drift tick's view of a plan. The config is the commit already in force, so its own
+/// mappings are the baseline (a member they do not select was added by hand, not moved
+/// by a mapping change), and the plan may be narrowed to some kinds of drift.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriftScope {
+    /// Only these kinds are converged; every change when `None`.
+    pub only: Option<std::collections::BTreeSet<crate::config::types::DriftKind>>,
 }
 
 /// Reads the baseline from an earlier JSON plan (`plan --out`).
@@ -220,6 +231,7 @@ pub fn read_baseline(path: &Path) -> Result<Baseline, PipelineError> {
     Ok(Baseline {
         identity: Some(document.identity),
         mappings: document.mappings,
+        drift: None,
     })
 }
 
@@ -294,7 +306,14 @@ pub async fn plan_org(
     // Against the last good plan, a removal the plans cannot explain is either the
     // mapping's doing or drift in Slack.
     let mappings = desired.mapping_digests();
-    crate::plan::diff::explain_by_mapping(&mut plan, &mappings, &baseline.mappings);
+    let before = match baseline.drift {
+        Some(_) => &mappings,
+        None => &baseline.mappings,
+    };
+    crate::plan::diff::explain_by_mapping(&mut plan, &mappings, before);
+    if let Some(DriftScope { only: Some(kinds) }) = &baseline.drift {
+        plan = crate::plan::select::drift_only(&plan, kinds);
+    }
     let identity = IdentityCounts::of(&desired, &directory);
     let verdict = crate::policy::verdict(
         &plan,

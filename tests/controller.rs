@@ -254,14 +254,16 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
             s["drift"].as_object().is_some_and(|d| !d.is_empty())
         })
         .await;
+    // The commit in force is the baseline: a member its mappings do not select was
+    // added by hand.
     assert!(
-        status["drift"]["not_selected"].as_u64().unwrap_or(0) >= 1,
+        status["drift"]["manual_add"].as_u64().unwrap_or(0) >= 1,
         "{status:#}"
     );
     let (code, metrics) = controller.get("/metrics").await;
     assert_eq!(code, 200);
     assert!(
-        metrics.contains("slack_gitops_drift{kind=\"not_selected\"} 1"),
+        metrics.contains("slack_gitops_drift{kind=\"manual_add\"} 1"),
         "{metrics}"
     );
     assert!(
@@ -278,8 +280,9 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
         .unwrap();
     assert!(mobile.users.contains(&hand), "report must not correct");
 
-    // Digests: the first apply, the rename, the broken commit's failure is not posted
-    // (its config cannot be read), and the drift once, not every tick.
+    // Digests: the first apply, the rename, the broken commit's failure (through the
+    // `notify:` of the commit in force: its own cannot be read), and the drift once, not
+    // every tick.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let messages: Vec<String> = org
         .world()
@@ -293,6 +296,15 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
         .filter(|t| t.contains("Drift found"))
         .count();
     assert_eq!(drift_posts, 1, "{messages:#?}");
+    let failure_posts: Vec<&String> = messages
+        .iter()
+        .filter(|t| t.contains("Sync failed at"))
+        .collect();
+    assert_eq!(failure_posts.len(), 1, "{messages:#?}");
+    assert!(
+        failure_posts[0].contains(&broken[..12]),
+        "{failure_posts:?}"
+    );
     assert!(
         messages
             .iter()
@@ -422,11 +434,9 @@ async fn identity_hook(controller: &Controller, secret: &str, body: &[u8]) -> u1
         .as_u16()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
-    // The identity export lives outside the repository, as an HR system's would: it
-    // changes without a commit.
-    let org = Org::new(|_| {}).await;
+/// Moves the identity export outside the repository, as an HR system's would be: it
+/// changes without a commit. Returns its path.
+fn hr_export(org: &Org) -> std::path::PathBuf {
     let export = org.temp.path().join("hr-export.yaml");
     std::fs::copy(org.repo.join("identity/directory.yaml"), &export).unwrap();
     let config = org.repo.join("slack-gitops.yaml");
@@ -440,6 +450,99 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
     )
     .unwrap();
     commit(&org.repo, "identity from the HR export");
+    export
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drift_kind_set_to_correct_is_corrected_and_the_others_only_reported() {
+    let org = Org::new(|_| {}).await;
+    let export = hr_export(&org);
+    let policy = org.repo.join("policies/guardrails.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace(
+            "drift: { every: 15m, action: report }",
+            "drift: { every: 15m, action: report, correct: [missed_deprovision] }",
+        ),
+    )
+    .unwrap();
+    commit(
+        &org.repo,
+        "missed deprovisions are corrected between merges",
+    );
+    let remote = org.bare_remote();
+    let controller = Controller::start(&org, &remote).await;
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+
+    // Two kinds of drift, no commit: a member added by hand and a leaver in the HR
+    // export that no event announced.
+    let hand = org.add_by_hand("mobile", "ada.clarke@acme.example").await;
+    let leaver = "ada.liskov@acme.example";
+    let text = std::fs::read_to_string(&export).unwrap();
+    std::fs::write(&export, common::suspend(&text, leaver)).unwrap();
+
+    // The drift tick deactivates the leaver and leaves the hand-added member.
+    let status = controller
+        .wait("the drift tick's correction", |s| {
+            s["last_syncs"].as_array().unwrap().iter().any(|s| {
+                s["trigger"] == "drift" && s["outcome"] == "converged" && s["actions"] != 0
+            })
+        })
+        .await;
+    let world = org.world().await;
+    let user = world.users.iter().find(|u| u.email == leaver).unwrap();
+    assert!(!user.active, "the missed deprovision was not corrected");
+    assert!(world.session_resets.iter().any(|r| r.user == user.id));
+    let mobile = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "mobile")
+        .unwrap();
+    assert!(
+        mobile.users.contains(&hand),
+        "manual adds are only reported"
+    );
+    // Both were reported before the correction.
+    let reported = status["last_syncs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["outcome"] == "drift-reported")
+        .unwrap_or_else(|| panic!("no drift report: {status:#}"));
+    assert!(
+        reported["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 to deactivate"),
+        "{reported:#}"
+    );
+    // The next ticks report the hand-added member alone, and never touch it.
+    controller
+        .wait("the manual add reported alone", |s| {
+            s["drift"]["manual_add"] == 1 && s["drift"].get("missed_deprovision").is_none()
+        })
+        .await;
+    let world = org.world().await;
+    let mobile = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "mobile")
+        .unwrap();
+    assert!(
+        mobile.users.contains(&hand),
+        "manual adds are only reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
+    let org = Org::new(|_| {}).await;
+    let export = hr_export(&org);
     let remote = org.bare_remote();
     let controller = Controller::start_with(
         &org,

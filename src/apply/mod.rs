@@ -122,6 +122,9 @@ pub struct ApplyOptions<'a> {
     pub on_result: &'a (dyn Fn(&ActionResult, &Action) + Sync),
     /// Set to stop between actions (the controller's SIGTERM).
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// A drift tick of the commit in force (the controller), perhaps narrowed to some
+    /// kinds of drift; `None` for a merge or the `apply` command.
+    pub drift: Option<crate::pipeline::DriftScope>,
 }
 
 /// Applies the plan of `connection`'s repository to Slack.
@@ -488,6 +491,7 @@ async fn locked(
     let baseline = Baseline {
         identity: store.last_good_identity(org)?,
         mappings: Default::default(),
+        drift: options.drift.clone(),
     };
     let mut planned = plan_org(connection, &baseline).await?;
     let signouts = pending_signouts(store, org, &planned)?;

@@ -430,6 +430,48 @@ pub struct DriftPolicy {
     pub every: String,
     /// `report` drift only, or `correct` it.
     pub action: DriftAction,
+    /// Under `report`, the kinds of drift that are corrected all the same (such as
+    /// `[missed_deprovision]`); the others are only reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub correct: Vec<DriftKind>,
+}
+
+/// A kind of drift, as the controller reports it (metrics, `/status`, notifications) and
+/// as `drift.correct` names it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// An active Slack account unknown to the identity provider.
+    GhostAccount,
+    /// Suspended or deprovisioned in the identity provider, still active in Slack.
+    MissedDeprovision,
+    /// Known to the identity provider but outside `users.scope`.
+    OutOfScope,
+    /// In a managed usergroup or channel the commit in force does not put them in: added
+    /// by hand in Slack (or taken out of the IdP group since).
+    ManualAdd,
+    /// In a managed usergroup the identity provider no longer puts them in, while it puts
+    /// them in another: a mover whose old access remains.
+    Moved,
+    /// Not in a managed usergroup or channel the commit in force puts them in: removed by
+    /// hand in Slack, or new in the IdP group.
+    MissingMember,
+}
+
+impl DriftKind {
+    /// The name used in config, metrics and `/status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::GhostAccount => "ghost_account",
+            DriftKind::MissedDeprovision => "missed_deprovision",
+            DriftKind::OutOfScope => "out_of_scope",
+            DriftKind::ManualAdd => "manual_add",
+            DriftKind::Moved => "moved",
+            DriftKind::MissingMember => "missing_member",
+        }
+    }
 }
 
 /// What the controller does about drift.

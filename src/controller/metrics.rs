@@ -212,12 +212,7 @@ impl Metrics {
 pub fn drift_by_kind(plan: &Plan) -> BTreeMap<String, u64> {
     let mut drift = BTreeMap::new();
     let mut add = |kind: String, n: u64| *drift.entry(kind).or_insert(0) += n;
-    let name = |d: crate::plan::action::Drift| {
-        serde_json::to_value(d)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
-    };
+    let name = |d: crate::plan::action::Drift| crate::plan::select::kind_of(d).as_str().to_string();
     for action in &plan.actions {
         match action {
             Action::SetUsergroupMembers { adds, removes, .. } => {

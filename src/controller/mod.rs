@@ -224,8 +224,9 @@ async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<
     }
 }
 
-/// One sync: fetch; a new commit is applied; a drift tick re-plans the commit in force.
-/// Returns the drift interval of the commit in force (real time), if it names one.
+/// One sync: fetch; a commit not yet in force is applied (when new, and again at each
+/// drift tick after a refusal); a drift tick or an identity event works on the commit in
+/// force. Returns the drift interval of the commit it loaded (real time), if it names one.
 async fn sync_once(
     options: &Options,
     store: &Store,
@@ -242,85 +243,159 @@ async fn sync_once(
         Ok(tip) => tip,
         Err(detail) => {
             not_ready(shared, &format!("cannot fetch {}: {detail}", options.repo));
+            tracing::warn!(repo = %options.repo, error = %detail, "fetch failed");
             shared.record(record(trigger, None, "failed", detail, 0));
             return None;
         }
     };
     let (seen, in_force) = {
-        let status = shared.status();
-        (status.seen_commit.clone(), status.commit_in_force.clone())
+        let mut status = shared.status();
+        let seen = status.seen_commit.replace(tip.clone());
+        (seen, status.commit_in_force.clone())
     };
     let new_commit = seen.as_deref() != Some(tip.as_str());
-    shared.status().seen_commit = Some(tip.clone());
-    // A new commit is applied; otherwise identity events and drift ticks (when policy
-    // says correct) re-apply the commit in force, and drift ticks report.
-    let commit = if new_commit {
-        Some(tip.clone())
-    } else {
-        in_force
-    };
-    let commit = commit?;
-    let checkout_dir = options.workdir.join(&options.config_path);
-    let checkout = match crate::gitops::commit::checkout(&checkout_dir, Some(&commit)) {
-        Ok(checkout) => checkout,
-        Err(error) => {
-            shared.record(record(
-                trigger,
-                Some(&commit),
-                "refused",
-                error.to_string(),
-                0,
-            ));
-            return None;
+    let pending = in_force.as_deref() != Some(tip.as_str());
+    if new_commit || (trigger == Trigger::Drift && pending) {
+        if new_commit {
+            tracing::info!(commit = %tip, trigger = trigger.as_str(), "new commit on the protected branch");
         }
-    };
-    let environment = options.environment.clone();
-    let connection = match pipeline::connect(&checkout.dir, &options.connect, &*environment) {
+        match load(options, &tip) {
+            Ok(connection) => {
+                leavers_first(&connection, store, shared, &tip).await;
+                apply_commit(&connection, store, shared, trigger, &tip, None).await;
+                return drift_interval(&connection, options);
+            }
+            Err((outcome, detail)) => {
+                let done = record(trigger, Some(&tip), outcome, detail, 0);
+                // Said once, when the commit is new, through the commit in force's
+                // `notify:` (this one could not be read).
+                if new_commit
+                    && let Some(in_force) = &in_force
+                    && let Ok(connection) = load(options, in_force)
+                {
+                    notify::post(&connection, &done, &[]).await;
+                }
+                shared.record(done);
+                if trigger != Trigger::Drift {
+                    return None;
+                }
+            }
+        }
+    }
+    let in_force = in_force?;
+    if !matches!(trigger, Trigger::Drift | Trigger::IdentityEvent) {
+        return None;
+    }
+    let connection = match load(options, &in_force) {
         Ok(connection) => connection,
-        Err(error) => {
-            shared.record(record(
-                trigger,
-                Some(&commit),
-                "failed",
-                error.to_string(),
-                0,
-            ));
+        Err((outcome, detail)) => {
+            shared.record(record(trigger, Some(&in_force), outcome, detail, 0));
             return None;
         }
     };
-    let drift_policy = connection
+    let policy = drift_policy(&connection);
+    if trigger == Trigger::IdentityEvent {
+        leavers_first(&connection, store, shared, &in_force).await;
+        // The rest of the leavers' access, and what policy corrects anyway.
+        let scope = correction(policy.as_ref(), true);
+        apply_commit(&connection, store, shared, trigger, &in_force, scope).await;
+        return drift_interval(&connection, options);
+    }
+    let scope = correction(policy.as_ref(), false);
+    if scope.as_ref().is_none_or(|s| s.only.is_some()) {
+        report_drift(&connection, store, shared, trigger, &in_force).await;
+    }
+    if scope.is_some() {
+        apply_commit(&connection, store, shared, trigger, &in_force, scope).await;
+    }
+    drift_interval(&connection, options)
+}
+
+/// A commit checked out and connected to: the connection reads files of the checkout,
+/// which lives as long as this value.
+struct Loaded {
+    connection: pipeline::Connection,
+    _checkout: crate::gitops::commit::Checkout,
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = pipeline::Connection;
+    fn deref(&self) -> &pipeline::Connection {
+        &self.connection
+    }
+}
+
+/// Checks out `commit` and connects to its identity source and Slack; on failure, the
+/// outcome word and why.
+fn load(options: &Options, commit: &str) -> Result<Loaded, (&'static str, String)> {
+    let checkout_dir = options.workdir.join(&options.config_path);
+    let checkout = crate::gitops::commit::checkout(&checkout_dir, Some(commit))
+        .map_err(|error| ("refused", error.to_string()))?;
+    let environment = options.environment.clone();
+    let connection = pipeline::connect(&checkout.dir, &options.connect, &*environment)
+        .map_err(|error| ("failed", error.to_string()))?;
+    Ok(Loaded {
+        connection,
+        _checkout: checkout,
+    })
+}
+
+/// The commit's drift policy, if it has one.
+fn drift_policy(connection: &pipeline::Connection) -> Option<crate::config::types::DriftPolicy> {
+    connection
         .repository
         .policies
         .iter()
-        .find_map(|p| p.value.drift.clone());
-    let every = drift_policy.as_ref().and_then(|d| {
+        .find_map(|p| p.value.drift.clone())
+}
+
+/// How often the commit asks for a drift tick, in real time.
+fn drift_interval(connection: &pipeline::Connection, options: &Options) -> Option<Duration> {
+    drift_policy(connection).and_then(|d| {
         crate::config::semantic::parse_duration_seconds(&d.every)
             .map(|s| Duration::from_secs_f64(s as f64 / options.connect.time_scale))
-    });
-    let correct = drift_policy
-        .as_ref()
-        .is_some_and(|d| d.action == crate::config::types::DriftAction::Correct);
-    if !new_commit && trigger == Trigger::Drift && !correct {
-        report_drift(&connection, store, shared, trigger, &commit).await;
-        return every;
+    })
+}
+
+/// What a sync of the commit in force converges: everything under `correct`; under
+/// `report`, the kinds `drift.correct` names, and missed deprovisions when an identity
+/// event asked for the sync. `None`: nothing (report only).
+fn correction(
+    policy: Option<&crate::config::types::DriftPolicy>,
+    identity_event: bool,
+) -> Option<pipeline::DriftScope> {
+    use crate::config::types::{DriftAction, DriftKind};
+    if policy.is_some_and(|p| p.action == DriftAction::Correct) {
+        return Some(pipeline::DriftScope { only: None });
     }
-    if !new_commit && matches!(trigger, Trigger::Poll | Trigger::GitWebhook) {
-        return every;
+    let mut kinds: std::collections::BTreeSet<DriftKind> = policy
+        .map(|p| p.correct.iter().copied().collect())
+        .unwrap_or_default();
+    if identity_event {
+        kinds.insert(DriftKind::MissedDeprovision);
     }
-    // Leavers named by identity events go first, alone: seconds, not a full sync.
+    (!kinds.is_empty()).then_some(pipeline::DriftScope { only: Some(kinds) })
+}
+
+/// Leavers named by identity events go first, alone: seconds, not a full sync.
+async fn leavers_first(
+    connection: &pipeline::Connection,
+    store: &Store,
+    shared: &Shared,
+    commit: &str,
+) {
     let leavers: Vec<String> =
         std::mem::take(&mut *shared.leavers.lock().unwrap_or_else(|p| p.into_inner()));
     for email in leavers {
-        deactivate_leaver(&connection, store, shared, &commit, &email).await;
+        deactivate_leaver(connection, store, shared, commit, &email).await;
     }
-    apply_commit(&connection, store, shared, trigger, &commit).await;
-    every
 }
 
 /// How the controller applies: as the controller, stoppable by SIGTERM, counting actions.
 fn apply_options<'a>(
     shared: &'a Shared,
     commit: &str,
+    drift: Option<pipeline::DriftScope>,
     on_result: &'a (
             dyn Fn(&crate::apply::executor::ActionResult, &crate::plan::action::Action) + Sync
         ),
@@ -335,6 +410,7 @@ fn apply_options<'a>(
         clock: &now_millis,
         on_result,
         stop: Some(&shared.stop),
+        drift,
     }
 }
 
@@ -361,7 +437,7 @@ async fn deactivate_leaver(
                      _: &crate::plan::action::Action| {
         shared.metrics.action(&result.key, &result.outcome);
     };
-    let options = apply_options(shared, commit, &on_result);
+    let options = apply_options(shared, commit, None, &on_result);
     let done = match crate::apply::apply_leaver(connection, store, email, &options).await {
         Ok(report) => {
             shared.metrics.report(&report);
@@ -423,12 +499,13 @@ async fn apply_commit(
     shared: &Shared,
     trigger: Trigger,
     commit: &str,
+    drift: Option<pipeline::DriftScope>,
 ) {
     let on_result = |result: &crate::apply::executor::ActionResult,
                      _: &crate::plan::action::Action| {
         shared.metrics.action(&result.key, &result.outcome);
     };
-    let options = apply_options(shared, commit, &on_result);
+    let options = apply_options(shared, commit, drift, &on_result);
     match crate::apply::apply(connection, store, &options).await {
         Ok(report) => {
             {
@@ -494,10 +571,14 @@ async fn report_drift(
     let baseline = Baseline {
         identity: store.last_good_identity(&connection.org()).ok().flatten(),
         mappings: Default::default(),
+        drift: Some(pipeline::DriftScope { only: None }),
     };
     match pipeline::plan_org(connection, &baseline).await {
         Ok(planned) => {
             let drift = metrics::drift_by_kind(&planned.plan);
+            for (kind, count) in &drift {
+                tracing::info!(commit, kind = %kind, count, "drift");
+            }
             shared.metrics.set_drift(&drift);
             let total: u64 = drift.values().sum();
             shared.status().drift = drift.clone();

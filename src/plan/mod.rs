@@ -5,3 +5,4 @@ pub mod action;
 pub mod desired;
 pub mod diff;
 pub mod restore;
+pub mod select;

@@ -352,6 +352,25 @@ impl Store {
         })
     }
 
+    /// The org locks held now, by org.
+    pub fn locks(&self) -> Result<Vec<(String, LockHeld)>, StoreError> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare("SELECT org, id, holder, acquired_at FROM locks ORDER BY org")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    LockHeld {
+                        id: row.get(1)?,
+                        holder: row.get(2)?,
+                        since: row.get(3)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Releases the lock if `id` still holds it.
     pub fn unlock(&self, org: &str, id: &str) -> Result<(), StoreError> {
         self.with(|c| {
