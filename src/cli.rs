@@ -28,6 +28,37 @@ pub const EXIT_ERROR: u8 = 1;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines (stderr; the level from SLACK_GITOPS_LOG, default warn) are written:
+    /// text, or one JSON object per line for a log pipeline.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sets up logging to stderr: the level from `SLACK_GITOPS_LOG` (default `warn`), text or
+/// JSON lines.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLACK_GITOPS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 #[derive(Debug, Subcommand)]

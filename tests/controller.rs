@@ -27,6 +27,26 @@ impl Controller {
     }
 
     async fn start_with(org: &Org, remote: &std::path::Path, env: &[(&str, &str)]) -> Controller {
+        Controller::spawn(org, remote, env, &[], std::process::Stdio::null()).await
+    }
+
+    /// Logging JSON lines (`--log-format json`) at info level to `log`.
+    async fn start_logged(
+        org: &Org,
+        remote: &std::path::Path,
+        log: &std::path::Path,
+    ) -> Controller {
+        let file = std::fs::File::create(log).unwrap();
+        Controller::spawn(org, remote, &[], &["--log-format", "json"], file.into()).await
+    }
+
+    async fn spawn(
+        org: &Org,
+        remote: &std::path::Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        stderr: std::process::Stdio,
+    ) -> Controller {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
             .args(["controller", "--repo"])
             .arg(remote)
@@ -49,10 +69,11 @@ impl Controller {
             .env("SLACK_ADMIN_TOKEN", &org.admin)
             .env("SLACK_BOT_TOKEN", &org.bot)
             .env("SLACK_GITOPS_GIT_WEBHOOK_SECRET", SECRET)
+            .args(args)
             .env("SLACK_GITOPS_LOG", "info")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -262,6 +283,8 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
     );
     let (code, metrics) = controller.get("/metrics").await;
     assert_eq!(code, 200);
+    assert!(status["next_drift_tick"].is_string(), "{status:#}");
+    assert!(status["locks"].is_array(), "{status:#}");
     assert!(
         metrics.contains("slack_gitops_drift{kind=\"manual_add\"} 1"),
         "{metrics}"
@@ -673,7 +696,8 @@ async fn sigterm_during_a_sync_stops_cleanly_and_a_restart_finishes_without_writ
             .fault(serde_json::json!({"kind": "latency", "ms": 20_000, "target": target}))
             .await;
     }
-    let mut controller = Controller::start(&org, &remote).await;
+    let log = org.temp.path().join("controller.log");
+    let mut controller = Controller::start_logged(&org, &remote, &log).await;
     let started = Instant::now();
     loop {
         let writes: usize = common::org::applied_writes(&org.calls().await)
@@ -689,6 +713,14 @@ async fn sigterm_during_a_sync_stops_cleanly_and_a_restart_finishes_without_writ
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let pid = controller.child.id().unwrap();
+    // `/status` names the lock holder mid-sync.
+    let status = controller.status().await;
+    assert!(
+        status["locks"][0]["holder"]
+            .as_str()
+            .is_some_and(|h| h.starts_with(&format!("controller (pid {pid})"))),
+        "{status:#}"
+    );
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -705,6 +737,33 @@ async fn sigterm_during_a_sync_stops_cleanly_and_a_restart_finishes_without_writ
         .sum();
     let total: usize = reference.values().sum();
     assert!(partial < total, "the sync had finished before SIGTERM");
+    // The log is JSON lines, one per decision, and carries no token.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "new commit on the protected branch"),
+        "{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("stopping"))),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+    assert!(
+        !log.contains(&org.admin) && !log.contains(&org.bot),
+        "a token was logged"
+    );
 
     // Restarted, it finishes the job: the writes are a clean run's, none twice.
     org.clear_faults().await;

@@ -51,7 +51,8 @@ impl Outcome {
         matches!(self, Outcome::Done | Outcome::AlreadyDone)
     }
 
-    fn word(&self) -> &'static str {
+    /// `done`, `already-done`, `failed` or `skipped`.
+    pub fn word(&self) -> &'static str {
         match self {
             Outcome::Done => "done",
             Outcome::AlreadyDone => "already-done",
@@ -60,7 +61,8 @@ impl Outcome {
         }
     }
 
-    fn detail(&self) -> &str {
+    /// Why it failed or was skipped; empty otherwise.
+    pub fn detail(&self) -> &str {
         match self {
             Outcome::Done | Outcome::AlreadyDone => "",
             Outcome::Failed(d) | Outcome::Skipped(d) => d,

@@ -56,12 +56,11 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let status = shared
-        .status
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    axum::Json(status).into_response()
+    let status = tokio::task::spawn_blocking(move || shared.snapshot()).await;
+    match status {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
 }
 
 /// OpenMetrics when the scraper asks for it, the classic text format otherwise.

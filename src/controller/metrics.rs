@@ -123,14 +123,7 @@ impl Metrics {
     /// One action's outcome; its kind is the first word of its key.
     pub fn action(&self, key: &str, outcome: &Outcome) {
         let kind = key.split(' ').next().unwrap_or("unknown");
-        let outcome = serde_json::to_value(outcome)
-            .ok()
-            .and_then(|v| {
-                v.get("outcome")
-                    .and_then(|o| o.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
+        let outcome = outcome.word().to_string();
         self.actions
             .get_or_create(&ActionLabels {
                 kind: kind.into(),

@@ -96,6 +96,19 @@ pub struct Status {
     pub drift: std::collections::BTreeMap<String, u64>,
     pub ready: bool,
     pub ready_detail: String,
+    /// When the next drift tick is due (UTC), if the commit in force has a drift policy.
+    pub next_drift_tick: Option<String>,
+    /// Who holds the org locks now (a sync in progress, this controller's or another's).
+    pub locks: Vec<LockStatus>,
+}
+
+/// An org lock held, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockStatus {
+    pub org: String,
+    pub id: String,
+    pub holder: String,
+    pub since: String,
 }
 
 /// State shared between the loop and the HTTP server.
@@ -113,11 +126,33 @@ pub struct Shared {
     pub leavers: std::sync::Mutex<Vec<String>>,
     /// The drift last posted, so the same drift is not posted every tick.
     pub posted_drift: std::sync::Mutex<Option<std::collections::BTreeMap<String, u64>>>,
+    /// The state store, for `/status`'s locks.
+    pub store: Arc<Store>,
 }
 
 impl Shared {
     fn status(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What `/status` answers: the loop's view and the locks held now.
+    pub fn snapshot(&self) -> Status {
+        let mut status = self.status().clone();
+        match self.store.locks() {
+            Ok(locks) => {
+                status.locks = locks
+                    .into_iter()
+                    .map(|(org, held)| LockStatus {
+                        org,
+                        id: held.id,
+                        holder: held.holder,
+                        since: crate::model::iso_time(held.since),
+                    })
+                    .collect()
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the locks for /status"),
+        }
+        status
     }
 
     /// Asks the loop for a sync as soon as it can.
@@ -158,6 +193,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let store = Arc::new(store);
     let shared = Arc::new(Shared {
         status: Default::default(),
         metrics: metrics::Metrics::default(),
@@ -168,6 +204,7 @@ pub async fn run(
         identity_secret: options.identity_secret.clone(),
         posted_drift: Default::default(),
         leavers: Default::default(),
+        store: store.clone(),
     });
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(listener, shared.clone(), async move {
@@ -211,6 +248,10 @@ async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<
         // Without a drift policy there is no drift tick: a year is as good as never.
         let drift_at = next_drift
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 86_400));
+        shared.status().next_drift_tick = next_drift.map(|at| {
+            let wait = at.saturating_duration_since(tokio::time::Instant::now());
+            crate::model::iso_time(now_millis() + wait.as_millis() as i64)
+        });
         trigger = tokio::select! {
             _ = shared.wake.notified() => shared
                 .woken_by
@@ -435,7 +476,7 @@ async fn deactivate_leaver(
 ) {
     let on_result = |result: &crate::apply::executor::ActionResult,
                      _: &crate::plan::action::Action| {
-        shared.metrics.action(&result.key, &result.outcome);
+        action_done(shared, result)
     };
     let options = apply_options(shared, commit, None, &on_result);
     let done = match crate::apply::apply_leaver(connection, store, email, &options).await {
@@ -467,6 +508,18 @@ async fn deactivate_leaver(
         }
     };
     shared.record(done);
+}
+
+/// One log line and the metrics of each action.
+fn action_done(shared: &Shared, result: &crate::apply::executor::ActionResult) {
+    tracing::info!(
+        action = %result.key,
+        outcome = result.outcome.word(),
+        detail = result.outcome.detail(),
+        millis = result.millis,
+        "action"
+    );
+    shared.metrics.action(&result.key, &result.outcome);
 }
 
 fn record(
@@ -503,7 +556,7 @@ async fn apply_commit(
 ) {
     let on_result = |result: &crate::apply::executor::ActionResult,
                      _: &crate::plan::action::Action| {
-        shared.metrics.action(&result.key, &result.outcome);
+        action_done(shared, result)
     };
     let options = apply_options(shared, commit, drift, &on_result);
     match crate::apply::apply(connection, store, &options).await {
