@@ -230,9 +230,19 @@ pub enum Command {
     /// Keep Slack converged to the protected branch: apply new commits, reconcile drift on
     /// schedule, serve /metrics, /livez, /readyz, /status and the webhooks.
     Controller {
-        /// The config repository to clone: a local path or a file:// URL.
+        /// The config repository to clone: a local path, a file:// URL, an https:// URL
+        /// (token in SLACK_GITOPS_GIT_TOKEN) or an ssh:// or user@host:path URL
+        /// (--ssh-key).
         #[arg(long)]
         repo: String,
+        /// The SSH private key for an SSH remote (its passphrase, if any, in
+        /// SLACK_GITOPS_GIT_SSH_PASSPHRASE).
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+        /// The known_hosts file the SSH server's host key must be in (default
+        /// ~/.ssh/known_hosts); an unknown host is refused.
+        #[arg(long)]
+        known_hosts: Option<PathBuf>,
         /// The protected branch.
         #[arg(long, default_value = "main")]
         branch: String,
@@ -465,6 +475,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         ),
         Command::Controller {
             repo,
+            ssh_key,
+            known_hosts,
             branch,
             config_path,
             listen,
@@ -475,6 +487,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             time_scale,
         } => controller(ControllerArgs {
             repo,
+            ssh_key,
+            known_hosts,
             branch,
             config_path,
             listen,
@@ -975,6 +989,8 @@ fn print_report(report: &crate::apply::ApplyReport, format: PlanFormat) -> u8 {
 /// The arguments of `controller`.
 struct ControllerArgs {
     repo: String,
+    ssh_key: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
     branch: String,
     config_path: PathBuf,
     listen: std::net::SocketAddr,
@@ -1015,6 +1031,13 @@ fn controller(args: ControllerArgs) -> anyhow::Result<u8> {
         git_secret: secret("SLACK_GITOPS_GIT_WEBHOOK_SECRET"),
         identity_secret: secret("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET"),
         environment: std::sync::Arc::new(environment),
+        git: crate::controller::git::Access {
+            token: secret("SLACK_GITOPS_GIT_TOKEN"),
+            username: secret("SLACK_GITOPS_GIT_USERNAME"),
+            ssh_key: args.ssh_key,
+            ssh_passphrase: secret("SLACK_GITOPS_GIT_SSH_PASSPHRASE"),
+            known_hosts: args.known_hosts,
+        },
     };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)

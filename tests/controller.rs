@@ -6,6 +6,8 @@
 //! SIGTERM exits 0.
 
 mod common;
+#[path = "common/git_servers.rs"]
+mod git_servers;
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +29,14 @@ impl Controller {
     }
 
     async fn start_with(org: &Org, remote: &std::path::Path, env: &[(&str, &str)]) -> Controller {
-        Controller::spawn(org, remote, env, &[], std::process::Stdio::null()).await
+        Controller::spawn(
+            org,
+            remote.as_os_str(),
+            env,
+            &[],
+            std::process::Stdio::null(),
+        )
+        .await
     }
 
     /// Logging JSON lines (`--log-format json`) at info level to `log`.
@@ -37,12 +46,19 @@ impl Controller {
         log: &std::path::Path,
     ) -> Controller {
         let file = std::fs::File::create(log).unwrap();
-        Controller::spawn(org, remote, &[], &["--log-format", "json"], file.into()).await
+        Controller::spawn(
+            org,
+            remote.as_os_str(),
+            &[],
+            &["--log-format", "json"],
+            file.into(),
+        )
+        .await
     }
 
     async fn spawn(
         org: &Org,
-        remote: &std::path::Path,
+        remote: &std::ffi::OsStr,
         env: &[(&str, &str)],
         args: &[&str],
         stderr: std::process::Stdio,
@@ -774,4 +790,178 @@ async fn sigterm_during_a_sync_stops_cleanly_and_a_restart_finishes_without_writ
         })
         .await;
     assert_eq!(common::org::applied_writes(&org.calls().await), reference);
+}
+
+/// Starts a controller on `repo` (a URL) with its own clone in `clone`, logging to `log`.
+async fn start_on_url(
+    org: &Org,
+    repo: &str,
+    clone: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Controller {
+    let mut all = vec!["--workdir", clone.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let file = std::fs::File::create(log).unwrap();
+    Controller::spawn(org, repo.as_ref(), env, &all, file.into()).await
+}
+
+/// Waits for a controller that cannot clone to exit; returns its code.
+async fn exit_code(mut controller: Controller) -> Option<i32> {
+    tokio::time::timeout(Duration::from_secs(20), controller.child.wait())
+        .await
+        .expect("a controller that cannot clone exits")
+        .unwrap()
+        .code()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_clones_over_https_with_a_token_and_refuses_a_bad_one_or_an_unknown_ca() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let token = "ghs_the-right-token-7f3a";
+    let server =
+        git_servers::GitHttps::start(remote.parent().unwrap(), token, org.temp.path()).await;
+    let url = format!("{}/remote.git", server.base);
+    let ca = server.ca.to_str().unwrap();
+    let dir = org.temp.path();
+
+    // A wrong token: the clone fails, the controller says why and exits; no token leaks.
+    let log = dir.join("wrong-token.log");
+    let controller = start_on_url(
+        &org,
+        &url,
+        &dir.join("clone-wrong-token"),
+        &log,
+        &[
+            ("SLACK_GITOPS_GIT_TOKEN", "ghs_a-wrong-token-0000"),
+            ("SSL_CERT_FILE", ca),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(exit_code(controller).await, Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("refused the credentials"), "{text}");
+    assert!(!text.contains("ghs_a-wrong-token"), "{text}");
+
+    // A certificate no trusted CA signed: refused before any credential is sent.
+    let log = dir.join("unknown-ca.log");
+    let controller = start_on_url(
+        &org,
+        &url,
+        &dir.join("clone-unknown-ca"),
+        &log,
+        &[("SLACK_GITOPS_GIT_TOKEN", token)],
+        &[],
+    )
+    .await;
+    assert_eq!(exit_code(controller).await, Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("certificate"), "{text}");
+
+    // The right token and CA: cloned over HTTPS, converged, and a new commit fetched.
+    let controller = start_on_url(
+        &org,
+        &url,
+        &dir.join("clone-https"),
+        &dir.join("https.log"),
+        &[("SLACK_GITOPS_GIT_TOKEN", token), ("SSL_CERT_FILE", ca)],
+        &[],
+    )
+    .await;
+    let first = git(&org.repo, &["rev-parse", "HEAD"]);
+    controller
+        .wait("converging from the HTTPS remote", |s| {
+            s["commit_in_force"] == first.as_str() && s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    git(
+        &org.repo,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    let mapping = org.repo.join("mappings/engineering.yaml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(
+        &mapping,
+        text.replace("name: Mobile\n", "name: Mobile Apps\n"),
+    )
+    .unwrap();
+    let second = commit(&org.repo, "rename @mobile");
+    git(&org.repo, &["push", "-q", "origin", "main"]);
+    assert_eq!(controller.push_hook(SECRET).await, 202);
+    controller
+        .wait("the pushed commit fetched over HTTPS", |s| {
+            s["commit_in_force"] == second.as_str()
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_clones_over_ssh_with_a_key_and_refuses_an_unknown_host_key() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let dir = org.temp.path();
+    let sshd_dir = dir.join("sshd");
+    std::fs::create_dir_all(&sshd_dir).unwrap();
+    let sshd = git_servers::Sshd::start(&sshd_dir);
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        sshd.user,
+        sshd.port,
+        remote.display()
+    );
+    let key = sshd.key.to_str().unwrap();
+
+    // A host key that is not in known_hosts: refused, never trusted on first use.
+    let stranger = dir.join("known_hosts_other");
+    std::fs::write(
+        &stranger,
+        format!(
+            "[127.0.0.1]:{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+            sshd.port
+        ),
+    )
+    .unwrap();
+    let log = dir.join("unknown-host.log");
+    let controller = start_on_url(
+        &org,
+        &url,
+        &dir.join("clone-unknown-host"),
+        &log,
+        &[],
+        &[
+            "--ssh-key",
+            key,
+            "--known-hosts",
+            stranger.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(exit_code(controller).await, Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("is not in"), "{text}");
+
+    // The key and the server's host key: cloned over SSH and converged.
+    let controller = start_on_url(
+        &org,
+        &url,
+        &dir.join("clone-ssh"),
+        &dir.join("ssh.log"),
+        &[],
+        &[
+            "--ssh-key",
+            key,
+            "--known-hosts",
+            sshd.known_hosts.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let first = git(&org.repo, &["rev-parse", "HEAD"]);
+    controller
+        .wait("converging from the SSH remote", |s| {
+            s["commit_in_force"] == first.as_str() && s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
 }

@@ -46,6 +46,8 @@ pub struct Options {
     pub identity_secret: Option<String>,
     /// Secrets and tokens come from here (the environment, injected for tests).
     pub environment: Environment,
+    /// How to authenticate to the repository.
+    pub git: git::Access,
 }
 
 /// What set off a sync.
@@ -230,7 +232,8 @@ pub async fn run(
 async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<(), String> {
     let workdir = options.workdir.clone();
     let (repo, branch) = (options.repo.clone(), options.branch.clone());
-    tokio::task::spawn_blocking(move || git::prepare(&repo, &workdir, &branch))
+    let access = options.git.clone();
+    tokio::task::spawn_blocking(move || git::prepare(&repo, &workdir, &branch, &access))
         .await
         .map_err(|e| e.to_string())??;
     let mut trigger = Trigger::Start;
@@ -276,7 +279,8 @@ async fn sync_once(
 ) -> Option<Duration> {
     let workdir = options.workdir.clone();
     let branch = options.branch.clone();
-    let fetched = tokio::task::spawn_blocking(move || git::fetch(&workdir, &branch))
+    let access = options.git.clone();
+    let fetched = tokio::task::spawn_blocking(move || git::fetch(&workdir, &branch, &access))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r);
