@@ -105,6 +105,11 @@ pub enum Command {
         /// Also write the JSON plan here (for CI artifacts).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also write the pull-request comments here, `comment-1.md`, `comment-2.md`...
+        /// (one unless the plan is longer than GitHub's comment limit), each opening
+        /// with the marker a CI job finds it by; older `comment-*.md` are removed.
+        #[arg(long)]
+        comment_dir: Option<PathBuf>,
         /// Plan against a built-in emulator seeded from this file instead of Slack (the
         /// demo). Its tokens are used unless the token variables are set.
         #[arg(long, conflicts_with = "slack_url")]
@@ -428,6 +433,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             slack_url,
             format,
             out,
+            comment_dir,
             emulator,
             detailed_exitcode,
             baseline,
@@ -442,6 +448,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             &PlanOptions {
                 format,
                 out,
+                comment_dir,
                 detailed_exitcode,
                 baseline,
                 color: color.enabled(),
@@ -793,6 +800,7 @@ struct PlanTarget {
 struct PlanOptions {
     format: PlanFormat,
     out: Option<PathBuf>,
+    comment_dir: Option<PathBuf>,
     detailed_exitcode: bool,
     baseline: Option<PathBuf>,
     color: bool,
@@ -829,7 +837,13 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
     for warning in &planned.warnings {
         eprintln!("warning: {warning}");
     }
-    let report = planned.report();
+    let mut report = planned.report();
+    if let Some(tree) = crate::gitops::commit::describe(dir) {
+        report.context.config_dir = Some(tree.config_dir);
+        report.context.commit = tree.commit;
+        report.context.dirty = tree.dirty;
+    }
+    report.context.previous = baseline.changes.clone();
     let json = render::plan::json(&report);
     let output = match options.format {
         PlanFormat::Text => render::plan::text(&report, options.color),
@@ -841,6 +855,9 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
         std::fs::write(path, json)
             .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
     }
+    if let Some(dir) = &options.comment_dir {
+        write_comments(dir, &render::plan::markdown_comments(&report))?;
+    }
     Ok(match (options.detailed_exitcode, &planned.verdict) {
         (false, _) => EXIT_OK,
         (true, crate::policy::Verdict::Refused { .. }) => EXIT_NEEDS_APPROVAL,
@@ -848,6 +865,24 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
         (true, crate::policy::Verdict::NeedsApproval { .. }) => EXIT_NEEDS_APPROVAL,
         (true, _) => EXIT_CHANGES,
     })
+}
+
+/// Writes `comment-N.md` into `dir` and removes the ones an earlier, longer plan left.
+fn write_comments(dir: &Path, comments: &[String]) -> anyhow::Result<()> {
+    let fail =
+        |error: std::io::Error| anyhow::anyhow!("cannot write to {}: {error}", dir.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    for entry in std::fs::read_dir(dir).map_err(fail)? {
+        let path = entry.map_err(fail)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("comment-") && name.ends_with(".md") {
+            std::fs::remove_file(&path).map_err(fail)?;
+        }
+    }
+    for (i, comment) in comments.iter().enumerate() {
+        std::fs::write(dir.join(format!("comment-{}.md", i + 1)), comment).map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// The arguments of `apply`.

@@ -7,6 +7,7 @@
 //! typing) and as plain Rust in `is_valid`; a property test keeps the two in agreement.
 
 pub mod directory;
+pub mod limits;
 pub mod live;
 pub mod snapshot;
 

@@ -206,6 +206,8 @@ pub struct Baseline {
     pub mappings: BTreeMap<String, String>,
     /// Set on a drift tick: the config is the commit already applied.
     pub drift: Option<DriftScope>,
+    /// The earlier plan's change lines, when it recorded them ("since the last push").
+    pub changes: Option<Vec<String>>,
 }
 
 /// A drift tick's view of a plan. The config is the commit already in force, so its own
@@ -232,6 +234,7 @@ pub fn read_baseline(path: &Path) -> Result<Baseline, PipelineError> {
         identity: Some(document.identity),
         mappings: document.mappings,
         drift: None,
+        changes: document.changes,
     })
 }
 
@@ -249,6 +252,8 @@ pub struct Planned {
     pub warnings: Vec<String>,
     /// No last good identity snapshot was known.
     pub first_run: bool,
+    /// The config's workspace keys and their team ids.
+    pub workspaces: Vec<(String, String)>,
 }
 
 impl Planned {
@@ -260,6 +265,10 @@ impl Planned {
             identity: &self.identity,
             first_run: self.first_run,
             mappings: &self.mappings,
+            context: render::plan::PlanContext {
+                workspaces: self.workspaces.clone(),
+                ..Default::default()
+            },
         }
     }
 }
@@ -332,6 +341,14 @@ pub async fn plan_org(
         read,
         warnings,
         first_run: baseline.identity.is_none(),
+        workspaces: repository
+            .config
+            .value
+            .slack
+            .workspaces
+            .iter()
+            .map(|(name, id)| (name.clone(), id.as_str().to_string()))
+            .collect(),
     })
 }
 

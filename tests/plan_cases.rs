@@ -293,6 +293,7 @@ fn render(
         identity: &identity,
         first_run: baseline.is_none(),
         mappings: &mappings,
+        context: Default::default(),
     };
     let diagnostics = resolution
         .diagnostics

@@ -25,6 +25,16 @@ fn plan(dir: &Path, extra: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The commit the project's checkout is at.
+fn git_head() -> String {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
 #[test]
 fn the_demo_plans_acme_in_every_format() {
     let acme = common::fixture("examples/acme");
@@ -71,7 +81,25 @@ fn the_demo_plans_acme_in_every_format() {
 
     let (code, markdown, _) = plan(&acme, &["--format", "markdown"]);
     assert_eq!(code, 0);
-    assert!(markdown.starts_with("## slack-gitops plan\n"));
+    // The marker a CI job finds the comment by, where it was planned, what it costs.
+    assert!(
+        markdown.starts_with("<!-- slack-gitops plan: examples/acme -->\n## slack-gitops plan\n"),
+        "{markdown}"
+    );
+    let head = git_head();
+    assert!(
+        markdown.contains(&format!("Planned at `{}`", &head[..12])),
+        "{markdown}"
+    );
+    assert!(markdown.contains("plan hash `sha256:"), "{markdown}");
+    assert!(
+        markdown.contains("workspaces main (`T0000MAIN`), support (`T0000SUPP`)"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("**Estimated apply time:** under a minute: 13 usergroup member updates at Tier 2 (20/min)"),
+        "{markdown}"
+    );
     assert!(markdown.contains("### Leavers (3): deactivated, then their sessions revoked"));
     // Leavers come first, with what they lose; then one section per usergroup and channel.
     let leavers = markdown.find("### Leavers").unwrap();

@@ -492,6 +492,7 @@ async fn locked(
         identity: store.last_good_identity(org)?,
         mappings: Default::default(),
         drift: options.drift.clone(),
+        changes: None,
     };
     let mut planned = plan_org(connection, &baseline).await?;
     let signouts = pending_signouts(store, org, &planned)?;

@@ -629,6 +629,7 @@ async fn report_drift(
         identity: store.last_good_identity(&connection.org()).ok().flatten(),
         mappings: Default::default(),
         drift: Some(pipeline::DriftScope { only: None }),
+        changes: None,
     };
     match pipeline::plan_org(connection, &baseline).await {
         Ok(planned) => {

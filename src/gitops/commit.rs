@@ -160,6 +160,53 @@ pub fn checkout(dir: &Path, reference: Option<&str>) -> Result<Checkout, GitopsE
     })
 }
 
+/// Where a config directory stands in its working tree: what the plan's pull-request
+/// comment names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkingTree {
+    /// DIR relative to the repository's root, `/`-separated; `.` at the root.
+    pub config_dir: String,
+    /// HEAD's commit, when there is one.
+    pub commit: Option<String>,
+    /// Files under DIR differ from HEAD (changed, staged or untracked).
+    pub dirty: bool,
+}
+
+/// Where `dir` stands in its repository; `None` outside one (or in a bare one).
+pub fn describe(dir: &Path) -> Option<WorkingTree> {
+    let repository = git2::Repository::discover(dir).ok()?;
+    let workdir = repository.workdir()?.to_path_buf();
+    let prefix = relative_to(dir, &workdir).ok()?;
+    let parts: Vec<String> = prefix
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let config_dir = if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    };
+    let commit = repository
+        .head()
+        .ok()
+        .and_then(|head| head.peel_to_commit().ok())
+        .map(|commit| commit.id().to_string());
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(true).include_ignored(false);
+    if !parts.is_empty() {
+        options.pathspec(&config_dir);
+    }
+    let dirty = repository
+        .statuses(Some(&mut options))
+        .map(|statuses| !statuses.is_empty())
+        .unwrap_or(false);
+    Some(WorkingTree {
+        config_dir,
+        commit,
+        dirty,
+    })
+}
+
 /// `dir` relative to the work tree's root.
 fn relative_to(dir: &Path, workdir: &Path) -> Result<PathBuf, GitopsError> {
     let not_inside = || GitopsError::NotARepository {

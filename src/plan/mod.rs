@@ -4,5 +4,6 @@
 pub mod action;
 pub mod desired;
 pub mod diff;
+pub mod estimate;
 pub mod restore;
 pub mod select;

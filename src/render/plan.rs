@@ -32,7 +32,7 @@ const ROWS: usize = 25;
 const ADOPTION_THRESHOLD: usize = ROWS;
 
 /// Everything a rendering needs: the plan, its verdict and the identity snapshot's size.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlanReport<'a> {
     pub plan: &'a Plan,
     pub verdict: &'a Verdict,
@@ -42,6 +42,25 @@ pub struct PlanReport<'a> {
     /// What selects each managed usergroup's and channel's members, digested
     /// ([`crate::plan::desired::Desired::mapping_digests`]), for later plans to compare.
     pub mappings: &'a BTreeMap<String, String>,
+    /// Where the plan was made, for the pull-request comment.
+    pub context: PlanContext,
+}
+
+/// Where a plan was made: what a reviewer needs to trust the comment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanContext {
+    /// The config directory inside its repository (`examples/acme`, `.` at the root):
+    /// the comment's marker, so it is found and updated in place.
+    pub config_dir: Option<String>,
+    /// The commit planned at.
+    pub commit: Option<String>,
+    /// The working tree had uncommitted changes.
+    pub dirty: bool,
+    /// Workspace keys from the config and their team ids.
+    pub workspaces: Vec<(String, String)>,
+    /// The change lines of the previous plan on the same pull request (`--baseline`),
+    /// when it recorded them.
+    pub previous: Option<Vec<String>>,
 }
 
 impl PlanReport<'_> {
@@ -812,34 +831,186 @@ fn accounts_section(plan: &Plan, rows: usize) -> String {
     )
 }
 
-/// A pull-request comment: the verdict banner, a summary table, leavers first with what
-/// they lose, then one collapsible section per usergroup and channel. Rows are capped and,
-/// if the whole would still pass GitHub's comment limit, the caps tighten and the last
-/// sections give way to a count; the JSON plan keeps everything.
+/// GitHub's limit on a comment's body, in characters.
+pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+
+/// The most comments one plan is split into before its tables shrink.
+pub const MAX_COMMENTS: usize = 10;
+
+/// The hidden line that opens comment `part` (from 1) of the plan of `config_dir`, so a
+/// CI job finds its comments and updates them in place.
+pub fn marker(config_dir: &str, part: usize) -> String {
+    if part == 1 {
+        format!("<!-- slack-gitops plan: {config_dir} -->")
+    } else {
+        format!("<!-- slack-gitops plan: {config_dir} part {part} -->")
+    }
+}
+
+/// The plan as one markdown document: the comments one after the other.
 pub fn markdown(report: &PlanReport) -> String {
+    markdown_comments(report).join("\n")
+}
+
+/// The plan as pull-request comments: the verdict banner, where it was planned (commit,
+/// hash, workspaces), the estimated apply time, what changed since the last push, a
+/// summary table, leavers first with what they lose, then one collapsible section per
+/// usergroup and channel. Each comment opens with [`marker`] and stays under
+/// [`MARKDOWN_LIMIT`]. A plan too long for one comment is split at section boundaries
+/// into numbered comments, never cut; only past [`MAX_COMMENTS`] do the row caps tighten
+/// and, last, the final sections give way to a count (the JSON plan keeps everything).
+pub fn markdown_comments(report: &PlanReport) -> Vec<String> {
     for rows in [ROWS, 10, 3, 1] {
-        let text = markdown_with(report, rows, usize::MAX);
-        if text.len() <= MARKDOWN_LIMIT {
-            return text;
+        if let Some(parts) = pack(report, &markdown_blocks(report, rows, usize::MAX))
+            && parts.len() <= MAX_COMMENTS
+        {
+            return parts;
         }
     }
-    // Still too long: keep as many sections as fit.
-    let sections = target_sections(report.plan, report.adoption(), 1).len();
-    let (mut low, mut high) = (0, sections);
+    let fits = |sections: usize| {
+        pack(report, &markdown_blocks(report, 1, sections))
+            .filter(|parts| parts.len() <= MAX_COMMENTS)
+    };
+    let (mut low, mut high) = (0, target_sections(report.plan, report.adoption(), 1).len());
     while low < high {
         let mid = (low + high).div_ceil(2);
-        if markdown_with(report, 1, mid).len() <= MARKDOWN_LIMIT {
+        if fits(mid).is_some() {
             low = mid;
         } else {
             high = mid - 1;
         }
     }
-    markdown_with(report, 1, low)
+    fits(low).unwrap_or_else(|| {
+        vec![format!(
+            "{}\n## slack-gitops plan\n\n**{}**\n\nThe plan is too large for comments; read the JSON plan.\n",
+            marker(&config_dir(report), 1),
+            summary(report.plan)
+        )]
+    })
 }
 
-fn markdown_with(report: &PlanReport, rows: usize, max_sections: usize) -> String {
+fn config_dir(report: &PlanReport) -> String {
+    report
+        .context
+        .config_dir
+        .clone()
+        .unwrap_or_else(|| ".".to_string())
+}
+
+/// Packs blocks into comments under [`MARKDOWN_LIMIT`], each opened by its marker and,
+/// after the first, a heading saying which part it is. `None` when one block alone is
+/// too long.
+fn pack(report: &PlanReport, blocks: &[String]) -> Option<Vec<String>> {
+    // Room for the marker and the part heading or the "continued" line.
+    let room = MARKDOWN_LIMIT.checked_sub(300)?;
+    let mut groups: Vec<String> = vec![String::new()];
+    for block in blocks {
+        if block.len() > room {
+            return None;
+        }
+        let current = groups.last_mut().expect("there is a group");
+        if current.len() + block.len() > room {
+            groups.push(block.clone());
+        } else {
+            current.push_str(block);
+        }
+    }
+    let dir = config_dir(report);
+    let total = groups.len();
+    Some(
+        groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let part = i + 1;
+                let mut text = marker(&dir, part);
+                text.push('\n');
+                if part > 1 {
+                    let _ = writeln!(text, "## slack-gitops plan, part {part} of {total}\n");
+                }
+                text.push_str(&body);
+                if part < total {
+                    let _ = writeln!(
+                        text,
+                        "\n_Continued in the next comment (part {} of {total})._",
+                        part + 1
+                    );
+                }
+                text
+            })
+            .collect(),
+    )
+}
+
+/// Where the plan was made: commit, hash and the workspaces by name.
+fn provenance(report: &PlanReport) -> String {
+    let context = &report.context;
+    let mut parts = Vec::new();
+    if let Some(commit) = &context.commit {
+        let short = &commit[..commit.len().min(12)];
+        let dirty = if context.dirty {
+            " with uncommitted changes"
+        } else {
+            ""
+        };
+        parts.push(format!("Planned at `{short}`{dirty}"));
+    }
+    parts.push(format!(
+        "plan hash `{}`",
+        crate::policy::plan_hash(report.plan)
+    ));
+    if !context.workspaces.is_empty() {
+        let names: Vec<String> = context
+            .workspaces
+            .iter()
+            .map(|(name, id)| format!("{name} (`{id}`)"))
+            .collect();
+        parts.push(format!("workspaces {}", names.join(", ")));
+    }
+    let line = parts.join(" · ");
+    let mut chars = line.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+    format!("{}{}\n\n", first.unwrap_or_default(), chars.as_str())
+}
+
+/// "Since the last push": the changes that are new and those no longer planned.
+fn since_last_push(report: &PlanReport, rows: usize) -> String {
+    let Some(previous) = &report.context.previous else {
+        return String::new();
+    };
+    let now = report.plan.change_lines();
+    let before: std::collections::BTreeSet<&str> = previous.iter().map(String::as_str).collect();
+    let after: std::collections::BTreeSet<&str> = now.iter().map(String::as_str).collect();
+    let added: Vec<&str> = after.difference(&before).copied().collect();
+    let gone: Vec<&str> = before.difference(&after).copied().collect();
+    if added.is_empty() && gone.is_empty() {
+        return "**Since the last push:** no change to the plan.\n\n".into();
+    }
+    let mut body = String::new();
+    for line in added.iter().take(rows) {
+        let _ = writeln!(body, "+ {line}");
+    }
+    if let Some(line) = more(added.len(), rows) {
+        let _ = writeln!(body, "+ {line}");
+    }
+    for line in gone.iter().take(rows) {
+        let _ = writeln!(body, "- {line}");
+    }
+    if let Some(line) = more(gone.len(), rows) {
+        let _ = writeln!(body, "- {line}");
+    }
+    format!(
+        "**Since the last push:** {} new, {} no longer planned.\n\n```diff\n{body}```\n\n",
+        added.len(),
+        gone.len()
+    )
+}
+
+/// The document in blocks, each kept whole in one comment.
+fn markdown_blocks(report: &PlanReport, rows: usize, max_sections: usize) -> Vec<String> {
     let plan = report.plan;
     let adoption = report.adoption();
+    let mut blocks = Vec::new();
     let mut out = String::from("## slack-gitops plan\n\n");
     out.push_str(&banner(report.verdict));
     let _ = writeln!(
@@ -848,6 +1019,14 @@ fn markdown_with(report: &PlanReport, rows: usize, max_sections: usize) -> Strin
         summary(plan),
         verdict_line(report.verdict).replace('\n', "<br>")
     );
+    out.push_str(&provenance(report));
+    let estimate = crate::plan::estimate::estimate(plan);
+    let _ = writeln!(
+        out,
+        "**Estimated apply time:** {}. The writes, paced to Slack's published rate limits; reading Slack before and after comes on top.\n",
+        estimate.words()
+    );
+    out.push_str(&since_last_push(report, rows));
     if adoption {
         out.push_str(
             "> [!WARNING]\n> First run against an org with much drift: the people the rules do not select are \
@@ -856,7 +1035,8 @@ fn markdown_with(report: &PlanReport, rows: usize, max_sections: usize) -> Strin
         );
     }
     out.push_str(&summary_table(plan, report.identity));
-    out.push_str(&leavers_section(plan, rows));
+    blocks.push(out);
+    blocks.push(leavers_section(plan, rows));
     if !plan.blocked_by_protection.is_empty() {
         let lines: Vec<String> = plan
             .blocked_by_protection
@@ -869,14 +1049,13 @@ fn markdown_with(report: &PlanReport, rows: usize, max_sections: usize) -> Strin
                 )
             })
             .collect();
-        let _ = writeln!(
-            out,
-            "### Protected, not deactivated ({})\n\n{}",
+        blocks.push(format!(
+            "### Protected, not deactivated ({})\n\n{}\n",
             lines.len(),
             table("| person | why it would go |\n|---|---|", &lines, rows)
-        );
+        ));
     }
-    out.push_str(&accounts_section(plan, rows));
+    blocks.push(accounts_section(plan, rows));
     if !plan.awaiting_first_login.is_empty() {
         let mut body = String::new();
         for awaiting in plan.awaiting_first_login.iter().take(rows) {
@@ -885,26 +1064,31 @@ fn markdown_with(report: &PlanReport, rows: usize, max_sections: usize) -> Strin
         if let Some(line) = more(plan.awaiting_first_login.len(), rows) {
             let _ = writeln!(body, "{line}");
         }
-        let _ = writeln!(
-            out,
-            "<details><summary>Joining at first login (just-in-time, {})</summary>\n\n```\n{body}```\n\n</details>\n",
+        blocks.push(format!(
+            "<details><summary>Joining at first login (just-in-time, {})</summary>\n\n```\n{body}```\n\n</details>\n\n",
             plan.awaiting_first_login.len()
-        );
+        ));
     }
     let sections = target_sections(plan, adoption, rows);
     if !sections.is_empty() {
-        let _ = writeln!(out, "\n### Usergroups and channels ({})\n", sections.len());
-        for section in sections.iter().take(max_sections) {
-            out.push_str(section);
-        }
+        blocks.push(format!(
+            "\n### Usergroups and channels ({})\n\n",
+            sections.len()
+        ));
+        blocks.extend(sections.iter().take(max_sections).cloned());
         if sections.len() > max_sections {
-            let _ = writeln!(
-                out,
-                "\n_... and {} more usergroups and channels, left out to fit GitHub's comment limit; every one is in the JSON plan._",
+            blocks.push(format!(
+                "\n_... and {} more usergroups and channels, left out to fit GitHub's comment limit; every one is in the JSON plan._\n",
                 sections.len() - max_sections
-            );
+            ));
         }
     }
+    blocks.push(unmanaged_section(plan, rows));
+    blocks.retain(|b| !b.is_empty());
+    blocks
+}
+
+fn unmanaged_section(plan: &Plan, rows: usize) -> String {
     let unmanaged: Vec<String> = plan
         .unmanaged_usergroups
         .iter()
@@ -915,23 +1099,22 @@ fn markdown_with(report: &PlanReport, rows: usize, max_sections: usize) -> Strin
                 .map(|(w, c)| format!("#{c} in {w}")),
         )
         .collect();
-    if !unmanaged.is_empty() {
-        let shown: Vec<String> = unmanaged
-            .iter()
-            .take(rows)
-            .map(|u| format!("`{u}`"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "\n<details><summary>Unmanaged, never changed ({})</summary>\n\n{}{}\n\n</details>",
-            unmanaged.len(),
-            shown.join(", "),
-            more(unmanaged.len(), rows)
-                .map(|m| format!(" {m}"))
-                .unwrap_or_default()
-        );
+    if unmanaged.is_empty() {
+        return String::new();
     }
-    out
+    let shown: Vec<String> = unmanaged
+        .iter()
+        .take(rows)
+        .map(|u| format!("`{u}`"))
+        .collect();
+    format!(
+        "\n<details><summary>Unmanaged, never changed ({})</summary>\n\n{}{}\n\n</details>\n",
+        unmanaged.len(),
+        shown.join(", "),
+        more(unmanaged.len(), rows)
+            .map(|m| format!(" {m}"))
+            .unwrap_or_default()
+    )
 }
 
 #[derive(Serialize)]
@@ -946,6 +1129,11 @@ struct JsonPlan<'a> {
     hash: String,
     /// The destructive set itself, so `apply --plan` can tell what was reviewed.
     destructive: Vec<String>,
+    /// Every change, one line each: what the next plan of the pull request compares with.
+    changes: Vec<String>,
+    /// The commit planned at, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<&'a str>,
     plan: &'a Plan,
 }
 
@@ -965,6 +1153,9 @@ pub struct PlanDocument {
     /// The destructive action set, one canonical line each ([`crate::policy::destructive_set`]).
     #[serde(default)]
     pub destructive: Option<Vec<String>>,
+    /// Every change, one line each ([`Plan::change_lines`]); absent in older plans.
+    #[serde(default)]
+    pub changes: Option<Vec<String>>,
 }
 
 impl PlanDocument {
@@ -994,9 +1185,174 @@ pub fn json(report: &PlanReport) -> String {
         destructive: crate::policy::destructive_set(report.plan)
             .into_iter()
             .collect(),
+        changes: report.plan.change_lines(),
+        commit: report.context.commit.as_deref(),
         plan: report.plan,
     })
     .expect("a plan serialises");
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::action::{Addition, Grant, Person, SlackId};
+    use crate::plan::desired::RuleRef;
+
+    /// `groups` usergroups, each gaining `people` members.
+    fn big_plan(groups: usize, people: usize) -> Plan {
+        let rule = RuleRef {
+            file: "mappings/teams.yaml".into(),
+            line: 3,
+        };
+        let actions = (0..groups)
+            .map(|g| {
+                let adds: Vec<Addition> = (0..people)
+                    .map(|p| Addition {
+                        person: Person {
+                            email: format!("person-{g}-{p}@acme.example"),
+                            user_id: SlackId::Live(format!("U{g:04}{p:04}")),
+                        },
+                        grants: vec![Grant {
+                            rule: rule.clone(),
+                            via: vec!["everyone".into(), format!("team-{g}")],
+                        }],
+                    })
+                    .collect();
+                Action::SetUsergroupMembers {
+                    workspace: "T0000MAIN".into(),
+                    usergroup_id: SlackId::Live(format!("S{g:05}")),
+                    handle: format!("team-{g}"),
+                    members: adds.iter().map(|a| a.person.clone()).collect(),
+                    adds,
+                    removes: Vec::new(),
+                    rule: rule.clone(),
+                }
+            })
+            .collect();
+        Plan {
+            actions,
+            ..Default::default()
+        }
+    }
+
+    fn report<'a>(
+        plan: &'a Plan,
+        verdict: &'a Verdict,
+        identity: &'a IdentityCounts,
+        mappings: &'a BTreeMap<String, String>,
+    ) -> PlanReport<'a> {
+        PlanReport {
+            plan,
+            verdict,
+            identity,
+            first_run: false,
+            mappings,
+            context: PlanContext {
+                config_dir: Some("orgs/acme".into()),
+                commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                dirty: false,
+                workspaces: vec![("main".into(), "T0000MAIN".into())],
+                previous: None,
+            },
+        }
+    }
+
+    fn allowed() -> Verdict {
+        Verdict::Allowed {
+            counts: Default::default(),
+            approved: false,
+        }
+    }
+
+    #[test]
+    fn a_plan_too_long_for_one_comment_is_split_into_numbered_marked_comments_not_cut() {
+        let plan = big_plan(400, 25);
+        let (verdict, identity, mappings) = (allowed(), IdentityCounts::default(), BTreeMap::new());
+        let report = report(&plan, &verdict, &identity, &mappings);
+        let comments = markdown_comments(&report);
+        assert!(
+            comments.len() > 1 && comments.len() <= MAX_COMMENTS,
+            "{}",
+            comments.len()
+        );
+        let total = comments.len();
+        for (i, comment) in comments.iter().enumerate() {
+            assert!(comment.len() <= MARKDOWN_LIMIT && comment.len() < GITHUB_COMMENT_LIMIT);
+            let first_line = comment.lines().next().unwrap();
+            assert_eq!(first_line, marker("orgs/acme", i + 1));
+            if i > 0 {
+                assert!(
+                    comment.contains(&format!("## slack-gitops plan, part {} of {total}", i + 1))
+                );
+            }
+        }
+        // Every usergroup is in exactly one comment, whole: nothing was cut.
+        let all = comments.concat();
+        for g in 0..400 {
+            let summary = format!(
+                "<code>@team-{g} in T0000MAIN (mappings/teams.yaml:3)</code>: +25 -0</summary>"
+            );
+            assert_eq!(all.matches(&summary).count(), 1, "@team-{g}");
+        }
+        assert!(!all.contains("left out to fit"));
+        // The markers tell the comments apart: part 1 is not a prefix match of part 2's.
+        assert_ne!(marker("orgs/acme", 1), marker("orgs/acme", 2));
+        assert!(!marker("orgs/acme", 2).starts_with(&marker("orgs/acme", 1)));
+    }
+
+    #[test]
+    fn a_small_plan_is_one_comment_with_its_provenance_and_estimate() {
+        let plan = big_plan(37, 2);
+        let (verdict, identity, mappings) = (allowed(), IdentityCounts::default(), BTreeMap::new());
+        let report = report(&plan, &verdict, &identity, &mappings);
+        let comments = markdown_comments(&report);
+        assert_eq!(comments.len(), 1);
+        let comment = &comments[0];
+        assert!(
+            comment.starts_with("<!-- slack-gitops plan: orgs/acme -->\n## slack-gitops plan\n")
+        );
+        assert!(comment.contains("Planned at `0123456789ab`"));
+        assert!(comment.contains(&format!("plan hash `{}`", crate::policy::plan_hash(&plan))));
+        assert!(comment.contains("workspaces main (`T0000MAIN`)"));
+        // 37 usergroup updates at Tier 2 (20 a minute, 5 at once): 96 s.
+        assert!(
+            comment.contains("**Estimated apply time:** about 2 min: 37 usergroup member updates at Tier 2 (20/min)."),
+            "{comment}"
+        );
+        assert!(!comment.contains("Since the last push"));
+    }
+
+    #[test]
+    fn changes_since_the_last_push_are_listed_both_ways() {
+        let before = big_plan(3, 2);
+        let mut after = big_plan(3, 2);
+        if let Action::SetUsergroupMembers { adds, .. } = &mut after.actions[0] {
+            adds.pop();
+        }
+        after.actions.push(Action::DeactivateUser {
+            removal: crate::plan::action::Removal {
+                person: Person {
+                    email: "gone@acme.example".into(),
+                    user_id: SlackId::Live("U9".into()),
+                },
+                drift: Drift::MissedDeprovision,
+                why: "suspended in the identity provider".into(),
+            },
+            impact: Default::default(),
+        });
+        let (verdict, identity, mappings) = (allowed(), IdentityCounts::default(), BTreeMap::new());
+        let mut report = report(&after, &verdict, &identity, &mappings);
+        report.context.previous = Some(before.change_lines());
+        let comment = markdown(&report);
+        assert!(
+            comment.contains("**Since the last push:** 1 new, 1 no longer planned."),
+            "{comment}"
+        );
+        assert!(comment.contains("+ deactivate gone@acme.example\n"));
+        assert!(comment.contains("- add person-0-1@acme.example to T0000MAIN/@team-0\n"));
+        report.context.previous = Some(after.change_lines());
+        assert!(markdown(&report).contains("**Since the last push:** no change to the plan."));
+    }
 }

@@ -1,6 +1,6 @@
 //! Talking to Slack: the one place that builds HTTP requests to Slack's SCIM and Web APIs.
 
 pub mod client;
-pub mod limits;
+pub use crate::model::limits;
 pub mod reader;
 pub mod writer;
