@@ -119,3 +119,42 @@ fn the_workflows_use_commands_and_flags_the_binary_has() {
         "validate and plan on pull requests, apply on merge, plan for drift"
     );
 }
+
+#[test]
+fn the_gitlab_pipeline_uses_commands_and_flags_the_binary_has() {
+    let pipeline = root().join("examples/gitlab-ci/.gitlab-ci.yml");
+    let document = yaml(&pipeline);
+    let mut seen = BTreeSet::new();
+    for job in ["plan", "apply"] {
+        for line in document[job]["script"].as_array().unwrap() {
+            let line = line.as_str().unwrap();
+            // Each `slack-gitops COMMAND ...` up to the end of its shell command.
+            for invocation in line.split("slack-gitops ").skip(1) {
+                let words: Vec<&str> = invocation
+                    .split([';', '|', '\n'])
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .collect();
+                let command = words[0];
+                if command.ends_with(':') {
+                    continue; // the marker text, `<!-- slack-gitops plan: ... -->`
+                }
+                let help = std::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+                    .args([command, "--help"])
+                    .output()
+                    .unwrap();
+                assert!(help.status.success(), "no command {command}");
+                let help = String::from_utf8_lossy(&help.stdout);
+                for flag in words.iter().filter(|w| w.starts_with("--")) {
+                    assert!(help.contains(*flag), "`{command}` has no {flag}");
+                }
+                seen.insert(command.to_string());
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["validate".to_string(), "plan".into(), "apply".into()])
+    );
+}
