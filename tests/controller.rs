@@ -163,14 +163,14 @@ impl Controller {
     }
 }
 
-/// The newest sync of a commit. The webhook and the poll (every drift tick fetches too)
-/// race for a pushed commit; either applies it, once.
+/// The newest sync that applied (or tried to apply) a commit, not a drift report. The
+/// webhook, the poll and the drift tick (which fetches too) race for a pushed commit;
+/// whichever wins applies it, once.
 fn sync_of<'a>(status: &'a Value, commit: &str) -> Option<&'a Value> {
-    status["last_syncs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["commit"] == commit && s["trigger"] != "drift")
+    status["last_syncs"].as_array().unwrap().iter().find(|s| {
+        s["commit"] == commit
+            && !matches!(s["outcome"].as_str(), Some("drift-reported" | "no-change"))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -49,7 +49,7 @@ impl FileSource {
             serde_json::from_str(&text)
                 .map_err(|error| self.error(format!("not valid JSON: {error}")))?
         } else {
-            match yaml::parse(&name, &text) {
+            match yaml::parse_data(&name, &text) {
                 Ok(document) => document.value,
                 Err(diagnostics) => {
                     let first = &diagnostics[0];
@@ -150,7 +150,18 @@ impl FileSource {
 }
 
 impl IdentitySource for FileSource {
+    /// Parses on a blocking thread, so the Slack read that runs beside it is not held up
+    /// by a large export.
     async fn read(&self) -> Result<Directory, IdentityError> {
+        let source = FileSource::new(self.path.clone());
+        tokio::task::spawn_blocking(move || source.read_now())
+            .await
+            .map_err(|error| self.error(format!("the export reader stopped: {error}")))?
+    }
+}
+
+impl FileSource {
+    fn read_now(&self) -> Result<Directory, IdentityError> {
         let directory = if self.path.is_dir() {
             self.read_csv()?
         } else {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 
@@ -296,8 +297,8 @@ pub struct CallCounts {
 }
 
 /// What one HTTP exchange came to.
-enum Attempt {
-    Done(Value),
+enum Attempt<T> {
+    Done(T),
     /// Worth repeating: after `Retry-After` emulated seconds when rate limited, else
     /// after a backoff (idempotent calls only). `error` is reported if we give up.
     Retry {
@@ -437,6 +438,84 @@ impl SlackClient {
         self.send(method, &buckets, !write, build, web_body).await
     }
 
+    /// A Web API read deserialized straight into `T` (after `ok` is checked), with no
+    /// `Value` tree in between.
+    pub async fn web_read_as<T: DeserializeOwned>(
+        &self,
+        credential: Credential,
+        method: &str,
+        args: &[(&str, String)],
+    ) -> Result<T, SlackError> {
+        self.web_as(credential, method, args, |call, status, text| {
+            web_typed(call, status, text, |text| serde_json::from_str::<T>(text))
+        })
+        .await
+    }
+
+    async fn web_as<T>(
+        &self,
+        credential: Credential,
+        method: &str,
+        args: &[(&str, String)],
+        parse: impl Fn(&str, u16, &str) -> Result<T, SlackError>,
+    ) -> Result<T, SlackError> {
+        let url = format!("{}{method}", self.inner.api_base);
+        let token = self.token(credential).clone();
+        let buckets = Self::web_buckets(method);
+        let build = || {
+            self.inner
+                .http
+                .get(&url)
+                .query(args)
+                .bearer_auth(token.secret())
+        };
+        self.send(method, &buckets, true, build, parse).await
+    }
+
+    /// Every item of a cursor-paginated Web API listing, each page deserialized straight
+    /// into `T` (the list under `key`; every other field is skipped, never built). The end
+    /// is an empty `next_cursor`, never a short or empty page.
+    pub async fn web_paginate_as<T: DeserializeOwned>(
+        &self,
+        credential: Credential,
+        method: &str,
+        args: &[(&str, String)],
+        key: &str,
+    ) -> Result<(Vec<T>, u64), SlackError> {
+        let mut items = Vec::new();
+        let mut cursor = String::new();
+        let mut pages = 0;
+        loop {
+            let mut call: Vec<(&str, String)> = args.to_vec();
+            if !cursor.is_empty() {
+                call.push(("cursor", cursor.clone()));
+            }
+            let page = self
+                .web_as(credential, method, &call, |call, status, text| {
+                    web_typed(call, status, text, |text| {
+                        let seed = super::wire::WebPageSeed::<T> {
+                            key,
+                            item: std::marker::PhantomData,
+                        };
+                        seed.deserialize(&mut serde_json::Deserializer::from_str(text))
+                    })
+                })
+                .await?;
+            pages += 1;
+            let Some(page_items) = page.items else {
+                return Err(SlackError::Protocol {
+                    call: method.to_string(),
+                    message: format!("no `{key}` list in the reply"),
+                });
+            };
+            items.extend(page_items);
+            cursor = page.next_cursor;
+            if cursor.is_empty() {
+                return Ok((items, pages));
+            }
+        }
+    }
+
     /// Every item of a cursor-paginated Web API listing. The end is an empty
     /// `next_cursor`, never a short or empty page.
     pub async fn web_paginate(
@@ -454,16 +533,16 @@ impl SlackClient {
             if !cursor.is_empty() {
                 call.push(("cursor", cursor.clone()));
             }
-            let body = self.web_read(credential, method, &call).await?;
+            let mut body = self.web_read(credential, method, &call).await?;
             pages += 1;
-            let page =
-                body.get(key)
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| SlackError::Protocol {
-                        call: method.to_string(),
-                        message: format!("no `{key}` list in the reply"),
-                    })?;
-            items.extend(page.iter().cloned());
+            // The page is moved out of the reply, not copied.
+            let Some(Value::Array(page)) = body.get_mut(key).map(Value::take) else {
+                return Err(SlackError::Protocol {
+                    call: method.to_string(),
+                    message: format!("no `{key}` list in the reply"),
+                });
+            };
+            items.extend(page);
             cursor = body
                 .pointer("/response_metadata/next_cursor")
                 .and_then(Value::as_str)
@@ -473,6 +552,78 @@ impl SlackClient {
                 return Ok((items, pages));
             }
         }
+    }
+
+    /// Every resource of a SCIM listing, each page deserialized straight into `T`. Pages
+    /// of 1,000; a page that comes back empty before `totalResults` is reached is an
+    /// inconsistent read and fails the whole listing.
+    pub async fn scim_list_as<T: DeserializeOwned>(
+        &self,
+        resource: &str,
+    ) -> Result<(Vec<T>, u64), SlackError> {
+        let call = format!("SCIM GET /{resource}");
+        let mut items: Vec<T> = Vec::new();
+        let mut pages = 0;
+        loop {
+            let start = items.len() + 1;
+            let page: super::wire::ScimPage<T> = self
+                .scim_get_as(&format!("{resource}?startIndex={start}&count=1000"))
+                .await?;
+            pages += 1;
+            let Some(total) = page.total else {
+                return Err(SlackError::Protocol {
+                    call,
+                    message: "no totalResults in the list response".into(),
+                });
+            };
+            let total = total as usize;
+            if page.resources.is_empty() && items.len() < total {
+                return Err(SlackError::Protocol {
+                    call,
+                    message: format!(
+                        "an empty page at {start} of {total}: the listing changed while it was read; read again"
+                    ),
+                });
+            }
+            items.extend(page.resources);
+            if items.len() >= total {
+                return Ok((items, pages));
+            }
+        }
+    }
+
+    /// A SCIM GET deserialized straight into `T` on success.
+    async fn scim_get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, SlackError> {
+        let url = format!("{}{path}", self.inner.scim_base);
+        let resource = path.split('?').next().unwrap_or(path);
+        let segments: Vec<&str> = resource.split('/').filter(|s| !s.is_empty()).collect();
+        let buckets = limits::scim_buckets("GET", &segments);
+        let call = format!("SCIM GET /{resource}");
+        let token = self.token(Credential::Admin).clone();
+        self.send(
+            &call,
+            &buckets,
+            true,
+            || self.inner.http.get(&url).bearer_auth(token.secret()),
+            |call: &str, status: u16, text: &str| {
+                if (200..300).contains(&status) {
+                    serde_json::from_str::<T>(text).map_err(|error| SlackError::Protocol {
+                        call: call.to_string(),
+                        message: format!(
+                            "HTTP {status} with a body that is not what SCIM lists: {error}"
+                        ),
+                    })
+                } else {
+                    scim_body(call, status, text).and_then(|_| {
+                        Err(SlackError::Protocol {
+                            call: call.to_string(),
+                            message: format!("HTTP {status}"),
+                        })
+                    })
+                }
+            },
+        )
+        .await
     }
 
     /// A SCIM GET of `path` (relative to `scim/v2/`, query included).
@@ -522,55 +673,15 @@ impl SlackClient {
         self.send(&call, &buckets, false, build, scim_body).await
     }
 
-    /// Every resource of a SCIM listing, 1,000 a page (Slack's maximum). Returns the
-    /// resources and the pages read. A page that comes back empty before `totalResults`
-    /// is reached is an inconsistent read and fails the whole listing.
-    pub async fn scim_list(&self, resource: &str) -> Result<(Vec<Value>, u64), SlackError> {
-        let call = format!("SCIM GET /{resource}");
-        let mut items: Vec<Value> = Vec::new();
-        let mut pages = 0;
-        loop {
-            let start = items.len() + 1;
-            let body = self
-                .scim_get(&format!("{resource}?startIndex={start}&count=1000"))
-                .await?;
-            pages += 1;
-            let total = body
-                .get("totalResults")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| SlackError::Protocol {
-                    call: call.clone(),
-                    message: "no totalResults in the list response".into(),
-                })? as usize;
-            let page = body
-                .get("Resources")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if page.is_empty() && items.len() < total {
-                return Err(SlackError::Protocol {
-                    call,
-                    message: format!(
-                        "an empty page at {start} of {total}: the listing changed while it was read; read again"
-                    ),
-                });
-            }
-            items.extend(page);
-            if items.len() >= total {
-                return Ok((items, pages));
-            }
-        }
-    }
-
     /// Sends one call with pacing, 429 handling and (for idempotent calls) retries.
-    async fn send(
+    async fn send<T>(
         &self,
         call: &str,
         buckets: &[ScimBucket],
         idempotent: bool,
         build: impl Fn() -> reqwest::RequestBuilder,
-        parse: fn(&str, u16, &str) -> Result<Value, SlackError>,
-    ) -> Result<Value, SlackError> {
+        parse: impl Fn(&str, u16, &str) -> Result<T, SlackError>,
+    ) -> Result<T, SlackError> {
         let mut attempts: u32 = 0;
         loop {
             attempts += 1;
@@ -583,7 +694,7 @@ impl SlackClient {
                     .await
                     .expect("the semaphore is never closed");
                 self.inner.calls.fetch_add(1, Ordering::SeqCst);
-                self.attempt(call, &build, parse).await
+                self.attempt(call, &build, &parse).await
             };
             match outcome {
                 Attempt::Done(value) => return Ok(value),
@@ -620,12 +731,12 @@ impl SlackClient {
         }
     }
 
-    async fn attempt(
+    async fn attempt<T>(
         &self,
         call: &str,
         build: &impl Fn() -> reqwest::RequestBuilder,
-        parse: fn(&str, u16, &str) -> Result<Value, SlackError>,
-    ) -> Attempt {
+        parse: &impl Fn(&str, u16, &str) -> Result<T, SlackError>,
+    ) -> Attempt<T> {
         let transport = |error: reqwest::Error| SlackError::Transport {
             call: call.to_string(),
             message: describe_transport(&error),
@@ -743,6 +854,33 @@ fn web_body(call: &str, status: u16, text: &str) -> Result<Value, SlackError> {
 
 /// Reads a SCIM reply: 2xx with a JSON body (or none), else the v2 `detail` (or the v1
 /// `Errors.description`, which Slack also sends).
+/// A Web API reply read as `T` when `ok` is true (a skim that builds nothing, then the
+/// typed parse); otherwise the same errors as [`web_body`].
+fn web_typed<T, E: std::fmt::Display>(
+    call: &str,
+    status: u16,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, SlackError> {
+    #[derive(serde::Deserialize)]
+    struct Ok {
+        #[serde(default)]
+        ok: bool,
+    }
+    match serde_json::from_str::<Ok>(text) {
+        Result::Ok(Ok { ok: true }) => parse(text).map_err(|error| SlackError::Protocol {
+            call: call.to_string(),
+            message: format!("an `ok` reply that is not what was expected: {error}"),
+        }),
+        _ => web_body(call, status, text).and_then(|_| {
+            Err(SlackError::Protocol {
+                call: call.to_string(),
+                message: format!("HTTP {status} with a reply that is not what was expected"),
+            })
+        }),
+    }
+}
+
 fn scim_body(call: &str, status: u16, text: &str) -> Result<Value, SlackError> {
     let body: Value = if text.is_empty() {
         Value::Null

@@ -3,4 +3,5 @@
 pub mod client;
 pub use crate::model::limits;
 pub mod reader;
+pub mod wire;
 pub mod writer;

@@ -18,9 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::client::{Credential, SlackClient, SlackError};
-use crate::model::live::{
-    GuestKind, Live, LiveApp, LiveChannel, LiveIdpGroup, LiveUser, LiveUsergroup,
-};
+use super::wire;
+use crate::model::live::{Live, LiveApp, LiveChannel, LiveIdpGroup, LiveUser, LiveUsergroup};
 
 /// What to read.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +52,7 @@ pub async fn read_live(
     let admin_flags = async {
         if scope.grid {
             let (items, pages) = client
-                .web_paginate(
+                .web_paginate_as::<wire::UserFlags>(
                     Credential::Admin,
                     "admin.users.list",
                     &[("limit", "1000".into())],
@@ -66,7 +65,7 @@ pub async fn read_live(
             let mut pages = 0;
             for team in &scope.workspaces {
                 let (items, read) = client
-                    .web_paginate(
+                    .web_paginate_as::<wire::UserFlags>(
                         Credential::Admin,
                         "users.list",
                         &[("limit", "1000".into()), ("team_id", team.clone())],
@@ -81,7 +80,7 @@ pub async fn read_live(
     };
     let idp_groups = async {
         if scope.grid {
-            client.scim_list("Groups").await
+            client.scim_list_as::<wire::ScimGroup>("Groups").await
         } else {
             Ok((Vec::new(), 0))
         }
@@ -90,7 +89,7 @@ pub async fn read_live(
         let mut all = Vec::new();
         let mut calls = 0;
         for team in &scope.workspaces {
-            let body = client
+            let mut body = client
                 .web_read(
                     Credential::Admin,
                     "usergroups.list",
@@ -102,12 +101,11 @@ pub async fn read_live(
                 )
                 .await?;
             calls += 1;
-            for group in body
-                .get("usergroups")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-            {
+            let groups = match body.get_mut("usergroups").map(Value::take) {
+                Some(Value::Array(groups)) => groups,
+                _ => Vec::new(),
+            };
+            for group in groups {
                 let listed = group
                     .get("users")
                     .and_then(Value::as_array)
@@ -132,7 +130,11 @@ pub async fn read_live(
                         )
                         .await?;
                     calls += 1;
-                    group["users"] = members.get("users").cloned().unwrap_or_default();
+                    let mut members = members;
+                    group["users"] = members
+                        .get_mut("users")
+                        .map(Value::take)
+                        .unwrap_or_default();
                 }
                 all.push(group);
             }
@@ -144,7 +146,7 @@ pub async fn read_live(
         let mut pages = 0;
         for team in &scope.workspaces {
             let (items, read) = client
-                .web_paginate(
+                .web_paginate_as::<wire::Channel>(
                     Credential::Bot,
                     "conversations.list",
                     &[
@@ -161,7 +163,7 @@ pub async fn read_live(
         Ok::<_, SlackError>((all, pages))
     };
     let (scim_users, admin_flags, idp_groups, usergroups, channels) = tokio::try_join!(
-        client.scim_list("Users"),
+        client.scim_list_as::<wire::ScimUser>("Users"),
         admin_flags,
         idp_groups,
         usergroups,
@@ -177,36 +179,29 @@ pub async fn read_live(
         .filter(|(team, c)| {
             scope
                 .managed_channels
-                .contains(&(team.clone(), text(c, "name")))
+                .contains(&(team.clone(), c.name.clone().unwrap_or_default()))
         })
-        .map(|(team, c)| (team.clone(), text(c, "id")))
+        .map(|(team, c)| (team.clone(), c.id.clone().unwrap_or_default()))
         .collect();
     let member_reads = wanted.iter().map(|(_, id)| async move {
         let args = [("channel", id.clone()), ("limit", "1000".to_string())];
         client
-            .web_paginate(Credential::Bot, "conversations.members", &args, "members")
+            .web_paginate_as::<String>(Credential::Bot, "conversations.members", &args, "members")
             .await
     });
     let member_lists = futures_util::future::try_join_all(member_reads).await?;
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ((_, id), (items, pages)) in wanted.iter().zip(member_lists) {
         minimum += pages;
-        members.insert(
-            id.clone(),
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-        );
+        members.insert(id.clone(), items);
     }
 
     let live = assemble(
-        &scim_users.0,
-        &admin_flags.0,
-        &idp_groups.0,
+        scim_users.0,
+        admin_flags.0,
+        idp_groups.0,
         &usergroups.0,
-        &channels.0,
+        channels.0,
         members,
     );
     let after = client.counts();
@@ -233,10 +228,6 @@ fn text(value: &Value, key: &str) -> String {
         .to_string()
 }
 
-fn flag(value: &Value, key: &str) -> bool {
-    value.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
 fn ids(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
@@ -250,99 +241,35 @@ fn ids(value: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const GUEST: &str = "urn:ietf:params:scim:schemas:extension:slack:guest:2.0:User";
-
 /// A SCIM user resource as a [`LiveUser`], with the Web API's flags (`admin.users.list`
-/// or `users.list`: roles, guest kind, bot, workspaces) when known.
+/// or `users.list`: roles, guest kind, bot, workspaces) when known. Fields of the wrong
+/// type read as absent.
 pub fn scim_user(resource: &Value, extra: Option<&Value>) -> LiveUser {
-    let id = text(resource, "id");
-    let email = resource
-        .get("emails")
-        .and_then(Value::as_array)
-        .and_then(|emails| {
-            emails
-                .iter()
-                .find(|e| e.get("primary") == Some(&Value::Bool(true)))
-                .or_else(|| emails.first())
-        })
-        .map(|e| text(e, "value").to_lowercase())
-        .unwrap_or_default();
-    let guest = match resource
-        .get(GUEST)
-        .and_then(|g| g.get("type"))
-        .and_then(Value::as_str)
-    {
-        Some("single") => Some(GuestKind::Single),
-        Some(_) => Some(GuestKind::Multi),
-        None => extra.and_then(|f| {
-            if flag(f, "is_ultra_restricted") {
-                Some(GuestKind::Single)
-            } else if flag(f, "is_restricted") {
-                Some(GuestKind::Multi)
-            } else {
-                None
-            }
-        }),
-    };
-    let workspaces = extra
-        .map(|f| {
-            ids(f.get("workspaces"))
-                .into_iter()
-                .chain(f.get("team_id").and_then(Value::as_str).map(str::to_string))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect()
-        })
-        .unwrap_or_default();
-    LiveUser {
-        id,
-        email,
-        user_name: text(resource, "userName"),
-        given_name: resource
-            .pointer("/name/givenName")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        family_name: resource
-            .pointer("/name/familyName")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        title: text(resource, "title"),
-        department: resource
-            .get(ENTERPRISE)
-            .map(|e| text(e, "department"))
-            .unwrap_or_default(),
-        manager: resource
-            .get(ENTERPRISE)
-            .and_then(|e| e.pointer("/manager/managerId"))
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .map(str::to_string),
-        active: flag(resource, "active"),
-        admin: extra.is_some_and(|f| flag(f, "is_admin")),
-        owner: extra.is_some_and(|f| flag(f, "is_owner")),
-        primary_owner: extra.is_some_and(|f| flag(f, "is_primary_owner")),
-        guest,
-        bot: extra.is_some_and(|f| flag(f, "is_bot")),
-        workspaces,
-    }
+    use serde::Deserialize;
+    let user = wire::ScimUser::deserialize(resource).unwrap_or_default();
+    let flags = extra.map(|e| wire::UserFlags::deserialize(e).unwrap_or_default());
+    wire::live_user(user, flags.as_ref())
 }
 
-/// Builds the snapshot from the raw listings. Pure, so it is tested without a server.
+/// Builds the snapshot from the listings. Pure, so it is tested without a server.
 fn assemble(
-    scim_users: &[Value],
-    flags: &[Value],
-    idp_groups: &[Value],
+    scim_users: Vec<wire::ScimUser>,
+    flags: Vec<wire::UserFlags>,
+    idp_groups: Vec<wire::ScimGroup>,
     usergroups: &[Value],
-    channels: &[(String, Value)],
+    channels: Vec<(String, wire::Channel)>,
     mut members: BTreeMap<String, Vec<String>>,
 ) -> Live {
-    let flags: BTreeMap<String, &Value> = flags.iter().map(|f| (text(f, "id"), f)).collect();
+    let flags: std::collections::HashMap<String, wire::UserFlags> = flags
+        .into_iter()
+        .map(|f| (f.id.clone().unwrap_or_default(), f))
+        .collect();
     let mut users: Vec<LiveUser> = scim_users
-        .iter()
-        .map(|resource| scim_user(resource, flags.get(&text(resource, "id")).copied()))
+        .into_iter()
+        .map(|resource| {
+            let extra = resource.id.as_deref().and_then(|id| flags.get(id));
+            wire::live_user(resource, extra)
+        })
         .collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
 
@@ -367,34 +294,16 @@ fn assemble(
     usergroups.sort_by(|a, b| (&a.workspace, &a.handle).cmp(&(&b.workspace, &b.handle)));
 
     let mut channels: Vec<LiveChannel> = channels
-        .iter()
+        .into_iter()
         .map(|(team, c)| {
-            let id = text(c, "id");
-            LiveChannel {
-                members: members.remove(&id),
-                id,
-                workspace: team.clone(),
-                name: text(c, "name"),
-                private: flag(c, "is_private"),
-                archived: flag(c, "is_archived"),
-                num_members: c.get("num_members").and_then(Value::as_u64),
-            }
+            let read = c.id.as_deref().and_then(|id| members.remove(id));
+            wire::live_channel(team, c, read)
         })
         .collect();
     channels.sort_by(|a, b| (&a.workspace, &a.name).cmp(&(&b.workspace, &b.name)));
 
-    let mut idp_groups: Vec<LiveIdpGroup> = idp_groups
-        .iter()
-        .map(|g| LiveIdpGroup {
-            id: text(g, "id"),
-            name: text(g, "displayName"),
-            members: g
-                .get("members")
-                .and_then(Value::as_array)
-                .map(|m| m.iter().map(|m| text(m, "value")).collect())
-                .unwrap_or_default(),
-        })
-        .collect();
+    let mut idp_groups: Vec<LiveIdpGroup> =
+        idp_groups.into_iter().map(wire::live_idp_group).collect();
     idp_groups.sort_by(|a, b| a.name.cmp(&b.name));
     Live {
         users,
