@@ -683,19 +683,19 @@ fn file_export_groups(
 
 fn validate(dir: &Path, format: Format, color: bool) -> anyhow::Result<u8> {
     let tree = worktree::read(dir)?;
-    let mut loaded = config::load(&tree.files, None);
-    let mut export_problem = None;
-    if let Some(repository) = &loaded.repository {
-        match file_export_groups(dir, repository) {
-            Ok(Some(known)) => loaded = config::load(&tree.files, Some(&known)),
+    let loaded = config::load(&tree.files, None);
+    let mut diagnostics: Vec<Diagnostic> = tree.diagnostics;
+    diagnostics.extend(loaded.diagnostics);
+    // A repository that loaded names IdP groups: each must be in the export.
+    if let Some(repository) = loaded.repository {
+        match file_export_groups(dir, &repository) {
+            Ok(Some(known)) => diagnostics.extend(repository.unknown_groups(&known)),
             Ok(None) => {}
-            Err(diagnostic) => export_problem = Some(diagnostic),
+            Err(diagnostic) => diagnostics.push(diagnostic),
         }
     }
-    let mut diagnostics: Vec<Diagnostic> = tree.diagnostics;
-    diagnostics.extend(export_problem);
-    diagnostics.extend(loaded.diagnostics);
     diagnostics.sort();
+    diagnostics.dedup();
 
     // Diagnostics name repository-relative files; shown paths are relative to where the
     // command runs, so GitHub annotations land on the right file of the checkout.

@@ -15,6 +15,7 @@ pub mod schema;
 pub mod semantic;
 pub mod types;
 pub mod yaml;
+pub mod yaml_data;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -67,6 +68,21 @@ pub struct Files {
     pub mappings: Vec<Located<MappingsFile>>,
     pub policies: Vec<Located<PolicyFile>>,
     pub approvals: Vec<Located<ApprovalFile>>,
+}
+
+impl Repository {
+    /// The IdP groups it names that `known` (the identity snapshot's group names) lacks,
+    /// as errors at their lines: what [`load`] reports when given the known groups, for a
+    /// repository already loaded without them.
+    pub fn unknown_groups(self, known: &std::collections::BTreeSet<String>) -> Vec<Diagnostic> {
+        let files = Files {
+            config: Some(self.config),
+            mappings: self.mappings,
+            policies: self.policies,
+            approvals: self.approvals,
+        };
+        semantic::unknown_groups(&files, known)
+    }
 }
 
 /// A config repository without errors.

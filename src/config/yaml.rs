@@ -91,23 +91,11 @@ pub fn pointer_push(pointer: &str, segment: &str) -> String {
 
 /// Parses `text` (the contents of `file`) into a located document, or says why not.
 pub fn parse(file: &str, text: &str) -> Result<YamlDocument, Vec<Diagnostic>> {
-    parse_with(file, text, true)
-}
-
-/// Parses a data file (an identity export) with the same refusals as config (anchors,
-/// aliases, tags, duplicate keys, several documents) but without recording every node's
-/// span, which config needs for its errors and data of 200,000 people does not. Errors
-/// still name their line and column. `spans` of the result is empty.
-pub fn parse_data(file: &str, text: &str) -> Result<YamlDocument, Vec<Diagnostic>> {
-    parse_with(file, text, false)
-}
-
-fn parse_with(file: &str, text: &str, record: bool) -> Result<YamlDocument, Vec<Diagnostic>> {
     let tabs = tab_indentation(file, text);
     if !tabs.is_empty() {
         return Err(tabs);
     }
-    let mut builder = Builder::new(file, record);
+    let mut builder = Builder::new(file);
     for event in Parser::new_from_str(text) {
         match event {
             Ok((event, span)) => {
@@ -147,7 +135,7 @@ fn tab_indentation(file: &str, text: &str) -> Vec<Diagnostic> {
 
 /// YAML's own type tags (`!!str`, `!!int`, ...) are harmless; anything else asks a loader
 /// to construct something, which config never needs.
-fn is_core_tag(tag: &saphyr_parser::Tag) -> bool {
+pub(crate) fn is_core_tag(tag: &saphyr_parser::Tag) -> bool {
     tag.is_yaml_core_schema()
         && matches!(
             tag.suffix.as_str(),
@@ -218,15 +206,13 @@ struct Builder<'f> {
     root_is_empty_scalar: bool,
     documents: usize,
     spans: SpanIndex,
-    /// Whether spans are recorded (config files); data files skip them.
-    record: bool,
     diagnostics: Vec<Diagnostic>,
 }
 
 type Flow = std::ops::ControlFlow<()>;
 
 impl<'f> Builder<'f> {
-    fn new(file: &'f str, record: bool) -> Self {
+    fn new(file: &'f str) -> Self {
         Builder {
             file,
             stack: Vec::new(),
@@ -234,15 +220,7 @@ impl<'f> Builder<'f> {
             root_is_empty_scalar: false,
             documents: 0,
             spans: SpanIndex::default(),
-            record,
             diagnostics: Vec::new(),
-        }
-    }
-
-    /// Records where the node at `pointer` sits, when spans are recorded.
-    fn record_span(&mut self, pointer: String, spans: NodeSpans) {
-        if self.record {
-            self.spans.nodes.insert(pointer, spans);
         }
     }
 
@@ -416,11 +394,8 @@ impl<'f> Builder<'f> {
         }
     }
 
-    /// The JSON pointer the next node will have (empty when spans are not recorded).
+    /// The JSON pointer the next node will have.
     fn child_pointer(&self) -> String {
-        if !self.record {
-            return String::new();
-        }
         match self.stack.last() {
             None => String::new(),
             Some(Frame::Sequence { items, pointer, .. }) => {
@@ -440,7 +415,7 @@ impl<'f> Builder<'f> {
     fn complete(&mut self, node: Node) {
         let pointer = self.child_pointer();
         let Some(frame) = self.stack.last_mut() else {
-            self.record_span(
+            self.spans.nodes.insert(
                 pointer,
                 NodeSpans {
                     key: None,
@@ -453,7 +428,7 @@ impl<'f> Builder<'f> {
         match frame {
             Frame::Sequence { items, .. } => {
                 items.push(node.value);
-                self.record_span(
+                self.spans.nodes.insert(
                     pointer,
                     NodeSpans {
                         key: None,
@@ -486,7 +461,7 @@ impl<'f> Builder<'f> {
                     },
                     PendingKey::Key(key, key_span) => {
                         map.insert(key, node.value);
-                        self.record_span(
+                        self.spans.nodes.insert(
                             pointer,
                             NodeSpans {
                                 key: Some(key_span),
@@ -523,7 +498,7 @@ impl<'f> Builder<'f> {
 }
 
 /// Resolves a plain scalar by the YAML 1.2 core schema.
-fn resolve_plain(text: &str) -> Value {
+pub(crate) fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{IdentityError, IdentitySource};
-use crate::config::yaml;
+use crate::config::yaml_data as yaml;
 use crate::model::directory::{Directory, Group, Person, PersonStatus};
 
 /// Reads a directory export from disk.
@@ -45,24 +45,18 @@ impl FileSource {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|error| self.error(format!("cannot read the export: {error}")))?;
         let name = self.path.display().to_string();
-        let value = if self.path.extension().is_some_and(|e| e == "json") {
+        let file: DirectoryFile = if self.path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text)
-                .map_err(|error| self.error(format!("not valid JSON: {error}")))?
+                .map_err(|error| self.error(format!("not a directory export: {error}")))?
         } else {
-            match yaml::parse_data(&name, &text) {
-                Ok(document) => document.value,
-                Err(diagnostics) => {
-                    let first = &diagnostics[0];
-                    let at = first
-                        .span
-                        .map(|s| format!(":{}:{}", s.start.line, s.start.column))
-                        .unwrap_or_default();
-                    return Err(self.error(format!("{name}{at}: {}", first.message)));
-                }
-            }
+            // Straight into the typed export, event by event: no tree, no spans.
+            yaml::from_str(&text).map_err(|error| {
+                self.error(format!(
+                    "{name}:{}:{}: not a directory export: {}",
+                    error.line, error.column, error.message
+                ))
+            })?
         };
-        let file: DirectoryFile = serde_json::from_value(value)
-            .map_err(|error| self.error(format!("not a directory export: {error}")))?;
         Ok(Directory {
             source: name,
             people: file.people,
