@@ -844,17 +844,7 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
         report.context.dirty = tree.dirty;
     }
     report.context.previous = baseline.changes.clone();
-    let json = render::plan::json(&report);
-    let output = match options.format {
-        PlanFormat::Text => render::plan::text(&report, options.color),
-        PlanFormat::Markdown => render::plan::markdown(&report),
-        PlanFormat::Json => json.clone(),
-    };
-    print!("{output}");
-    if let Some(path) = &options.out {
-        std::fs::write(path, json)
-            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
-    }
+    print_plan(&report, options)?;
     if let Some(dir) = &options.comment_dir {
         write_comments(dir, &render::plan::markdown_comments(&report))?;
     }
@@ -865,6 +855,37 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
         (true, crate::policy::Verdict::NeedsApproval { .. }) => EXIT_NEEDS_APPROVAL,
         (true, _) => EXIT_CHANGES,
     })
+}
+
+/// Prints the plan in its format and writes the JSON plan to `--out`. The JSON streams
+/// to the file and is rendered once: with `--format json` too, stdout gets a copy of the
+/// file.
+fn print_plan(report: &render::plan::PlanReport, options: &PlanOptions) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut stdout = std::io::BufWriter::new(stdout.lock());
+    if let Some(path) = &options.out {
+        let fail =
+            |error: std::io::Error| anyhow::anyhow!("cannot write {}: {error}", path.display());
+        let file = std::fs::File::create(path).map_err(fail)?;
+        let mut file = std::io::BufWriter::new(file);
+        render::plan::write_json(report, &mut file).map_err(fail)?;
+        file.flush().map_err(fail)?;
+    }
+    match (options.format, &options.out) {
+        (PlanFormat::Json, Some(path)) => {
+            let mut file = std::fs::File::open(path)
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+            std::io::copy(&mut file, &mut stdout)?;
+        }
+        (PlanFormat::Json, None) => render::plan::write_json(report, &mut stdout)?,
+        (PlanFormat::Text, _) => {
+            stdout.write_all(render::plan::text(report, options.color).as_bytes())?
+        }
+        (PlanFormat::Markdown, _) => stdout.write_all(render::plan::markdown(report).as_bytes())?,
+    }
+    stdout.flush()?;
+    Ok(())
 }
 
 /// Writes `comment-N.md` into `dir` and removes the ones an earlier, longer plan left.

@@ -54,12 +54,13 @@ def main():
             repo = org.generate(people, root)
             generated = time.time() - started
             env = dict(os.environ, **org.TOKENS, SLACK_GITOPS_LOG="warn")
+            # Alone on the machine: before the emulator starts loading its seed.
+            validate = run([binary, "validate", repo], env)
             emulator = subprocess.Popen([binary, "emulator", "--seed", os.path.join(root, "slack.json"),
                                          "--listen", "127.0.0.1:0", "--time-scale", args.time_scale],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
             base = emulator.stdout.readline().split()[4]
             try:
-                validate = run([binary, "validate", repo], env)
                 out = os.path.join(root, "plan.json")
                 plan = run([binary, "plan", repo, "--slack-url", base, "--time-scale", args.time_scale,
                             "--format", "json", "--out", out], env)

@@ -1174,7 +1174,20 @@ impl PlanDocument {
 
 /// The versioned JSON plan: every action with its provenance.
 pub fn json(report: &PlanReport) -> String {
-    let mut text = serde_json::to_string_pretty(&JsonPlan {
+    let mut bytes = Vec::new();
+    write_json(report, &mut bytes).expect("writing to memory cannot fail");
+    String::from_utf8(bytes).expect("serde_json writes UTF-8")
+}
+
+/// The versioned JSON plan written to `out` as it is serialised: a 200,000-person plan
+/// (a hundred megabytes, mostly full member lists) never sits in memory as text.
+pub fn write_json(report: &PlanReport, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &json_plan(report))?;
+    out.write_all(b"\n")
+}
+
+fn json_plan<'a>(report: &'a PlanReport) -> JsonPlan<'a> {
+    JsonPlan {
         version: JSON_VERSION,
         summary: summary(report.plan),
         counts: tally(report.plan),
@@ -1188,10 +1201,7 @@ pub fn json(report: &PlanReport) -> String {
         changes: report.plan.change_lines(),
         commit: report.context.commit.as_deref(),
         plan: report.plan,
-    })
-    .expect("a plan serialises");
-    text.push('\n');
-    text
+    }
 }
 
 #[cfg(test)]
