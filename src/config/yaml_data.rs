@@ -4,8 +4,6 @@
 //! the YAML 1.2 core schema; a duplicate key or a wrong type is serde's error. Every
 //! error names its line and column.
 
-use std::borrow::Cow;
-
 use saphyr_parser::{Event, Parser, ScalarStyle, StrInput};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use serde_json::Value;
@@ -164,13 +162,25 @@ impl<'a> Events<'a> {
     }
 }
 
-/// A scalar's value: quoted or `!!str` is text, plain resolves by the core schema.
-fn scalar(text: Cow<'_, str>, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>) -> Value {
-    let is_str = style != ScalarStyle::Plain || tag.is_some_and(|t| t.suffix == "str");
-    if is_str {
-        Value::String(text.into_owned())
-    } else {
-        resolve_plain(&text)
+/// A plain scalar that is not text by the core schema (null, a bool, a number), if it is
+/// one; text (most of a data file) is never copied to find out.
+fn non_text(text: &str, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>) -> Option<Value> {
+    if style != ScalarStyle::Plain || tag.is_some_and(|t| t.suffix == "str") {
+        return None;
+    }
+    let may_be_other = match text.as_bytes().first() {
+        None => true,
+        Some(first) => matches!(
+            first,
+            b'0'..=b'9' | b'-' | b'+' | b'.' | b'~' | b'n' | b'N' | b't' | b'T' | b'f' | b'F'
+        ),
+    };
+    if !may_be_other {
+        return None;
+    }
+    match resolve_plain(text) {
+        Value::String(_) => None,
+        other => Some(other),
     }
 }
 
@@ -180,11 +190,16 @@ impl<'de, 'a> de::Deserializer<'de> for &mut Events<'a> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DataError> {
         match self.next()? {
             Event::Scalar(text, style, _, tag) => {
-                let value = scalar(text, style, tag.as_deref());
-                value
-                    .into_deserializer()
-                    .deserialize_any(visitor)
-                    .map_err(|e| self.error(e.to_string()))
+                let result = match non_text(&text, style, tag.as_deref()) {
+                    Some(value) => value
+                        .into_deserializer()
+                        .deserialize_any(visitor)
+                        .map_err(|e| de::Error::custom(e.to_string())),
+                    // Copied to its own length: the parser's buffer grew by doubling, and
+                    // 200,000 people's fields would keep the slack.
+                    None => visitor.visit_str(&text),
+                };
+                result.map_err(|e| self.locate(e))
             }
             Event::SequenceStart(..) => {
                 self.enter()?;
@@ -269,7 +284,7 @@ impl<'de> de::MapAccess<'de> for Map<'_, '_> {
         match self.events.next()? {
             Event::MappingEnd => Ok(None),
             Event::Scalar(text, ..) => seed
-                .deserialize(text.into_owned().into_deserializer())
+                .deserialize(text.as_ref().into_deserializer())
                 .map(Some)
                 .map_err(|e: DataError| self.events.locate(e)),
             _ => Err(self.events.error("mapping keys must be plain strings")),
