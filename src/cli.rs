@@ -848,13 +848,17 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
     if let Some(dir) = &options.comment_dir {
         write_comments(dir, &render::plan::markdown_comments(&report))?;
     }
-    Ok(match (options.detailed_exitcode, &planned.verdict) {
+    let code = match (options.detailed_exitcode, &planned.verdict) {
         (false, _) => EXIT_OK,
         (true, crate::policy::Verdict::Refused { .. }) => EXIT_NEEDS_APPROVAL,
         (true, _) if planned.plan.actions.is_empty() => EXIT_OK,
         (true, crate::policy::Verdict::NeedsApproval { .. }) => EXIT_NEEDS_APPROVAL,
         (true, _) => EXIT_CHANGES,
-    })
+    };
+    // The process ends next: freeing the live model, the directory and the plan one
+    // allocation at a time would cost about 5% of a 200,000-person plan for nothing.
+    std::mem::forget(planned);
+    Ok(code)
 }
 
 /// Prints the plan in its format and writes the JSON plan to `--out`. The JSON streams
