@@ -516,44 +516,6 @@ impl SlackClient {
         }
     }
 
-    /// Every item of a cursor-paginated Web API listing. The end is an empty
-    /// `next_cursor`, never a short or empty page.
-    pub async fn web_paginate(
-        &self,
-        credential: Credential,
-        method: &str,
-        args: &[(&str, String)],
-        key: &str,
-    ) -> Result<(Vec<Value>, u64), SlackError> {
-        let mut items = Vec::new();
-        let mut cursor = String::new();
-        let mut pages = 0;
-        loop {
-            let mut call: Vec<(&str, String)> = args.to_vec();
-            if !cursor.is_empty() {
-                call.push(("cursor", cursor.clone()));
-            }
-            let mut body = self.web_read(credential, method, &call).await?;
-            pages += 1;
-            // The page is moved out of the reply, not copied.
-            let Some(Value::Array(page)) = body.get_mut(key).map(Value::take) else {
-                return Err(SlackError::Protocol {
-                    call: method.to_string(),
-                    message: format!("no `{key}` list in the reply"),
-                });
-            };
-            items.extend(page);
-            cursor = body
-                .pointer("/response_metadata/next_cursor")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if cursor.is_empty() {
-                return Ok((items, pages));
-            }
-        }
-    }
-
     /// Every resource of a SCIM listing, each page deserialized straight into `T`. Pages
     /// of 1,000; a page that comes back empty before `totalResults` is reached is an
     /// inconsistent read and fails the whole listing.

@@ -402,7 +402,7 @@ pub async fn find_channel(
     name: &str,
 ) -> Result<Option<String>, SlackError> {
     let (channels, _) = client
-        .web_paginate(
+        .web_paginate_as::<super::wire::Channel>(
             Credential::Bot,
             "conversations.list",
             &[
@@ -414,10 +414,9 @@ pub async fn find_channel(
         )
         .await?;
     Ok(channels
-        .iter()
-        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
-        .and_then(|c| c.get("id").and_then(Value::as_str))
-        .map(str::to_string))
+        .into_iter()
+        .find(|c| c.name.as_deref() == Some(name))
+        .and_then(|c| c.id))
 }
 
 /// `conversations.invite` of at most 100 people; people already in it are not an error.
@@ -458,18 +457,14 @@ pub async fn channel_members(
     channel: &str,
 ) -> Result<Vec<String>, SlackError> {
     let (members, _) = client
-        .web_paginate(
+        .web_paginate_as::<String>(
             Credential::Bot,
             "conversations.members",
             &[("channel", channel.to_string()), ("limit", "1000".into())],
             "members",
         )
         .await?;
-    Ok(members
-        .iter()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect())
+    Ok(members)
 }
 
 /// `chat.postMessage` with a text fallback and Block Kit blocks (bot token).
