@@ -806,13 +806,36 @@ async fn start_on_url(
     Controller::spawn(org, repo.as_ref(), env, &all, file.into()).await
 }
 
-/// Waits for a controller that cannot clone to exit; returns its code.
-async fn exit_code(mut controller: Controller) -> Option<i32> {
-    tokio::time::timeout(Duration::from_secs(20), controller.child.wait())
+/// Starts a controller on `repo` that must not be able to clone it: it exits 1 and its
+/// log says `why`. Returns the log.
+async fn refused_clone(
+    org: &Org,
+    repo: &str,
+    name: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+    why: &str,
+) -> String {
+    let dir = org.temp.path();
+    let log = dir.join(format!("{name}.log"));
+    let mut controller = start_on_url(
+        org,
+        repo,
+        &dir.join(format!("clone-{name}")),
+        &log,
+        env,
+        args,
+    )
+    .await;
+    let code = tokio::time::timeout(Duration::from_secs(20), controller.child.wait())
         .await
         .expect("a controller that cannot clone exits")
         .unwrap()
-        .code()
+        .code();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(why), "{text}");
+    text
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -827,38 +850,24 @@ async fn the_controller_clones_over_https_with_a_token_and_refuses_a_bad_one_or_
     let dir = org.temp.path();
 
     // A wrong token: the clone fails, the controller says why and exits; no token leaks.
-    let log = dir.join("wrong-token.log");
-    let controller = start_on_url(
+    let wrong = [
+        ("SLACK_GITOPS_GIT_TOKEN", "ghs_a-wrong-token-0000"),
+        ("SSL_CERT_FILE", ca),
+    ];
+    let text = refused_clone(
         &org,
         &url,
-        &dir.join("clone-wrong-token"),
-        &log,
-        &[
-            ("SLACK_GITOPS_GIT_TOKEN", "ghs_a-wrong-token-0000"),
-            ("SSL_CERT_FILE", ca),
-        ],
+        "wrong-token",
+        &wrong,
         &[],
+        "refused the credentials",
     )
     .await;
-    assert_eq!(exit_code(controller).await, Some(1));
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("refused the credentials"), "{text}");
     assert!(!text.contains("ghs_a-wrong-token"), "{text}");
 
     // A certificate no trusted CA signed: refused before any credential is sent.
-    let log = dir.join("unknown-ca.log");
-    let controller = start_on_url(
-        &org,
-        &url,
-        &dir.join("clone-unknown-ca"),
-        &log,
-        &[("SLACK_GITOPS_GIT_TOKEN", token)],
-        &[],
-    )
-    .await;
-    assert_eq!(exit_code(controller).await, Some(1));
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("certificate"), "{text}");
+    let no_ca = [("SLACK_GITOPS_GIT_TOKEN", token)];
+    refused_clone(&org, &url, "unknown-ca", &no_ca, &[], "certificate").await;
 
     // The right token and CA: cloned over HTTPS, converged, and a new commit fetched.
     let controller = start_on_url(
@@ -923,24 +932,13 @@ async fn the_controller_clones_over_ssh_with_a_key_and_refuses_an_unknown_host_k
         ),
     )
     .unwrap();
-    let log = dir.join("unknown-host.log");
-    let controller = start_on_url(
-        &org,
-        &url,
-        &dir.join("clone-unknown-host"),
-        &log,
-        &[],
-        &[
-            "--ssh-key",
-            key,
-            "--known-hosts",
-            stranger.to_str().unwrap(),
-        ],
-    )
-    .await;
-    assert_eq!(exit_code(controller).await, Some(1));
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("is not in"), "{text}");
+    let stranger_args = [
+        "--ssh-key",
+        key,
+        "--known-hosts",
+        stranger.to_str().unwrap(),
+    ];
+    refused_clone(&org, &url, "unknown-host", &[], &stranger_args, "is not in").await;
 
     // The key and the server's host key: cloned over SSH and converged.
     let controller = start_on_url(

@@ -556,40 +556,38 @@ impl SlackClient {
 
     /// A SCIM GET deserialized straight into `T` on success.
     async fn scim_get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, SlackError> {
-        let url = format!("{}{path}", self.inner.scim_base);
-        let resource = path.split('?').next().unwrap_or(path);
-        let segments: Vec<&str> = resource.split('/').filter(|s| !s.is_empty()).collect();
-        let buckets = limits::scim_buckets("GET", &segments);
-        let call = format!("SCIM GET /{resource}");
-        let token = self.token(Credential::Admin).clone();
-        self.send(
-            &call,
-            &buckets,
-            true,
-            || self.inner.http.get(&url).bearer_auth(token.secret()),
-            |call: &str, status: u16, text: &str| {
-                if (200..300).contains(&status) {
-                    serde_json::from_str::<T>(text).map_err(|error| SlackError::Protocol {
+        self.scim_get_with(path, |call: &str, status: u16, text: &str| {
+            if (200..300).contains(&status) {
+                serde_json::from_str::<T>(text).map_err(|error| SlackError::Protocol {
+                    call: call.to_string(),
+                    message: format!(
+                        "HTTP {status} with a body that is not what SCIM lists: {error}"
+                    ),
+                })
+            } else {
+                scim_body(call, status, text).and_then(|_| {
+                    Err(SlackError::Protocol {
                         call: call.to_string(),
-                        message: format!(
-                            "HTTP {status} with a body that is not what SCIM lists: {error}"
-                        ),
+                        message: format!("HTTP {status}"),
                     })
-                } else {
-                    scim_body(call, status, text).and_then(|_| {
-                        Err(SlackError::Protocol {
-                            call: call.to_string(),
-                            message: format!("HTTP {status}"),
-                        })
-                    })
-                }
-            },
-        )
+                })
+            }
+        })
         .await
     }
 
     /// A SCIM GET of `path` (relative to `scim/v2/`, query included).
     pub async fn scim_get(&self, path: &str) -> Result<Value, SlackError> {
+        self.scim_get_with(path, scim_body).await
+    }
+
+    /// A SCIM GET, paced by its buckets and retried when it fails in passing; the reply
+    /// read by `parse`.
+    async fn scim_get_with<T>(
+        &self,
+        path: &str,
+        parse: impl Fn(&str, u16, &str) -> Result<T, SlackError>,
+    ) -> Result<T, SlackError> {
         let url = format!("{}{path}", self.inner.scim_base);
         let resource = path.split('?').next().unwrap_or(path);
         let segments: Vec<&str> = resource.split('/').filter(|s| !s.is_empty()).collect();
@@ -601,7 +599,7 @@ impl SlackClient {
             &buckets,
             true,
             || self.inner.http.get(&url).bearer_auth(token.secret()),
-            scim_body,
+            parse,
         )
         .await
     }
