@@ -168,6 +168,12 @@ impl Shared {
     }
 
     fn record(&self, record: SyncRecord) {
+        self.record_applied(record, None);
+    }
+
+    /// Records a sync and, when it applied a commit, puts that commit in force, in one
+    /// step: `/status` never shows a commit in force without the sync that applied it.
+    fn record_applied(&self, record: SyncRecord, in_force: Option<&str>) {
         tracing::info!(
             trigger = record.trigger.as_str(),
             outcome = %record.outcome,
@@ -177,6 +183,9 @@ impl Shared {
         );
         self.metrics.sync(record.trigger, &record.outcome);
         let mut status = self.status();
+        if let Some(commit) = in_force {
+            status.commit_in_force = Some(commit.to_string());
+        }
         status.last_syncs.insert(0, record);
         status.last_syncs.truncate(20);
     }
@@ -569,10 +578,9 @@ async fn apply_commit(
                 let mut status = shared.status();
                 status.ready = true;
                 status.ready_detail = "config, identity and Slack were read".into();
-                if !matches!(report.outcome, ApplyOutcome::Refused { .. }) {
-                    status.commit_in_force = Some(commit.to_string());
-                }
             }
+            let in_force =
+                (!matches!(report.outcome, ApplyOutcome::Refused { .. })).then_some(commit);
             shared.metrics.report(&report);
             let outcome = outcome_word(&report.outcome);
             let detail = match &report.outcome {
@@ -585,6 +593,7 @@ async fn apply_commit(
             };
             let actions = report.execution.results.len();
             let done = record(trigger, Some(commit), outcome, detail, actions);
+            shared.record_applied(done.clone(), in_force);
             if actions > 0 || outcome != "converged" {
                 let keys: Vec<String> = report
                     .execution
@@ -594,7 +603,6 @@ async fn apply_commit(
                     .collect();
                 notify::post(connection, &done, &keys).await;
             }
-            shared.record(done);
         }
         Err(error) => {
             if matches!(
