@@ -257,9 +257,26 @@ pub enum Command {
         /// Where to listen (port 0 picks a free one; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// The state store (SQLite file).
+        /// The state store: an SQLite file, or a postgres:// URL shared by replicas
+        /// (password in SLACK_GITOPS_STATE_PASSWORD or the file
+        /// SLACK_GITOPS_STATE_PASSWORD_FILE names).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// The lease replicas sharing the store elect their leader by.
+        #[arg(long, default_value = "controller")]
+        lease: String,
+        /// This replica's name, unique among the replicas (default: $HOSTNAME, a pod's
+        /// name; else the host's name and the process id).
+        #[arg(long)]
+        replica: Option<String>,
+        /// How long the leader's lease lasts without renewal, in seconds: the longest a
+        /// dead leader holds up the others.
+        #[arg(long, default_value_t = 15.0)]
+        lease_ttl: f64,
+        /// The URL other replicas reach this one at (http://POD_IP:8080): a replica that
+        /// does not lead hands the webhooks it receives to the one that does.
+        #[arg(long)]
+        advertise: Option<String>,
         /// Where to keep the clone (default: beside the state store).
         #[arg(long)]
         workdir: Option<PathBuf>,
@@ -488,6 +505,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             config_path,
             listen,
             state,
+            lease,
+            replica,
+            lease_ttl,
+            advertise,
             workdir,
             poll,
             slack_url,
@@ -500,6 +521,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             config_path,
             listen,
             state,
+            lease,
+            replica,
+            lease_ttl,
+            advertise,
             workdir,
             poll,
             slack_url,
@@ -988,14 +1013,23 @@ fn apply(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
     Ok(print_report(&report, args.format))
 }
 
-fn open_store(state: Option<&Path>) -> anyhow::Result<crate::store::Store> {
-    let state = match state {
-        Some(path) => path.to_path_buf(),
+/// The store `--state` names (a file or a `postgres://` URL), else the default file.
+fn state_spec(state: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match state {
+        Some(path) => Ok(path.to_path_buf()),
         None => crate::store::default_path(&environment).ok_or_else(|| {
             anyhow::anyhow!("no state store: pass --state or set SLACK_GITOPS_STATE")
-        })?,
-    };
-    Ok(crate::store::Store::open(&state)?)
+        }),
+    }
+}
+
+fn open_store(state: Option<&Path>) -> anyhow::Result<crate::store::Store> {
+    let spec = state_spec(state)?;
+    let password = crate::store::password(&environment)?;
+    Ok(crate::store::Store::open_spec(
+        &spec.to_string_lossy(),
+        password,
+    )?)
 }
 
 /// A progress callback for the executor.
@@ -1055,6 +1089,10 @@ struct ControllerArgs {
     config_path: PathBuf,
     listen: std::net::SocketAddr,
     state: Option<PathBuf>,
+    lease: String,
+    replica: Option<String>,
+    lease_ttl: f64,
+    advertise: Option<String>,
     workdir: Option<PathBuf>,
     poll: f64,
     slack_url: Option<String>,
@@ -1067,14 +1105,25 @@ fn controller(args: ControllerArgs) -> anyhow::Result<u8> {
         args.poll.is_finite() && args.poll > 0.0,
         "--poll must be a positive number of seconds"
     );
+    anyhow::ensure!(
+        args.lease_ttl.is_finite() && args.lease_ttl >= 1.0,
+        "--lease-ttl must be at least 1 second"
+    );
     let store = open_store(args.state.as_deref())?;
     let workdir = match args.workdir {
         Some(dir) => dir,
-        None => store
-            .path()
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-            .join("controller-clone"),
+        // Beside a file store; a database store has no directory: the working one.
+        None => {
+            let spec = state_spec(args.state.as_deref())?;
+            let beside = if crate::store::is_url(&spec.to_string_lossy()) {
+                None
+            } else {
+                spec.parent().map(Path::to_path_buf)
+            };
+            beside
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("controller-clone")
+        }
     };
     let secret = |name: &str| environment(name).filter(|v| !v.is_empty());
     let options = crate::controller::Options {
@@ -1097,6 +1146,14 @@ fn controller(args: ControllerArgs) -> anyhow::Result<u8> {
             ssh_key: args.ssh_key,
             ssh_passphrase: secret("SLACK_GITOPS_GIT_SSH_PASSPHRASE"),
             known_hosts: args.known_hosts,
+        },
+        election: crate::controller::leader::Election {
+            lease: args.lease,
+            replica: args.replica.unwrap_or_else(|| {
+                crate::controller::leader::Election::default_replica(&environment)
+            }),
+            ttl: std::time::Duration::from_secs_f64(args.lease_ttl),
+            advertise: args.advertise,
         },
     };
     runtime()?.block_on(async move {
@@ -1333,10 +1390,7 @@ fn restore(dir: &Path, args: &RestoreArgs) -> anyhow::Result<u8> {
         ),
         (None, Some(run)) => (
             store.snapshot(run)?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the state store {} has no run {run}",
-                    store.path().display()
-                )
+                anyhow::anyhow!("the state store {} has no run {run}", store.describe())
             })?,
             format!("run {run}"),
         ),

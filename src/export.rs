@@ -112,7 +112,7 @@ pub async fn access_review(
                 .unwrap_or_default()
         ),
         format!("Slack: {slack_source}"),
-        format!("state store: {}", store.path().display()),
+        format!("state store: {}", store.describe()),
     ];
     let input = Input {
         org: &org,

@@ -11,157 +11,9 @@ mod git_servers;
 
 use std::time::{Duration, Instant};
 
+use common::controller::{Controller, SECRET};
 use common::org::{Org, commit, git};
 use serde_json::Value;
-use tokio::io::AsyncBufReadExt;
-
-const SECRET: &str = "git-hook-secret";
-
-struct Controller {
-    child: tokio::process::Child,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Controller {
-    async fn start(org: &Org, remote: &std::path::Path) -> Controller {
-        Controller::start_with(org, remote, &[]).await
-    }
-
-    async fn start_with(org: &Org, remote: &std::path::Path, env: &[(&str, &str)]) -> Controller {
-        Controller::spawn(
-            org,
-            remote.as_os_str(),
-            env,
-            &[],
-            std::process::Stdio::null(),
-        )
-        .await
-    }
-
-    /// Logging JSON lines (`--log-format json`) at info level to `log`.
-    async fn start_logged(
-        org: &Org,
-        remote: &std::path::Path,
-        log: &std::path::Path,
-    ) -> Controller {
-        let file = std::fs::File::create(log).unwrap();
-        Controller::spawn(
-            org,
-            remote.as_os_str(),
-            &[],
-            &["--log-format", "json"],
-            file.into(),
-        )
-        .await
-    }
-
-    async fn spawn(
-        org: &Org,
-        remote: &std::ffi::OsStr,
-        env: &[(&str, &str)],
-        args: &[&str],
-        stderr: std::process::Stdio,
-    ) -> Controller {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
-            .args(["controller", "--repo"])
-            .arg(remote)
-            .args([
-                "--branch",
-                "main",
-                "--listen",
-                "127.0.0.1:0",
-                "--poll",
-                "0.5",
-            ])
-            .arg("--state")
-            .arg(&org.state)
-            .args([
-                "--slack-url",
-                &org.emulator.base,
-                "--time-scale",
-                common::org::TIME_SCALE,
-            ])
-            .env("SLACK_ADMIN_TOKEN", &org.admin)
-            .env("SLACK_BOT_TOKEN", &org.bot)
-            .env("SLACK_GITOPS_GIT_WEBHOOK_SECRET", SECRET)
-            .args(args)
-            .env("SLACK_GITOPS_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let first = lines.next_line().await.unwrap().unwrap();
-        let base = first
-            .strip_prefix("slack-gitops controller listening on ")
-            .unwrap()
-            .to_string();
-        Controller {
-            child,
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn status(&self) -> Value {
-        self.http
-            .get(format!("{}/status", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    /// A push webhook signed with `secret`.
-    async fn push_hook(&self, secret: &str) -> u16 {
-        let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
-        self.http
-            .post(format!("{}/hooks/git", self.base))
-            .header("X-GitHub-Event", "push")
-            .header(
-                "X-Hub-Signature-256",
-                slack_gitops::controller::http::sign(secret, &body),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    /// Waits until `/status` satisfies `done`, for at most 20 s.
-    async fn wait(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let status = self.status().await;
-            if done(&status) {
-                return status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "{what} did not happen: {status:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
 
 /// The newest sync that applied (or tried to apply) a commit, not a drift report. The
 /// webhook, the poll and the drift tick (which fetches too) race for a pushed commit;
@@ -733,7 +585,8 @@ async fn sigterm_during_a_sync_stops_cleanly_and_a_restart_finishes_without_writ
     assert!(
         status["locks"][0]["holder"]
             .as_str()
-            .is_some_and(|h| h.starts_with(&format!("controller (pid {pid})"))),
+            .is_some_and(|h| h.starts_with("controller ")
+                && h.ends_with(&format!("(pid {pid}, generation 1)"))),
         "{status:#}"
     );
     std::process::Command::new("kill")

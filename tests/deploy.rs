@@ -1,7 +1,8 @@
-//! What users deploy, checked for what the linters cannot see: the Kustomize base lists
+//! What users deploy, checked for what the linters cannot see: each Kustomization lists
 //! every manifest, tokens and secrets only come from Secret references, the controller
-//! runs as one non-root, read-only replica with its probes on `/livez` and `/readyz`, and
-//! the workflows call commands and flags the binary has. (`.ci/run` runs actionlint,
+//! runs non-root and read-only with its probes on `/livez` and `/readyz` (one replica on
+//! a volume in the base, two on PostgreSQL in the ha overlay), and the workflows call
+//! commands and flags the binary has. (`.ci/run` runs actionlint,
 //! hadolint and kubernetes-validate over the same files.)
 
 use std::collections::BTreeSet;
@@ -21,30 +22,30 @@ fn yaml(path: &Path) -> Value {
 }
 
 #[test]
-fn the_kustomize_base_lists_every_manifest() {
-    let base = root().join("deploy/kubernetes/base");
-    let kustomization = yaml(&base.join("kustomization.yaml"));
-    let listed: BTreeSet<String> = kustomization["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
-    let present: BTreeSet<String> = std::fs::read_dir(&base)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
-        .collect();
-    assert_eq!(listed, present);
+fn each_kustomization_lists_every_manifest_beside_it() {
+    for dir in ["common", "base", "ha"] {
+        let dir = root().join("deploy/kubernetes").join(dir);
+        let kustomization = yaml(&dir.join("kustomization.yaml"));
+        let listed: BTreeSet<String> = kustomization["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .filter(|r| !r.starts_with("../"))
+            .collect();
+        let present: BTreeSet<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+            .collect();
+        assert_eq!(listed, present, "{}", dir.display());
+    }
 }
 
-#[test]
-fn the_controller_runs_as_one_locked_down_replica_with_secrets_by_reference() {
-    let deployment = yaml(&root().join("deploy/kubernetes/base/deployment.yaml"));
-    let spec = &deployment["spec"];
-    assert_eq!(spec["replicas"], 1);
-    assert_eq!(spec["strategy"]["type"], "Recreate");
-    let pod = &spec["template"]["spec"];
+/// What both deployments promise: non-root, read-only, probed, sized, secrets only by
+/// reference, and only flags the controller has.
+fn locked_down(deployment: &Value) {
+    let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let container = &pod["containers"][0];
     let security = &container["securityContext"];
@@ -55,7 +56,7 @@ fn the_controller_runs_as_one_locked_down_replica_with_secrets_by_reference() {
     assert!(container["resources"]["requests"]["memory"].is_string());
     for variable in container["env"].as_array().unwrap() {
         let name = variable["name"].as_str().unwrap();
-        if name.contains("TOKEN") || name.contains("SECRET") {
+        if name.contains("TOKEN") || name.contains("SECRET") || name.contains("STATE") {
             assert!(
                 variable.get("value").is_none()
                     && variable["valueFrom"]["secretKeyRef"].is_object(),
@@ -63,7 +64,6 @@ fn the_controller_runs_as_one_locked_down_replica_with_secrets_by_reference() {
             );
         }
     }
-    // The args are the controller's own flags.
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
         .args(["controller", "--help"])
         .output()
@@ -73,6 +73,67 @@ fn the_controller_runs_as_one_locked_down_replica_with_secrets_by_reference() {
         let flag = arg.as_str().unwrap().split('=').next().unwrap();
         assert!(help.contains(flag), "`controller` has no {flag}");
     }
+}
+
+fn env_names(deployment: &Value) -> BTreeSet<String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_base_runs_one_locked_down_replica_on_a_volume() {
+    let deployment = yaml(&root().join("deploy/kubernetes/base/deployment.yaml"));
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    locked_down(&deployment);
+    let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(
+        volumes[0]["persistentVolumeClaim"]["claimName"],
+        "slack-gitops-state"
+    );
+}
+
+#[test]
+fn the_ha_overlay_rolls_two_replicas_on_postgres_from_a_secret() {
+    let dir = root().join("deploy/kubernetes/ha");
+    let deployment = yaml(&dir.join("deployment.yaml"));
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate");
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    locked_down(&deployment);
+    let env = env_names(&deployment);
+    for name in [
+        "SLACK_GITOPS_STATE",
+        "SLACK_GITOPS_STATE_PASSWORD",
+        "POD_NAME",
+        "POD_IP",
+    ] {
+        assert!(env.contains(name), "{name} is not set: {env:?}");
+    }
+    let args: Vec<&str> = spec["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--replica=$(POD_NAME)"), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--state")),
+        "the URL comes from the Secret"
+    );
+    // No volume claim: a ReadWriteOnce volume would pin both replicas to one node.
+    assert!(
+        !std::fs::read_to_string(dir.join("deployment.yaml"))
+            .unwrap()
+            .contains("persistentVolumeClaim")
+    );
+    let budget = yaml(&dir.join("poddisruptionbudget.yaml"));
+    assert_eq!(budget["spec"]["minAvailable"], 1);
 }
 
 /// Every `command`/`args` pair the example workflows give the action.

@@ -379,7 +379,7 @@ impl<'a> Executor<'a> {
                     .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst))
                 {
                     execution.halt = Some(Halt {
-                        reason: "stopped on request (SIGTERM); the next run finishes the plan"
+                        reason: "stopped on request (SIGTERM, or this controller replica stopped leading); the next run finishes the plan"
                             .into(),
                         affected: Vec::new(),
                     });

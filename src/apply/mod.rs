@@ -495,7 +495,7 @@ async fn locked(
         changes: None,
     };
     let mut planned = plan_org(connection, &baseline).await?;
-    let signouts = pending_signouts(store, org, &planned)?;
+    let signouts = pending_signouts(connection, store, org, &planned, options).await?;
     planned.plan.actions.extend(signouts);
     let hash = crate::policy::plan_hash(&planned.plan);
     let mut report = ApplyReport {
@@ -697,12 +697,15 @@ fn leaver_evidence(
 
 /// Leavers an earlier run deactivated but did not record as signed out (it failed, or the
 /// process died between the two): their accounts are inactive now, so the plan no longer
-/// lists them, and their sessions are revoked again here. A session reset cannot be
-/// read back, and repeating one is harmless.
-fn pending_signouts(
+/// lists them. Their sessions are read back (`admin.users.session.list`): one with no
+/// active session was signed out (recorded now, and not reset again); one still signed
+/// in, or whose sessions cannot be read, is reset here (repeating a reset is harmless).
+async fn pending_signouts(
+    connection: &Connection,
     store: &Store,
     org: &str,
     planned: &Planned,
+    options: &ApplyOptions<'_>,
 ) -> Result<Vec<Action>, StoreError> {
     let planned_resets: std::collections::HashSet<&str> = planned
         .plan
@@ -720,20 +723,46 @@ fn pending_signouts(
         .filter(|u| !u.active)
         .map(|u| (u.email.as_str(), u.id.as_str()))
         .collect();
-    Ok(store
-        .leavers(org)?
-        .into_iter()
-        .filter(|l| l.signed_out_at.is_none() && !planned_resets.contains(l.email.as_str()))
-        .filter_map(|l| {
-            let id = inactive.get(l.email.as_str())?;
-            Some(Action::ResetSessions {
-                person: crate::plan::action::Person {
-                    email: l.email.clone(),
-                    user_id: crate::plan::action::SlackId::Live(id.to_string()),
-                },
-            })
-        })
-        .collect())
+    let teams: Vec<String> = connection
+        .repository
+        .config
+        .value
+        .slack
+        .workspaces
+        .values()
+        .map(|id| id.to_string())
+        .collect();
+    let mut actions = Vec::new();
+    for leaver in store.leavers(org)? {
+        if leaver.signed_out_at.is_some() || planned_resets.contains(leaver.email.as_str()) {
+            continue;
+        }
+        let Some(id) = inactive.get(leaver.email.as_str()) else {
+            continue;
+        };
+        match crate::slack::writer::has_sessions(&connection.client, id, &teams).await {
+            Ok(false) => {
+                tracing::info!(email = %leaver.email, "signed out already (read back): not reset again");
+                if !options.dry_run {
+                    let (run, now) = (leaver.run_id.unwrap_or_default(), (options.clock)());
+                    let step = crate::store::LeaverStep::SignedOut;
+                    store.leaver_step(org, &leaver.email, step, run, now)?;
+                }
+                continue;
+            }
+            Ok(true) => {}
+            Err(error) => {
+                tracing::warn!(email = %leaver.email, %error, "cannot read sessions back; resetting them again")
+            }
+        }
+        actions.push(Action::ResetSessions {
+            person: crate::plan::action::Person {
+                email: leaver.email.clone(),
+                user_id: crate::plan::action::SlackId::Live(id.to_string()),
+            },
+        });
+    }
+    Ok(actions)
 }
 
 /// Marks runs left running by a dead process as interrupted, and reads back their

@@ -3,6 +3,10 @@
 //! environment) before anything else; a bad or missing signature is 401 and changes
 //! nothing. A verified webhook only wakes the loop: the event is a hint, never data, so
 //! the sync re-reads the repository and the identity provider itself.
+//!
+//! A replica that does not lead hands a verified webhook to the one that does (the
+//! address it advertised in the lease), and answers with the leader's answer; with no
+//! leader to reach, it answers 503 so that the sender tries again.
 
 use std::sync::Arc;
 
@@ -37,7 +41,31 @@ pub async fn serve(
         .await
 }
 
+/// The leader is ready once it read config, identity and Slack; a replica that does not
+/// lead is ready while it can read the lease, and says who leads.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.leader.leading().is_none() {
+        let reading = shared.clone();
+        let view = tokio::task::spawn_blocking(move || {
+            reading.store.lease_holder(&reading.election.lease)
+        })
+        .await;
+        return match view {
+            Ok(Ok(holder)) => {
+                let leader = holder
+                    .filter(|h| !h.expired)
+                    .map(|h| format!("; {} leads (generation {})", h.holder, h.generation))
+                    .unwrap_or_else(|| "; no replica leads yet".into());
+                (StatusCode::OK, format!("ready, not leading{leader}\n")).into_response()
+            }
+            Ok(Err(error)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: cannot read the lease: {error}\n"),
+            )
+                .into_response(),
+            Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+        };
+    }
     let status = shared.status.lock().unwrap_or_else(|p| p.into_inner());
     if status.ready {
         (StatusCode::OK, "ready\n").into_response()
@@ -142,8 +170,11 @@ async fn git_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
     if headers.get("x-github-event").and_then(|v| v.to_str().ok()) == Some("ping") {
         return (StatusCode::OK, "pong\n").into_response();
     }
+    if let Some(answer) = to_the_leader(&shared, "/hooks/git", &headers, &body).await {
+        return answer;
+    }
     shared.wake(Trigger::GitWebhook);
-    (StatusCode::ACCEPTED, "sync queued\n").into_response()
+    queued(&shared)
 }
 
 /// An identity provider event: Okta's event hook (with its one-time verification
@@ -183,6 +214,9 @@ async fn identity_hook(
     let Ok(event) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "the event is not JSON\n").into_response();
     };
+    if let Some(answer) = to_the_leader(&shared, "/hooks/identity", &headers, &body).await {
+        return answer;
+    }
     let people = people_of(&event);
     shared
         .leavers
@@ -190,7 +224,83 @@ async fn identity_hook(
         .unwrap_or_else(|p| p.into_inner())
         .extend(people);
     shared.wake(Trigger::IdentityEvent);
-    (StatusCode::ACCEPTED, "sync queued\n").into_response()
+    queued(&shared)
+}
+
+/// 202, naming the replica that queued the sync (the leader, wherever it arrived).
+fn queued(shared: &Shared) -> Response {
+    let by = &shared.election.replica;
+    (StatusCode::ACCEPTED, format!("sync queued by {by}\n")).into_response()
+}
+
+/// Marks a webhook one replica handed to another, so it is handed on at most once.
+const FORWARDED: &str = "x-slack-gitops-forwarded";
+
+/// Headers a webhook's sender sets that its receiver reads.
+const CARRIED: &[&str] = &[
+    "content-type",
+    "authorization",
+    "x-github-event",
+    "x-hub-signature-256",
+    "x-signature-256",
+];
+
+/// `None` when this replica leads (it acts on the webhook itself); otherwise the answer
+/// of the leader the webhook was handed to, or 503.
+async fn to_the_leader(
+    shared: &Arc<Shared>,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Response> {
+    if shared.leader.leading().is_some() {
+        return None;
+    }
+    let unavailable = |why: String| {
+        tracing::warn!(path, reason = %why, "a webhook could not be handed to the leader");
+        Some(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not the leader: {why}; try again\n"),
+            )
+                .into_response(),
+        )
+    };
+    if headers.contains_key(FORWARDED) {
+        return unavailable("it was handed here by another replica".into());
+    }
+    let reading = shared.clone();
+    let holder =
+        tokio::task::spawn_blocking(move || reading.store.lease_holder(&reading.election.lease))
+            .await;
+    let address = match holder {
+        Ok(Ok(Some(h))) if !h.expired => match h.address {
+            Some(address) if h.holder != shared.election.replica => address,
+            _ => return unavailable(format!("{} leads but advertised no address", h.holder)),
+        },
+        Ok(Ok(_)) => return unavailable("no replica leads".into()),
+        Ok(Err(error)) => return unavailable(error.to_string()),
+        Err(error) => return unavailable(error.to_string()),
+    };
+    let mut request = shared
+        .forwarder
+        .post(format!("{}{path}", address.trim_end_matches('/')))
+        .header(FORWARDED, shared.election.replica.as_str())
+        .body(body.clone());
+    for name in CARRIED {
+        if let Some(value) = headers.get(*name) {
+            request = request.header(*name, value.as_bytes());
+        }
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status =
+                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let text = response.text().await.unwrap_or_default();
+            Some((status, text).into_response())
+        }
+        Err(error) => unavailable(format!("the leader at {address} did not answer: {error}")),
+    }
 }
 
 /// The people an event names: the generic form's `email`, or the users that Okta's

@@ -47,6 +47,8 @@ pub struct Metrics {
     slack_rate_limited: Counter,
     identity_failures: Counter,
     deactivation_latency: Histogram,
+    leader: Gauge,
+    lease_generation: Gauge,
 }
 
 impl Default for Metrics {
@@ -62,6 +64,8 @@ impl Default for Metrics {
             identity_failures: Counter::default(),
             // 1 s to about 36 h.
             deactivation_latency: Histogram::new(exponential_buckets(1.0, 2.0, 18)),
+            leader: Gauge::default(),
+            lease_generation: Gauge::default(),
         };
         {
             let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -105,12 +109,28 @@ impl Default for Metrics {
                 "From first seen as a leaver to signed out",
                 metrics.deactivation_latency.clone(),
             );
+            registry.register(
+                "leader",
+                "1 while this replica leads (holds the lease), else 0",
+                metrics.leader.clone(),
+            );
+            registry.register(
+                "lease_generation",
+                "The lease generation this replica last led in",
+                metrics.lease_generation.clone(),
+            );
         }
         metrics
     }
 }
 
 impl Metrics {
+    /// This replica started or stopped leading, in `generation`.
+    pub fn leading(&self, leading: bool, generation: i64) {
+        self.leader.set(i64::from(leading));
+        self.lease_generation.set(generation);
+    }
+
     pub fn sync(&self, trigger: Trigger, outcome: &str) {
         self.syncs
             .get_or_create(&SyncLabels {

@@ -10,6 +10,7 @@
 
 pub mod git;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod notify;
 
@@ -48,6 +49,8 @@ pub struct Options {
     pub environment: Environment,
     /// How to authenticate to the repository.
     pub git: git::Access,
+    /// How replicas sharing the store elect the one that syncs.
+    pub election: leader::Election,
 }
 
 /// What set off a sync.
@@ -102,6 +105,8 @@ pub struct Status {
     pub next_drift_tick: Option<String>,
     /// Who holds the org locks now (a sync in progress, this controller's or another's).
     pub locks: Vec<LockStatus>,
+    /// This replica, whether it leads, and who does.
+    pub leadership: leader::LeaderStatus,
 }
 
 /// An org lock held, as `/status` shows it.
@@ -122,6 +127,17 @@ pub struct Shared {
     /// Why it was woken: a webhook's trigger.
     pub woken_by: std::sync::Mutex<Option<Trigger>>,
     pub stop: AtomicBool,
+    /// Wakes the election loop to stop.
+    pub stopping: tokio::sync::Notify,
+    /// Stops the sync in flight between actions: SIGTERM, or this replica stopped leading.
+    pub halt: AtomicBool,
+    /// Whether this replica leads.
+    pub leader: leader::Leadership,
+    pub election: leader::Election,
+    /// Hands webhooks to the leader when this replica does not lead.
+    pub forwarder: reqwest::Client,
+    /// Asked before every Slack write (set once the shared state exists).
+    pub gate: std::sync::OnceLock<crate::slack::client::WriteGate>,
     pub git_secret: Option<String>,
     pub identity_secret: Option<String>,
     /// People named by identity events, deactivated first at the next sync.
@@ -137,9 +153,10 @@ impl Shared {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What `/status` answers: the loop's view and the locks held now.
+    /// What `/status` answers: the loop's view, the locks held now and the leader.
     pub fn snapshot(&self) -> Status {
         let mut status = self.status().clone();
+        status.leadership = self.leadership();
         match self.store.locks() {
             Ok(locks) => {
                 status.locks = locks
@@ -155,6 +172,25 @@ impl Shared {
             Err(error) => tracing::warn!(%error, "cannot read the locks for /status"),
         }
         status
+    }
+
+    /// This replica, and who leads as the store says.
+    pub fn leadership(&self) -> leader::LeaderStatus {
+        let mut view = leader::LeaderStatus {
+            replica: self.election.replica.clone(),
+            leading: self.leader.leading().is_some(),
+            ..Default::default()
+        };
+        match self.store.lease_holder(&self.election.lease) {
+            Ok(Some(holder)) if !holder.expired => {
+                view.leader = Some(holder.holder);
+                view.generation = Some(holder.generation);
+                view.expires = Some(crate::model::iso_time(holder.expires_at));
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the lease for /status"),
+        }
+        view
     }
 
     /// Asks the loop for a sync as soon as it can.
@@ -211,12 +247,23 @@ pub async fn run(
         wake: tokio::sync::Notify::new(),
         woken_by: Default::default(),
         stop: AtomicBool::new(false),
+        stopping: tokio::sync::Notify::new(),
+        halt: AtomicBool::new(false),
+        leader: leader::Leadership::default(),
+        election: options.election.clone(),
+        gate: std::sync::OnceLock::new(),
+        forwarder: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?,
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
         posted_drift: Default::default(),
         leavers: Default::default(),
         store: store.clone(),
     });
+    let _ = shared.gate.set(leader::gate(Arc::downgrade(&shared)));
+    let election = tokio::spawn(leader::elect(shared.clone(), options.election.clone()));
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(listener, shared.clone(), async move {
         let _ = server_stopped.await;
@@ -227,11 +274,17 @@ pub async fn run(
             shutdown.await;
             tracing::info!("stopping: the actions in flight finish first");
             shared.stop.store(true, Ordering::SeqCst);
+            shared.halt.store(true, Ordering::SeqCst);
             shared.wake.notify_one();
+            shared.leader.gained.notify_waiters();
         })
     };
     let result = sync_loop(&options, &store, &shared).await;
     watcher.abort();
+    // The lease is let go last, after the sync in flight ended.
+    shared.stop.store(true, Ordering::SeqCst);
+    shared.stopping.notify_one();
+    let _ = election.await;
     let _ = stop_server.send(());
     let _ = server.await;
     result
@@ -247,9 +300,22 @@ async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<
         .map_err(|e| e.to_string())??;
     let mut trigger = Trigger::Start;
     let mut next_drift: Option<tokio::time::Instant> = None;
+    let mut term = None;
     loop {
-        if shared.stop.load(Ordering::SeqCst) {
+        let Some(generation) = shared
+            .leader
+            .wait(|| shared.stop.load(Ordering::SeqCst))
+            .await
+        else {
             return Ok(());
+        };
+        if term != Some(generation) {
+            // A new term: what another leader did meanwhile is unknown, so the tip is
+            // applied as new and the drift schedule starts again.
+            term = Some(generation);
+            take_office(shared, generation);
+            trigger = Trigger::Start;
+            next_drift = None;
         }
         let every = sync_once(options, store, shared, trigger).await;
         if let Some(every) = every
@@ -275,6 +341,16 @@ async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<
             _ = tokio::time::sleep_until(drift_at) => Trigger::Drift,
         };
     }
+}
+
+/// This replica starts a term as leader: it forgets the commits it saw in an earlier
+/// term, and its syncs may run again.
+fn take_office(shared: &Shared, generation: i64) {
+    tracing::info!(generation, "syncing as the leader");
+    shared.halt.store(false, Ordering::SeqCst);
+    let mut status = shared.status();
+    status.seen_commit = None;
+    status.commit_in_force = None;
 }
 
 /// One sync: fetch; a commit not yet in force is applied (when new, and again at each
@@ -313,7 +389,7 @@ async fn sync_once(
         if new_commit {
             tracing::info!(commit = %tip, trigger = trigger.as_str(), "new commit on the protected branch");
         }
-        match load(options, &tip) {
+        match load(options, shared, &tip) {
             Ok(connection) => {
                 leavers_first(&connection, store, shared, &tip).await;
                 apply_commit(&connection, store, shared, trigger, &tip, None).await;
@@ -325,7 +401,7 @@ async fn sync_once(
                 // `notify:` (this one could not be read).
                 if new_commit
                     && let Some(in_force) = &in_force
-                    && let Ok(connection) = load(options, in_force)
+                    && let Ok(connection) = load(options, shared, in_force)
                 {
                     notify::post(&connection, &done, &[]).await;
                 }
@@ -340,7 +416,7 @@ async fn sync_once(
     if !matches!(trigger, Trigger::Drift | Trigger::IdentityEvent) {
         return None;
     }
-    let connection = match load(options, &in_force) {
+    let connection = match load(options, shared, &in_force) {
         Ok(connection) => connection,
         Err((outcome, detail)) => {
             shared.record(record(trigger, Some(&in_force), outcome, detail, 0));
@@ -379,15 +455,22 @@ impl std::ops::Deref for Loaded {
     }
 }
 
-/// Checks out `commit` and connects to its identity source and Slack; on failure, the
-/// outcome word and why.
-fn load(options: &Options, commit: &str) -> Result<Loaded, (&'static str, String)> {
+/// Checks out `commit` and connects to its identity source and Slack, every write behind
+/// this replica's gate; on failure, the outcome word and why.
+fn load(
+    options: &Options,
+    shared: &Shared,
+    commit: &str,
+) -> Result<Loaded, (&'static str, String)> {
     let checkout_dir = options.workdir.join(&options.config_path);
     let checkout = crate::gitops::commit::checkout(&checkout_dir, Some(commit))
         .map_err(|error| ("refused", error.to_string()))?;
     let environment = options.environment.clone();
     let connection = pipeline::connect(&checkout.dir, &options.connect, &*environment)
         .map_err(|error| ("failed", error.to_string()))?;
+    if let Some(gate) = shared.gate.get() {
+        connection.client.set_write_gate(gate.clone());
+    }
     Ok(Loaded {
         connection,
         _checkout: checkout,
@@ -459,11 +542,16 @@ fn apply_options<'a>(
         reviewed: None,
         dry_run: false,
         force_unlock: None,
-        holder: format!("controller (pid {})", std::process::id()),
+        holder: format!(
+            "controller {} (pid {}, generation {})",
+            shared.election.replica,
+            std::process::id(),
+            shared.leader.leading().unwrap_or_default()
+        ),
         today: crate::apply::iso_date(now_millis()),
         clock: &now_millis,
         on_result,
-        stop: Some(&shared.stop),
+        stop: Some(&shared.halt),
         drift,
     }
 }

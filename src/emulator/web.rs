@@ -90,6 +90,12 @@ pub const METHODS: &[MethodSpec] = &[
         &["admin.users:write"],
     ),
     spec(
+        "admin.users.session.list",
+        true,
+        true,
+        &["admin.users:read"],
+    ),
+    spec(
         "admin.users.session.resetBulk",
         true,
         true,
@@ -311,6 +317,7 @@ pub fn call(world: &mut World, caller: &Caller, method: &str, args: &Args) -> Re
         "admin.users.setOwner" => admin_users_set_role(world, caller, args, Role::Owner),
         "admin.users.setRegular" => admin_users_set_role(world, caller, args, Role::Regular),
         "admin.users.session.reset" => admin_session_reset(world, caller, args, false),
+        "admin.users.session.list" => admin_session_list(world, caller, args),
         "admin.users.session.resetBulk" => admin_session_reset(world, caller, args, true),
         "admin.usergroups.addChannels" => admin_usergroups_channels(world, caller, args, true),
         "admin.usergroups.removeChannels" => admin_usergroups_channels(world, caller, args, false),
@@ -1509,6 +1516,59 @@ fn admin_session_reset(world: &mut World, caller: &Caller, args: &Args, bulk: bo
         });
     }
     ok(Vec::new())
+}
+
+/// `admin.users.session.list`: the sessions still active. Every person has one session
+/// per workspace until a full reset (not `mobile_only`, not `web_only`) signs them out;
+/// deactivation alone does not (Slack's documentation leaves it open, so the emulator
+/// takes the case that needs the reset). `user_id` and `team_id` come together or not at
+/// all.
+fn admin_session_list(world: &World, caller: &Caller, args: &Args) -> Reply {
+    require_enterprise_admin(world, caller)?;
+    let (user, team) = match (args.get("user_id"), args.get("team_id")) {
+        (Some(_), None) => return Err(ApiError::new("missing_team")),
+        (None, Some(_)) => return Err(ApiError::new("missing_user")),
+        (user, team) => (user, team),
+    };
+    if let Some(id) = user {
+        match world.user(id) {
+            None => return Err(ApiError::new("user_not_found")),
+            Some(u) if u.bot => return Err(ApiError::new("bots_not_allowed")),
+            Some(_) => {}
+        }
+    }
+    let signed_out = |id: &str| {
+        world
+            .session_resets
+            .iter()
+            .any(|r| r.user == id && !r.mobile_only && !r.web_only)
+    };
+    let sessions: Vec<Value> = world
+        .users
+        .iter()
+        .filter(|u| !u.bot && user.is_none_or(|id| u.id == id) && !signed_out(&u.id))
+        .flat_map(|u| {
+            u.workspaces
+                .iter()
+                .filter(|w| team.is_none_or(|t| t == w.as_str()))
+                .map(|w| {
+                    json!({
+                        "user_id": u.id,
+                        "team_id": w,
+                        "session_id": format!("S{}{}", u.id, w),
+                        "created": {"device_hardware": "computer", "os": "Mac", "slack_client_version": "4.41", "ip": "192.0.2.10"},
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if user.is_some() && sessions.is_empty() {
+        return Err(ApiError::new("no_active_sessions"));
+    }
+    ok(vec![
+        ("active_sessions", json!(sessions)),
+        ("response_metadata", json!({"next_cursor": ""})),
+    ])
 }
 
 fn idp_group_index(world: &World, args: &Args) -> Result<usize, ApiError> {

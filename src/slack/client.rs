@@ -116,6 +116,10 @@ pub enum SlackError {
     },
     #[error("{call}: unexpected response from Slack: {message}")]
     Protocol { call: String, message: String },
+    /// The write gate refused the call before it was sent: this process may not write
+    /// (a controller replica that no longer leads).
+    #[error("{call}: not sent: {reason}")]
+    Gated { call: String, reason: String },
 }
 
 impl SlackError {
@@ -271,7 +275,12 @@ pub struct SlackClient {
     inner: Arc<Inner>,
 }
 
+/// Asked before every write is sent, as late as can be: `Err(why)` and the write is not
+/// sent. A controller replica's gate says whether it still leads.
+pub type WriteGate = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 struct Inner {
+    gate: std::sync::OnceLock<WriteGate>,
     http: reqwest::Client,
     api_base: String,
     scim_base: String,
@@ -346,6 +355,7 @@ impl SlackClient {
             })?;
         Ok(SlackClient {
             inner: Arc::new(Inner {
+                gate: std::sync::OnceLock::new(),
                 http,
                 api_base,
                 scim_base,
@@ -363,6 +373,22 @@ impl SlackClient {
                 retries: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Sets the gate every write must pass (once; a second gate is ignored).
+    pub fn set_write_gate(&self, gate: WriteGate) {
+        let _ = self.inner.gate.set(gate);
+    }
+
+    /// Whether the gate lets a write through now.
+    fn gate(&self, call: &str) -> Result<(), SlackError> {
+        match self.inner.gate.get() {
+            Some(gate) => gate().map_err(|reason| SlackError::Gated {
+                call: call.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     pub fn counts(&self) -> CallCounts {
@@ -653,6 +679,10 @@ impl SlackClient {
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
+                // A write asks the gate last, after pacing and the permit.
+                if !idempotent {
+                    self.gate(call)?;
+                }
                 self.inner.calls.fetch_add(1, Ordering::SeqCst);
                 self.attempt(call, &build, &parse).await
             };

@@ -125,6 +125,38 @@ pub async fn reset_sessions(client: &SlackClient, user_id: &str) -> Result<(), S
         .map(|_| ())
 }
 
+/// `admin.users.session.list`: whether a person still has an active session in any of
+/// `teams`. Slack answers `no_active_sessions` when there is none.
+pub async fn has_sessions(
+    client: &SlackClient,
+    user_id: &str,
+    teams: &[String],
+) -> Result<bool, SlackError> {
+    for team in teams {
+        let reply = client
+            .web_read(
+                Credential::Admin,
+                "admin.users.session.list",
+                &[("user_id", user_id.to_string()), ("team_id", team.clone())],
+            )
+            .await;
+        match reply {
+            Ok(body) => {
+                let active = body
+                    .get("active_sessions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|s| !s.is_empty());
+                if active {
+                    return Ok(true);
+                }
+            }
+            Err(SlackError::Api { error, .. }) if error == "no_active_sessions" => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(false)
+}
+
 /// `admin.users.assign`: adds an org member to a workspace.
 pub async fn assign_workspace(
     client: &SlackClient,

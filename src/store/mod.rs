@@ -1,108 +1,53 @@
 //! The state store: runs, the action journal, the snapshot each run started from, audit
-//! events, the last good identity counts, leaver timestamps and the org lock. SQLite in
-//! WAL mode with `synchronous=FULL`, so a journal row that was written survives a crash
-//! or `kill -9` of the process; the file is created with mode 0600.
+//! events, the last good identity counts, leaver timestamps, the org locks and the
+//! controller's lease. One interface on two engines: an SQLite file (the embedded
+//! default; WAL, `synchronous=FULL`, mode 0600) or a PostgreSQL database
+//! (`--state postgres://...`), for several controller replicas.
+//!
+//! **Fencing.** A controller replica that leads holds a lease with a generation
+//! ([`Store::acquire_lease`]); it sets a [`Fence`] on its store, and from then on every
+//! write (runs, journal, snapshots, audit, leavers, locks) checks in the same transaction
+//! that the lease is still at that generation, and fails with [`StoreError::Fenced`]
+//! when a newer leader took over. Runs and journal rows record the generation.
 //!
 //! Tokens never reach it: nothing here takes a token, and the rows hold actions, Slack
-//! ids, emails and outcomes only. Times are passed in (unix milliseconds), never read
-//! from a clock here.
+//! ids, emails and outcomes only. Times are passed in (unix milliseconds), except the
+//! lease's, which are the database's clock so that replicas need not agree on the time.
+
+mod engine;
+mod lease;
+mod postgres;
+mod schema;
+mod sqlite;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::RwLock;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use engine::{Done, Engine, EngineError, Row, Statement, Value};
+pub use lease::{Fence, Lease, LeaseHolder};
+pub use postgres::{is_url, redact as redact_url};
+pub use schema::SCHEMA_VERSION;
 
 use crate::policy::IdentityCounts;
-
-/// The schema version this build writes; older files are migrated forward on open.
-pub const SCHEMA_VERSION: i64 = 1;
-
-/// Migrations, the n-th taking the schema from version n to n+1.
-const MIGRATIONS: &[&str] = &[r"
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY,
-    org TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    commit_sha TEXT,
-    plan_hash TEXT NOT NULL,
-    approvals TEXT NOT NULL,
-    started_at INTEGER NOT NULL,
-    ended_at INTEGER,
-    outcome TEXT NOT NULL,
-    counts TEXT,
-    resumes INTEGER REFERENCES runs(id)
-);
-CREATE TABLE journal (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    seq INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    action TEXT NOT NULL,
-    intent_at INTEGER NOT NULL,
-    outcome TEXT,
-    detail TEXT,
-    slack_ids TEXT,
-    outcome_at INTEGER,
-    UNIQUE (run_id, seq)
-);
-CREATE TABLE snapshots (
-    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
-    taken_at INTEGER NOT NULL,
-    document TEXT NOT NULL
-);
-CREATE TABLE audit_events (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    at INTEGER NOT NULL,
-    email TEXT NOT NULL,
-    user_id TEXT,
-    entitlement TEXT NOT NULL,
-    change TEXT NOT NULL,
-    rule TEXT,
-    commit_sha TEXT,
-    approval TEXT
-);
-CREATE INDEX audit_events_email ON audit_events (email);
-CREATE TABLE identity_counts (
-    org TEXT PRIMARY KEY,
-    people INTEGER NOT NULL,
-    groups INTEGER NOT NULL,
-    in_scope INTEGER NOT NULL,
-    run_id INTEGER NOT NULL,
-    at INTEGER NOT NULL
-);
-CREATE TABLE leavers (
-    org TEXT NOT NULL,
-    email TEXT NOT NULL,
-    user_id TEXT,
-    first_seen INTEGER NOT NULL,
-    deactivated_at INTEGER,
-    signed_out_at INTEGER,
-    run_id INTEGER,
-    PRIMARY KEY (org, email)
-);
-CREATE TABLE locks (
-    org TEXT PRIMARY KEY,
-    id TEXT NOT NULL,
-    holder TEXT NOT NULL,
-    acquired_at INTEGER NOT NULL
-);
-"];
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the state store {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("the state store {path}: {message}")]
-    Open { path: PathBuf, message: String },
+    #[error("the state store {store}: {message}")]
+    Database { store: String, message: String },
     #[error(
-        "the state store {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; upgrade slack-gitops"
+        "the state store {store} has schema version {found}, newer than this build's {SCHEMA_VERSION}; upgrade slack-gitops"
     )]
-    TooNew { path: PathBuf, found: i64 },
+    TooNew { store: String, found: i64 },
+    /// A newer leader holds the lease: this process must not write.
+    #[error("fenced off the state store {store}: {message}")]
+    Fenced { store: String, message: String },
+}
+
+impl StoreError {
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
+    }
 }
 
 /// The org lock is held by another run.
@@ -154,6 +99,8 @@ pub struct Run {
     pub started_at: i64,
     pub ended_at: Option<i64>,
     pub outcome: String,
+    /// The lease generation of the controller that ran it; `None` outside a controller.
+    pub generation: Option<i64>,
 }
 
 /// What a new run records before its first write.
@@ -185,6 +132,8 @@ pub struct JournalEntry {
     pub detail: Option<String>,
     pub slack_ids: Option<String>,
     pub outcome_at: Option<i64>,
+    /// The lease generation it was written under, as for [`Run`].
+    pub generation: Option<i64>,
 }
 
 /// An access change for the audit trail.
@@ -213,15 +162,18 @@ pub struct Leaver {
     pub run_id: Option<i64>,
 }
 
-/// The store: one SQLite file per org (several orgs may share one).
+/// The store on one of its engines. Several orgs may share one.
 pub struct Store {
-    path: PathBuf,
-    connection: Mutex<Connection>,
+    engine: Box<dyn Engine>,
+    /// Set while this process leads: every write checks it.
+    fence: RwLock<Option<Fence>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.debug_struct("Store")
+            .field("store", &self.engine.describe())
+            .finish()
     }
 }
 
@@ -238,85 +190,127 @@ pub fn default_path(environment: &dyn Fn(&str) -> Option<String>) -> Option<Path
     Some(base.join("slack-gitops").join("state.db"))
 }
 
+/// The password of a PostgreSQL store: `SLACK_GITOPS_STATE_PASSWORD`, else the contents
+/// of the file `SLACK_GITOPS_STATE_PASSWORD_FILE` names (a mounted secret), trimmed.
+pub fn password(
+    environment: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, StoreError> {
+    if let Some(password) = environment("SLACK_GITOPS_STATE_PASSWORD").filter(|p| !p.is_empty()) {
+        return Ok(Some(password));
+    }
+    let Some(file) = environment("SLACK_GITOPS_STATE_PASSWORD_FILE").filter(|f| !f.is_empty())
+    else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(&file)
+        .map(|text| Some(text.trim_end_matches(['\r', '\n']).to_string()))
+        .map_err(|e| StoreError::Database {
+            store: "password".into(),
+            message: format!("cannot read SLACK_GITOPS_STATE_PASSWORD_FILE {file}: {e}"),
+        })
+}
+
 impl Store {
-    /// Opens (creating with mode 0600 when missing) and migrates the store at `path`.
+    /// Opens (creating with mode 0600 when missing) and migrates the SQLite store at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_error = |message: String| StoreError::Open {
-            path: path.to_path_buf(),
-            message,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
-        }
-        if !path.exists() {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            options.open(path).map_err(|e| open_error(e.to_string()))?;
-        }
-        let connection = Connection::open(path).map_err(|source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
+        let engine = sqlite::Sqlite::open(path).map_err(|e| StoreError::Database {
+            store: path.display().to_string(),
+            message: e.to_string(),
         })?;
+        Store::migrated(Box::new(engine), schema::MIGRATIONS.to_vec())
+    }
+
+    /// Opens the store `spec` names: a `postgres://` URL (with `password`, if given), or
+    /// an SQLite file.
+    pub fn open_spec(spec: &str, password: Option<String>) -> Result<Store, StoreError> {
+        if !postgres::is_url(spec) {
+            return Store::open(Path::new(spec));
+        }
+        let engine =
+            postgres::Postgres::connect(spec, password).map_err(|e| StoreError::Database {
+                store: postgres::redact(spec),
+                message: e.to_string(),
+            })?;
+        let migrations: Vec<String> = schema::MIGRATIONS
+            .iter()
+            .map(|m| schema::postgres(m))
+            .collect();
+        let migrations: Vec<&str> = migrations.iter().map(String::as_str).collect();
+        Store::migrated(Box::new(engine), migrations)
+    }
+
+    fn migrated(engine: Box<dyn Engine>, migrations: Vec<&str>) -> Result<Store, StoreError> {
         let store = Store {
-            path: path.to_path_buf(),
-            connection: Mutex::new(connection),
+            engine,
+            fence: RwLock::new(None),
         };
-        store.migrate()?;
+        store
+            .engine
+            .migrate(&migrations)
+            .map_err(|e| store.error(e))?;
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        self.engine.describe()
     }
 
-    fn sqlite(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
+    fn error(&self, error: EngineError) -> StoreError {
+        let store = self.engine.describe();
+        match error {
+            EngineError::Database(message) => StoreError::Database { store, message },
+            EngineError::Fenced(message) => StoreError::Fenced { store, message },
+            EngineError::TooNew(found) => StoreError::TooNew { store, found },
         }
     }
 
-    fn with<T>(
-        &self,
-        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        work(&mut connection).map_err(|e| self.sqlite(e))
+    /// Sets (or clears) the fence every write checks from now on.
+    pub fn set_fence(&self, fence: Option<Fence>) {
+        *self.fence.write().unwrap_or_else(|p| p.into_inner()) = fence;
     }
 
-    fn migrate(&self) -> Result<(), StoreError> {
-        let found = self.with(|c| {
-            c.busy_timeout(std::time::Duration::from_secs(10))?;
-            c.pragma_update(None, "journal_mode", "WAL")?;
-            c.pragma_update(None, "synchronous", "FULL")?;
-            c.pragma_update(None, "foreign_keys", "ON")?;
-            c.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
-        })?;
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found,
-            });
-        }
-        for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            self.with(|c| {
-                let transaction = c.transaction()?;
-                transaction.execute_batch(migration)?;
-                transaction.pragma_update(None, "user_version", version as i64 + 1)?;
-                transaction.commit()
-            })?;
-        }
-        Ok(())
+    pub fn fence(&self) -> Option<Fence> {
+        self.fence.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the fence still holds: fails with [`StoreError::Fenced`] when a newer
+    /// leader took over. Without a fence, always holds.
+    pub fn check_fence(&self) -> Result<(), StoreError> {
+        self.write(Vec::new()).map(|_| ())
+    }
+
+    /// Runs statements in one transaction, fenced when a fence is set.
+    fn write(&self, statements: Vec<Statement>) -> Result<Vec<Done>, StoreError> {
+        let fence = self.fence();
+        self.engine
+            .transaction(fence.as_ref(), statements)
+            .map_err(|e| self.error(e))
+    }
+
+    fn write_one(&self, sql: &str, params: Vec<Value>) -> Result<Done, StoreError> {
+        let mut done = self.write(vec![Statement::new(sql, params)])?;
+        Ok(done.pop().unwrap_or_default())
+    }
+
+    fn read(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let mut done = self
+            .engine
+            .transaction(None, vec![Statement::new(sql, params)])
+            .map_err(|e| self.error(e))?;
+        Ok(done.pop().unwrap_or_default().rows)
+    }
+
+    /// The generation writes run under, if fenced.
+    fn generation(&self) -> Value {
+        self.fence().map(|f| f.generation).into()
     }
 
     // ---- the org lock ------------------------------------------------------------------
 
-    /// Takes the org lock for `holder`; returns its id, or who holds it.
+    /// Takes the org lock for `holder`; returns who holds it when another does. A fenced
+    /// store (a leading controller) first breaks locks held under older generations of
+    /// its lease: their holder was a leader that died or was fenced off.
     pub fn lock(
         &self,
         org: &str,
@@ -324,95 +318,79 @@ impl Store {
         holder: &str,
         now: i64,
     ) -> Result<Result<(), LockHeld>, StoreError> {
-        self.with(|c| {
-            let transaction =
-                c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let held = transaction
-                .query_row(
-                    "SELECT id, holder, acquired_at FROM locks WHERE org = ?1",
-                    [org],
-                    |row| {
-                        Ok(LockHeld {
-                            id: row.get(0)?,
-                            holder: row.get(1)?,
-                            since: row.get(2)?,
-                        })
-                    },
-                )
-                .optional()?;
-            if let Some(held) = held {
-                return Ok(Err(held));
-            }
-            transaction.execute(
-                "INSERT INTO locks (org, id, holder, acquired_at) VALUES (?1, ?2, ?3, ?4)",
-                params![org, id, holder, now],
-            )?;
-            transaction.commit()?;
-            Ok(Ok(()))
+        let generation = self.generation();
+        let mut statements = Vec::new();
+        if let Value::Int(mine) = generation {
+            statements.push(Statement::new(
+                "DELETE FROM locks WHERE org = ?1 AND generation IS NOT NULL AND generation < ?2",
+                vec![org.into(), Value::Int(mine)],
+            ));
+        }
+        statements.push(Statement::new(
+            "INSERT INTO locks (org, id, holder, acquired_at, generation) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (org) DO NOTHING",
+            vec![org.into(), id.into(), holder.into(), now.into(), generation],
+        ));
+        statements.push(Statement::new(
+            "SELECT id, holder, acquired_at FROM locks WHERE org = ?1",
+            vec![org.into()],
+        ));
+        let done = self.write(statements)?;
+        if done.len() == 3 && done[0].changed > 0 {
+            tracing::warn!(org, "broke the org lock of a leader whose lease lapsed");
+        }
+        let held = done.last().and_then(|d| d.rows.first()).map(lock_held);
+        Ok(match held {
+            Some(held) if held.id != id => Err(held),
+            _ => Ok(()),
         })
     }
 
     /// The org locks held now, by org.
     pub fn locks(&self) -> Result<Vec<(String, LockHeld)>, StoreError> {
-        self.with(|c| {
-            let mut statement =
-                c.prepare("SELECT org, id, holder, acquired_at FROM locks ORDER BY org")?;
-            let rows = statement.query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    LockHeld {
-                        id: row.get(1)?,
-                        holder: row.get(2)?,
-                        since: row.get(3)?,
-                    },
-                ))
-            })?;
-            rows.collect()
-        })
+        let rows = self.read(
+            "SELECT org, id, holder, acquired_at FROM locks ORDER BY org",
+            vec![],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.text(0), lock_held(&Row(row.0[1..].to_vec()))))
+            .collect())
     }
 
     /// Releases the lock if `id` still holds it.
     pub fn unlock(&self, org: &str, id: &str) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "DELETE FROM locks WHERE org = ?1 AND id = ?2",
-                params![org, id],
-            )
-            .map(|_| ())
-        })
+        self.force_unlock(org, id).map(|_| ())
     }
 
     /// Breaks a stale lock by its id; whether it was there.
     pub fn force_unlock(&self, org: &str, id: &str) -> Result<bool, StoreError> {
-        self.with(|c| {
-            c.execute(
-                "DELETE FROM locks WHERE org = ?1 AND id = ?2",
-                params![org, id],
-            )
-            .map(|n| n > 0)
-        })
+        let done = self.write_one(
+            "DELETE FROM locks WHERE org = ?1 AND id = ?2",
+            vec![org.into(), id.into()],
+        )?;
+        Ok(done.changed > 0)
     }
 
     // ---- runs and the journal ----------------------------------------------------------
 
     /// Records a new run as running; returns its id.
     pub fn begin_run(&self, run: &NewRun) -> Result<i64, StoreError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO runs (org, kind, commit_sha, plan_hash, approvals, started_at, outcome, resumes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7)",
-                params![
-                    run.org,
-                    run.kind,
-                    run.commit,
-                    run.plan_hash,
-                    run.approvals,
-                    run.started_at,
-                    run.resumes
-                ],
-            )?;
-            Ok(c.last_insert_rowid())
-        })
+        let done = self.write_one(
+            "INSERT INTO runs (org, kind, commit_sha, plan_hash, approvals, started_at, outcome, resumes, generation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8) RETURNING id",
+            vec![
+                run.org.into(),
+                run.kind.into(),
+                run.commit.into(),
+                run.plan_hash.into(),
+                run.approvals.into(),
+                run.started_at.into(),
+                run.resumes.into(),
+                self.generation(),
+            ],
+        )?;
+        Ok(done.rows.first().map_or(0, |row| row.int(0)))
     }
 
     /// Records how a run ended and its counts (JSON).
@@ -423,51 +401,43 @@ impl Store {
         counts: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE runs SET outcome = ?2, counts = ?3, ended_at = ?4 WHERE id = ?1",
-                params![id, outcome.as_str(), counts, now],
-            )
-            .map(|_| ())
-        })
+        self.write_one(
+            "UPDATE runs SET outcome = ?2, counts = ?3, ended_at = ?4 WHERE id = ?1",
+            vec![
+                id.into(),
+                outcome.as_str().into(),
+                counts.into(),
+                now.into(),
+            ],
+        )
+        .map(|_| ())
     }
 
     /// Runs of `org` still marked running: the process that ran them died.
     pub fn unfinished_runs(&self, org: &str) -> Result<Vec<Run>, StoreError> {
-        self.runs_where("org = ?1 AND outcome = 'running'", org)
+        self.runs_where("org = ?1 AND outcome = 'running'", org.into())
     }
 
     /// Every run of `org`, oldest first.
     pub fn runs(&self, org: &str) -> Result<Vec<Run>, StoreError> {
-        self.runs_where("org = ?1", org)
-    }
-
-    fn runs_where(&self, condition: &str, org: &str) -> Result<Vec<Run>, StoreError> {
-        let sql = format!(
-            "SELECT id, org, kind, commit_sha, plan_hash, started_at, ended_at, outcome
-             FROM runs WHERE {condition} ORDER BY id"
-        );
-        self.with(|c| {
-            let mut statement = c.prepare(&sql)?;
-            let rows = statement.query_map([org], run_row)?;
-            rows.collect()
-        })
+        self.runs_where("org = ?1", org.into())
     }
 
     /// A run by id.
     pub fn run(&self, id: i64) -> Result<Option<Run>, StoreError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT id, org, kind, commit_sha, plan_hash, started_at, ended_at, outcome
-                 FROM runs WHERE id = ?1",
-                [id],
-                run_row,
-            )
-            .optional()
-        })
+        Ok(self.runs_where("id = ?1", id.into())?.pop())
     }
 
-    /// Journals an action's intent before its first call.
+    fn runs_where(&self, condition: &str, key: Value) -> Result<Vec<Run>, StoreError> {
+        let sql = format!(
+            "SELECT id, org, kind, commit_sha, plan_hash, started_at, ended_at, outcome, generation
+             FROM runs WHERE {condition} ORDER BY id"
+        );
+        Ok(self.read(&sql, vec![key])?.iter().map(run_row).collect())
+    }
+
+    /// Journals an action's intent before its first call. Recording the same intent
+    /// twice is one row.
     pub fn intent(
         &self,
         run_id: i64,
@@ -476,13 +446,19 @@ impl Store {
         action: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO journal (run_id, seq, key, action, intent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run_id, seq, key, action, now],
-            )
-            .map(|_| ())
-        })
+        self.write_one(
+            "INSERT INTO journal (run_id, seq, key, action, intent_at, generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (run_id, seq) DO NOTHING",
+            vec![
+                run_id.into(),
+                seq.into(),
+                key.into(),
+                action.into(),
+                now.into(),
+                self.generation(),
+            ],
+        )
+        .map(|_| ())
     }
 
     /// Journals an action's outcome (`done`, `failed`, `skipped`, `already-done`).
@@ -495,38 +471,43 @@ impl Store {
         slack_ids: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE journal SET outcome = ?3, detail = ?4, slack_ids = ?5, outcome_at = ?6
-                 WHERE run_id = ?1 AND seq = ?2",
-                params![run_id, seq, outcome, detail, slack_ids, now],
-            )
-            .map(|_| ())
-        })
+        self.write_one(
+            "UPDATE journal SET outcome = ?3, detail = ?4, slack_ids = ?5, outcome_at = ?6
+             WHERE run_id = ?1 AND seq = ?2",
+            vec![
+                run_id.into(),
+                seq.into(),
+                outcome.into(),
+                detail.into(),
+                slack_ids.into(),
+                now.into(),
+            ],
+        )
+        .map(|_| ())
     }
 
     /// A run's journal in order.
     pub fn journal(&self, run_id: i64) -> Result<Vec<JournalEntry>, StoreError> {
-        self.with(|c| {
-            let mut statement = c.prepare(
-                "SELECT run_id, seq, key, action, intent_at, outcome, detail, slack_ids, outcome_at
-                 FROM journal WHERE run_id = ?1 ORDER BY seq",
-            )?;
-            let rows = statement.query_map([run_id], |row| {
-                Ok(JournalEntry {
-                    run_id: row.get(0)?,
-                    seq: row.get(1)?,
-                    key: row.get(2)?,
-                    action: row.get(3)?,
-                    intent_at: row.get(4)?,
-                    outcome: row.get(5)?,
-                    detail: row.get(6)?,
-                    slack_ids: row.get(7)?,
-                    outcome_at: row.get(8)?,
-                })
-            })?;
-            rows.collect()
-        })
+        let rows = self.read(
+            "SELECT run_id, seq, key, action, intent_at, outcome, detail, slack_ids, outcome_at, generation
+             FROM journal WHERE run_id = ?1 ORDER BY seq",
+            vec![run_id.into()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| JournalEntry {
+                run_id: row.int(0),
+                seq: row.int(1),
+                key: row.text(2),
+                action: row.text(3),
+                intent_at: row.int(4),
+                outcome: row.opt_text(5),
+                detail: row.opt_text(6),
+                slack_ids: row.opt_text(7),
+                outcome_at: row.opt_int(8),
+                generation: row.opt_int(9),
+            })
+            .collect())
     }
 
     // ---- snapshots, audit, identity counts, leavers ------------------------------------
@@ -538,94 +519,82 @@ impl Store {
         taken_at: i64,
         document: &str,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO snapshots (run_id, taken_at, document) VALUES (?1, ?2, ?3)",
-                params![run_id, taken_at, document],
-            )
-            .map(|_| ())
-        })
+        self.write_one(
+            "INSERT INTO snapshots (run_id, taken_at, document) VALUES (?1, ?2, ?3)",
+            vec![run_id.into(), taken_at.into(), document.into()],
+        )
+        .map(|_| ())
     }
 
     /// The snapshot a run started from.
     pub fn snapshot(&self, run_id: i64) -> Result<Option<String>, StoreError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT document FROM snapshots WHERE run_id = ?1",
-                [run_id],
-                |row| row.get(0),
-            )
-            .optional()
-        })
+        let rows = self.read(
+            "SELECT document FROM snapshots WHERE run_id = ?1",
+            vec![run_id.into()],
+        )?;
+        Ok(rows.first().map(|row| row.text(0)))
     }
 
+    /// Records a run's access changes, all or none.
     pub fn audit(&self, run_id: i64, events: &[AuditEvent]) -> Result<(), StoreError> {
-        self.with(|c| {
-            let transaction = c.transaction()?;
-            {
-                let mut statement = transaction.prepare(
+        let statements = events
+            .iter()
+            .map(|e| {
+                Statement::new(
                     "INSERT INTO audit_events (run_id, at, email, user_id, entitlement, change, rule, commit_sha, approval)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?;
-                for e in events {
-                    statement.execute(params![
-                        run_id,
-                        e.at,
-                        e.email,
-                        e.user_id,
-                        e.entitlement,
-                        e.change,
-                        e.rule,
-                        e.commit,
-                        e.approval
-                    ])?;
-                }
-            }
-            transaction.commit()
-        })
+                    vec![
+                        run_id.into(),
+                        e.at.into(),
+                        (&e.email).into(),
+                        e.user_id.as_ref().into(),
+                        (&e.entitlement).into(),
+                        (&e.change).into(),
+                        e.rule.as_ref().into(),
+                        e.commit.as_ref().into(),
+                        e.approval.as_ref().into(),
+                    ],
+                )
+            })
+            .collect();
+        self.write(statements).map(|_| ())
     }
 
     /// Every audit event of an org's runs, oldest first, with its run.
     pub fn events(&self, org: &str) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
-        self.with(|c| {
-            let mut statement = c.prepare(
-                "SELECT e.run_id, e.at, e.email, e.user_id, e.entitlement, e.change, e.rule, e.commit_sha, e.approval
-                 FROM audit_events e JOIN runs r ON r.id = e.run_id
-                 WHERE r.org = ?1 ORDER BY e.id",
-            )?;
-            let rows = statement.query_map([org], |row| Ok((row.get(0)?, audit_event(row, 1)?)))?;
-            rows.collect()
-        })
+        let rows = self.read(
+            "SELECT e.run_id, e.at, e.email, e.user_id, e.entitlement, e.change, e.rule, e.commit_sha, e.approval
+             FROM audit_events e JOIN runs r ON r.id = e.run_id
+             WHERE r.org = ?1 ORDER BY e.id",
+            vec![org.into()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.int(0), audit_event(row, 1)))
+            .collect())
     }
 
     /// Audit events about one person, oldest first.
     pub fn audit_events(&self, email: &str) -> Result<Vec<AuditEvent>, StoreError> {
-        self.with(|c| {
-            let mut statement = c.prepare(
-                "SELECT at, email, user_id, entitlement, change, rule, commit_sha, approval
-                 FROM audit_events WHERE email = ?1 ORDER BY id",
-            )?;
-            let rows = statement.query_map([email], |row| audit_event(row, 0))?;
-            rows.collect()
-        })
+        let rows = self.read(
+            "SELECT at, email, user_id, entitlement, change, rule, commit_sha, approval
+             FROM audit_events WHERE email = ?1 ORDER BY id",
+            vec![email.into()],
+        )?;
+        Ok(rows.iter().map(|row| audit_event(row, 0)).collect())
     }
 
     /// The identity counts of the last run that converged.
     pub fn last_good_identity(&self, org: &str) -> Result<Option<IdentityCounts>, StoreError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT people, groups, in_scope FROM identity_counts WHERE org = ?1",
-                [org],
-                |row| {
-                    Ok(IdentityCounts {
-                        people: row.get::<_, i64>(0)? as u64,
-                        groups: row.get::<_, i64>(1)? as u64,
-                        in_scope: row.get::<_, i64>(2)? as u64,
-                    })
-                },
-            )
-            .optional()
-        })
+        let rows = self.read(
+            "SELECT people, groups, in_scope FROM identity_counts WHERE org = ?1",
+            vec![org.into()],
+        )?;
+        Ok(rows.first().map(|row| IdentityCounts {
+            people: row.int(0) as u64,
+            groups: row.int(1) as u64,
+            in_scope: row.int(2) as u64,
+        }))
     }
 
     pub fn set_last_good_identity(
@@ -635,22 +604,20 @@ impl Store {
         run_id: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO identity_counts (org, people, groups, in_scope, run_id, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (org) DO UPDATE SET people = ?2, groups = ?3, in_scope = ?4, run_id = ?5, at = ?6",
-                params![
-                    org,
-                    counts.people as i64,
-                    counts.groups as i64,
-                    counts.in_scope as i64,
-                    run_id,
-                    now
-                ],
-            )
-            .map(|_| ())
-        })
+        self.write_one(
+            "INSERT INTO identity_counts (org, people, groups, in_scope, run_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (org) DO UPDATE SET people = ?2, groups = ?3, in_scope = ?4, run_id = ?5, at = ?6",
+            vec![
+                org.into(),
+                (counts.people as i64).into(),
+                (counts.groups as i64).into(),
+                (counts.in_scope as i64).into(),
+                run_id.into(),
+                now.into(),
+            ],
+        )
+        .map(|_| ())
     }
 
     /// Records that `email` was seen as a leaver (the first time counts).
@@ -661,14 +628,12 @@ impl Store {
         user_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO leavers (org, email, user_id, first_seen) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (org, email) DO NOTHING",
-                params![org, email, user_id, now],
-            )
-            .map(|_| ())
-        })
+        self.write_one(
+            "INSERT INTO leavers (org, email, user_id, first_seen) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (org, email) DO NOTHING",
+            vec![org.into(), email.into(), user_id.into(), now.into()],
+        )
+        .map(|_| ())
     }
 
     /// Records a leaver's deactivation or sign-out (`deactivated_at` or `signed_out_at`).
@@ -686,61 +651,71 @@ impl Store {
         };
         let sql =
             format!("UPDATE leavers SET {column} = ?3, run_id = ?4 WHERE org = ?1 AND email = ?2");
-        self.with(|c| {
-            c.execute(&sql, params![org, email, now, run_id])
-                .map(|_| ())
-        })
+        self.write_one(
+            &sql,
+            vec![org.into(), email.into(), now.into(), run_id.into()],
+        )
+        .map(|_| ())
     }
 
     pub fn leavers(&self, org: &str) -> Result<Vec<Leaver>, StoreError> {
-        self.with(|c| {
-            let mut statement = c.prepare(
-                "SELECT email, user_id, first_seen, deactivated_at, signed_out_at, run_id
-                 FROM leavers WHERE org = ?1 ORDER BY email",
-            )?;
-            let rows = statement.query_map([org], |row| {
-                Ok(Leaver {
-                    email: row.get(0)?,
-                    user_id: row.get(1)?,
-                    first_seen: row.get(2)?,
-                    deactivated_at: row.get(3)?,
-                    signed_out_at: row.get(4)?,
-                    run_id: row.get(5)?,
-                })
-            })?;
-            rows.collect()
-        })
+        let rows = self.read(
+            "SELECT email, user_id, first_seen, deactivated_at, signed_out_at, run_id
+             FROM leavers WHERE org = ?1 ORDER BY email",
+            vec![org.into()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| Leaver {
+                email: row.text(0),
+                user_id: row.opt_text(1),
+                first_seen: row.int(2),
+                deactivated_at: row.opt_int(3),
+                signed_out_at: row.opt_int(4),
+                run_id: row.opt_int(5),
+            })
+            .collect())
+    }
+}
+
+/// A `locks` row selected as `id, holder, acquired_at`.
+fn lock_held(row: &Row) -> LockHeld {
+    LockHeld {
+        id: row.text(0),
+        holder: row.text(1),
+        since: row.int(2),
     }
 }
 
 /// A `runs` row selected as `id, org, kind, commit_sha, plan_hash, started_at, ended_at,
-/// outcome`.
-fn run_row(row: &rusqlite::Row) -> rusqlite::Result<Run> {
-    Ok(Run {
-        id: row.get(0)?,
-        org: row.get(1)?,
-        kind: row.get(2)?,
-        commit: row.get(3)?,
-        plan_hash: row.get(4)?,
-        started_at: row.get(5)?,
-        ended_at: row.get(6)?,
-        outcome: row.get(7)?,
-    })
+/// outcome, generation`.
+fn run_row(row: &Row) -> Run {
+    Run {
+        id: row.int(0),
+        org: row.text(1),
+        kind: row.text(2),
+        commit: row.opt_text(3),
+        plan_hash: row.text(4),
+        started_at: row.int(5),
+        ended_at: row.opt_int(6),
+        outcome: row.text(7),
+        generation: row.opt_int(8),
+    }
 }
 
 /// An `audit_events` row selected as `at, email, user_id, entitlement, change, rule,
 /// commit_sha, approval` from column `first` on.
-fn audit_event(row: &rusqlite::Row, first: usize) -> rusqlite::Result<AuditEvent> {
-    Ok(AuditEvent {
-        at: row.get(first)?,
-        email: row.get(first + 1)?,
-        user_id: row.get(first + 2)?,
-        entitlement: row.get(first + 3)?,
-        change: row.get(first + 4)?,
-        rule: row.get(first + 5)?,
-        commit: row.get(first + 6)?,
-        approval: row.get(first + 7)?,
-    })
+fn audit_event(row: &Row, first: usize) -> AuditEvent {
+    AuditEvent {
+        at: row.int(first),
+        email: row.text(first + 1),
+        user_id: row.opt_text(first + 2),
+        entitlement: row.text(first + 3),
+        change: row.text(first + 4),
+        rule: row.opt_text(first + 5),
+        commit: row.opt_text(first + 6),
+        approval: row.opt_text(first + 7),
+    }
 }
 
 /// A step of a leaver's offboarding.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod controller;
 pub mod org;
 
 use std::path::{Path, PathBuf};

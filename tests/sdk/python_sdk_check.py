@@ -145,7 +145,16 @@ def run_checks(base):
             inactive.extend(u["id"] for u in page["users"])
         expected = [u["id"] for u in state["users"] if not u.get("active", True)]
         assert sorted(inactive) == sorted(expected), (inactive, expected)
+        person = next(u for u in state["users"] if u["id"] == inactive[0])
+        team = person["workspaces"][0]
+        listed = web.admin_users_session_list(user_id=inactive[0], team_id=team)
+        assert [s["user_id"] for s in listed["active_sessions"]] == [inactive[0]], listed
         assert web.admin_users_session_reset(user_id=inactive[0])["ok"]
+        try:
+            web.admin_users_session_list(user_id=inactive[0], team_id=team)
+            raise AssertionError("sessions listed after a reset")
+        except SlackApiError as error:
+            assert error.response["error"] == "no_active_sessions", error.response
 
     @check
     def admin_roles_as_the_sdk_sends_them():
