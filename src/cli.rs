@@ -143,8 +143,8 @@ pub enum Command {
         /// hold refuses the run.
         #[arg(long)]
         plan: Option<PathBuf>,
-        /// The state store (SQLite file); default `$SLACK_GITOPS_STATE` or under the
-        /// user's state directory.
+        /// The state store: an SQLite file or a postgres:// URL; default
+        /// `$SLACK_GITOPS_STATE` or under the user's state directory.
         #[arg(long)]
         state: Option<PathBuf>,
         /// One base URL for Slack's APIs, such as the emulator's; real Slack by default.
@@ -209,7 +209,7 @@ pub enum Command {
         /// Only these people, by email (comma-separated).
         #[arg(long, value_delimiter = ',')]
         people: Vec<String>,
-        /// The state store (SQLite file).
+        /// The state store: an SQLite file or a postgres:// URL (default `$SLACK_GITOPS_STATE`).
         #[arg(long)]
         state: Option<PathBuf>,
         /// One base URL for Slack's APIs, such as the emulator's; real Slack by default.
@@ -310,7 +310,7 @@ pub enum Command {
         /// One channel, by name.
         #[arg(long, group = "about")]
         channel: Option<String>,
-        /// The state store (SQLite file).
+        /// The state store: an SQLite file or a postgres:// URL (default `$SLACK_GITOPS_STATE`).
         #[arg(long)]
         state: Option<PathBuf>,
     },
@@ -349,7 +349,7 @@ pub enum ExportWhat {
         /// The commit to describe (default: the tip of the protected branch).
         #[arg(long = "ref")]
         reference: Option<String>,
-        /// The state store (SQLite file).
+        /// The state store: an SQLite file or a postgres:// URL (default `$SLACK_GITOPS_STATE`).
         #[arg(long)]
         state: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = ReviewFormat::Html)]
