@@ -27,16 +27,23 @@ fn report(people: usize, org: &Org) {
     let verdict = slack_gitops::policy::verdict(&plan, &org.live, &org.repository, &identity, None);
     let total = start.elapsed();
     let peak = status_kib("VmHWM:");
+    drop(desired);
+    drop(resolution);
+    let kept = status_kib("VmRSS:").saturating_sub(before);
     eprintln!(
         "{people} people: resolve {:.0} ms, desired {:.0} ms, plan {:.0} ms, verdict {:.0} ms; \
-         {} actions; input RSS {} MiB, peak added by planning {} MiB ({})",
+         {} actions; input RSS {} MiB (directory {} MiB, live {} MiB), peak added by \
+         planning {} MiB, the plan kept {} MiB ({})",
         resolved.as_secs_f64() * 1e3,
         (desired_at - resolved).as_secs_f64() * 1e3,
         (planned - desired_at).as_secs_f64() * 1e3,
         (total - planned).as_secs_f64() * 1e3,
         plan.actions.len(),
         before / 1024,
+        org.directory_kib / 1024,
+        org.live_kib / 1024,
         peak.saturating_sub(before) / 1024,
+        kept / 1024,
         match verdict {
             slack_gitops::policy::Verdict::Allowed { .. } => "allowed",
             _ => "over a limit",

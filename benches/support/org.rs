@@ -10,9 +10,13 @@ pub struct Org {
     pub repository: config::Repository,
     pub directory: Directory,
     pub live: Live,
+    /// What building each took in resident memory (KiB): the directory, and live Slack.
+    pub directory_kib: u64,
+    pub live_kib: u64,
 }
 
 pub fn generate(people: usize) -> Org {
+    let at_start = status_kib("VmRSS:");
     let groups = (people / 10).min(20_000);
     let usergroups = (people / 40).min(5_000);
     let channels = (people / 4).min(50_000);
@@ -76,6 +80,7 @@ pub fn generate(people: usize) -> Org {
         groups: directory_groups,
     }
     .normalise();
+    let directory_kib = status_kib("VmRSS:").saturating_sub(at_start);
 
     let mut files = vec![SourceFile {
         path: "slack-gitops.yaml".into(),
@@ -118,6 +123,8 @@ pub fn generate(people: usize) -> Org {
     let repository = loaded.repository.unwrap();
 
     // Live: everyone has an account (5% drift in memberships), plus the channels.
+    let resolution = directory.resolve();
+    let before_live = status_kib("VmRSS:");
     let id = |n: usize| format!("W{n:08}");
     let users: Vec<LiveUser> = (0..people)
         .map(|n| LiveUser {
@@ -138,7 +145,6 @@ pub fn generate(people: usize) -> Org {
             workspaces: vec!["T0000MAIN".into()],
         })
         .collect();
-    let resolution = directory.resolve();
     let members_of = |group: &str| -> Vec<String> {
         let emails = resolution.member_emails(group);
         emails
@@ -171,15 +177,19 @@ pub fn generate(people: usize) -> Org {
             num_members: None,
         })
         .collect();
+    let live = Live {
+        users,
+        usergroups: live_usergroups,
+        channels: live_channels,
+        idp_groups: Vec::new(),
+    };
+    let live_kib = status_kib("VmRSS:").saturating_sub(before_live);
     Org {
         repository,
         directory,
-        live: Live {
-            users,
-            usergroups: live_usergroups,
-            channels: live_channels,
-            idp_groups: Vec::new(),
-        },
+        live,
+        directory_kib,
+        live_kib,
     }
 }
 
