@@ -30,12 +30,7 @@ const ACME: &str = "T0000MAIN,T0000SUPP";
 async fn replica(org: &Org, remote: &std::path::Path, url: &str, name: &str) -> Controller {
     let log = std::fs::File::create(org.temp.path().join(format!("{name}.log"))).unwrap();
     let ttl = ttl().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{}", postgres::free_port());
     let advertise = format!("http://{listen}");
     Controller::spawn(
         org,
