@@ -186,6 +186,11 @@ impl Connection {
 
 /// The key of an org in the state store: its workspaces' team ids, sorted, joined.
 pub fn org_key(repository: &Repository) -> String {
+    team_ids(repository).join(",")
+}
+
+/// The team ids of the workspaces the repository manages, sorted.
+pub fn team_ids(repository: &Repository) -> Vec<String> {
     let mut ids: Vec<String> = repository
         .config
         .value
@@ -195,7 +200,7 @@ pub fn org_key(repository: &Repository) -> String {
         .map(|id| id.to_string())
         .collect();
     ids.sort();
-    ids.join(",")
+    ids
 }
 
 /// What a plan compares with from the last good one.

@@ -283,25 +283,6 @@ async fn wait_for_writes(org: &Org, n: usize) {
     panic!("the emulator never saw {n} writes");
 }
 
-/// Every write the emulator sees takes `ms` real milliseconds (at the tests' scale).
-async fn slow_writes(org: &Org, ms: u64) {
-    let emulated = ms * common::org::TIME_SCALE.parse::<u64>().unwrap();
-    for target in [
-        "/scim/v2/Users/",
-        "usergroups.users.update",
-        "usergroups.create",
-        "usergroups.update",
-        "conversations.create",
-        "conversations.invite",
-        "conversations.kick",
-        "admin.users.assign",
-    ] {
-        org.emulator
-            .fault(json!({"kind": "latency", "ms": emulated, "target": target}))
-            .await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_apply_then_apply_again_never_loses_or_repeats_a_write() {
     let (reference_writes, reference_state) = {
@@ -326,7 +307,7 @@ async fn kill_9_mid_apply_then_apply_again_never_loses_or_repeats_a_write() {
     let mut unknown_outcomes = 0;
     for point in points {
         let org = Org::new(|_| {}).await;
-        slow_writes(&org, 20).await;
+        org.slow_writes(20).await;
         let mut child = org.spawn(&["apply", org.repo_arg()]);
         wait_for_writes(&org, point).await;
         child.start_kill().unwrap();
@@ -337,12 +318,7 @@ async fn kill_9_mid_apply_then_apply_again_never_loses_or_repeats_a_write() {
         let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;
         assert_eq!(code, 3, "{out}");
         assert!(out.contains("the org lock is held by"), "{out}");
-        let id = out
-            .split("--force-unlock ")
-            .nth(1)
-            .unwrap()
-            .trim()
-            .to_string();
+        let id = common::org::lock_id(&out);
         let (code, out, err) = org
             .run(&["apply", org.repo_arg(), "--force-unlock", &id])
             .await;
@@ -371,7 +347,7 @@ async fn kill_9_mid_apply_then_apply_again_never_loses_or_repeats_a_write() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_apply_at_a_time_and_no_token_anywhere() {
     let org = Org::new(|_| {}).await;
-    slow_writes(&org, 10).await;
+    org.slow_writes(10).await;
     let first = org.spawn(&["apply", org.repo_arg()]);
     wait_for_writes(&org, 1).await;
     let (code, second, second_err) = org.run(&["apply", org.repo_arg()]).await;

@@ -545,24 +545,11 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_sync_stops_cleanly_and_a_restart_finishes_without_writing_twice() {
-    let reference = {
-        let org = Org::new(|_| {}).await;
-        let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;
-        assert_eq!(code, 0, "{out}");
-        common::org::applied_writes(&org.calls().await)
-    };
+    let reference = common::org::clean_apply_writes().await;
     let org = Org::new(|_| {}).await;
     let remote = org.bare_remote();
     // Every write takes 20 real ms, so the sync is mid-way when SIGTERM comes.
-    for target in [
-        "usergroups.users.update",
-        "conversations.invite",
-        "/scim/v2/Users/",
-    ] {
-        org.emulator
-            .fault(serde_json::json!({"kind": "latency", "ms": 20_000, "target": target}))
-            .await;
-    }
+    org.slow_writes(20).await;
     let log = org.temp.path().join("controller.log");
     let mut controller = Controller::start_logged(&org, &remote, &log).await;
     let started = Instant::now();

@@ -65,27 +65,6 @@ fn leads(status: &Value) -> bool {
     status["leadership"]["leading"] == true
 }
 
-/// The writes of a clean apply of acme, by call.
-async fn reference_writes() -> std::collections::BTreeMap<String, usize> {
-    let org = Org::new(|_| {}).await;
-    let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;
-    assert_eq!(code, 0, "{out}");
-    applied_writes(&org.calls().await)
-}
-
-/// Every write takes 20 real ms, so a sync is mid-way for a while.
-async fn slow_writes(org: &Org) {
-    for target in [
-        "usergroups.users.update",
-        "conversations.invite",
-        "/scim/v2/Users/",
-    ] {
-        org.emulator
-            .fault(serde_json::json!({"kind": "latency", "ms": 20_000, "target": target}))
-            .await;
-    }
-}
-
 async fn writes_so_far(org: &Org) -> usize {
     applied_writes(&org.calls().await).values().sum()
 }
@@ -146,7 +125,7 @@ async fn killed_leader(
     let org = Org::new(|_| {}).await;
     let remote = org.bare_remote();
     let url = cluster.database(&format!("failover{round}"));
-    slow_writes(&org).await;
+    org.slow_writes(20).await;
     let first = replica(&org, &remote, &url, "replica-a").await;
     first.wait("replica-a leading", leads).await;
     let mut second = replica(&org, &remote, &url, "replica-b").await;
@@ -202,7 +181,7 @@ async fn killed_leader(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_leader_is_replaced_within_the_lease_and_no_write_is_lost_or_repeated() {
     let cluster = postgres::Cluster::start();
-    let reference = reference_writes().await;
+    let reference = common::org::clean_apply_writes().await;
     let total: usize = reference.values().sum();
     let rounds: usize = std::env::var("SLACK_GITOPS_FAILOVER_ROUNDS")
         .ok()
@@ -239,11 +218,11 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_write_is_lost_or_re
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_paused_past_its_lease_writes_nothing_once_resumed() {
     let cluster = postgres::Cluster::start();
-    let reference = reference_writes().await;
+    let reference = common::org::clean_apply_writes().await;
     let org = Org::new(|_| {}).await;
     let remote = org.bare_remote();
     let url = cluster.database("paused");
-    slow_writes(&org).await;
+    org.slow_writes(20).await;
     let first = replica(&org, &remote, &url, "replica-a").await;
     first.wait("replica-a leading", leads).await;
     let second = replica(&org, &remote, &url, "replica-b").await;
@@ -372,10 +351,10 @@ async fn output(mut command: tokio::process::Command) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_on_postgres_killed_mid_run_is_finished_by_the_next_without_a_write_twice() {
     let cluster = postgres::Cluster::start();
-    let reference = reference_writes().await;
+    let reference = common::org::clean_apply_writes().await;
     let org = Org::new(|_| {}).await;
     let url = cluster.database("cli");
-    slow_writes(&org).await;
+    org.slow_writes(20).await;
     let mut first = cli(&org, &url, &["apply", org.repo_arg()]).spawn().unwrap();
     until_writes(&org, 20).await;
     first.start_kill().unwrap();
@@ -383,12 +362,7 @@ async fn apply_on_postgres_killed_mid_run_is_finished_by_the_next_without_a_writ
     org.clear_faults().await;
     let (code, out) = output(cli(&org, &url, &["apply", org.repo_arg()])).await;
     assert_eq!(code, 3, "{out}");
-    let id = out
-        .split("--force-unlock ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let id = common::org::lock_id(&out);
     let (code, out) = output(cli(
         &org,
         &url,

@@ -723,15 +723,7 @@ async fn pending_signouts(
         .filter(|u| !u.active)
         .map(|u| (u.email.as_str(), u.id.as_str()))
         .collect();
-    let teams: Vec<String> = connection
-        .repository
-        .config
-        .value
-        .slack
-        .workspaces
-        .values()
-        .map(|id| id.to_string())
-        .collect();
+    let teams = crate::pipeline::team_ids(&connection.repository);
     let mut actions = Vec::new();
     for leaver in store.leavers(org)? {
         if leaver.signed_out_at.is_some() || planned_resets.contains(leaver.email.as_str()) {

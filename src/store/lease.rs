@@ -4,7 +4,7 @@
 //! the lease only once it has expired. The generation is the fencing token: see
 //! [`Store::set_fence`](super::Store::set_fence).
 
-use super::engine::{Statement, Value};
+use super::engine::Value;
 use super::{Store, StoreError};
 
 /// What a fenced store checks before every write: the lease is still `holder`'s at
@@ -106,22 +106,17 @@ impl Store {
         holder: &str,
         generation: i64,
     ) -> Result<(), StoreError> {
-        self.engine
-            .transaction(
-                None,
-                vec![Statement::new(
-                    "UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2 AND generation = ?3",
-                    vec![name.into(), holder.into(), generation.into()],
-                )],
-            )
-            .map(|_| ())
-            .map_err(|e| self.error(e))
+        self.unfenced(
+            "UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2 AND generation = ?3",
+            vec![name.into(), holder.into(), generation.into()],
+        )
+        .map(|_| ())
     }
 
     /// Who holds the lease `name`, if anyone ever did.
     pub fn lease_holder(&self, name: &str) -> Result<Option<LeaseHolder>, StoreError> {
         let now = self.engine.now_sql();
-        let rows = self.read(
+        let rows = self.unfenced(
             &format!(
                 "SELECT holder, generation, acquired_at, expires_at, {now}, address FROM leases WHERE name = ?1"
             ),
@@ -142,16 +137,10 @@ impl Store {
         sql: String,
         params: Vec<Value>,
     ) -> Result<Option<Lease>, StoreError> {
-        let mut done = self
-            .engine
-            .transaction(None, vec![Statement::new(sql, params)])
-            .map_err(|e| self.error(e))?;
-        Ok(done
-            .pop()
-            .and_then(|d| d.rows.into_iter().next())
-            .map(|row| Lease {
-                generation: row.int(0),
-                expires_at: row.int(1),
-            }))
+        let rows = self.unfenced(&sql, params)?;
+        Ok(rows.first().map(|row| Lease {
+            generation: row.int(0),
+            expires_at: row.int(1),
+        }))
     }
 }

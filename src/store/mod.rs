@@ -293,7 +293,9 @@ impl Store {
         Ok(done.pop().unwrap_or_default())
     }
 
-    fn read(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+    /// One statement outside any fence, and its rows: reads, and the lease's own
+    /// statements (which decide the fence).
+    fn unfenced(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
         let mut done = self
             .engine
             .transaction(None, vec![Statement::new(sql, params)])
@@ -348,7 +350,7 @@ impl Store {
 
     /// The org locks held now, by org.
     pub fn locks(&self) -> Result<Vec<(String, LockHeld)>, StoreError> {
-        let rows = self.read(
+        let rows = self.unfenced(
             "SELECT org, id, holder, acquired_at FROM locks ORDER BY org",
             vec![],
         )?;
@@ -433,7 +435,11 @@ impl Store {
             "SELECT id, org, kind, commit_sha, plan_hash, started_at, ended_at, outcome, generation
              FROM runs WHERE {condition} ORDER BY id"
         );
-        Ok(self.read(&sql, vec![key])?.iter().map(run_row).collect())
+        Ok(self
+            .unfenced(&sql, vec![key])?
+            .iter()
+            .map(run_row)
+            .collect())
     }
 
     /// Journals an action's intent before its first call. Recording the same intent
@@ -488,7 +494,7 @@ impl Store {
 
     /// A run's journal in order.
     pub fn journal(&self, run_id: i64) -> Result<Vec<JournalEntry>, StoreError> {
-        let rows = self.read(
+        let rows = self.unfenced(
             "SELECT run_id, seq, key, action, intent_at, outcome, detail, slack_ids, outcome_at, generation
              FROM journal WHERE run_id = ?1 ORDER BY seq",
             vec![run_id.into()],
@@ -528,7 +534,7 @@ impl Store {
 
     /// The snapshot a run started from.
     pub fn snapshot(&self, run_id: i64) -> Result<Option<String>, StoreError> {
-        let rows = self.read(
+        let rows = self.unfenced(
             "SELECT document FROM snapshots WHERE run_id = ?1",
             vec![run_id.into()],
         )?;
@@ -562,7 +568,7 @@ impl Store {
 
     /// Every audit event of an org's runs, oldest first, with its run.
     pub fn events(&self, org: &str) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
-        let rows = self.read(
+        let rows = self.unfenced(
             "SELECT e.run_id, e.at, e.email, e.user_id, e.entitlement, e.change, e.rule, e.commit_sha, e.approval
              FROM audit_events e JOIN runs r ON r.id = e.run_id
              WHERE r.org = ?1 ORDER BY e.id",
@@ -576,7 +582,7 @@ impl Store {
 
     /// Audit events about one person, oldest first.
     pub fn audit_events(&self, email: &str) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = self.read(
+        let rows = self.unfenced(
             "SELECT at, email, user_id, entitlement, change, rule, commit_sha, approval
              FROM audit_events WHERE email = ?1 ORDER BY id",
             vec![email.into()],
@@ -586,7 +592,7 @@ impl Store {
 
     /// The identity counts of the last run that converged.
     pub fn last_good_identity(&self, org: &str) -> Result<Option<IdentityCounts>, StoreError> {
-        let rows = self.read(
+        let rows = self.unfenced(
             "SELECT people, groups, in_scope FROM identity_counts WHERE org = ?1",
             vec![org.into()],
         )?;
@@ -659,7 +665,7 @@ impl Store {
     }
 
     pub fn leavers(&self, org: &str) -> Result<Vec<Leaver>, StoreError> {
-        let rows = self.read(
+        let rows = self.unfenced(
             "SELECT email, user_id, first_seen, deactivated_at, signed_out_at, run_id
              FROM leavers WHERE org = ?1 ORDER BY email",
             vec![org.into()],

@@ -200,6 +200,25 @@ impl Org {
         person.id.clone()
     }
 
+    /// Every write takes `ms` real milliseconds, so a run is mid-way for a while.
+    pub async fn slow_writes(&self, ms: u64) {
+        let emulated = ms * TIME_SCALE.parse::<u64>().unwrap();
+        for target in [
+            "/scim/v2/Users/",
+            "usergroups.users.update",
+            "usergroups.create",
+            "usergroups.update",
+            "conversations.create",
+            "conversations.invite",
+            "conversations.kick",
+            "admin.users.assign",
+        ] {
+            self.emulator
+                .fault(serde_json::json!({"kind": "latency", "ms": emulated, "target": target}))
+                .await;
+        }
+    }
+
     pub async fn clear_faults(&self) {
         self.emulator
             .http
@@ -208,6 +227,25 @@ impl Org {
             .await
             .unwrap();
     }
+}
+
+/// The writes of a clean `apply` of Acme, by call: what a run interrupted and finished
+/// must come to.
+pub async fn clean_apply_writes() -> BTreeMap<String, usize> {
+    let org = Org::new(|_| {}).await;
+    let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;
+    assert_eq!(code, 0, "{out}");
+    applied_writes(&org.calls().await)
+}
+
+/// The lock id a refused apply names after `--force-unlock`.
+pub fn lock_id(refusal: &str) -> String {
+    refusal
+        .split("--force-unlock ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no lock named: {refusal}"))
+        .trim()
+        .to_string()
 }
 
 /// Web API methods and SCIM verbs that change Slack.
