@@ -141,9 +141,7 @@ async fn only_merged_commits_are_applied_and_the_working_tree_is_ignored() {
     let org = Org::new(|_| {}).await;
     // A commit on a feature branch, not merged into main.
     git(&org.repo, &["checkout", "-q", "-b", "feature"]);
-    let mapping = org.repo.join("mappings/engineering.yaml");
-    let text = std::fs::read_to_string(&mapping).unwrap();
-    std::fs::write(&mapping, text.replace("name: Mobile", "name: Mobile Apps")).unwrap();
+    common::org::rename_mobile(&org.repo);
     let feature = commit(&org.repo, "rename @mobile");
     let (code, out, err) = org
         .run(&["apply", org.repo_arg(), "--ref", "feature"])
@@ -159,6 +157,7 @@ async fn only_merged_commits_are_applied_and_the_working_tree_is_ignored() {
 
     // Back on main, an uncommitted edit (a new usergroup) must not reach Slack.
     git(&org.repo, &["checkout", "-q", "main"]);
+    let mapping = org.repo.join("mappings/engineering.yaml");
     let text = std::fs::read_to_string(&mapping).unwrap();
     std::fs::write(
         &mapping,

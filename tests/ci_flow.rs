@@ -201,13 +201,7 @@ async fn a_pull_request_is_planned_approved_merged_and_applied_as_the_workflows_
         ])
         .await;
     assert_eq!(code, 0, "{out}");
-    let mapping = root.join("slack/mappings/engineering.yaml");
-    let text = std::fs::read_to_string(&mapping).unwrap();
-    std::fs::write(
-        &mapping,
-        text.replace("name: Mobile\n", "name: Mobile Apps\n"),
-    )
-    .unwrap();
+    common::org::rename_mobile(&root.join("slack"));
     std::fs::create_dir_all(root.join("previous")).unwrap();
     std::fs::rename(root.join("plan.json"), root.join("previous/plan.json")).unwrap();
     std::fs::remove_dir_all(root.join("comments")).unwrap();

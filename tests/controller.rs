@@ -77,12 +77,7 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
     git(&org.repo, &["checkout", "-q", "main"]);
 
     // A merged commit is applied within seconds of its webhook.
-    let text = std::fs::read_to_string(&mapping).unwrap();
-    std::fs::write(
-        &mapping,
-        text.replace("name: Mobile\n", "name: Mobile Apps\n"),
-    )
-    .unwrap();
+    common::org::rename_mobile(&org.repo);
     let second = commit(&org.repo, "rename @mobile");
     git(&org.repo, &["push", "-q", "origin", "main"]);
     let pushed = Instant::now();
@@ -729,13 +724,7 @@ async fn the_controller_clones_over_https_with_a_token_and_refuses_a_bad_one_or_
         &org.repo,
         &["remote", "add", "origin", remote.to_str().unwrap()],
     );
-    let mapping = org.repo.join("mappings/engineering.yaml");
-    let text = std::fs::read_to_string(&mapping).unwrap();
-    std::fs::write(
-        &mapping,
-        text.replace("name: Mobile\n", "name: Mobile Apps\n"),
-    )
-    .unwrap();
+    common::org::rename_mobile(&org.repo);
     let second = commit(&org.repo, "rename @mobile");
     git(&org.repo, &["push", "-q", "origin", "main"]);
     assert_eq!(controller.push_hook(SECRET).await, 202);

@@ -288,13 +288,7 @@ async fn postgres_restarted_under_a_running_controller_loses_nothing() {
         .await;
     cluster.restart();
     // A commit merged while the database was away is applied once it is back.
-    let mapping = org.repo.join("mappings/engineering.yaml");
-    let text = std::fs::read_to_string(&mapping).unwrap();
-    std::fs::write(
-        &mapping,
-        text.replace("name: Mobile\n", "name: Mobile Apps\n"),
-    )
-    .unwrap();
+    common::org::rename_mobile(&org.repo);
     let pushed = commit(&org.repo, "rename @mobile");
     common::org::git(&org.repo, &["push", "-q", "origin", "main"]);
     let status = controller

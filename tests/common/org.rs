@@ -48,6 +48,19 @@ pub fn commit(repo: &Path, message: &str) -> String {
     git(repo, &["rev-parse", "HEAD"])
 }
 
+/// The change most tests make to Acme's config in `root`: @mobile's display name
+/// becomes "Mobile Apps" (one `usergroups.update`). The caller commits it.
+pub fn rename_mobile(root: &Path) {
+    let mapping = root.join("mappings/engineering.yaml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    assert!(text.contains("name: Mobile\n"), "{}", mapping.display());
+    std::fs::write(
+        &mapping,
+        text.replace("name: Mobile\n", "name: Mobile Apps\n"),
+    )
+    .unwrap();
+}
+
 impl Org {
     /// Acme with its seed as given, or changed by `seed`.
     pub async fn new(seed: impl FnOnce(&mut World)) -> Org {
