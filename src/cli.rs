@@ -139,6 +139,10 @@ pub enum Command {
         /// reachable from the protected branch.
         #[arg(long = "ref")]
         reference: Option<String>,
+        /// The protected branch, as the remote has it (`main` is `origin/main`); default:
+        /// `gitops.branch` at the tip of the remote's default branch.
+        #[arg(long)]
+        branch: Option<String>,
         /// The JSON plan that was reviewed (`plan --out`): a destructive action it does not
         /// hold refuses the run.
         #[arg(long)]
@@ -349,6 +353,10 @@ pub enum ExportWhat {
         /// The commit to describe (default: the tip of the protected branch).
         #[arg(long = "ref")]
         reference: Option<String>,
+        /// The protected branch, as the remote has it (`main` is `origin/main`); default:
+        /// `gitops.branch` at the tip of the remote's default branch.
+        #[arg(long)]
+        branch: Option<String>,
         /// The state store: an SQLite file or a postgres:// URL (default `$SLACK_GITOPS_STATE`).
         #[arg(long)]
         state: Option<PathBuf>,
@@ -475,6 +483,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Apply {
             dir,
             reference,
+            branch,
             plan,
             state,
             slack_url,
@@ -487,6 +496,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             &dir,
             &ApplyArgs {
                 reference,
+                branch,
                 plan,
                 state,
                 slack_url,
@@ -535,6 +545,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 ExportWhat::AccessReview {
                     dir,
                     reference,
+                    branch,
                     state,
                     format,
                     out,
@@ -545,6 +556,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         } => export_access_review(
             &dir,
             reference.as_deref(),
+            branch.as_deref(),
             state.as_deref(),
             format,
             out.as_deref(),
@@ -597,6 +609,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 approve,
                 common: ApplyArgs {
                     reference: None,
+                    branch: None,
                     plan: None,
                     state,
                     slack_url,
@@ -690,11 +703,12 @@ fn file_export_groups(
     let (Kind::File, Some(path)) = (identity.source, &identity.path) else {
         return Ok(None);
     };
-    let source = crate::identity::file::FileSource::new(dir.join(path));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a current-thread runtime builds");
-    match runtime.block_on(source.read()) {
+    let read = crate::identity::file::FileSource::in_repository(dir, path)
+        .map(|source| runtime.block_on(source.read()));
+    match read.and_then(|read| read) {
         Ok(directory) => Ok(Some(directory.group_names())),
         Err(error) => Err(Diagnostic::error(
             crate::diagnostic::Code::IdentityExportUnreadable,
@@ -938,6 +952,7 @@ fn write_comments(dir: &Path, comments: &[String]) -> anyhow::Result<()> {
 /// The arguments of `apply`.
 struct ApplyArgs {
     reference: Option<String>,
+    branch: Option<String>,
     plan: Option<PathBuf>,
     state: Option<PathBuf>,
     slack_url: Option<String>,
@@ -956,7 +971,11 @@ fn now_millis() -> i64 {
 
 fn apply(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
     use crate::apply as applying;
-    let checkout = match crate::gitops::commit::checkout(dir, args.reference.as_deref()) {
+    let checkout = match crate::gitops::commit::checkout(
+        dir,
+        args.reference.as_deref(),
+        args.branch.as_deref(),
+    ) {
         Ok(checkout) => checkout,
         Err(error) if error.is_refusal() => {
             eprintln!("{error}");
@@ -1195,6 +1214,7 @@ fn date_millis(text: &str) -> Option<i64> {
 fn export_access_review(
     dir: &Path,
     reference: Option<&str>,
+    branch: Option<&str>,
     state: Option<&Path>,
     format: ReviewFormat,
     out: Option<&Path>,
@@ -1202,7 +1222,7 @@ fn export_access_review(
     slack_url: Option<String>,
     time_scale: f64,
 ) -> anyhow::Result<u8> {
-    let checkout = crate::gitops::commit::checkout(dir, reference)?;
+    let checkout = crate::gitops::commit::checkout(dir, reference, branch)?;
     let store = open_store(state)?;
     let now = now_millis();
     let since = match since {

@@ -103,6 +103,8 @@ codes! {
     SymlinkEscapesRepository = "symlink-escapes-repository",
     /// A file could not be read.
     UnreadableFile = "unreadable-file",
+    /// A path in the config (`identity.path`) leaves the repository.
+    PathOutsideRepository = "path-outside-repository",
     /// A key the schema does not know.
     UnknownKey = "unknown-key",
     /// A required key is missing.
@@ -228,4 +230,74 @@ impl Diagnostic {
 /// Whether any diagnostic is an error.
 pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
     diagnostics.iter().any(|d| d.severity == Severity::Error)
+}
+
+/// The longest excerpt of a file's content that a message may quote.
+const EXCERPT_CHARS: usize = 24;
+
+/// The longest message made from a parser's error.
+const MESSAGE_CHARS: usize = 300;
+
+/// A parser's error message made safe to show in a PR comment, a log or `/status`: every
+/// quoted excerpt (`"..."` or `` `...` ``, as serde and the YAML reader quote what they
+/// met) cut to a few characters, control characters escaped, one line, bounded length.
+/// The message says what is wrong and where; it never carries the file's content.
+pub fn shorten_quotes(message: &str) -> String {
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    let mut quoted = 0;
+    let mut escaped = false;
+    for c in message.chars() {
+        if out.chars().count() >= MESSAGE_CHARS {
+            out.push_str("...");
+            break;
+        }
+        match quote {
+            Some(open) if !escaped && c == open => {
+                quote = None;
+                out.push(c);
+            }
+            Some(_) => {
+                escaped = !escaped && c == '\\';
+                quoted += 1;
+                if quoted <= EXCERPT_CHARS {
+                    out.extend(c.escape_debug());
+                } else if quoted == EXCERPT_CHARS + 1 {
+                    out.push_str("...");
+                }
+            }
+            None => {
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                    quoted = 0;
+                    escaped = false;
+                    out.push(c);
+                } else if c.is_control() {
+                    out.extend(c.escape_debug());
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_excerpts_are_cut_short_and_escaped() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash daemon:x:1:1:daemon:/usr/sbin";
+        let message = format!("invalid type: string \"{passwd}\", expected struct DirectoryFile");
+        let shown = shorten_quotes(&message);
+        assert_eq!(
+            shown,
+            "invalid type: string \"root:x:0:0:root:/root:/b...\", expected struct DirectoryFile"
+        );
+        assert!(!shown.contains("daemon"));
+        assert_eq!(shorten_quotes("a\nb `x\u{1b}[31m`"), "a\\nb `x\\u{1b}[31m`");
+        assert!(shorten_quotes(&"x".repeat(10_000)).len() < 310);
+    }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::org::{Org, commit};
+use common::org::Org;
 use serde_json::Value;
 use slack_gitops::review::AccessReview;
 
@@ -51,7 +51,7 @@ async fn scenario() -> Scenario {
     let text = std::fs::read_to_string(&directory).unwrap();
     let text = move_between_groups(&text, MOVER, "eng-backend", "eng-mobile");
     std::fs::write(&directory, common::suspend(&text, LEAVER)).unwrap();
-    let second_commit = commit(&org.repo, "a leaver and a mover");
+    let second_commit = org.merge("a leaver and a mover");
     let (code, out, err) = org.run(&["apply", org.repo_arg()]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(

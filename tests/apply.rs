@@ -228,3 +228,128 @@ async fn faults_on_writes_converge_without_writing_twice() {
         .await;
     assert_eq!(code, 0, "{out}");
 }
+
+/// A pushed commit is hostile: entries that climb out of the checkout, that name git's
+/// own directory, or symlinks that lead outside are refused before anything is written
+/// or any Slack call is made, through `apply` and `export`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crafted_tree_never_writes_outside_its_checkout() {
+    use common::org::{RawEntry, blob, push_crafted, raw_tree};
+    let org = Org::new(|_| {}).await;
+    let repo = &org.repo;
+    let nonce = format!("slack-gitops-escaped-{}", std::process::id());
+    let payload = blob(repo, b"written outside the checkout\n");
+    let file = |name: &str| RawEntry::new("100644", name, &payload);
+    let climbing = raw_tree(repo, &[file(&nonce)]);
+    let git_config = raw_tree(repo, &[file("config")]);
+    let identity_tree = git(repo, &["rev-parse", "HEAD:identity"]);
+    let identity = common::org::tree_entries(repo, &identity_tree);
+    let with_identity = |extra: Vec<RawEntry>| {
+        let mut entries: Vec<RawEntry> = identity
+            .iter()
+            .filter(|(_, name, _)| !extra.iter().any(|e| &e.name == name))
+            .map(|(mode, name, id)| RawEntry::new(mode, name, id))
+            .collect();
+        entries.extend(extra);
+        RawEntry::new("40000", "identity", &raw_tree(repo, &entries))
+    };
+    let link =
+        |name: &str, target: &str| RawEntry::new("120000", name, &blob(repo, target.as_bytes()));
+    let attacks: Vec<(&str, Vec<RawEntry>)> = vec![
+        ("..", vec![RawEntry::new("40000", "..", &climbing)]),
+        (".git", vec![RawEntry::new("40000", ".git", &git_config)]),
+        (".GIT.", vec![RawEntry::new("40000", ".GIT.", &git_config)]),
+        ("GIT~1", vec![RawEntry::new("40000", "GIT~1", &git_config)]),
+        ("..\\\\x", vec![file("..\\x")]),
+        (".", vec![RawEntry::new("40000", ".", &climbing)]),
+        (
+            "identity/directory.yaml",
+            vec![with_identity(vec![link("directory.yaml", "/etc/passwd")])],
+        ),
+        (
+            // Each link stays inside on paper; followed, `up/..` is above the checkout.
+            "identity/out",
+            vec![with_identity(vec![link("up", ".."), link("out", "up/..")])],
+        ),
+    ];
+    for (entry, extra) in attacks {
+        let crafted = push_crafted(repo, &extra);
+        let (code, out, err) = org
+            .run(&["apply", org.repo_arg(), "--ref", &crafted, "--dry-run"])
+            .await;
+        assert_eq!(code, 3, "{entry}: {out}{err}");
+        assert!(
+            err.contains(&format!("refused: the commit {crafted} holds `{entry}`")),
+            "{entry}: {err}"
+        );
+        assert!(!std::env::temp_dir().join(&nonce).exists(), "{entry}");
+    }
+    assert!(
+        org.calls().await.is_empty(),
+        "a refused commit reached Slack"
+    );
+
+    // The access review reads commits the same way.
+    let crafted = push_crafted(repo, &[RawEntry::new("40000", "..", &climbing)]);
+    let (code, _, err) = org
+        .run(&["export", "access-review", org.repo_arg(), "--ref", &crafted])
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("holds `..`"), "{err}");
+    assert!(!std::env::temp_dir().join(&nonce).exists());
+}
+
+/// The protected branch is never the commit's own word, nor a local branch: a feature
+/// commit that names itself protected is refused, and so is a commit on a local `main`
+/// that was never pushed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_cannot_make_itself_protected_and_local_branches_prove_nothing() {
+    let org = Org::new(|_| {}).await;
+    git(&org.repo, &["checkout", "-q", "-b", "feature"]);
+    let config = org.repo.join("slack-gitops.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("branch: main", "branch: feature")).unwrap();
+    let feature = commit(&org.repo, "I am protected");
+    git(&org.repo, &["push", "-q", "origin", "feature"]);
+    let (code, out, err) = org
+        .run(&["apply", org.repo_arg(), "--ref", &feature, "--dry-run"])
+        .await;
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("not reachable from the protected branch `main`"),
+        "{err}"
+    );
+
+    // A commit on the local `main`, never pushed: the remote's `main` is what is applied,
+    // and the local commit by name is refused.
+    git(&org.repo, &["checkout", "-q", "main"]);
+    common::org::rename_mobile(&org.repo);
+    let local = commit(&org.repo, "not pushed");
+    let (code, out, err) = org
+        .run(&["apply", org.repo_arg(), "--ref", &local, "--dry-run"])
+        .await;
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("not reachable from the protected branch"),
+        "{err}"
+    );
+    let (code, out, err) = org
+        .run(&["apply", org.repo_arg(), "--dry-run", "--format", "json"])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(report["commit"], local.as_str());
+    assert!(!out.contains("Mobile Apps"), "{out}");
+    assert!(
+        org.calls()
+            .await
+            .iter()
+            .all(|c| !is_write(c["call"].as_str().unwrap()))
+    );
+
+    // Without the remote, nothing is merged.
+    git(&org.repo, &["remote", "remove", "origin"]);
+    let (code, _, err) = org.run(&["apply", org.repo_arg(), "--dry-run"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a branch of the remote"), "{err}");
+}

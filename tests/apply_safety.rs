@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::org::{Org, applied_writes, commit, is_write, memberships};
+use common::org::{Org, applied_writes, is_write, memberships};
 use serde_json::{Value, json};
 
 fn writes_in(calls: &[Value]) -> usize {
@@ -127,7 +127,7 @@ async fn over_the_limit() -> Org {
         ),
     )
     .unwrap();
-    commit(&org.repo, "tighter deactivation limit");
+    org.merge("tighter deactivation limit");
     org
 }
 
@@ -181,7 +181,7 @@ async fn over_a_guardrail_only_a_valid_approval_at_the_commit_lets_apply_write()
 
     // Expired: refused, nothing written.
     let file = approve(&["--by", "ada.liskov@acme.example", "--expires", "2000-01-01"]);
-    commit(&org.repo, "expired approval");
+    org.merge("expired approval");
     let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("the approval expired on 2000-01-01"), "{out}");
@@ -193,7 +193,7 @@ async fn over_a_guardrail_only_a_valid_approval_at_the_commit_lets_apply_write()
     text.push_str("approvers: [breakglass@acme.example]\n");
     std::fs::write(&policy, text).unwrap();
     approve(&["--by", "ada.liskov@acme.example", "--expires", "7d"]);
-    commit(&org.repo, "approval by a non-approver");
+    org.merge("approval by a non-approver");
     let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;
     assert_eq!(code, 3, "{out}");
     assert!(
@@ -204,7 +204,7 @@ async fn over_a_guardrail_only_a_valid_approval_at_the_commit_lets_apply_write()
 
     // By an approver, unexpired, merged at the commit: applied.
     approve(&["--by", "breakglass@acme.example", "--expires", "7d"]);
-    commit(&org.repo, "approval");
+    org.merge("approval");
     let (code, out, err) = org
         .run(&["apply", org.repo_arg(), "--plan", plan.to_str().unwrap()])
         .await;
@@ -236,7 +236,7 @@ async fn a_destructive_action_added_after_review_refuses_the_run() {
         common::suspend(&text, "ada.liskov@acme.example"),
     )
     .unwrap();
-    commit(&org.repo, "ada leaves");
+    org.merge("ada leaves");
     let (code, out, _) = org
         .run(&["apply", org.repo_arg(), "--plan", plan.to_str().unwrap()])
         .await;
@@ -260,7 +260,7 @@ async fn a_shrunken_identity_source_is_refused_against_the_stored_counts() {
     let directory = org.repo.join("identity/directory.yaml");
     let text = std::fs::read_to_string(&directory).unwrap();
     std::fs::write(&directory, common::suspend_first(&text, 20)).unwrap();
-    commit(&org.repo, "a broken sync");
+    org.merge("a broken sync");
     let before = writes_in(&org.calls().await);
     let (code, out, _) = org.run(&["apply", org.repo_arg()]).await;
     assert_eq!(code, 3, "{out}");

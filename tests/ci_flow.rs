@@ -138,6 +138,14 @@ async fn a_pull_request_is_planned_approved_merged_and_applied_as_the_workflows_
     std::fs::remove_dir_all(root.join("slack/.git")).unwrap();
     git(&root, &["init", "-q", "-b", "main"]);
     let bootstrap = commit(&root, "Slack as code");
+    // The forge: what is pushed to its `main` is merged.
+    let forge = org.temp.path().join("site.git");
+    git(
+        org.temp.path(),
+        &["init", "-q", "--bare", "-b", "main", "site.git"],
+    );
+    git(&root, &["remote", "add", "origin", forge.to_str().unwrap()]);
+    git(&root, &["push", "-q", "-u", "origin", "main"]);
     let site = Site {
         org: &org,
         root: root.clone(),
@@ -237,6 +245,7 @@ async fn a_pull_request_is_planned_approved_merged_and_applied_as_the_workflows_
             "Merge offboarding",
         ],
     );
+    git(&root, &["push", "-q", "origin", "main"]);
     let merge = git(&root, &["rev-parse", "HEAD"]);
     std::fs::create_dir_all(root.join("reviewed")).unwrap();
     std::fs::copy(root.join("plan.json"), root.join("reviewed/plan.json")).unwrap();

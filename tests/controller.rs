@@ -38,10 +38,6 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
     .unwrap();
     commit(&org.repo, "notify #leadership");
     let remote = org.bare_remote();
-    git(
-        &org.repo,
-        &["remote", "add", "origin", remote.to_str().unwrap()],
-    );
     let first = git(&org.repo, &["rev-parse", "HEAD"]);
 
     let mut controller = Controller::start(&org, &remote).await;
@@ -720,10 +716,6 @@ async fn the_controller_clones_over_https_with_a_token_and_refuses_a_bad_one_or_
             s["commit_in_force"] == first.as_str() && s["last_syncs"][0]["outcome"] == "converged"
         })
         .await;
-    git(
-        &org.repo,
-        &["remote", "add", "origin", remote.to_str().unwrap()],
-    );
     common::org::rename_mobile(&org.repo);
     let second = commit(&org.repo, "rename @mobile");
     git(&org.repo, &["push", "-q", "origin", "main"]);

@@ -275,10 +275,6 @@ async fn postgres_restarted_under_a_running_controller_loses_nothing() {
     let cluster = postgres::Cluster::start();
     let org = Org::new(|_| {}).await;
     let remote = org.bare_remote();
-    common::org::git(
-        &org.repo,
-        &["remote", "add", "origin", remote.to_str().unwrap()],
-    );
     let url = cluster.database("restarted");
     let controller = replica(&org, &remote, &url, "replica-a").await;
     controller

@@ -236,3 +236,86 @@ fn over_a_guardrail_the_plan_needs_the_approval_of_its_hash() {
     assert_eq!(code, 2, "approved changes: {output}");
     assert!(output.contains("Guardrails: over a limit, approved"));
 }
+
+/// The identity export a config names is read only inside the repository, and no error
+/// about it quotes more than a short, escaped excerpt: a pull request's config cannot
+/// make CI read and print a file of the runner.
+#[test]
+fn the_identity_export_stays_inside_the_repository_and_is_never_echoed() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("config");
+    common::copy_dir(&common::fixture("examples/acme"), &repo);
+    let secret_line = "SECRET-7f3a9c:root:x:0:0:the-rest-of-a-private-file-that-must-not-leak";
+    let outside = temp.path().join("private.txt");
+    std::fs::write(&outside, format!("{secret_line}\n{secret_line}\n")).unwrap();
+    let config = repo.join("slack-gitops.yaml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let run = |command: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+            .arg(command)
+            .arg(&repo)
+            .args(if command == "plan" {
+                vec![
+                    "--emulator".into(),
+                    common::fixture("examples/acme/slack.json"),
+                ]
+            } else {
+                vec![]
+            })
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code().unwrap(), all)
+    };
+
+    // `..` and absolute paths: refused by validate at file:line, and by plan.
+    for path in ["../private.txt", outside.to_str().unwrap()] {
+        std::fs::write(
+            &config,
+            original.replace("path: identity/directory.yaml", &format!("path: {path}")),
+        )
+        .unwrap();
+        let (code, out) = run("validate");
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("error[path-outside-repository]"), "{out}");
+        assert!(!out.contains("SECRET-7f3a9c"), "{out}");
+        let (code, out) = run("plan");
+        assert_eq!(code, 1, "{out}");
+        assert!(!out.contains("SECRET-7f3a9c"), "{out}");
+    }
+
+    // A symlinked export that resolves outside: not read.
+    std::fs::write(&config, &original).unwrap();
+    let export = repo.join("identity/directory.yaml");
+    std::fs::remove_file(&export).unwrap();
+    std::os::unix::fs::symlink(&outside, &export).unwrap();
+    for command in ["validate", "plan"] {
+        let (_, out) = run(command);
+        assert!(
+            out.contains("resolves outside the repository"),
+            "{command}: {out}"
+        );
+        assert!(!out.contains("SECRET-7f3a9c"), "{command}: {out}");
+    }
+
+    // An export inside that does not parse: the error says where, with a short excerpt.
+    std::fs::remove_file(&export).unwrap();
+    std::fs::write(&export, format!("{secret_line}\n{secret_line}\n")).unwrap();
+    for command in ["validate", "plan"] {
+        let (_, out) = run(command);
+        assert!(out.contains("not a directory export"), "{command}: {out}");
+        assert!(!out.contains("must-not-leak"), "{command}: {out}");
+    }
+
+    // An export over the size limit is not read at all (a sparse file: no disk used).
+    let file = std::fs::File::create(&export).unwrap();
+    file.set_len(slack_gitops::identity::file::MAX_EXPORT_BYTES + 1)
+        .unwrap();
+    let (code, out) = run("plan");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("over the 536870912-byte limit"), "{out}");
+}

@@ -456,6 +456,18 @@ pub fn parse_duration_seconds(text: &str) -> Option<u64> {
     (any && digits.is_empty()).then_some(total)
 }
 
+/// Whether a path a config names stays inside the repository on paper: relative, with
+/// no `..` (and no drive or root on any platform). Symlinks are the reader's to check.
+pub fn stays_inside(path: &str) -> bool {
+    let unix_absolute = path.starts_with('/') || path.starts_with('\\');
+    let windows_drive = path.as_bytes().get(1) == Some(&b':');
+    !path.is_empty()
+        && !unix_absolute
+        && !windows_drive
+        && !path.contains('\0')
+        && path.split(['/', '\\']).all(|part| part != "..")
+}
+
 fn check_identity(config: &Located<super::types::ConfigFile>, out: &mut Vec<Diagnostic>) {
     let identity: &IdentitySettings = &config.value.identity;
     let source = identity.source;
@@ -468,6 +480,21 @@ fn check_identity(config: &Located<super::types::ConfigFile>, out: &mut Vec<Diag
         ("client_id", identity.client_id.is_some()),
         ("client_secret_env", identity.client_secret_env.is_some()),
     ];
+    if let Some(path) = &identity.path
+        && !stays_inside(path)
+    {
+        out.push(
+            Diagnostic::error(
+                Code::PathOutsideRepository,
+                &config.file,
+                config.span("/identity/path"),
+                format!("identity.path `{path}` leaves the repository; it is not read"),
+            )
+            .with_help(
+                "give a path relative to the repository, without `..`, such as identity/directory.yaml",
+            ),
+        );
+    }
     for (name, is_set) in present {
         if required.contains(&name) && !is_set {
             out.push(Diagnostic::error(

@@ -463,8 +463,9 @@ fn load(
     commit: &str,
 ) -> Result<Loaded, (&'static str, String)> {
     let checkout_dir = options.workdir.join(&options.config_path);
-    let checkout = crate::gitops::commit::checkout(&checkout_dir, Some(commit))
-        .map_err(|error| ("refused", error.to_string()))?;
+    let checkout =
+        crate::gitops::commit::checkout(&checkout_dir, Some(commit), Some(&options.branch))
+            .map_err(|error| ("refused", error.to_string()))?;
     let environment = options.environment.clone();
     let connection = pipeline::connect(&checkout.dir, &options.connect, &*environment)
         .map_err(|error| ("failed", error.to_string()))?;

@@ -1,15 +1,30 @@
 //! Reading the config repository at a merged commit (safety rule 4).
 //!
-//! `apply` never reads the working tree: the commit's tree is written into a private
-//! temporary directory and every later stage (config, a `file` identity export, approvals)
-//! reads from there, so an uncommitted edit cannot reach Slack. The commit must be
-//! reachable from the protected branch, which is `gitops.branch` in `slack-gitops.yaml`
-//! (default `origin/main`); the config at that commit must name the same branch, so a
-//! commit cannot make itself protected.
+//! `apply` never reads the working tree: the config directory's tree at the commit is
+//! written into a private temporary directory (0700, files 0600) and every later stage
+//! (config, a `file` identity export, approvals) reads from there, so an uncommitted edit
+//! cannot reach Slack.
+//!
+//! **Merged means merged on the remote.** The commit must be reachable from the protected
+//! branch as the remote has it (`refs/remotes/origin/<branch>`), never from a local branch
+//! of the same name, which any commit can be put on. Which branch is protected comes from
+//! the command line, or from `gitops.branch` at the tip of the remote's default branch:
+//! never from the commit under test, so an unmerged commit cannot make itself protected.
+//!
+//! **A commit's tree is hostile.** A plain bare remote accepts trees that `git fsck`
+//! would refuse: entries named `..` or `.git`, names with `/`, symlinks that lead out.
+//! Each entry is checked before anything is written, nothing is written through an
+//! existing path (so a duplicate entry cannot turn a symlink into a way out), and a
+//! symlink that resolves outside the checkout refuses the whole commit.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::types::DEFAULT_BRANCH;
+
+/// The prefix of every temporary checkout's directory name; the process id follows, so a
+/// checkout left behind by a killed process can be told from one in use.
+const CHECKOUT_PREFIX: &str = "slack-gitops-checkout-";
 
 /// Why a commit cannot be applied.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +41,13 @@ pub enum GitopsError {
         repository: PathBuf,
     },
     #[error(
-        "the protected branch `{branch}` does not exist in {repository}; fetch it (git fetch origin) or set gitops.branch in slack-gitops.yaml"
+        "the protected branch `{branch}` is not a branch of the remote in {repository} (looked for {looked_for}); only a branch as the remote has it proves a commit merged, never a local one: fetch it (git fetch origin), or name it with --branch or gitops.branch in slack-gitops.yaml"
     )]
-    UnknownBranch { branch: String, repository: PathBuf },
+    UnknownBranch {
+        branch: String,
+        looked_for: String,
+        repository: PathBuf,
+    },
     /// Refused: the commit is not merged (exit 3).
     #[error(
         "refused: {reference} ({commit}) is not reachable from the protected branch `{branch}` ({tip}); only merged commits are applied"
@@ -39,14 +58,22 @@ pub enum GitopsError {
         branch: String,
         tip: String,
     },
-    /// Refused: the commit's config names another protected branch (exit 3).
+    /// Refused: the protected branch's own config names another branch (exit 3).
     #[error(
-        "refused: the config at {commit} names `{named}` as its protected branch, not `{branch}`"
+        "refused: the config at the tip of the protected branch `{branch}` ({tip}) names `{named}` as the protected branch; make them agree"
     )]
     BranchMismatch {
-        commit: String,
+        tip: String,
         named: String,
         branch: String,
+    },
+    /// Refused: the commit's tree holds an entry that must never be written (exit 3).
+    #[error("refused: the commit {commit} holds `{entry}`, {reason}; nothing of it is written")]
+    UnsafeEntry {
+        commit: String,
+        /// The entry's path in the tree, escaped for display.
+        entry: String,
+        reason: &'static str,
     },
     #[error("{path} is not in the commit {commit}")]
     MissingDirectory { path: PathBuf, commit: String },
@@ -64,7 +91,9 @@ impl GitopsError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            GitopsError::NotMerged { .. } | GitopsError::BranchMismatch { .. }
+            GitopsError::NotMerged { .. }
+                | GitopsError::BranchMismatch { .. }
+                | GitopsError::UnsafeEntry { .. }
         )
     }
 }
@@ -77,14 +106,20 @@ pub struct Checkout {
     pub dir: PathBuf,
     /// The full commit id.
     pub commit: String,
-    /// The protected branch it is reachable from.
+    /// The protected branch it is reachable from, as configured (`main`, `origin/main`).
     pub branch: String,
     _temp: tempfile::TempDir,
 }
 
 /// Checks out the config at `reference` (default: the tip of the protected branch) for
-/// `dir`, which may be the repository's root or a folder inside it.
-pub fn checkout(dir: &Path, reference: Option<&str>) -> Result<Checkout, GitopsError> {
+/// `dir`, which may be the repository's root or a folder inside it. `protected` names the
+/// protected branch (the command line's `--branch`); without it, the config at the tip
+/// of the remote's default branch names it.
+pub fn checkout(
+    dir: &Path,
+    reference: Option<&str>,
+    protected: Option<&str>,
+) -> Result<Checkout, GitopsError> {
     let repository = git2::Repository::discover(dir).map_err(|_| GitopsError::NotARepository {
         path: dir.to_path_buf(),
     })?;
@@ -96,32 +131,14 @@ pub fn checkout(dir: &Path, reference: Option<&str>) -> Result<Checkout, GitopsE
         .to_path_buf();
     let prefix = relative_to(dir, &workdir)?;
     let root = workdir.clone();
-
-    // The commit to apply: the named one, or the protected branch's tip. The branch comes
-    // from the config at that commit; without --ref, the default branch's tip (or HEAD,
-    // when it does not exist) tells which branch the config protects.
+    let (branch, tip) = protected_branch(&repository, &prefix, protected, &root)?;
     let (commit, reference) = match reference {
         Some(reference) => (
             resolve(&repository, reference, &root)?,
             reference.to_string(),
         ),
-        None => {
-            let probe = resolve(&repository, DEFAULT_BRANCH, &root)
-                .or_else(|_| resolve(&repository, "HEAD", &root))?;
-            let branch = branch_named_at(&repository, &probe, &prefix)?;
-            let tip =
-                resolve(&repository, &branch, &root).map_err(|_| GitopsError::UnknownBranch {
-                    branch: branch.clone(),
-                    repository: root.clone(),
-                })?;
-            (tip, branch)
-        }
+        None => (tip, branch.clone()),
     };
-    let branch = branch_named_at(&repository, &commit, &prefix)?;
-    let tip = resolve(&repository, &branch, &root).map_err(|_| GitopsError::UnknownBranch {
-        branch: branch.clone(),
-        repository: root.clone(),
-    })?;
     if tip != commit && !repository.graph_descendant_of(tip, commit)? {
         return Err(GitopsError::NotMerged {
             reference,
@@ -130,33 +147,134 @@ pub fn checkout(dir: &Path, reference: Option<&str>) -> Result<Checkout, GitopsE
             tip: tip.to_string(),
         });
     }
-    let temp = tempfile::Builder::new()
-        .prefix("slack-gitops-checkout-")
-        .tempdir()
-        .map_err(|source| GitopsError::Write {
-            commit: commit.to_string(),
-            source,
-        })?;
+    let temp = private_temp_dir().map_err(|source| GitopsError::Write {
+        commit: commit.to_string(),
+        source,
+    })?;
     let tree = repository.find_commit(commit)?.tree()?;
-    write_tree(&repository, &tree, temp.path()).map_err(|error| match error {
+    let missing = || GitopsError::MissingDirectory {
+        path: prefix.clone(),
+        commit: commit.to_string(),
+    };
+    let subtree = if prefix.as_os_str().is_empty() {
+        tree
+    } else {
+        let entry = tree.get_path(&prefix).map_err(|_| missing())?;
+        repository.find_tree(entry.id()).map_err(|_| missing())?
+    };
+    let config_dir = temp.path().join(&prefix);
+    create_private_dirs(temp.path(), &prefix).map_err(|source| GitopsError::Write {
+        commit: commit.to_string(),
+        source,
+    })?;
+    let mut writer = TreeWriter {
+        repository: &repository,
+        root: &config_dir,
+        symlinks: Vec::new(),
+    };
+    let written = writer
+        .write(&subtree, &config_dir, "")
+        .and_then(|()| writer.check_symlinks());
+    written.map_err(|error| match error {
         WriteError::Git(error) => GitopsError::Git(error),
         WriteError::Io(source) => GitopsError::Write {
             commit: commit.to_string(),
             source,
         },
-    })?;
-    let config_dir = temp.path().join(&prefix);
-    if !config_dir.is_dir() {
-        return Err(GitopsError::MissingDirectory {
-            path: prefix,
+        WriteError::Unsafe { entry, reason } => GitopsError::UnsafeEntry {
             commit: commit.to_string(),
-        });
-    }
+            entry: entry.escape_debug().to_string(),
+            reason,
+        },
+    })?;
     Ok(Checkout {
         dir: config_dir,
         commit: commit.to_string(),
         branch,
         _temp: temp,
+    })
+}
+
+/// The protected branch's name and its tip as the remote has it. The name comes from
+/// `protected`, or from `gitops.branch` at the tip of the remote's default branch
+/// (`origin/HEAD`, else `origin/main`); the config at the protected tip must name the
+/// same branch.
+fn protected_branch(
+    repository: &git2::Repository,
+    prefix: &Path,
+    protected: Option<&str>,
+    root: &Path,
+) -> Result<(String, git2::Oid), GitopsError> {
+    let branch = match protected {
+        Some(branch) => branch.to_string(),
+        None => {
+            let (_, default_tip) = remote_default_branch(repository, root)?;
+            branch_named_at(repository, &default_tip, prefix)?
+                .unwrap_or_else(|| DEFAULT_BRANCH.to_string())
+        }
+    };
+    let (reference, tip) = remote_branch(repository, &branch, root)?;
+    // A tip that names no branch agrees with any: the default, or the command line's.
+    if let Some(named) = branch_named_at(repository, &tip, prefix)? {
+        let named_reference = remote_branch(repository, &named, root).map(|(r, _)| r);
+        if named_reference.ok().as_ref() != Some(&reference) {
+            return Err(GitopsError::BranchMismatch {
+                tip: tip.to_string(),
+                named,
+                branch,
+            });
+        }
+    }
+    Ok((branch, tip))
+}
+
+/// The remote's default branch: what `origin/HEAD` points at, else `origin/main`.
+fn remote_default_branch(
+    repository: &git2::Repository,
+    root: &Path,
+) -> Result<(String, git2::Oid), GitopsError> {
+    let symbolic = repository
+        .find_reference("refs/remotes/origin/HEAD")
+        .ok()
+        .and_then(|head| head.symbolic_target().ok().flatten().map(str::to_string));
+    let name = symbolic
+        .as_deref()
+        .and_then(|target| target.strip_prefix("refs/remotes/"))
+        .unwrap_or(DEFAULT_BRANCH)
+        .to_string();
+    remote_branch(repository, &name, root)
+}
+
+/// A branch as the remote has it: `origin/main` and `main` both name
+/// `refs/remotes/origin/main`. A local branch is never taken.
+fn remote_branch(
+    repository: &git2::Repository,
+    branch: &str,
+    root: &Path,
+) -> Result<(String, git2::Oid), GitopsError> {
+    let candidates = if let Some(full) = branch.strip_prefix("refs/") {
+        vec![format!("refs/{full}")]
+    } else {
+        vec![
+            format!("refs/remotes/{branch}"),
+            format!("refs/remotes/origin/{branch}"),
+        ]
+    };
+    for name in &candidates {
+        if !name.starts_with("refs/remotes/") {
+            continue;
+        }
+        if let Ok(tip) = repository
+            .find_reference(name)
+            .and_then(|r| r.peel_to_commit())
+        {
+            return Ok((name.clone(), tip.id()));
+        }
+    }
+    Err(GitopsError::UnknownBranch {
+        branch: branch.to_string(),
+        looked_for: candidates.join(", "),
+        repository: root.to_path_buf(),
     })
 }
 
@@ -240,20 +358,80 @@ fn branch_named_at(
     repository: &git2::Repository,
     commit: &git2::Oid,
     prefix: &Path,
-) -> Result<String, GitopsError> {
+) -> Result<Option<String>, GitopsError> {
     let tree = repository.find_commit(*commit)?.tree()?;
-    let path = prefix.join("slack-gitops.yaml");
+    let path = prefix.join(crate::config::CONFIG_PATH);
     let Ok(entry) = tree.get_path(&path) else {
-        return Ok(DEFAULT_BRANCH.to_string());
+        return Ok(None);
     };
-    let blob = repository.find_blob(entry.id())?;
+    let Ok(blob) = repository.find_blob(entry.id()) else {
+        return Ok(None);
+    };
     let text = String::from_utf8_lossy(blob.content());
-    Ok(crate::config::gitops_branch(&text).unwrap_or_else(|| DEFAULT_BRANCH.to_string()))
+    Ok(crate::config::gitops_branch(&text))
+}
+
+/// A new checkout directory, readable by this user only (it holds the identity export:
+/// names, emails, managers). Checkouts left behind by killed processes are swept first.
+fn private_temp_dir() -> std::io::Result<tempfile::TempDir> {
+    sweep_abandoned_checkouts(&std::env::temp_dir());
+    let prefix = format!("{CHECKOUT_PREFIX}{}-", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder.tempdir()
+}
+
+/// Removes checkouts whose process is gone (a `kill -9` leaves its checkout behind). A
+/// checkout's name carries its process id; a process is alive while `/proc/<pid>` is
+/// there. Checkouts of other users are left alone (removing them fails quietly).
+fn sweep_abandoned_checkouts(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(CHECKOUT_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && Path::new("/proc/self").exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Creates `relative`'s directories under `base`, each private.
+fn create_private_dirs(base: &Path, relative: &Path) -> std::io::Result<()> {
+    let mut path = base.to_path_buf();
+    for component in relative.components() {
+        path.push(component);
+        private_dir_builder().create(&path)?;
+    }
+    Ok(())
+}
+
+fn private_dir_builder() -> std::fs::DirBuilder {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
 }
 
 enum WriteError {
     Git(git2::Error),
     Io(std::io::Error),
+    /// An entry that must not be written; `entry` is its path in the tree.
+    Unsafe {
+        entry: String,
+        reason: &'static str,
+    },
 }
 
 impl From<git2::Error> for WriteError {
@@ -268,36 +446,159 @@ impl From<std::io::Error> for WriteError {
     }
 }
 
-/// Writes a tree's files under `target`: blobs as files, symlinks as symlinks (the
-/// worktree reader follows them only while they stay inside), submodules skipped.
-fn write_tree(
-    repository: &git2::Repository,
-    tree: &git2::Tree,
-    target: &Path,
-) -> Result<(), WriteError> {
-    std::fs::create_dir_all(target)?;
-    for entry in tree.iter() {
-        let Ok(name) = entry.name() else { continue };
-        let path = target.join(name);
-        match entry.kind() {
-            Some(git2::ObjectType::Tree) => {
-                let subtree = repository.find_tree(entry.id())?;
-                write_tree(repository, &subtree, &path)?;
+/// Why an entry name must not be written, if it must not: the names `git fsck` refuses
+/// (`.`, `..`, `.git` in any case and its NTFS short name, empty names, separators, NUL)
+/// and names that are not UTF-8.
+fn unsafe_name(name: &[u8]) -> Option<&'static str> {
+    let Ok(name) = std::str::from_utf8(name) else {
+        return Some("a name that is not UTF-8");
+    };
+    if name.is_empty() {
+        return Some("an empty name");
+    }
+    if name == "." || name == ".." {
+        return Some("a name that leaves its directory");
+    }
+    if name.contains(['/', '\\', '\0']) {
+        return Some("a name with a path separator or NUL");
+    }
+    // Windows and macOS ignore trailing dots and spaces; `git~1` is `.git`'s short name.
+    let folded = name.trim_end_matches(['.', ' ']).to_ascii_lowercase();
+    if folded == ".git" || folded == "git~1" {
+        return Some("a name git reserves for its own directory");
+    }
+    None
+}
+
+/// Writes a tree below `root`: blobs as files, symlinks as symlinks, submodules skipped.
+/// Nothing is written through a path that exists, so no entry can follow a symlink that
+/// an earlier entry made.
+struct TreeWriter<'a> {
+    repository: &'a git2::Repository,
+    root: &'a Path,
+    /// Every symlink written, with its path in the tree, checked once all are there.
+    symlinks: Vec<(PathBuf, String)>,
+}
+
+impl TreeWriter<'_> {
+    fn write(&mut self, tree: &git2::Tree, target: &Path, prefix: &str) -> Result<(), WriteError> {
+        for entry in tree.iter() {
+            let name_bytes = entry.name_bytes();
+            let shown = format!("{prefix}{}", String::from_utf8_lossy(name_bytes));
+            if let Some(reason) = unsafe_name(name_bytes) {
+                return Err(WriteError::Unsafe {
+                    entry: shown,
+                    reason,
+                });
             }
-            Some(git2::ObjectType::Blob) => {
-                let blob = repository.find_blob(entry.id())?;
-                if entry.filemode() == 0o120000 {
-                    #[cfg(unix)]
-                    std::os::unix::fs::symlink(
-                        String::from_utf8_lossy(blob.content()).as_ref(),
-                        &path,
-                    )?;
-                } else {
-                    std::fs::write(&path, blob.content())?;
+            let path = target.join(String::from_utf8_lossy(name_bytes).as_ref());
+            match entry.kind() {
+                Some(git2::ObjectType::Tree) => {
+                    let subtree = self.repository.find_tree(entry.id())?;
+                    private_dir_builder().create(&path)?;
+                    self.write(&subtree, &path, &format!("{shown}/"))?;
                 }
+                Some(git2::ObjectType::Blob) if entry.filemode() == 0o120000 => {
+                    let blob = self.repository.find_blob(entry.id())?;
+                    let depth = shown.matches('/').count();
+                    if let Some(reason) = unsafe_link(blob.content(), depth) {
+                        return Err(WriteError::Unsafe {
+                            entry: shown,
+                            reason,
+                        });
+                    }
+                    let link = String::from_utf8_lossy(blob.content()).into_owned();
+                    #[cfg(unix)]
+                    std::os::unix::fs::symlink(&link, &path)?;
+                    self.symlinks.push((path, shown));
+                }
+                Some(git2::ObjectType::Blob) => {
+                    let blob = self.repository.find_blob(entry.id())?;
+                    let mut options = std::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                    options.open(&path)?.write_all(blob.content())?;
+                }
+                _ => {}
             }
-            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Every symlink that resolves must resolve inside the checkout: the lexical check
+    /// cannot see through a chain of links (`a/b -> ..`, `a/c -> b/..`), the file system
+    /// can. A dangling link leads nowhere and is left for the reader to report.
+    fn check_symlinks(&self) -> Result<(), WriteError> {
+        let root = self.root.canonicalize()?;
+        for (path, shown) in &self.symlinks {
+            if let Ok(target) = path.canonicalize()
+                && !target.starts_with(&root)
+            {
+                return Err(WriteError::Unsafe {
+                    entry: shown.clone(),
+                    reason: "a symlink that leads outside the checkout",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a symlink's target must not be written, if it must not: an absolute target, NUL,
+/// or `..` components that climb above the checkout from the link's `depth`.
+fn unsafe_link(target: &[u8], depth: usize) -> Option<&'static str> {
+    if target.is_empty() || target.contains(&0) {
+        return Some("a symlink with an empty target or NUL");
+    }
+    if target.starts_with(b"/") || target.starts_with(b"\\") {
+        return Some("a symlink to an absolute path");
+    }
+    let mut level = depth as isize;
+    for component in target.split(|b| *b == b'/' || *b == b'\\') {
+        match component {
+            b"" | b"." => {}
+            b".." => level -= 1,
+            _ => level += 1,
+        }
+        if level < 0 {
+            return Some("a symlink that leads outside the checkout");
         }
     }
-    Ok(())
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_git_fsck_refuses_are_refused() {
+        for name in [
+            "", ".", "..", ".git", ".GIT", ".Git.", ".git ", "git~1", "a/b", "a\\b", "a\0b",
+        ] {
+            assert!(unsafe_name(name.as_bytes()).is_some(), "{name:?}");
+        }
+        assert!(unsafe_name(b"\xff").is_some());
+        for name in [
+            ".gitignore",
+            "git",
+            "..yaml",
+            "slack-gitops.yaml",
+            ".github",
+        ] {
+            assert!(unsafe_name(name.as_bytes()).is_none(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn symlinks_may_not_climb_out_or_be_absolute() {
+        assert!(unsafe_link(b"/etc/passwd", 0).is_some());
+        assert!(unsafe_link(b"..", 0).is_some());
+        assert!(unsafe_link(b"a/../../x", 0).is_some());
+        assert!(unsafe_link(b"../../x", 1).is_some());
+        assert!(unsafe_link(b"", 0).is_some());
+        assert!(unsafe_link(b"../directory.yaml", 1).is_none());
+        assert!(unsafe_link(b"b/../c", 0).is_none());
+    }
 }

@@ -2,6 +2,11 @@
 //! `people` and `groups`), or as CSV for HR systems: a directory holding `people.csv`
 //! (`email,given_name,family_name,title,department,manager,status`) and `memberships.csv`
 //! (`group,member`, where a member is an email or `group:NAME` for a nested group).
+//!
+//! The export named by a config (`identity.path`) is hostile input: it must stay inside
+//! the repository (no absolute path, no `..`, no symlink that resolves outside), no file
+//! over [`MAX_EXPORT_BYTES`] is read, and a parse error quotes at most a short, escaped
+//! excerpt of the file, because errors reach PR comments, logs and `/status`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +16,10 @@ use serde::Deserialize;
 use super::{IdentityError, IdentitySource};
 use crate::config::yaml_data as yaml;
 use crate::model::directory::{Directory, Group, Person, PersonStatus};
+
+/// The largest export file read: far above a 200,000-person export (about 100 MB of
+/// YAML), far below what would hurt the machine that reads it.
+pub const MAX_EXPORT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Reads a directory export from disk.
 pub struct FileSource {
@@ -30,20 +39,67 @@ struct DirectoryFile {
 }
 
 impl FileSource {
+    /// The export at a path the caller chose (a command-line argument, a test).
     pub fn new(path: PathBuf) -> FileSource {
         FileSource { path }
     }
 
+    /// The export a config names, `relative` to the repository `root`; refused when it
+    /// leaves the repository: an absolute path, a `..`, or a symlink on the way that
+    /// resolves outside. A path that does not exist is left for the read to report.
+    pub fn in_repository(root: &Path, relative: &str) -> Result<FileSource, IdentityError> {
+        let outside = |why: &str| IdentityError::Read {
+            source_name: relative.to_string(),
+            message: format!(
+                "identity.path {why}; the export must be a file inside the config repository"
+            ),
+        };
+        let path = Path::new(relative);
+        if !crate::config::semantic::stays_inside(relative) {
+            return Err(outside("leaves the repository (an absolute path or `..`)"));
+        }
+        let joined = root.join(path);
+        if let (Ok(root), Ok(target)) = (root.canonicalize(), joined.canonicalize())
+            && !target.starts_with(&root)
+        {
+            return Err(outside("is a symlink that resolves outside the repository"));
+        }
+        Ok(FileSource { path: joined })
+    }
+
+    /// An error about the export; parsers' messages quote the file, so each quoted
+    /// excerpt is cut short and escaped.
     fn error(&self, message: impl Into<String>) -> IdentityError {
         IdentityError::Read {
             source_name: self.path.display().to_string(),
-            message: message.into(),
+            message: crate::diagnostic::shorten_quotes(&message.into()),
         }
     }
 
+    /// Opens one file of the export (`name` says which in errors), refusing one over
+    /// [`MAX_EXPORT_BYTES`].
+    fn open(&self, path: &Path, name: &str) -> Result<std::fs::File, IdentityError> {
+        let file = std::fs::File::open(path)
+            .map_err(|error| self.error(format!("cannot read {name}: {error}")))?;
+        let size = file
+            .metadata()
+            .map_err(|error| self.error(format!("cannot read {name}: {error}")))?
+            .len();
+        if size > MAX_EXPORT_BYTES {
+            return Err(self.error(format!(
+                "{name} is {size} bytes, over the {MAX_EXPORT_BYTES}-byte limit of an export"
+            )));
+        }
+        Ok(file)
+    }
+
     fn read_document(&self) -> Result<Directory, IdentityError> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|error| self.error(format!("cannot read the export: {error}")))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(self.open(&self.path, "the export")?, MAX_EXPORT_BYTES),
+            &mut text,
+        )
+        .map_err(|error| self.error(format!("cannot read the export: {error}")))?;
         let name = self.path.display().to_string();
         let file: DirectoryFile = if self.path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text)
@@ -85,10 +141,14 @@ impl FileSource {
             group: String,
             member: String,
         }
-        let open = |name: &str| -> Result<csv::Reader<std::fs::File>, IdentityError> {
-            csv::Reader::from_path(self.path.join(name))
-                .map_err(|error| self.error(format!("cannot read {name}: {error}")))
-        };
+        let open =
+            |name: &str| -> Result<csv::Reader<std::io::Take<std::fs::File>>, IdentityError> {
+                let file = self.open(&self.path.join(name), name)?;
+                Ok(csv::Reader::from_reader(std::io::Read::take(
+                    file,
+                    MAX_EXPORT_BYTES,
+                )))
+            };
         let mut people = Vec::new();
         for (line, row) in open("people.csv")?.deserialize::<PersonRow>().enumerate() {
             let row = row.map_err(|error| self.error(format!("people.csv: {error}")))?;

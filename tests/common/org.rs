@@ -1,6 +1,7 @@
 //! An Acme org for write-side tests: the emulator in process (real HTTP), the config in a
-//! temp git repository with `main` as its protected branch, a SQLite store in the temp
-//! dir, and the real binary run against them.
+//! temp git repository whose `origin` is a bare repository beside it (its `main` is the
+//! protected branch: a commit is merged once it is pushed there), a SQLite store in the
+//! temp dir, and the real binary run against them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,16 @@ impl Org {
         std::fs::write(&config, text).unwrap();
         git(&repo, &["init", "-q", "-b", "main"]);
         commit(&repo, "Acme");
+        let remote = temp.path().join("remote.git");
+        git(
+            temp.path(),
+            &["init", "-q", "--bare", "-b", "main", "remote.git"],
+        );
+        git(
+            &repo,
+            &["remote", "add", "origin", remote.to_str().unwrap()],
+        );
+        git(&repo, &["push", "-q", "-u", "origin", "main"]);
         let state = temp.path().join("state").join("slack-gitops.db");
         Org {
             temp,
@@ -174,17 +185,17 @@ impl Org {
         body["calls"].as_array().unwrap().clone()
     }
 
-    /// A bare clone of the config repository, as a remote to push to.
+    /// The config repository's `origin`, a bare repository, with `main` pushed to it.
     pub fn bare_remote(&self) -> PathBuf {
-        let remote = self.temp.path().join("remote.git");
-        let output = std::process::Command::new("git")
-            .args(["clone", "-q", "--bare"])
-            .arg(&self.repo)
-            .arg(&remote)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        remote
+        git(&self.repo, &["push", "-q", "origin", "main"]);
+        self.temp.path().join("remote.git")
+    }
+
+    /// Commits everything on `main` and pushes it to `origin`: a merged commit.
+    pub fn merge(&self, message: &str) -> String {
+        let commit = commit(&self.repo, message);
+        git(&self.repo, &["push", "-q", "origin", "main"]);
+        commit
     }
 
     /// Adds a person to a usergroup by hand in Slack (`usergroups.users.update` with the
@@ -353,4 +364,104 @@ pub fn memberships(world: &World) -> BTreeMap<String, Vec<String>> {
         );
     }
     out
+}
+
+/// One entry of a tree written without git's checks (see [`raw_tree`]).
+pub struct RawEntry {
+    pub mode: String,
+    pub name: Vec<u8>,
+    pub id: String,
+}
+
+impl RawEntry {
+    pub fn new(mode: &str, name: impl AsRef<[u8]>, id: &str) -> RawEntry {
+        RawEntry {
+            mode: mode.to_string(),
+            name: name.as_ref().to_vec(),
+            id: id.to_string(),
+        }
+    }
+}
+
+/// Writes `bytes` as a blob; returns its id.
+pub fn blob(repo: &Path, bytes: &[u8]) -> String {
+    git_with_input(repo, &["hash-object", "-w", "--stdin"], bytes)
+}
+
+/// Writes a tree object exactly as given, as a hostile pusher can: `git hash-object
+/// --literally` skips the name checks that `git mktree` and `git fsck` make, and a plain
+/// bare remote accepts the result.
+pub fn raw_tree(repo: &Path, entries: &[RawEntry]) -> String {
+    let mut bytes = Vec::new();
+    for entry in entries {
+        bytes.extend_from_slice(entry.mode.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(&entry.name);
+        bytes.push(0);
+        let id = (0..entry.id.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&entry.id[i..i + 2], 16).unwrap());
+        bytes.extend(id);
+    }
+    git_with_input(
+        repo,
+        &["hash-object", "-w", "-t", "tree", "--literally", "--stdin"],
+        &bytes,
+    )
+}
+
+/// The entries of a tree (`git ls-tree`), to build a changed copy of it.
+pub fn tree_entries(repo: &Path, tree: &str) -> Vec<(String, Vec<u8>, String)> {
+    git(repo, &["ls-tree", "-z", tree])
+        .split('\0')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (meta, name) = line.split_once('\t').unwrap();
+            let mut parts = meta.split(' ');
+            let mode = parts.next().unwrap().to_string();
+            let _kind = parts.next();
+            let id = parts.next().unwrap().to_string();
+            (mode, name.as_bytes().to_vec(), id)
+        })
+        .collect()
+}
+
+/// A commit on top of HEAD whose root tree is HEAD's with `extra` entries added (and
+/// entries of the same name replaced), pushed to `origin/main` as if merged. Returns it.
+pub fn push_crafted(repo: &Path, extra: &[RawEntry]) -> String {
+    let head_tree = git(repo, &["rev-parse", "HEAD^{tree}"]);
+    let mut entries: Vec<RawEntry> = tree_entries(repo, &head_tree)
+        .into_iter()
+        .filter(|(_, name, _)| !extra.iter().any(|e| &e.name == name))
+        .map(|(mode, name, id)| RawEntry::new(&mode, name, &id))
+        .collect();
+    entries.extend(extra.iter().map(|e| RawEntry::new(&e.mode, &e.name, &e.id)));
+    let tree = raw_tree(repo, &entries);
+    let commit = git(repo, &["commit-tree", &tree, "-p", "HEAD", "-m", "crafted"]);
+    git(
+        repo,
+        &[
+            "push",
+            "-q",
+            "-f",
+            "origin",
+            &format!("{commit}:refs/heads/main"),
+        ],
+    );
+    commit
+}
+
+fn git_with_input(repo: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "git {args:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
