@@ -783,3 +783,84 @@ async fn the_controller_clones_over_ssh_with_a_key_and_refuses_an_unknown_host_k
         })
         .await;
 }
+
+/// A remote that goes away does not make the controller spin: fetches back off, the
+/// outage is logged once when it begins and once when it ends, `/readyz`, `/status` and
+/// `/metrics` say so, drift ticks go on with the commit in force, and a commit pushed
+/// while it was away is applied once it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_outage_backs_off_is_reported_once_and_recovers() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let log = org.temp.path().join("controller.log");
+    let controller = Controller::start_logged(&org, &remote, &log).await;
+    let first = git(&org.repo, &["rev-parse", "HEAD"]);
+    controller
+        .wait("converging at start", |s| {
+            s["commit_in_force"] == first.as_str()
+        })
+        .await;
+
+    // The remote goes away for three seconds: over three drift ticks (15m at a time
+    // scale of 1,000 is 0.9 s) and six polls.
+    let away = org.temp.path().join("remote.git.away");
+    std::fs::rename(&remote, &away).unwrap();
+    let status = controller
+        .wait("the outage noticed", |s| {
+            s["remote"]["unreachable_since"].is_string()
+        })
+        .await;
+    assert!(status["remote"]["last_error"].is_string(), "{status:#}");
+    let (code, body) = controller.get("/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("cannot fetch"), "{body}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, metrics) = controller.get("/metrics").await;
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("slack_gitops_git_fetch_failures_total "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    // Without backoff: tens of thousands of fetches in three seconds.
+    assert!((1..=15).contains(&failures), "{failures} fetches failed");
+    assert!(
+        metrics.contains("slack_gitops_git_remote_up 0"),
+        "{metrics}"
+    );
+    let status = controller.status().await;
+    let failed = status["last_syncs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["outcome"] == "failed")
+        .count();
+    assert_eq!(failed, 1, "the outage is recorded once: {status:#}");
+    // Drift ticks went on against the commit in force.
+    assert!(
+        status["last_syncs"][0]["outcome"] == "drift-reported"
+            || status["last_syncs"][0]["outcome"] == "no-change",
+        "{status:#}"
+    );
+
+    // Back, with a commit merged meanwhile.
+    std::fs::rename(&away, &remote).unwrap();
+    common::org::rename_mobile(&org.repo);
+    let second = org.merge("rename @mobile");
+    assert_eq!(controller.push_hook(SECRET).await, 202);
+    controller
+        .wait("the commit pushed during the outage applied", |s| {
+            s["commit_in_force"] == second.as_str() && s["remote"]["unreachable_since"].is_null()
+        })
+        .await;
+    assert_eq!(controller.get("/readyz").await.0, 200);
+    let log = std::fs::read_to_string(&log).unwrap();
+    let said = |message: &str| log.lines().filter(|l| l.contains(message)).count();
+    assert_eq!(said("fetch failed; retrying with backoff"), 1, "{log}");
+    assert_eq!(said("the remote answers again"), 1, "{log}");
+    assert!(
+        log.lines().count() < 200,
+        "{} log lines",
+        log.lines().count()
+    );
+}

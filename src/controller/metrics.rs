@@ -49,6 +49,8 @@ pub struct Metrics {
     deactivation_latency: Histogram,
     leader: Gauge,
     lease_generation: Gauge,
+    git_fetch_failures: Counter,
+    git_remote_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -66,6 +68,8 @@ impl Default for Metrics {
             deactivation_latency: Histogram::new(exponential_buckets(1.0, 2.0, 18)),
             leader: Gauge::default(),
             lease_generation: Gauge::default(),
+            git_fetch_failures: Counter::default(),
+            git_remote_up: Gauge::default(),
         };
         {
             let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -119,6 +123,16 @@ impl Default for Metrics {
                 "The lease generation this replica last led in",
                 metrics.lease_generation.clone(),
             );
+            registry.register(
+                "git_fetch_failures",
+                "Fetches of the config repository that failed",
+                metrics.git_fetch_failures.clone(),
+            );
+            registry.register(
+                "git_remote_up",
+                "1 while the last fetch of the config repository succeeded, else 0",
+                metrics.git_remote_up.clone(),
+            );
         }
         metrics
     }
@@ -166,6 +180,14 @@ impl Metrics {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             self.last_success.set(now);
+        }
+    }
+
+    /// A fetch of the config repository succeeded or failed.
+    pub fn fetched(&self, ok: bool) {
+        self.git_remote_up.set(i64::from(ok));
+        if !ok {
+            self.git_fetch_failures.inc();
         }
     }
 

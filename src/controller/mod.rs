@@ -107,6 +107,19 @@ pub struct Status {
     pub locks: Vec<LockStatus>,
     /// This replica, whether it leads, and who does.
     pub leadership: leader::LeaderStatus,
+    /// Whether the config repository's remote answers.
+    pub remote: RemoteStatus,
+}
+
+/// The config repository's remote, as the last fetches found it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RemoteStatus {
+    /// Fetches that failed in a row; 0 while the remote answers.
+    pub consecutive_failures: u64,
+    /// When the current outage began (UTC), if the remote is away.
+    pub unreachable_since: Option<String>,
+    /// Why the last fetch failed, if it did.
+    pub last_error: Option<String>,
 }
 
 /// An org lock held, as `/status` shows it.
@@ -300,6 +313,8 @@ async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<
         .map_err(|e| e.to_string())??;
     let mut trigger = Trigger::Start;
     let mut next_drift: Option<tokio::time::Instant> = None;
+    // The drift interval of the last commit loaded, kept while a commit cannot be.
+    let mut drift_every: Option<Duration> = None;
     let mut term = None;
     loop {
         let Some(generation) = shared
@@ -317,12 +332,18 @@ async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<
             trigger = Trigger::Start;
             next_drift = None;
         }
-        let every = sync_once(options, store, shared, trigger).await;
-        if let Some(every) = every
-            && (next_drift.is_none() || trigger == Trigger::Drift)
-        {
-            next_drift = Some(tokio::time::Instant::now() + every);
+        if let Some(every) = sync_once(options, store, shared, trigger).await {
+            drift_every = Some(every);
         }
+        // A drift tick always schedules the next, even when this one could not load its
+        // commit or reach the remote: a tick left in the past would fire again at once.
+        if next_drift.is_none() || trigger == Trigger::Drift {
+            next_drift = drift_every.map(|every| tokio::time::Instant::now() + every);
+        }
+        let poll = match shared.status().remote.consecutive_failures {
+            0 => options.poll,
+            failures => backoff(options.poll, failures),
+        };
         // Without a drift policy there is no drift tick: a year is as good as never.
         let drift_at = next_drift
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 86_400));
@@ -337,10 +358,22 @@ async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<
                 .unwrap_or_else(|p| p.into_inner())
                 .take()
                 .unwrap_or(Trigger::Poll),
-            _ = tokio::time::sleep(options.poll) => Trigger::Poll,
+            _ = tokio::time::sleep(poll) => Trigger::Poll,
             _ = tokio::time::sleep_until(drift_at) => Trigger::Drift,
         };
     }
+}
+
+/// How long to wait before the next fetch after `failures` failed in a row: the poll
+/// interval doubled per failure, at most five minutes (or the poll interval, if longer),
+/// with jitter so that replicas and restarts do not fetch in step.
+fn backoff(poll: Duration, failures: u64) -> Duration {
+    let ceiling = poll.max(Duration::from_secs(300));
+    let doubled = poll.saturating_mul(1 << failures.min(16) as u32);
+    let wait = doubled.min(ceiling);
+    // Uniform in [wait / 2, wait]: the std hasher's random keys are the randomness.
+    let random = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), failures);
+    wait.mul_f64(0.5 + (random % 1_000) as f64 / 2_000.0)
 }
 
 /// This replica starts a term as leader: it forgets the commits it saw in an earlier
@@ -362,6 +395,23 @@ async fn sync_once(
     shared: &Shared,
     trigger: Trigger,
 ) -> Option<Duration> {
+    let fetched = fetch_tip(options, shared, trigger).await;
+    let in_force = shared.status().commit_in_force.clone();
+    if let Some(tip) = fetched {
+        if let Some(done) = sync_tip(options, store, shared, trigger, tip, in_force.clone()).await {
+            return done;
+        }
+    } else if !matches!(trigger, Trigger::Drift | Trigger::IdentityEvent) {
+        return None;
+    }
+    // The remote may be away: drift ticks and leavers go on with the commit in force.
+    sync_in_force(options, store, shared, trigger, in_force?).await
+}
+
+/// The tip of the protected branch, fetched; `None` when the remote is away. An outage is
+/// logged, recorded and posted to `/readyz` once when it begins and once when it ends,
+/// however many fetches fail in between.
+async fn fetch_tip(options: &Options, shared: &Shared, trigger: Trigger) -> Option<String> {
     let workdir = options.workdir.clone();
     let branch = options.branch.clone();
     let access = options.git.clone();
@@ -369,50 +419,98 @@ async fn sync_once(
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r);
-    let tip = match fetched {
-        Ok(tip) => tip,
-        Err(detail) => {
-            not_ready(shared, &format!("cannot fetch {}: {detail}", options.repo));
-            tracing::warn!(repo = %options.repo, error = %detail, "fetch failed");
-            shared.record(record(trigger, None, "failed", detail, 0));
-            return None;
-        }
-    };
-    let (seen, in_force) = {
-        let mut status = shared.status();
-        let seen = status.seen_commit.replace(tip.clone());
-        (seen, status.commit_in_force.clone())
-    };
-    let new_commit = seen.as_deref() != Some(tip.as_str());
-    let pending = in_force.as_deref() != Some(tip.as_str());
-    if new_commit || (trigger == Trigger::Drift && pending) {
-        if new_commit {
-            tracing::info!(commit = %tip, trigger = trigger.as_str(), "new commit on the protected branch");
-        }
-        match load(options, shared, &tip) {
-            Ok(connection) => {
-                leavers_first(&connection, store, shared, &tip).await;
-                apply_commit(&connection, store, shared, trigger, &tip, None).await;
-                return drift_interval(&connection, options);
-            }
-            Err((outcome, detail)) => {
-                let done = record(trigger, Some(&tip), outcome, detail, 0);
-                // Said once, when the commit is new, through the commit in force's
-                // `notify:` (this one could not be read).
-                if new_commit
-                    && let Some(in_force) = &in_force
-                    && let Ok(connection) = load(options, shared, in_force)
+    shared.metrics.fetched(fetched.is_ok());
+    match fetched {
+        Ok(tip) => {
+            let mut status = shared.status();
+            if let Some(since) = status.remote.unreachable_since.take() {
+                let failures = status.remote.consecutive_failures;
+                tracing::info!(repo = %options.repo, %since, failures, "the remote answers again");
+                if status.ready_detail.starts_with("cannot fetch")
+                    && status.commit_in_force.is_some()
                 {
-                    notify::post(&connection, &done, &[]).await;
-                }
-                shared.record(done);
-                if trigger != Trigger::Drift {
-                    return None;
+                    status.ready = true;
+                    status.ready_detail = "config, identity and Slack were read".into();
                 }
             }
+            status.remote = RemoteStatus::default();
+            Some(tip)
+        }
+        Err(detail) => {
+            let began = {
+                let mut status = shared.status();
+                status.remote.consecutive_failures += 1;
+                status.remote.last_error = Some(detail.clone());
+                let began = status.remote.unreachable_since.is_none();
+                if began {
+                    status.remote.unreachable_since = Some(crate::model::iso_time(now_millis()));
+                }
+                began
+            };
+            if began {
+                not_ready(shared, &format!("cannot fetch {}: {detail}", options.repo));
+                tracing::warn!(repo = %options.repo, error = %detail, "fetch failed; retrying with backoff");
+                shared.record(record(trigger, None, "failed", detail, 0));
+            } else {
+                tracing::debug!(repo = %options.repo, error = %detail, "fetch failed again");
+            }
+            None
         }
     }
-    let in_force = in_force?;
+}
+
+/// The fetched tip: a commit not yet in force is applied (when new, and again at each
+/// drift tick after a refusal). `Some(result)` ends the sync; `None` goes on to the
+/// commit in force.
+async fn sync_tip(
+    options: &Options,
+    store: &Store,
+    shared: &Shared,
+    trigger: Trigger,
+    tip: String,
+    in_force: Option<String>,
+) -> Option<Option<Duration>> {
+    let seen = shared.status().seen_commit.replace(tip.clone());
+    let new_commit = seen.as_deref() != Some(tip.as_str());
+    let pending = in_force.as_deref() != Some(tip.as_str());
+    if !(new_commit || (trigger == Trigger::Drift && pending)) {
+        return None;
+    }
+    if new_commit {
+        tracing::info!(commit = %tip, trigger = trigger.as_str(), "new commit on the protected branch");
+    }
+    match load(options, shared, &tip) {
+        Ok(connection) => {
+            leavers_first(&connection, store, shared, &tip).await;
+            apply_commit(&connection, store, shared, trigger, &tip, None).await;
+            Some(drift_interval(&connection, options))
+        }
+        Err((outcome, detail)) => {
+            let done = record(trigger, Some(&tip), outcome, detail, 0);
+            // Said once, when the commit is new, through the commit in force's
+            // `notify:` (this one could not be read).
+            if new_commit
+                && let Some(in_force) = &in_force
+                && let Ok(connection) = load(options, shared, in_force)
+            {
+                notify::post(&connection, &done, &[]).await;
+            }
+            shared.record(done);
+            // A drift tick still works on the commit in force.
+            (trigger != Trigger::Drift).then_some(None)
+        }
+    }
+}
+
+/// A drift tick or an identity event works on the commit in force: leavers first, then
+/// what policy reports or corrects.
+async fn sync_in_force(
+    options: &Options,
+    store: &Store,
+    shared: &Shared,
+    trigger: Trigger,
+    in_force: String,
+) -> Option<Duration> {
     if !matches!(trigger, Trigger::Drift | Trigger::IdentityEvent) {
         return None;
     }
