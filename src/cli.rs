@@ -258,9 +258,15 @@ pub enum Command {
         /// The config directory inside the repository.
         #[arg(long, default_value = ".")]
         config_path: PathBuf,
-        /// Where to listen (port 0 picks a free one; the address is printed).
+        /// Where to listen for webhooks (port 0 picks a free one; the address is
+        /// printed). Without --admin-listen, /livez, /readyz, /status and /metrics are
+        /// served here too.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Serve /livez, /readyz, /status and /metrics here instead, so that only the
+        /// webhooks need be exposed (/status names leavers).
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
         /// The state store: an SQLite file, or a postgres:// URL shared by replicas
         /// (password in SLACK_GITOPS_STATE_PASSWORD or the file
         /// SLACK_GITOPS_STATE_PASSWORD_FILE names).
@@ -514,6 +520,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             branch,
             config_path,
             listen,
+            admin_listen,
             state,
             lease,
             replica,
@@ -530,6 +537,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             branch,
             config_path,
             listen,
+            admin_listen,
             state,
             lease,
             replica,
@@ -706,7 +714,8 @@ fn file_export_groups(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a current-thread runtime builds");
-    let read = crate::identity::file::FileSource::in_repository(dir, path)
+    let environment = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let read = crate::identity::file::FileSource::configured(dir, path, &environment)
         .map(|source| runtime.block_on(source.read()));
     match read.and_then(|read| read) {
         Ok(directory) => Ok(Some(directory.group_names())),
@@ -1107,6 +1116,7 @@ struct ControllerArgs {
     branch: String,
     config_path: PathBuf,
     listen: std::net::SocketAddr,
+    admin_listen: Option<std::net::SocketAddr>,
     state: Option<PathBuf>,
     lease: String,
     replica: Option<String>,
@@ -1176,13 +1186,30 @@ fn controller(args: ControllerArgs) -> anyhow::Result<u8> {
         },
     };
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.listen))?;
-        let address = listener.local_addr()?;
-        println!("slack-gitops controller listening on http://{address}");
+        let bind = |address: std::net::SocketAddr| async move {
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))
+        };
+        let hooks = bind(args.listen).await?;
+        println!(
+            "slack-gitops controller listening on http://{}",
+            hooks.local_addr()?
+        );
+        let admin = match args.admin_listen {
+            Some(address) => {
+                let admin = bind(address).await?;
+                println!(
+                    "slack-gitops controller serving /livez, /readyz, /status and /metrics on http://{}",
+                    admin.local_addr()?
+                );
+                Some(admin)
+            }
+            None => None,
+        };
         std::io::stdout().flush()?;
-        crate::controller::run(options, store, listener, shutdown_signal())
+        let listeners = crate::controller::http::Listeners { hooks, admin };
+        crate::controller::run(options, store, listeners, shutdown_signal())
             .await
             .map_err(anyhow::Error::msg)
     })?;

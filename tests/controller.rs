@@ -316,22 +316,12 @@ async fn identity_hook(controller: &Controller, secret: &str, body: &[u8]) -> u1
         .as_u16()
 }
 
-/// Moves the identity export outside the repository, as an HR system's would be: it
-/// changes without a commit. Returns its path.
+/// Copies the identity export outside the repository, as an HR system's would be: it
+/// changes without a commit, and the controller is pointed at it by the operator
+/// (`SLACK_GITOPS_IDENTITY_EXPORT`). Returns its path.
 fn hr_export(org: &Org) -> std::path::PathBuf {
     let export = org.temp.path().join("hr-export.yaml");
     std::fs::copy(org.repo.join("identity/directory.yaml"), &export).unwrap();
-    let config = org.repo.join("slack-gitops.yaml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "path: identity/directory.yaml",
-            &format!("path: {}", export.display()),
-        ),
-    )
-    .unwrap();
-    commit(&org.repo, "identity from the HR export");
     export
 }
 
@@ -354,7 +344,12 @@ async fn a_drift_kind_set_to_correct_is_corrected_and_the_others_only_reported()
         "missed deprovisions are corrected between merges",
     );
     let remote = org.bare_remote();
-    let controller = Controller::start(&org, &remote).await;
+    let controller = Controller::start_with(
+        &org,
+        &remote,
+        &[("SLACK_GITOPS_IDENTITY_EXPORT", export.to_str().unwrap())],
+    )
+    .await;
     controller
         .wait("converging at start", |s| {
             s["last_syncs"][0]["outcome"] == "converged"
@@ -429,7 +424,10 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
     let controller = Controller::start_with(
         &org,
         &remote,
-        &[("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET", "idp-secret")],
+        &[
+            ("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET", "idp-secret"),
+            ("SLACK_GITOPS_IDENTITY_EXPORT", export.to_str().unwrap()),
+        ],
     )
     .await;
     controller
@@ -511,8 +509,9 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
     };
     let before = inactive(&org.world().await);
     std::fs::remove_file(&export).unwrap();
+    let another = r#"{"email":"grace.bernerslee@acme.example","event":"deactivated"}"#;
     assert_eq!(
-        identity_hook(&controller, "idp-secret", event.as_bytes()).await,
+        identity_hook(&controller, "idp-secret", another.as_bytes()).await,
         202
     );
     let status = controller
@@ -863,4 +862,301 @@ async fn a_remote_outage_backs_off_is_reported_once_and_recovers() {
         "{} log lines",
         log.lines().count()
     );
+}
+
+/// The controller's resident memory, from `/proc`.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap()
+}
+
+/// The webhook port is exposed to anyone: it serves the webhooks alone (`/status` and
+/// `/metrics` are on the admin port), unsigned bodies cannot fill memory, idle
+/// connections cannot use up file descriptors, Okta's verification `GET` works, and a
+/// thousand copies of one identity event make one leaver run.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_port_holds_under_a_flood() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let controller = Controller::spawn(
+        &org,
+        remote.as_os_str(),
+        &[("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET", "idp-secret")],
+        &["--admin-listen", "127.0.0.1:0"],
+        std::process::Stdio::null(),
+    )
+    .await;
+    assert_ne!(controller.base, controller.admin);
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    let pid = controller.child.id().unwrap();
+
+    // Only webhooks (and a liveness check) on the exposed port.
+    for path in ["/status", "/metrics", "/readyz"] {
+        assert_eq!(controller.get(path).await.0, 404, "{path}");
+    }
+    assert_eq!(controller.get("/livez").await.0, 200);
+    let admin = |path: &str| format!("{}{path}", controller.admin);
+    let (code, _) = (
+        controller
+            .http
+            .get(admin("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        (),
+    );
+    assert_eq!(code, 200);
+    let hook_on_admin = controller
+        .http
+        .post(admin("/hooks/git"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook_on_admin.status(), 404);
+
+    // Okta's one-time verification is a GET with the hook's Authorization secret.
+    let verify = |auth: Option<&str>| {
+        let mut request = controller
+            .http
+            .get(format!("{}/hooks/identity", controller.base))
+            .header("x-okta-verification-challenge", "challenge-123");
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send()
+    };
+    let answer = verify(Some("idp-secret")).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["verification"], "challenge-123");
+    assert_eq!(verify(Some("wrong")).await.unwrap().status(), 401);
+    assert_eq!(verify(None).await.unwrap().status(), 401);
+
+    // 300 unsigned 2 MiB bodies at once: refused by size, memory barely moves.
+    let before = rss_kib(pid);
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let request = controller
+            .http
+            .post(format!(
+                "{}/hooks/{}",
+                controller.base,
+                ["git", "identity"][i % 2]
+            ))
+            .body(big.clone());
+        sends.spawn(async move { request.send().await.map(|r| r.status().as_u16()) });
+    }
+    while let Some(answer) = sends.join_next().await {
+        // 413 before the body is read; a client still sending may see the reset instead.
+        let answer = answer.unwrap();
+        assert!(matches!(answer, Ok(413) | Err(_)), "{answer:?}");
+    }
+    // Chunked bodies (no length to refuse early) are cut off at the limit.
+    let address = controller.base.trim_start_matches("http://").to_string();
+    let mut chunked = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        chunked.spawn(chunked_post(address.clone(), "/hooks/git", 2 * 1024 * 1024));
+    }
+    while let Some(answer) = chunked.join_next().await {
+        let answer = answer.unwrap();
+        assert!(matches!(answer, Some(413 | 503) | None), "{answer:?}");
+    }
+    let after = rss_kib(pid);
+    eprintln!("controller RSS {before} KiB before 320 oversized webhooks, {after} KiB after");
+    assert!(after < before + 64 * 1024, "{before} KiB -> {after} KiB");
+
+    // 1,000 idle connections: at most MAX_CONNECTIONS are taken, the admin port and the
+    // syncs go on, and once they go the webhooks answer again.
+    // Beyond what is served and what the kernel's backlog holds, a connect waits (SYNs
+    // retried): those are given up on after two seconds.
+    let mut connecting = tokio::task::JoinSet::new();
+    for _ in 0..1_000 {
+        let address = address.clone();
+        connecting.spawn(async move {
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::net::TcpStream::connect(address),
+            )
+            .await
+        });
+    }
+    let mut idle = Vec::new();
+    while let Some(connected) = connecting.join_next().await {
+        if let Ok(Ok(stream)) = connected.unwrap() {
+            idle.push(stream);
+        }
+    }
+    eprintln!("{} idle connections open", idle.len());
+    assert!(idle.len() > 300, "{} connections", idle.len());
+    let descriptors = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    eprintln!(
+        "controller file descriptors with {} idle connections: {descriptors}",
+        idle.len()
+    );
+    let limit = slack_gitops::controller::listener::MAX_CONNECTIONS;
+    assert!(descriptors < limit + 64, "{descriptors} descriptors");
+    let started = Instant::now();
+    assert_eq!(
+        controller
+            .http
+            .get(admin("/livez"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(controller.status().await["ready"] == true);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pushed = Instant::now();
+    assert_eq!(controller.push_hook(SECRET).await, 202);
+    eprintln!(
+        "push hook after the idle connections: {:?}",
+        pushed.elapsed()
+    );
+
+    // One identity event delivered 1,000 times (a retrying sender, a replayed capture):
+    // one leaver run and the one full sync after it; a stale event is refused.
+    let event = br#"{"id":"evt-1","email":"ada.liskov@acme.example","event":"deactivated"}"#;
+    let mut answers = std::collections::BTreeMap::new();
+    let flood = Instant::now();
+    for _ in 0..1_000 {
+        *answers
+            .entry(identity_hook(&controller, "idp-secret", event).await)
+            .or_insert(0) += 1;
+    }
+    eprintln!("1,000 identity events answered in {:?}", flood.elapsed());
+    assert_eq!(answers.get(&202), Some(&1), "{answers:?}");
+    assert_eq!(answers.get(&200), Some(&999), "{answers:?}");
+    let stale = br#"{"email":"grace.bernerslee@acme.example","time":"2020-01-01T00:00:00Z"}"#;
+    assert_eq!(identity_hook(&controller, "idp-secret", stale).await, 200);
+    controller
+        .wait("the identity syncs recorded", |s| {
+            let syncs = s["last_syncs"].as_array().unwrap();
+            syncs
+                .iter()
+                .filter(|s| s["trigger"] == "identity-event")
+                .count()
+                == 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = controller
+        .http
+        .get(admin("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let identity_syncs: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("slack_gitops_syncs_total{trigger=\"identity-event\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(identity_syncs, 2, "{metrics}");
+}
+
+/// A chunked POST of `length` bytes over a raw connection, as an unsigned sender can
+/// make it; the status the server answered, or `None` if it closed the connection first.
+async fn chunked_post(address: String, path: &str, length: usize) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: {address}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.ok()?;
+    let chunk = vec![b'x'; 32 * 1024];
+    let mut sent = 0;
+    while sent < length {
+        let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+        frame.extend_from_slice(&chunk);
+        frame.extend_from_slice(b"\r\n");
+        if stream.write_all(&frame).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = vec![0; 64];
+    let read = stream.read(&mut answer).await.ok()?;
+    let text = String::from_utf8_lossy(&answer[..read]);
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+/// A crafted commit pushed to the remote is refused by the controller as by `apply`:
+/// nothing is written outside its checkout, its clone's `.git/config` is untouched, and
+/// the commit before stays in force.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crafted_commit_is_refused_and_writes_nothing_outside() {
+    use common::org::{RawEntry, blob, push_crafted, raw_tree};
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let controller = Controller::start(&org, &remote).await;
+    let first = git(&org.repo, &["rev-parse", "HEAD"]);
+    controller
+        .wait("converging at start", |s| {
+            s["commit_in_force"] == first.as_str()
+        })
+        .await;
+    let nonce = format!("slack-gitops-escaped-controller-{}", std::process::id());
+    let payload = blob(&org.repo, b"[remote \"origin\"]\n\turl = /elsewhere\n");
+    let climbing = raw_tree(&org.repo, &[RawEntry::new("100644", &nonce, &payload)]);
+    let git_dir = raw_tree(&org.repo, &[RawEntry::new("100644", "config", &payload)]);
+    let crafted = push_crafted(
+        &org.repo,
+        &[
+            RawEntry::new("40000", "..", &climbing),
+            RawEntry::new("40000", ".git", &git_dir),
+        ],
+    );
+    assert_eq!(controller.push_hook(SECRET).await, 202);
+    let status = controller
+        .wait("the crafted commit refused", |s| {
+            sync_of(s, &crafted).is_some_and(|sync| sync["outcome"] == "refused")
+        })
+        .await;
+    let detail = sync_of(&status, &crafted).unwrap()["detail"].clone();
+    assert!(detail.as_str().unwrap().contains("holds `..`"), "{detail}");
+    assert_eq!(status["commit_in_force"], first.as_str());
+    assert!(!std::env::temp_dir().join(&nonce).exists());
+    let clones = org.state.parent().unwrap();
+    let configs: Vec<String> = walk(clones)
+        .into_iter()
+        .filter(|p| p.ends_with(".git/config"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!configs.is_empty());
+    assert!(
+        configs.iter().all(|c| !c.contains("/elsewhere")),
+        "{configs:?}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

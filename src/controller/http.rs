@@ -9,36 +9,132 @@
 //! leader to reach, it answers 503 so that the sender tries again.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hmac::{KeyInit, Mac};
 
+use super::inbox::{IdentityEvent, Offer};
+use super::listener::Bounded;
 use super::{Shared, Trigger};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
+/// The largest git webhook body: GitHub's push events are kilobytes, but list the files
+/// of up to 20 commits. A bigger one is refused (413) and the poll picks the push up.
+pub const MAX_GIT_HOOK_BYTES: usize = 1024 * 1024;
+/// The largest identity event body: an Okta delivery batches a few events.
+pub const MAX_IDENTITY_HOOK_BYTES: usize = 256 * 1024;
+/// Hook bodies read at once, before their signature can be checked; more wait for
+/// [`BODY_TIMEOUT`] and are then told to try again (503). This bounds what unsigned
+/// requests can make the process hold to a few MiB.
+pub const MAX_HOOK_BODIES: usize = 4;
+/// A hook body must arrive whole within this long.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The controller's listeners: the one webhooks arrive at (exposed to the forge and the
+/// identity provider), and optionally a second for `/status` and `/metrics`, which need
+/// not be exposed. Without the second, everything is served on the first.
+pub struct Listeners {
+    pub hooks: tokio::net::TcpListener,
+    pub admin: Option<tokio::net::TcpListener>,
+}
+
 /// Serves until `shutdown` resolves.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     shared: Arc<Shared>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = Router::new()
+    let hooks = Router::new()
+        .route("/hooks/git", post(git_hook))
+        .route(
+            "/hooks/identity",
+            post(identity_hook).get(identity_verification),
+        )
+        .with_state(shared.clone());
+    let admin = Router::new()
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .route("/hooks/git", post(git_hook))
-        .route("/hooks/identity", post(identity_hook))
         .with_state(shared);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let Some(admin_listener) = listeners.admin else {
+        return axum::serve(Bounded::new(listeners.hooks), hooks.merge(admin))
+            .with_graceful_shutdown(until_stopped())
+            .await;
+    };
+    // The webhook port answers /livez too, so a load balancer can check it.
+    let hooks = hooks.route("/livez", get(|| async { "ok\n" }));
+    let admin_server = axum::serve(Bounded::new(admin_listener), admin)
+        .with_graceful_shutdown(until_stopped())
+        .into_future();
+    let hooks_server = axum::serve(Bounded::new(listeners.hooks), hooks)
+        .with_graceful_shutdown(until_stopped())
+        .into_future();
+    let (admin_result, hooks_result) = tokio::join!(admin_server, hooks_server);
+    admin_result.and(hooks_result)
+}
+
+/// Reads a hook's body: at most `limit` bytes (413 beyond, told by Content-Length before
+/// anything is read when the sender says), within [`BODY_TIMEOUT`], and at most
+/// [`MAX_HOOK_BODIES`] at once.
+async fn read_hook_body(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Response> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a webhook body is at most {limit} bytes\n"),
+        )
+            .into_response()
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let busy = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many webhooks at once; try again\n",
+        )
+            .into_response()
+    };
+    let Ok(Ok(_permit)) = tokio::time::timeout(BODY_TIMEOUT, shared.hook_bodies.acquire()).await
+    else {
+        return Err(busy());
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "the webhook body did not arrive in time\n",
+        )
+            .into_response()),
+    }
 }
 
 /// The leader is ready once it read config, identity and Slack; a replica that does not
@@ -154,7 +250,11 @@ fn signed(secret: Option<&str>, headers: &HeaderMap, header: &str, body: &[u8]) 
 }
 
 /// GitHub's push event: fetch and apply now.
-async fn git_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn git_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_hook_body(&shared, &headers, body, MAX_GIT_HOOK_BYTES).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     if !signed(
         shared.git_secret.as_deref(),
         &headers,
@@ -177,39 +277,53 @@ async fn git_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
     queued(&shared)
 }
 
+/// Okta's one-time verification of an event hook: a `GET` carrying
+/// `x-okta-verification-challenge`, authenticated by the hook's `Authorization` secret,
+/// answered with the challenge echoed back.
+async fn identity_verification(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(challenge) = headers
+        .get("x-okta-verification-challenge")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "identity events are POSTed; a GET is Okta's verification, with x-okta-verification-challenge\n",
+        )
+            .into_response();
+    };
+    if !authorized(shared.identity_secret.as_deref(), &headers) {
+        return (StatusCode::UNAUTHORIZED, "bad or missing authorization\n").into_response();
+    }
+    axum::Json(serde_json::json!({ "verification": challenge })).into_response()
+}
+
 /// An identity provider event: Okta's event hook (with its one-time verification
-/// challenge) or the generic signed `{"email": ..., "event": "deactivated"}`.
+/// challenge) or the generic signed `{"email": ..., "event": "deactivated"}`. Each event
+/// is taken once and each person once in a while (see `inbox`).
 async fn identity_hook(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    // Okta verifies an event hook once with a GET-like challenge header echoed back.
+    let body = match read_hook_body(&shared, &headers, body, MAX_IDENTITY_HOOK_BYTES).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let signed_body = signed(
+        shared.identity_secret.as_deref(),
+        &headers,
+        "x-signature-256",
+        &body,
+    );
+    if !signed_body && !authorized(shared.identity_secret.as_deref(), &headers) {
+        return (StatusCode::UNAUTHORIZED, "bad or missing signature\n").into_response();
+    }
+    // Okta verifies an event hook once with a challenge header echoed back.
     if let Some(challenge) = headers
         .get("x-okta-verification-challenge")
         .and_then(|v| v.to_str().ok())
     {
-        if !signed(
-            shared.identity_secret.as_deref(),
-            &headers,
-            "x-signature-256",
-            &body,
-        ) && !authorized(shared.identity_secret.as_deref(), &headers)
-        {
-            return (StatusCode::UNAUTHORIZED, "bad or missing signature\n").into_response();
-        }
         return axum::Json(serde_json::json!({ "verification": challenge })).into_response();
-    }
-    let okta = authorized(shared.identity_secret.as_deref(), &headers);
-    if !okta
-        && !signed(
-            shared.identity_secret.as_deref(),
-            &headers,
-            "x-signature-256",
-            &body,
-        )
-    {
-        return (StatusCode::UNAUTHORIZED, "bad or missing signature\n").into_response();
     }
     let Ok(event) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "the event is not JSON\n").into_response();
@@ -217,14 +331,28 @@ async fn identity_hook(
     if let Some(answer) = to_the_leader(&shared, "/hooks/identity", &headers, &body).await {
         return answer;
     }
-    let people = people_of(&event);
-    shared
-        .leavers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .extend(people);
-    shared.wake(Trigger::IdentityEvent);
-    queued(&shared)
+    let offer = shared
+        .inbox()
+        .offer(&events_of(&event), super::now_millis());
+    match offer {
+        Offer::Queued(people) => {
+            tracing::info!(people = people.len(), "identity event queued");
+            shared.wake(Trigger::IdentityEvent);
+            queued(&shared)
+        }
+        Offer::Ignored { duplicates, stale } => (
+            StatusCode::OK,
+            format!(
+                "nothing new: {duplicates} already queued or handled, {stale} older than the replay window\n"
+            ),
+        )
+            .into_response(),
+        Offer::Full => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many leavers wait for the next sync; try again\n",
+        )
+            .into_response(),
+    }
 }
 
 /// 202, naming the replica that queued the sync (the leader, wherever it arrived).
@@ -303,32 +431,49 @@ async fn to_the_leader(
     }
 }
 
-/// The people an event names: the generic form's `email`, or the users that Okta's
-/// `data.events[].target[]` name by `alternateId`.
-fn people_of(event: &serde_json::Value) -> Vec<String> {
-    if let Some(email) = event.get("email").and_then(|e| e.as_str()) {
-        return vec![email.to_lowercase()];
+/// The events a delivery holds: the generic form (`email`, with an optional `id` and
+/// RFC 3339 `time`), or Okta's `data.events[]`, each with its `uuid`, its `published`
+/// time and the users its `target[]` names by `alternateId`.
+fn events_of(body: &serde_json::Value) -> Vec<IdentityEvent> {
+    let text = |value: &serde_json::Value, key: &str| {
+        value.get(key).and_then(|v| v.as_str()).map(str::to_string)
+    };
+    let time = |value: &serde_json::Value, key: &str| {
+        value
+            .get(key)
+            .and_then(|v| v.as_str())
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond())
+    };
+    if let Some(email) = body.get("email").and_then(|e| e.as_str()) {
+        return vec![IdentityEvent {
+            id: text(body, "id"),
+            published: time(body, "time"),
+            people: vec![email.to_lowercase()],
+        }];
     }
-    let events = event
+    let events = body
         .pointer("/data/events")
         .and_then(|e| e.as_array())
         .map(Vec::as_slice)
         .unwrap_or_default();
     events
         .iter()
-        .flat_map(|e| {
-            e.get("target")
+        .map(|event| IdentityEvent {
+            id: text(event, "uuid"),
+            published: time(event, "published"),
+            people: event
+                .get("target")
                 .and_then(|t| t.as_array())
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default()
-        })
-        .filter(|t| t.get("type").and_then(|v| v.as_str()) == Some("User"))
-        .filter_map(|t| {
-            t.get("alternateId")
-                .and_then(|v| v.as_str())
+                .iter()
+                .filter(|t| t.get("type").and_then(|v| v.as_str()) == Some("User"))
+                .filter_map(|t| t.get("alternateId").and_then(|v| v.as_str()))
                 .map(str::to_lowercase)
+                .filter(|email| email.contains('@'))
+                .collect(),
         })
-        .filter(|email| email.contains('@'))
         .collect()
 }
 

@@ -10,7 +10,9 @@
 
 pub mod git;
 pub mod http;
+pub mod inbox;
 pub mod leader;
+pub mod listener;
 pub mod metrics;
 pub mod notify;
 
@@ -154,16 +156,22 @@ pub struct Shared {
     pub git_secret: Option<String>,
     pub identity_secret: Option<String>,
     /// People named by identity events, deactivated first at the next sync.
-    pub leavers: std::sync::Mutex<Vec<String>>,
+    pub inbox: std::sync::Mutex<inbox::Inbox>,
     /// The drift last posted, so the same drift is not posted every tick.
     pub posted_drift: std::sync::Mutex<Option<std::collections::BTreeMap<String, u64>>>,
     /// The state store, for `/status`'s locks.
     pub store: Arc<Store>,
+    /// Webhook bodies being read at once (see `http::MAX_HOOK_BODIES`).
+    pub hook_bodies: tokio::sync::Semaphore,
 }
 
 impl Shared {
     fn status(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn inbox(&self) -> std::sync::MutexGuard<'_, inbox::Inbox> {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What `/status` answers: the loop's view, the locks held now and the leader.
@@ -240,7 +248,7 @@ impl Shared {
     }
 }
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -250,7 +258,7 @@ fn now_millis() -> i64 {
 pub async fn run(
     options: Options,
     store: Store,
-    listener: tokio::net::TcpListener,
+    listeners: http::Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let store = Arc::new(store);
@@ -272,27 +280,51 @@ pub async fn run(
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
         posted_drift: Default::default(),
-        leavers: Default::default(),
+        inbox: Default::default(),
         store: store.clone(),
+        hook_bodies: tokio::sync::Semaphore::new(http::MAX_HOOK_BODIES),
     });
     let _ = shared.gate.set(leader::gate(Arc::downgrade(&shared)));
     let election = tokio::spawn(leader::elect(shared.clone(), options.election.clone()));
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(listener, shared.clone(), async move {
+    let server = tokio::spawn(http::serve(listeners, shared.clone(), async move {
         let _ = server_stopped.await;
     }));
+    // Stops the loop on SIGTERM, or when the HTTP server ends on its own: a controller
+    // that cannot receive webhooks or answer its probes must not look alive. Either way
+    // the sync in flight finishes its actions first.
+    let server_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+    let server = {
+        let (shared, failure) = (shared.clone(), server_failure.clone());
+        tokio::spawn(async move {
+            let why = match server.await {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error.to_string(),
+                Err(error) => error.to_string(),
+            };
+            tracing::error!(error = %why, "the HTTP server stopped; stopping");
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+            stop_syncing(&shared);
+        })
+    };
     let watcher = {
         let shared = shared.clone();
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("stopping: the actions in flight finish first");
-            shared.stop.store(true, Ordering::SeqCst);
-            shared.halt.store(true, Ordering::SeqCst);
-            shared.wake.notify_one();
-            shared.leader.gained.notify_waiters();
+            stop_syncing(&shared);
         })
     };
-    let result = sync_loop(&options, &store, &shared).await;
+    let result = sync_loop(&options, &store, &shared).await.and_then(|()| {
+        match server_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(why) => Err(format!("the HTTP server stopped: {why}")),
+            None => Ok(()),
+        }
+    });
     watcher.abort();
     // The lease is let go last, after the sync in flight ended.
     shared.stop.store(true, Ordering::SeqCst);
@@ -301,6 +333,14 @@ pub async fn run(
     let _ = stop_server.send(());
     let _ = server.await;
     result
+}
+
+/// Asks the loop to stop: the actions in flight finish and are journalled first.
+fn stop_syncing(shared: &Shared) {
+    shared.stop.store(true, Ordering::SeqCst);
+    shared.halt.store(true, Ordering::SeqCst);
+    shared.wake.notify_one();
+    shared.leader.gained.notify_waiters();
 }
 
 /// The loop: fetch, apply new commits, re-plan on the drift schedule, until stopped.
@@ -620,8 +660,7 @@ async fn leavers_first(
     shared: &Shared,
     commit: &str,
 ) {
-    let leavers: Vec<String> =
-        std::mem::take(&mut *shared.leavers.lock().unwrap_or_else(|p| p.into_inner()));
+    let leavers = shared.inbox().take();
     for email in leavers {
         deactivate_leaver(connection, store, shared, commit, &email).await;
     }
@@ -698,6 +737,8 @@ async fn deactivate_leaver(
         Err(error) => {
             shared.metrics.read_failure();
             not_ready(shared, &error.to_string());
+            // The next event about them is not a duplicate: this run did not happen.
+            shared.inbox().forget(email);
             record(
                 Trigger::IdentityEvent,
                 Some(commit),

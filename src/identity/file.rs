@@ -21,6 +21,10 @@ use crate::model::directory::{Directory, Group, Person, PersonStatus};
 /// YAML), far below what would hurt the machine that reads it.
 pub const MAX_EXPORT_BYTES: u64 = 512 * 1024 * 1024;
 
+/// The environment variable that names an export outside the repository. It is the
+/// operator's to set (a controller's deployment, a CI job); a commit cannot.
+pub const EXPORT_OVERRIDE: &str = "SLACK_GITOPS_IDENTITY_EXPORT";
+
 /// Reads a directory export from disk.
 pub struct FileSource {
     path: PathBuf,
@@ -42,6 +46,20 @@ impl FileSource {
     /// The export at a path the caller chose (a command-line argument, a test).
     pub fn new(path: PathBuf) -> FileSource {
         FileSource { path }
+    }
+
+    /// The export to read: the one the operator names in [`EXPORT_OVERRIDE`] (an HR
+    /// system's file outside the repository, which changes without a commit), else the
+    /// one the config names, inside the repository.
+    pub fn configured(
+        root: &Path,
+        relative: &str,
+        environment: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<FileSource, IdentityError> {
+        match environment(EXPORT_OVERRIDE) {
+            Some(path) => Ok(FileSource::new(PathBuf::from(path))),
+            None => FileSource::in_repository(root, relative),
+        }
     }
 
     /// The export a config names, `relative` to the repository `root`; refused when it

@@ -73,9 +73,10 @@ impl Source {
         };
         let url = || settings.url.clone().unwrap_or_default();
         Ok(match settings.source {
-            SourceKind::File => Source::File(file::FileSource::in_repository(
+            SourceKind::File => Source::File(file::FileSource::configured(
                 repository,
                 settings.path.as_deref().unwrap_or_default(),
+                environment,
             )?),
             SourceKind::Scim => Source::Scim(scim::ScimSource::new(
                 url(),

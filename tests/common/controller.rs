@@ -13,7 +13,10 @@ pub const SECRET: &str = "git-hook-secret";
 
 pub struct Controller {
     pub child: tokio::process::Child,
+    /// Where webhooks go (and everything else, unless `--admin-listen` split it off).
     pub base: String,
+    /// Where `/status`, `/metrics` and the probes are served.
+    pub admin: String,
     pub http: reqwest::Client,
 }
 
@@ -97,9 +100,19 @@ impl Controller {
             .strip_prefix("slack-gitops controller listening on ")
             .unwrap()
             .to_string();
+        let admin = if args.contains(&"--admin-listen") {
+            let second = lines.next_line().await.unwrap().unwrap();
+            second
+                .rsplit_once(" on ")
+                .map(|(_, url)| url.to_string())
+                .unwrap()
+        } else {
+            base.clone()
+        };
         Controller {
             child,
             base,
+            admin,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
                 .build()
@@ -109,7 +122,7 @@ impl Controller {
 
     pub async fn status(&self) -> Value {
         self.http
-            .get(format!("{}/status", self.base))
+            .get(format!("{}/status", self.admin))
             .send()
             .await
             .unwrap()
