@@ -1351,6 +1351,15 @@ fn approve(
             plan.display()
         )
     })?;
+    // The hash names the file and goes into the YAML: it must be a hash, nothing else.
+    let hash = crate::model::PlanHash::parse(&hash)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} carries a malformed hash (not `sha256:` and 64 lowercase hex digits); plan again",
+                plan.display()
+            )
+        })?
+        .to_string();
     anyhow::ensure!(
         document.destructive.as_ref().is_some_and(|d| !d.is_empty()),
         "the plan has no destructive actions: there is nothing to approve"

@@ -237,6 +237,47 @@ fn over_a_guardrail_the_plan_needs_the_approval_of_its_hash() {
     assert!(output.contains("Guardrails: over a limit, approved"));
 }
 
+/// `approve` takes its hash from a plan file that anyone could have edited: a hash that
+/// is not one (a path, a newline and another key) is refused, and nothing is written.
+#[test]
+fn approve_refuses_a_plan_whose_hash_is_not_a_hash() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    common::copy_dir(&common::fixture("examples/acme"), &repo);
+    let out = temp.path().join("plan.json");
+    let (code, _, err) = plan(&repo, &["--out", out.to_str().unwrap()]);
+    assert!(code == 0 || code == 2, "{err}");
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let hash = document["hash"].as_str().unwrap().to_string();
+    let approvals = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let before = approvals(&repo.join("approvals"));
+    for forged in [
+        "sha256:/../../../escaped".to_string(),
+        format!("{hash}\\nexpires: 2999-01-01"),
+        hash.to_uppercase(),
+    ] {
+        let text = std::fs::read_to_string(&out)
+            .unwrap()
+            .replace(&hash, &forged);
+        let tampered = temp.path().join("tampered.json");
+        std::fs::write(&tampered, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+            .args(["approve"])
+            .arg(&repo)
+            .arg("--plan")
+            .arg(&tampered)
+            .args(["--reason", "leavers", "--by", "ada@acme.example"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{forged}: {err}");
+        assert!(err.contains("malformed hash"), "{forged}: {err}");
+        assert_eq!(approvals(&repo.join("approvals")), before, "{forged}");
+        assert!(!temp.path().join("escaped.yaml").exists());
+    }
+}
+
 /// The identity export a config names is read only inside the repository, and no error
 /// about it quotes more than a short, escaped excerpt: a pull request's config cannot
 /// make CI read and print a file of the runner.

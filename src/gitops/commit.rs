@@ -591,6 +591,46 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn checkouts_are_private_and_abandoned_ones_are_swept() {
+        use std::os::unix::fs::PermissionsExt;
+        let origin = tempfile::tempdir().unwrap();
+        let repository = git2::Repository::init(origin.path()).unwrap();
+        let blob = repository.blob(b"people: []\n").unwrap();
+        let mut inner = repository.treebuilder(None).unwrap();
+        inner.insert("directory.yaml", blob, 0o100644).unwrap();
+        let inner = inner.write().unwrap();
+        let mut root = repository.treebuilder(None).unwrap();
+        root.insert("identity", inner, 0o040000).unwrap();
+        let tree = repository.find_tree(root.write().unwrap()).unwrap();
+
+        // A checkout left by a process that is gone, and one of a live process (ours).
+        let temp = std::env::temp_dir();
+        let dead = temp.join(format!("{CHECKOUT_PREFIX}4194303999-test"));
+        let live = temp.join(format!("{CHECKOUT_PREFIX}{}-test", std::process::id()));
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::create_dir_all(&live).unwrap();
+        let checkout = private_temp_dir().unwrap();
+        assert!(!dead.exists(), "an abandoned checkout was not swept");
+        assert!(live.exists(), "a live process's checkout was swept");
+        std::fs::remove_dir_all(&live).unwrap();
+
+        let mut writer = TreeWriter {
+            repository: &repository,
+            root: checkout.path(),
+            symlinks: Vec::new(),
+        };
+        assert!(writer.write(&tree, checkout.path(), "").is_ok());
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(checkout.path()), 0o700);
+        assert_eq!(mode(&checkout.path().join("identity")), 0o700);
+        assert_eq!(
+            mode(&checkout.path().join("identity/directory.yaml")),
+            0o600
+        );
+    }
+
     #[test]
     fn symlinks_may_not_climb_out_or_be_absolute() {
         assert!(unsafe_link(b"/etc/passwd", 0).is_some());
