@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
+use slack_emulator::{self as emulator, Emulator, Options, world::World};
 use slack_gitops::apply::executor::{Context, Executor};
-use slack_gitops::emulator::{self, Emulator, Options, world::World};
 use slack_gitops::pipeline::{self, Baseline, ConnectOptions};
 use slack_gitops::plan::action::Action;
 use slack_gitops::store::Store;

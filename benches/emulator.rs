@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use slack_gitops::emulator::{self, Emulator, Options};
+use slack_emulator::{self as emulator, Emulator, Options};
 
 const BATCH: usize = 4_000;
 const IN_FLIGHT: usize = 64;

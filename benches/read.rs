@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use slack_gitops::emulator::{self, Emulator, Options, world::World};
+use slack_emulator::{self as emulator, Emulator, Options, world::World};
 use slack_gitops::slack::client::{ClientOptions, SlackClient, Token};
 use slack_gitops::slack::reader::{ReadScope, read_live};
 

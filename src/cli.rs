@@ -12,11 +12,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Kind, schema};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::emulator;
 use crate::gitops::worktree;
 use crate::model::snapshot::{ReadCalls, Snapshot};
 use crate::pipeline;
 use crate::render::{self, Format};
+use slack_emulator as emulator;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -674,6 +674,29 @@ fn run_emulator(
     Ok(EXIT_OK)
 }
 
+/// Starts the built-in emulator seeded from `seed` (the `--emulator` demo), its clocks
+/// scaled like the client's, and points `connect` at it with the seed's own tokens for
+/// when the environment has none. Slack is served for as long as the value lives.
+fn start_built_in(
+    seed: &Path,
+    runtime: &tokio::runtime::Runtime,
+    connect: &mut pipeline::ConnectOptions,
+) -> anyhow::Result<emulator::InProcess> {
+    use emulator::world::TokenKind;
+    let world = emulator::read_world(seed)?;
+    connect.fallback = pipeline::Fallback {
+        admin: world.token_with(TokenKind::User, "admin"),
+        bot: world.token_with(TokenKind::Bot, "channels:read"),
+    };
+    let options = emulator::Options {
+        time_scale: connect.time_scale,
+        ..emulator::Options::default()
+    };
+    let built_in = runtime.block_on(emulator::InProcess::start(world, options))?;
+    connect.slack_url = Some(built_in.url.clone());
+    Ok(built_in)
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
@@ -868,9 +891,7 @@ fn plan(dir: &Path, target: PlanTarget, options: &PlanOptions) -> anyhow::Result
     };
     let built_in = match &target.emulator {
         Some(seed) => {
-            let built_in = pipeline::BuiltInEmulator::start(seed, options.time_scale, &runtime)?;
-            connect.slack_url = Some(built_in.url.clone());
-            connect.fallback = built_in.fallback.clone();
+            let built_in = start_built_in(seed, &runtime, &mut connect)?;
             progress(&format!(
                 "planning against the built-in emulator seeded from {}",
                 seed.display()
@@ -1019,12 +1040,7 @@ fn apply(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
         ..Default::default()
     };
     let built_in = match &args.emulator {
-        Some(seed) => {
-            let built_in = pipeline::BuiltInEmulator::start(seed, args.time_scale, &runtime)?;
-            connect.slack_url = Some(built_in.url.clone());
-            connect.fallback = built_in.fallback.clone();
-            Some(built_in)
-        }
+        Some(seed) => Some(start_built_in(seed, &runtime, &mut connect)?),
         None => None,
     };
     let connection = pipeline::connect(&checkout.dir, &connect, &environment)?;

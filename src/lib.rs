@@ -5,20 +5,16 @@
 //! plans the changes against live Slack, and applies merged commits within the limits the
 //! repository declares. See `ARCHITECTURE.md` for the map of modules and their invariants.
 
+// The pure core is its own package; its modules are re-exported here so that the shell
+// names them as it always has (`crate::plan`, `slack_gitops::config`).
+pub use slack_gitops_core::{config, diagnostic, model, plan, policy, render, review};
+
 pub mod apply;
 pub mod cli;
-pub mod config;
 pub mod controller;
-pub mod diagnostic;
-pub mod emulator;
 pub mod export;
 pub mod gitops;
 pub mod identity;
-pub mod model;
 pub mod pipeline;
-pub mod plan;
-pub mod policy;
-pub mod render;
-pub mod review;
 pub mod slack;
 pub mod store;

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{self, Repository};
 use crate::diagnostic::Diagnostic;
-use crate::emulator;
 use crate::gitops::worktree;
 use crate::identity::IdentityError;
 use crate::model::directory::Directory;
@@ -43,8 +42,6 @@ pub enum PipelineError {
     UnknownGroups { rendered: String },
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
-    #[error(transparent)]
-    Emulator(#[from] emulator::StateError),
 }
 
 /// Loads a config repository for a command that needs a valid one.
@@ -355,65 +352,4 @@ pub async fn plan_org(
             .map(|(name, id)| (name.clone(), id.as_str().to_string()))
             .collect(),
     })
-}
-
-/// A built-in emulator serving on a loopback port for as long as this value lives.
-pub struct BuiltInEmulator {
-    pub url: String,
-    /// The seed's own tokens, used when the environment has none.
-    pub fallback: Fallback,
-    pub emulator: std::sync::Arc<emulator::Emulator>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl BuiltInEmulator {
-    /// Starts an emulator seeded from `seed` on the given runtime, its clocks scaled by
-    /// `time_scale` like the client's.
-    pub fn start(
-        seed: &Path,
-        time_scale: f64,
-        runtime: &tokio::runtime::Runtime,
-    ) -> Result<BuiltInEmulator, PipelineError> {
-        let world = emulator::read_world(seed)?;
-        let token = |kind: emulator::world::TokenKind, scope: &str| {
-            world
-                .tokens
-                .iter()
-                .find(|t| t.kind == kind && t.scopes.iter().any(|s| s == scope))
-                .map(|t| t.token.clone())
-        };
-        let fallback = Fallback {
-            admin: token(emulator::world::TokenKind::User, "admin"),
-            bot: token(emulator::world::TokenKind::Bot, "channels:read"),
-        };
-        let options = emulator::Options {
-            time_scale,
-            ..emulator::Options::default()
-        };
-        let emulator = emulator::Emulator::new(world, options)?;
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .map_err(|error| PipelineError::Setup(format!("cannot listen on loopback: {error}")))?;
-        let address = listener
-            .local_addr()
-            .map_err(|error| PipelineError::Setup(error.to_string()))?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(emulator::serve(listener, emulator.clone(), async move {
-            let _ = stopped.await;
-        }));
-        Ok(BuiltInEmulator {
-            url: format!("http://{address}"),
-            fallback,
-            emulator,
-            stop: Some(stop),
-        })
-    }
-}
-
-impl Drop for BuiltInEmulator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }

@@ -75,7 +75,7 @@ async fn the_april_2024_regression_costs_one_person_and_the_undo_restores_them()
     let (code, out, err) = org.run(&args).await;
     assert_eq!(code, 0, "{out}{err}");
     let restored = org.world().await;
-    let ada = |world: &slack_gitops::emulator::world::World| {
+    let ada = |world: &slack_emulator::world::World| {
         let user = world
             .users
             .iter()

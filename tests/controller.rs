@@ -234,7 +234,7 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
             s["commit_in_force"] == third.as_str()
         })
         .await;
-    let in_mobile = |world: &slack_gitops::emulator::world::World| {
+    let in_mobile = |world: &slack_emulator::world::World| {
         let mobile = world
             .usergroups
             .iter()
@@ -445,7 +445,7 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
         identity_hook(&controller, "wrong", event.as_bytes()).await,
         401
     );
-    let active = |world: &slack_gitops::emulator::world::World| {
+    let active = |world: &slack_emulator::world::World| {
         world
             .users
             .iter()
@@ -504,9 +504,8 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
     );
 
     // An identity outage: not ready, and nobody is deactivated for it.
-    let inactive = |world: &slack_gitops::emulator::world::World| {
-        world.users.iter().filter(|u| !u.active).count()
-    };
+    let inactive =
+        |world: &slack_emulator::world::World| world.users.iter().filter(|u| !u.active).count();
     let before = inactive(&org.world().await);
     std::fs::remove_file(&export).unwrap();
     let another = r#"{"email":"grace.bernerslee@acme.example","event":"deactivated"}"#;

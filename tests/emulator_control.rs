@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use slack_gitops::emulator::{CallRecord, Options};
+use slack_emulator::{CallRecord, Options};
 
 async fn log(slack: &common::Running) -> Vec<CallRecord> {
     let body: Value = slack

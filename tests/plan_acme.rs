@@ -3,8 +3,8 @@
 
 mod common;
 
+use slack_emulator::Options;
 use slack_gitops::config;
-use slack_gitops::emulator::Options;
 use slack_gitops::identity::IdentitySource;
 use slack_gitops::identity::file::FileSource;
 use slack_gitops::plan::action::{Action, Drift, Plan};
@@ -24,8 +24,7 @@ async fn acme() -> (
     config::Repository,
     IdentityCounts,
 ) {
-    let seed =
-        slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+    let seed = slack_emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
     let slack = common::start(seed, Options::default()).await;
     let tree = slack_gitops::gitops::worktree::read(&common::fixture("examples/acme")).unwrap();
     let repository = config::load(&tree.files, None).repository.unwrap();

@@ -5,8 +5,8 @@
 mod common;
 
 use serde_json::json;
+use slack_emulator::Options;
 use slack_gitops::config;
-use slack_gitops::emulator::Options;
 use slack_gitops::model::live::Live;
 use slack_gitops::slack::client::{ClientOptions, ErrorClass, SlackClient, Token};
 use slack_gitops::slack::reader::{ReadReport, ReadScope, read_live};
@@ -17,8 +17,7 @@ fn acme_scope() -> ReadScope {
 }
 
 async fn acme() -> common::Running {
-    let seed =
-        slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+    let seed = slack_emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
     common::start(seed, Options::default()).await
 }
 
@@ -204,8 +203,7 @@ async fn an_under_scoped_token_names_the_missing_scope() {
 async fn pacing_keeps_a_burst_of_reads_under_the_tier() {
     // 30 usergroups.list calls: Tier 2 allows 20 a minute. At time scale 60 the client
     // paces itself instead of collecting 429s.
-    let seed =
-        slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+    let seed = slack_emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
     let slack = common::start(
         seed,
         Options {
@@ -301,10 +299,10 @@ async fn the_snapshot_command_writes_versioned_json() {
 
 #[tokio::test]
 async fn apps_a_leaver_installed_come_from_the_integration_logs() {
-    use slack_gitops::emulator::world::IntegrationLog;
+    use slack_emulator::world::IntegrationLog;
     use slack_gitops::slack::reader::read_installed_apps;
     let mut seed =
-        slack_gitops::emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+        slack_emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
     // The ghost account installed Google Drive and later removed it: the latest entry wins.
     let drive = seed.apps.iter().find(|a| a.id == "A0000DRIVE").unwrap();
     seed.integration_logs.push(IntegrationLog {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use slack_gitops::emulator::{self, Emulator, Options, world::World};
+use slack_emulator::{self as emulator, Emulator, Options, world::World};
 
 pub struct Running {
     pub base: String,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use slack_gitops::emulator::{self, Options, world::World};
+use slack_emulator::{self as emulator, Options, world::World};
 
 use super::Running;
 
@@ -67,16 +67,12 @@ impl Org {
     pub async fn new(seed: impl FnOnce(&mut World)) -> Org {
         let mut world = acme_seed();
         seed(&mut world);
-        let token = |kind: emulator::world::TokenKind, scope: &str| {
-            world
-                .tokens
-                .iter()
-                .find(|t| t.kind == kind && t.scopes.iter().any(|s| s == scope))
-                .map(|t| t.token.clone())
-                .unwrap()
-        };
-        let admin = token(emulator::world::TokenKind::User, "admin");
-        let bot = token(emulator::world::TokenKind::Bot, "channels:read");
+        let admin = world
+            .token_with(emulator::world::TokenKind::User, "admin")
+            .unwrap();
+        let bot = world
+            .token_with(emulator::world::TokenKind::Bot, "channels:read")
+            .unwrap();
         let emulator = super::start(
             world,
             Options {

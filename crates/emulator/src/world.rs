@@ -367,6 +367,15 @@ pub enum SeedError {
 }
 
 impl World {
+    /// The first seed token of `kind` that carries `scope`: how a demo or a test finds
+    /// the admin token (`User`, `admin`) and the bot token (`Bot`, `channels:read`).
+    pub fn token_with(&self, kind: TokenKind, scope: &str) -> Option<String> {
+        self.tokens
+            .iter()
+            .find(|t| t.kind == kind && t.scopes.iter().any(|s| s == scope))
+            .map(|t| t.token.clone())
+    }
+
     /// Reads and checks a seed or state file's contents.
     pub fn from_json(text: &str) -> Result<World, SeedError> {
         let mut world: World = serde_json::from_str(text)?;

@@ -288,6 +288,53 @@ pub async fn serve(
     result
 }
 
+/// An emulator serving on a loopback port in this process, for as long as this value
+/// lives: the CLI's `--emulator` demo, benchmarks and tests.
+pub struct InProcess {
+    /// The base URL (`http://127.0.0.1:PORT`): the Web API under `/api/`, SCIM under
+    /// `/scim/v2/`.
+    pub url: String,
+    pub emulator: Arc<Emulator>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl InProcess {
+    /// Starts an emulator of `world` on a free loopback port, on the current runtime.
+    pub async fn start(world: World, options: Options) -> Result<InProcess, StartError> {
+        let emulator = Emulator::new(world, options)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(StartError::Listen)?;
+        let address = listener.local_addr().map_err(StartError::Listen)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, emulator.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Ok(InProcess {
+            url: format!("http://{address}"),
+            emulator,
+            stop: Some(stop),
+        })
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Why an in-process emulator did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot listen on loopback: {0}")]
+    Listen(std::io::Error),
+}
+
 // ---- observation and faults ------------------------------------------------------------
 
 /// The name a call has in the log and in fault targets.
@@ -516,7 +563,7 @@ async fn web_api(
             return slack_json(error.body());
         }
         let team = web::team_for(&world, &token, &args).unwrap_or_default();
-        let tier = crate::slack::limits::web_tier(spec.name);
+        let tier = slack_gitops_core::model::limits::web_tier(spec.name);
         let limits = world.settings.rate_limits.then(|| {
             world
                 .settings
@@ -619,16 +666,17 @@ async fn scim_api(
     };
 
     if settings.rate_limits {
-        let buckets: Vec<(String, Bucket)> = crate::slack::limits::scim_buckets(&method, &segments)
-            .into_iter()
-            .map(|b| {
-                let bucket = Bucket {
-                    per_minute: b.per_minute,
-                    burst: b.burst,
-                };
-                (format!("scim:{}", b.name), bucket)
-            })
-            .collect();
+        let buckets: Vec<(String, Bucket)> =
+            slack_gitops_core::model::limits::scim_buckets(&method, &segments)
+                .into_iter()
+                .map(|b| {
+                    let bucket = Bucket {
+                        per_minute: b.per_minute,
+                        burst: b.burst,
+                    };
+                    (format!("scim:{}", b.name), bucket)
+                })
+                .collect();
         if let Err(retry_after) = lock(&emulator.limiter).take(now, &buckets) {
             return rate_limited(retry_after, true);
         }

@@ -1,6 +1,6 @@
 //! How long a plan's writes take at Slack's published rate limits: what a reviewer needs
 //! to know before merging an adoption that takes hours. Pure: the plan and the limits
-//! table ([`crate::slack::limits`]) in, an estimate out.
+//! table ([`crate::model::limits`]) in, an estimate out.
 //!
 //! The model is the executor's: actions run in plan order, one kind after the other, so
 //! each run of one kind costs the calls beyond the client's burst at the rate of the
