@@ -1,0 +1,29 @@
+//! The integration tests of `slack-gitops`, one binary: each module was once a binary of
+//! its own, and each linked every dependency (2.6 GB for a fresh build of 23). Modules
+//! share `common`: the emulator in process, an Acme org in a temp git repository, a
+//! controller process, PostgreSQL clusters and git servers.
+
+mod common;
+
+mod access_review;
+mod apply;
+mod apply_safety;
+mod ci_flow;
+mod cli;
+mod controller;
+mod controller_ha;
+mod deploy;
+mod desired;
+mod docs;
+mod emulator_control;
+mod emulator_scim;
+mod emulator_web;
+mod identity;
+mod loader_properties;
+mod plan_acme;
+mod plan_cases;
+mod plan_cli;
+mod reader;
+mod schema_files;
+mod store;
+mod validate_cases;
