@@ -17,6 +17,7 @@ use crate::config::types::CircuitBreaker;
 use crate::model::snapshot::{ReadCalls, Snapshot};
 use crate::pipeline::{Baseline, Connection, PipelineError, Planned, plan_org};
 use crate::plan::action::Action;
+use crate::plan::leaver::Leaver;
 use crate::policy::Verdict;
 use crate::render::plan::PlanDocument;
 use crate::store::{RunOutcome, Store, StoreError};
@@ -299,82 +300,47 @@ pub async fn apply_leaver(
         let resolution = directory.resolve();
         let desired =
             crate::plan::desired::desired(&connection.repository, &directory, &resolution);
-        let person = resolution.id(&email);
-        let drift = match person
-            .and_then(|id| resolution.person(&directory, id).map(|p| (id, p.status)))
-        {
-            Some((id, _)) if desired.wants_account(id) => {
-                report.plan_summary = format!("{email} should keep their account: nothing to do");
-                return Ok(finish(report, client, before));
-            }
-            Some((_, crate::model::directory::PersonStatus::Suspended)) => {
-                crate::plan::action::Drift::MissedDeprovision
-            }
-            Some(_) => crate::plan::action::Drift::OutOfScope,
-            None => crate::plan::action::Drift::GhostAccount,
-        };
-        let mut reasons = Vec::new();
-        if desired.protected.contains(&email) {
-            reasons.push(format!("{email} is protected: never deactivated"));
-        }
-        let identity = crate::policy::IdentityCounts::of(&desired, &directory);
-        let baseline = store.last_good_identity(&org)?;
-        if let crate::policy::Verdict::Refused { reasons: why, .. } = crate::policy::verdict(
-            &crate::plan::action::Plan::default(),
-            &crate::model::live::Live::default(),
-            &connection.repository,
-            &identity,
-            baseline.as_ref(),
-        ) {
-            reasons.extend(why);
-        }
-        let over = connection.repository.policies.iter().find_map(|p| {
-            p.value
-                .limits
-                .deactivate
-                .and_then(|l| l.max)
-                .filter(|max| *max < 1)
-        });
-        if over.is_some() {
-            reasons.push("limits.deactivate allows no deactivation".into());
-        }
-        let user = crate::slack::writer::find_user(client, &email)
+        let user = crate::slack::writer::find_account(client, &email)
             .await
             .map_err(PipelineError::from)?;
         let Some(user) = user.filter(|u| u.active) else {
             report.plan_summary = format!("{email} has no active Slack account: nothing to do");
             return Ok(finish(report, client, before));
         };
-        if user.guest.is_some() || user.bot {
-            reasons.push(format!(
-                "{email} is a guest or a bot: never deactivated by this tool"
-            ));
-        }
-        if !reasons.is_empty() {
-            report.outcome = ApplyOutcome::Refused { reasons };
-            return Ok(finish(report, client, before));
-        }
-        let person = crate::plan::action::Person {
-            email: email.clone(),
-            user_id: crate::plan::action::SlackId::Live(user.id.clone()),
+        // The full sync's rule, asked of this one account.
+        let person = resolution.id(&email);
+        let removal = match crate::plan::leaver::leaver(&desired, &directory, person, &user) {
+            Leaver::Stays => {
+                report.plan_summary = format!("{email} should keep their account: nothing to do");
+                return Ok(finish(report, client, before));
+            }
+            Leaver::NotOurs => {
+                report.plan_summary =
+                    format!("{email} is a guest or a bot: never deactivated by this tool");
+                return Ok(finish(report, client, before));
+            }
+            Leaver::Blocked(_) => {
+                let reason =
+                    format!("{email} is protected or the primary owner: never deactivated");
+                report.outcome = ApplyOutcome::Refused {
+                    reasons: vec![reason],
+                };
+                return Ok(finish(report, client, before));
+            }
+            Leaver::Leaves(removal) => removal,
         };
-        let removal = crate::plan::action::Removal {
-            person: person.clone(),
-            drift,
-            why: format!("{email} left, as the identity provider says after its event"),
-        };
+        let person = removal.person.clone();
         let plan = crate::plan::action::Plan {
-            actions: vec![
-                Action::DeactivateUser {
-                    removal,
-                    impact: Default::default(),
-                },
-                Action::ResetSessions {
-                    person: person.clone(),
-                },
-            ],
+            actions: crate::plan::leaver::leaver_actions(removal, Default::default()).into(),
             ..Default::default()
         };
+        let identity = crate::policy::IdentityCounts::of(&desired, &directory);
+        let baseline = store.last_good_identity(&org)?;
+        let refusals = leaver_refusals(&plan, connection, &identity, baseline.as_ref());
+        if !refusals.is_empty() {
+            report.outcome = ApplyOutcome::Refused { reasons: refusals };
+            return Ok(finish(report, client, before));
+        }
         let hash = crate::policy::plan_hash(&plan);
         report.plan_summary = crate::render::plan::summary(&plan);
         report.plan_hash = hash.clone();
@@ -423,6 +389,40 @@ pub async fn apply_leaver(
         Ok(finish(report, client, before))
     };
     with_lock(store, &org, options, work).await
+}
+
+/// Why a leaver's own run must not go ahead: the full sync's verdict on its two actions,
+/// over the population a one-account run can know (see `Populations::estimated`). A
+/// deactivation over a limit waits for the full sync, which can carry an approval.
+fn leaver_refusals(
+    plan: &crate::plan::action::Plan,
+    connection: &Connection,
+    identity: &crate::policy::IdentityCounts,
+    baseline: Option<&crate::policy::IdentityCounts>,
+) -> Vec<String> {
+    use crate::policy::Populations;
+    let populations = Populations::estimated(identity, baseline);
+    let verdict = crate::policy::verdict_over(
+        plan,
+        &populations,
+        &connection.repository,
+        identity,
+        baseline,
+    );
+    match verdict {
+        Verdict::Allowed { .. } => Vec::new(),
+        Verdict::Refused { reasons, .. } => reasons,
+        Verdict::NeedsApproval { exceeded, .. } => exceeded
+            .iter()
+            .map(|e| {
+                format!(
+                    "limits.{} ({}) allows no deactivation without an approval; the full sync asks for one",
+                    e.kind,
+                    crate::policy::limit_words(&e.limit)
+                )
+            })
+            .collect(),
+    }
 }
 
 /// Runs a plan's actions through the executor for run `run_id`.

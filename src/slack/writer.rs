@@ -97,14 +97,45 @@ pub async fn read_user(client: &SlackClient, id: &str) -> Result<LiveUser, Slack
 
 /// The account with this email, active or not (`GET /Users?filter=email eq "..."`).
 pub async fn find_user(client: &SlackClient, email: &str) -> Result<Option<LiveUser>, SlackError> {
+    Ok(scim_user_by_email(client, email)
+        .await?
+        .map(|resource| super::reader::scim_user(&resource, None)))
+}
+
+/// The SCIM resource of the account with `email`, if there is one.
+async fn scim_user_by_email(
+    client: &SlackClient,
+    email: &str,
+) -> Result<Option<Value>, SlackError> {
     let filter = format!("email eq \"{email}\"");
-    let query: String = url_encode(&filter);
-    let reply = client.scim_get(&format!("Users?filter={query}")).await?;
+    let reply = client
+        .scim_get(&format!("Users?filter={}", url_encode(&filter)))
+        .await?;
     Ok(reply
         .get("Resources")
         .and_then(Value::as_array)
         .and_then(|r| r.first())
-        .map(|resource| super::reader::scim_user(resource, None)))
+        .cloned())
+}
+
+/// A person's account with its roles and kind: SCIM's user, then `users.info` for what
+/// SCIM does not say (primary owner, bot), so a decision about one account has the facts
+/// the full sync's listings give. `None` when SCIM has no account with that email.
+pub async fn find_account(
+    client: &SlackClient,
+    email: &str,
+) -> Result<Option<LiveUser>, SlackError> {
+    let Some(resource) = scim_user_by_email(client, email).await? else {
+        return Ok(None);
+    };
+    let id = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let info = client
+        .web_read(Credential::Admin, "users.info", &[("user", id.to_string())])
+        .await?;
+    Ok(Some(super::reader::scim_user(&resource, info.get("user"))))
 }
 
 fn url_encode(text: &str) -> String {

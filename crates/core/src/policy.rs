@@ -202,23 +202,69 @@ pub fn verdict(
     identity: &IdentityCounts,
     baseline: Option<&IdentityCounts>,
 ) -> Verdict {
+    verdict_over(plan, &Populations::of(live), repository, identity, baseline)
+}
+
+/// What a limit's `max_percent` is a share of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Populations {
+    /// Active human accounts.
+    pub accounts: u64,
+    /// Members of all usergroups, counted per usergroup.
+    pub usergroup_members: u64,
+    /// Members of the channels whose members were read.
+    pub channel_members: u64,
+}
+
+impl Populations {
+    /// As live Slack has them.
+    pub fn of(live: &Live) -> Populations {
+        Populations {
+            accounts: live
+                .users
+                .iter()
+                .filter(|u| u.active && !u.bot && u.guest.is_none())
+                .count() as u64,
+            usergroup_members: live.usergroups.iter().map(|g| g.members.len() as u64).sum(),
+            channel_members: live
+                .channels
+                .iter()
+                .filter_map(|c| c.members.as_ref())
+                .map(|m| m.len() as u64)
+                .sum(),
+        }
+    }
+
+    /// For a run that reads one account, not all of Slack (an identity event's leaver):
+    /// the accounts are estimated by the people in scope at the last good sync (or now,
+    /// without one), and never fewer than the one account the run reads.
+    pub fn estimated(identity: &IdentityCounts, baseline: Option<&IdentityCounts>) -> Populations {
+        Populations {
+            accounts: baseline.unwrap_or(identity).in_scope.max(1),
+            usergroup_members: 0,
+            channel_members: 0,
+        }
+    }
+}
+
+/// [`verdict`] with the populations given rather than counted from live Slack.
+pub fn verdict_over(
+    plan: &Plan,
+    populations: &Populations,
+    repository: &Repository,
+    identity: &IdentityCounts,
+    baseline: Option<&IdentityCounts>,
+) -> Verdict {
     let counts = counts(plan);
-    let accounts = live
-        .users
-        .iter()
-        .filter(|u| u.active && !u.bot && u.guest.is_none())
-        .count() as u64;
+    let Populations {
+        accounts,
+        usergroup_members,
+        channel_members,
+    } = *populations;
     let reasons = distrust(identity, baseline, accounts, repository);
     if !reasons.is_empty() {
         return Verdict::Refused { counts, reasons };
     }
-    let usergroup_members: u64 = live.usergroups.iter().map(|g| g.members.len() as u64).sum();
-    let channel_members: u64 = live
-        .channels
-        .iter()
-        .filter_map(|c| c.members.as_ref())
-        .map(|m| m.len() as u64)
-        .sum();
     let mut exceeded = Vec::new();
     for policy in &repository.policies {
         let limits = &policy.value.limits;

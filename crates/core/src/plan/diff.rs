@@ -19,8 +19,9 @@ use super::action::{
     Removal, SlackId,
 };
 use super::desired::{Desired, RuleId};
+use super::leaver::{self, Leaver};
 use crate::config::types::Provisioning;
-use crate::model::directory::{Directory, PersonId, PersonStatus};
+use crate::model::directory::{Directory, PersonId};
 use crate::model::live::{Live, LiveApp, LiveUser};
 
 /// The tail of a [`Drift::NotSelected`] reason that later passes replace when they can
@@ -122,43 +123,19 @@ impl<'a> Index<'a> {
             .collect()
     }
 
-    fn status(&self, id: PersonId) -> Option<PersonStatus> {
-        self.desired
-            .resolution
-            .person(self.directory, id)
-            .map(|p| p.status)
-    }
-
     /// Why a live account is not wanted somewhere: the strongest reason wins.
     fn drift(&self, i: usize) -> Drift {
-        match self.person_of[i].and_then(|id| self.status(id).map(|s| (id, s))) {
-            None => Drift::GhostAccount,
-            Some((_, PersonStatus::Suspended)) => Drift::MissedDeprovision,
-            Some((id, PersonStatus::Active)) if !self.desired.wants_account(id) => {
-                Drift::OutOfScope
-            }
-            Some(_) => Drift::NotSelected,
-        }
+        leaver::account_drift(self.desired, self.directory, self.person_of[i])
     }
 
     /// A removal of live user `i`, explained against the rule that no longer selects them
     /// (`None` for a deactivation, which is about `users.scope`).
     fn removal(&self, i: usize, rule: Option<RuleId>) -> Removal {
         let drift = self.drift(i);
-        let why = match drift {
-            Drift::GhostAccount => "unknown to the identity provider".to_string(),
-            Drift::MissedDeprovision => "suspended in the identity provider".to_string(),
-            Drift::OutOfScope => format!(
-                "in none of the users.scope groups {}",
-                names(&self.desired.scope)
-            ),
+        let why = match (drift, rule, self.person_of[i]) {
             // `drift` gives only `NotSelected` of these; later passes tell them apart.
-            Drift::NotSelected | Drift::Moved | Drift::MappingChanged | Drift::ManualAdd => {
-                match (rule, self.person_of[i]) {
-                    (Some(rule), Some(id)) => self.not_selected(rule, id),
-                    _ => "not selected".to_string(),
-                }
-            }
+            (Drift::NotSelected, Some(rule), Some(id)) => self.not_selected(rule, id),
+            _ => leaver::deactivation_why(self.desired, drift),
         };
         Removal {
             person: self.live_person(i),
@@ -214,7 +191,7 @@ impl<'a> Index<'a> {
 }
 
 /// "`a`, `b`" for messages.
-fn names(groups: &[String]) -> String {
+pub(crate) fn names(groups: &[String]) -> String {
     groups
         .iter()
         .map(|g| format!("`{g}`"))
@@ -702,28 +679,24 @@ fn plan_channels(
     unmanaged
 }
 
-/// Phase 5, leavers: active human accounts that should not have one are deactivated,
-/// then their sessions revoked. Returns the protected ones, which are only reported.
+/// Phase 5, leavers: [`leaver::leaver`] asked of every live account; leavers are
+/// deactivated, then their sessions revoked. Returns the blocked ones (protected, or the
+/// primary owner), which are only reported.
 fn plan_leavers(index: &Index, phases: &mut Phases) -> Vec<Removal> {
     let (desired, live) = (index.desired, index.live);
     let mut blocked = Vec::new();
-    let mut leaving: Vec<usize> = Vec::new();
+    let mut leaving: Vec<(usize, Removal)> = Vec::new();
     for (i, user) in live.users.iter().enumerate() {
-        if !user.active || user.bot || user.guest.is_some() {
-            continue;
+        match leaver::leaver(desired, index.directory, index.person_of[i], user) {
+            Leaver::Stays | Leaver::NotOurs => {}
+            Leaver::Blocked(removal) => blocked.push(removal),
+            Leaver::Leaves(removal) => leaving.push((i, removal)),
         }
-        if index.person_of[i].is_some_and(|id| desired.wants_account(id)) {
-            continue;
-        }
-        if index.protected(&user.email) || user.primary_owner {
-            blocked.push(index.removal(i, None));
-            continue;
-        }
-        leaving.push(i);
     }
     blocked.sort();
-    let impacts = impacts(live, &leaving);
-    let mut removals: Vec<Removal> = leaving.iter().map(|&i| index.removal(i, None)).collect();
+    let accounts: Vec<usize> = leaving.iter().map(|(i, _)| *i).collect();
+    let impacts = impacts(live, &accounts);
+    let mut removals: Vec<Removal> = leaving.into_iter().map(|(_, removal)| removal).collect();
     removals.sort();
     for removal in removals {
         let impact = removal
@@ -733,12 +706,9 @@ fn plan_leavers(index: &Index, phases: &mut Phases) -> Vec<Removal> {
             .and_then(|id| impacts.get(id))
             .cloned()
             .unwrap_or_default();
-        phases.resets.push(Action::ResetSessions {
-            person: removal.person.clone(),
-        });
-        phases
-            .leavers
-            .push(Action::DeactivateUser { removal, impact });
+        let [deactivate, reset] = leaver::leaver_actions(removal, impact);
+        phases.resets.push(reset);
+        phases.leavers.push(deactivate);
     }
     blocked
 }

@@ -5,5 +5,6 @@ pub mod action;
 pub mod desired;
 pub mod diff;
 pub mod estimate;
+pub mod leaver;
 pub mod restore;
 pub mod select;
