@@ -11,6 +11,7 @@ pub use slack_gitops_core::{config, diagnostic, model, plan, policy, render, rev
 
 pub mod apply;
 pub mod cli;
+pub mod clock;
 pub mod controller;
 pub mod export;
 pub mod gitops;

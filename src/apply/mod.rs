@@ -873,12 +873,7 @@ async fn converged(
     })
 }
 
-/// `YYYY-MM-DD` of a unix-milliseconds time (UTC).
-pub fn iso_date(millis: i64) -> String {
-    iso_time(millis)[..10].to_string()
-}
-
-pub use crate::model::iso_time;
+pub use crate::model::{iso_date, iso_time};
 
 #[cfg(test)]
 mod tests {
@@ -889,5 +884,14 @@ mod tests {
         assert_eq!(iso_date(0), "1970-01-01");
         assert_eq!(iso_time(1_795_000_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(iso_date(951_782_400_000), "2000-02-29");
+        assert_eq!(
+            crate::model::date_millis("2000-02-29"),
+            Some(951_782_400_000)
+        );
+        assert_eq!(crate::model::date_millis("2001-02-29"), None);
+        assert_eq!(
+            crate::model::rfc3339_millis("2026-11-18T12:06:40+01:00"),
+            Some(1_795_000_000_000)
+        );
     }
 }

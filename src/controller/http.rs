@@ -333,7 +333,7 @@ async fn identity_hook(
     }
     let offer = shared
         .inbox()
-        .offer(&events_of(&event), super::now_millis());
+        .offer(&events_of(&event), crate::clock::now_millis());
     match offer {
         Offer::Queued(people) => {
             tracing::info!(people = people.len(), "identity event queued");
@@ -442,8 +442,7 @@ fn events_of(body: &serde_json::Value) -> Vec<IdentityEvent> {
         value
             .get(key)
             .and_then(|v| v.as_str())
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.as_millisecond())
+            .and_then(crate::model::rfc3339_millis)
     };
     if let Some(email) = body.get("email").and_then(|e| e.as_str()) {
         return vec![IdentityEvent {

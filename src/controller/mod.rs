@@ -248,11 +248,7 @@ impl Shared {
     }
 }
 
-pub(crate) fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::clock::now_millis;
 
 /// Runs the controller until `shutdown` resolves: the sync loop and the HTTP server.
 pub async fn run(

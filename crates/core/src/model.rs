@@ -191,27 +191,38 @@ impl PlanHash {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` of a unix-milliseconds time (UTC).
+/// `YYYY-MM-DDTHH:MM:SSZ` of a unix-milliseconds time (UTC). Dates and times are jiff's
+/// everywhere: this module is their one home, so no calendar arithmetic is written twice.
 pub fn iso_time(millis: i64) -> String {
-    let days = millis.div_euclid(86_400_000);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    let seconds = millis.div_euclid(1000).rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
+    timestamp(millis).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `YYYY-MM-DD` of a unix-milliseconds time (UTC).
+pub fn iso_date(millis: i64) -> String {
+    timestamp(millis).strftime("%Y-%m-%d").to_string()
+}
+
+/// Unix milliseconds of a `YYYY-MM-DD` date at UTC midnight; `None` when `text` is not a
+/// date.
+pub fn date_millis(text: &str) -> Option<i64> {
+    let date: jiff::civil::Date = text.parse().ok()?;
+    let midnight = date.to_zoned(jiff::tz::TimeZone::UTC).ok()?;
+    Some(midnight.timestamp().as_millisecond())
+}
+
+/// Unix milliseconds of an RFC 3339 time (`2026-12-04T17:00:00Z`, any offset).
+pub fn rfc3339_millis(text: &str) -> Option<i64> {
+    text.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
+fn timestamp(millis: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(millis).unwrap_or(if millis < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    })
 }
 
 #[cfg(test)]

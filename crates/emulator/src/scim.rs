@@ -119,25 +119,10 @@ pub fn handle(world: &mut World, request: &ScimRequest) -> ScimReply {
 
 // ---- resources ----------------------------------------------------------------------------
 
-/// ISO 8601 in UTC for unix seconds (civil-from-days, so no date crate is needed).
+/// ISO 8601 in UTC for unix seconds, as Slack's SCIM API writes `meta.created`.
 pub fn iso8601(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let seconds = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00",
-        seconds / 3600,
-        seconds % 3600 / 60,
-        seconds % 60
-    )
+    let seconds = slack_gitops_core::model::iso_time(unix as i64 * 1000);
+    format!("{}+00:00", seconds.trim_end_matches('Z'))
 }
 
 /// Each user's IdP groups as SCIM `groups` entries, built once per listing (looking them

@@ -11,6 +11,7 @@
 //! handles, workspace references, ...) run afterwards over every file that got that far
 //! (`semantic`).
 
+pub mod approval;
 pub mod schema;
 pub mod semantic;
 pub mod types;
