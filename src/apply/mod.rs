@@ -126,6 +126,10 @@ pub struct ApplyOptions<'a> {
     /// A drift tick of the commit in force (the controller), perhaps narrowed to some
     /// kinds of drift; `None` for a merge or the `apply` command.
     pub drift: Option<crate::pipeline::DriftScope>,
+    /// The arguments that point `restore` at this run's repository, store and Slack (a
+    /// directory, `--state`, `--slack-url`; never a secret), so the undo a halted run
+    /// prints works verbatim from anywhere.
+    pub restore_with: Vec<String>,
 }
 
 /// Applies the plan of `connection`'s repository to Slack.
@@ -564,11 +568,7 @@ async fn locked(
     .await?;
     let outcome = match &report.execution.halt {
         Some(halt) => {
-            let mut undo = format!("slack-gitops restore --run {run_id}");
-            if !halt.affected.is_empty() {
-                undo.push_str(&format!(" --people {}", halt.affected.join(",")));
-            }
-            report.undo = Some(undo);
+            report.undo = Some(undo_command(options, run_id, &halt.affected));
             report.outcome = ApplyOutcome::Halted {
                 reason: halt.reason.clone(),
             };
@@ -583,6 +583,34 @@ async fn locked(
     let counts = executor::to_json(&executor::tally(&report.execution.results));
     store.end_run(run_id, outcome, &counts, (options.clock)())?;
     Ok(finish(report, client, before))
+}
+
+/// The `restore` command that undoes run `run_id` for the people it affected, shell-quoted.
+fn undo_command(options: &ApplyOptions<'_>, run_id: i64, affected: &[String]) -> String {
+    let mut words: Vec<String> = vec!["slack-gitops".into(), "restore".into()];
+    words.extend(options.restore_with.iter().cloned());
+    words.extend(["--run".into(), run_id.to_string()]);
+    if !affected.is_empty() {
+        words.extend(["--people".into(), affected.join(",")]);
+    }
+    words
+        .iter()
+        .map(|word| shell_word(word))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `word` as a POSIX shell reads it back: as is when it is plain, single-quoted otherwise.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 fn finish(

@@ -128,6 +128,9 @@ pub(super) fn apply(args: &ApplyArgs) -> anyhow::Result<u8> {
     let on_result = |result: &ActionResult, _: &Action| bar.step(result);
     let mut options = apply_options(&args.write, &on_result);
     options.commit = Some(checkout.commit.clone());
+    if args.emulator.is_none() {
+        options.restore_with = restore_with(dir, &args.state, &args.slack)?;
+    }
     options.reviewed = reviewed;
     let report = runtime.block_on(applying::apply(&connection, &store, &options))?;
     bar.finish();
@@ -188,6 +191,35 @@ pub(super) fn restore(args: &RestoreArgs) -> anyhow::Result<u8> {
     Ok(print_report(&report, args.write.format))
 }
 
+/// The arguments that point `restore` where this apply pointed: the directory and the
+/// store made absolute, and Slack's URL when it is not the default.
+fn restore_with(
+    dir: &std::path::Path,
+    state: &StateArgs,
+    slack: &SlackArgs,
+) -> anyhow::Result<Vec<String>> {
+    let absolute = |path: &std::path::Path| {
+        path.canonicalize()
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let spec = state.spec()?;
+    let store = if crate::store::is_url(&spec.to_string_lossy()) {
+        state.open()?.describe()
+    } else {
+        absolute(&spec)
+    };
+    let mut words = vec![absolute(dir), "--state".into(), store];
+    if let Some(url) = &slack.slack_url {
+        words.extend(["--slack-url".into(), url.clone()]);
+    }
+    if slack.time_scale != 1.0 {
+        words.extend(["--time-scale".into(), slack.time_scale.to_string()]);
+    }
+    Ok(words)
+}
+
 /// A progress callback for the executor.
 type OnResult<'a> = &'a (dyn Fn(&ActionResult, &Action) + Sync);
 
@@ -216,6 +248,7 @@ fn apply_options<'a>(args: &WriteArgs, on_result: OnResult<'a>) -> crate::apply:
         on_result,
         stop: None,
         drift: None,
+        restore_with: Vec::new(),
     }
 }
 

@@ -74,7 +74,7 @@ pub(super) fn access_review(args: &AccessReviewArgs) -> anyhow::Result<u8> {
         args.reference.as_deref(),
         args.branch.as_deref(),
     )?;
-    let store = args.state.open()?;
+    let store = args.state.open_existing()?;
     let now = crate::clock::now_millis();
     let since = match &args.since {
         Some(text) => crate::model::date_millis(text)
@@ -132,7 +132,7 @@ pub(super) fn history(args: &HistoryArgs) -> anyhow::Result<u8> {
         (_, _, Some(name)) => About::Channel(name),
         _ => anyhow::bail!("name what to tell the history of: --person, --usergroup or --channel"),
     };
-    let store = args.state.open()?;
+    let store = args.state.open_existing()?;
     let lines = crate::export::history_lines(&store, &org, &about)?;
     if lines.is_empty() {
         println!("no recorded change");

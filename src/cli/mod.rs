@@ -159,6 +159,19 @@ impl StateArgs {
         }
     }
 
+    /// The store, for a command that only reads it: a file store must exist already, so
+    /// a mistyped `--state` is an error, never an empty store read as "no record".
+    fn open_existing(&self) -> anyhow::Result<crate::store::Store> {
+        let spec = self.spec()?;
+        let text = spec.to_string_lossy();
+        anyhow::ensure!(
+            crate::store::is_url(&text) || spec.exists(),
+            "the state store {} does not exist: nothing has been recorded there (check --state or SLACK_GITOPS_STATE; apply and the controller create it)",
+            spec.display()
+        );
+        self.open()
+    }
+
     fn open(&self) -> anyhow::Result<crate::store::Store> {
         let spec = self.spec()?;
         let password = crate::store::password(&environment)?;

@@ -163,6 +163,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// Webhook bodies being read at once (see `http::MAX_HOOK_BODIES`).
     pub hook_bodies: tokio::sync::Semaphore,
+    /// What a halted sync's undo points `restore` at: the clone, the store, Slack.
+    pub restore_with: Vec<String>,
 }
 
 impl Shared {
@@ -279,6 +281,7 @@ pub async fn run(
         inbox: Default::default(),
         store: store.clone(),
         hook_bodies: tokio::sync::Semaphore::new(http::MAX_HOOK_BODIES),
+        restore_with: restore_with(&options, &store),
     });
     let _ = shared.gate.set(leader::gate(Arc::downgrade(&shared)));
     let election = tokio::spawn(leader::elect(shared.clone(), options.election.clone()));
@@ -687,7 +690,30 @@ fn apply_options<'a>(
         on_result,
         stop: Some(&shared.halt),
         drift,
+        restore_with: shared.restore_with.clone(),
     }
+}
+
+/// The arguments that point `restore` where this controller points: its clone's config
+/// directory, its store (a URL without its password), and Slack when not the default.
+fn restore_with(options: &Options, store: &Store) -> Vec<String> {
+    let dir = options.workdir.join(&options.config_path);
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let mut words = vec![
+        dir.display().to_string(),
+        "--state".into(),
+        store.describe(),
+    ];
+    if let Some(url) = &options.connect.slack_url {
+        words.extend(["--slack-url".into(), url.clone()]);
+    }
+    if options.connect.time_scale != 1.0 {
+        words.extend([
+            "--time-scale".into(),
+            options.connect.time_scale.to_string(),
+        ]);
+    }
+    words
 }
 
 /// A word for an apply's outcome, as `/status` and the metrics name it.

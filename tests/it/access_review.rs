@@ -239,6 +239,27 @@ async fn the_review_shows_provenance_exceptions_and_leaver_evidence_in_every_for
         "{out}"
     );
 
+    // A mistyped --state is an error, never an empty record: evidence does not silently
+    // come from a store that was never written.
+    let typo = scenario.org.state.with_file_name("slack-gitop.db");
+    for args in [
+        vec!["history", scenario.org.repo_arg(), "--person", MOVER],
+        vec![
+            "export",
+            "access-review",
+            scenario.org.repo_arg(),
+            "--format",
+            "json",
+        ],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--state", typo.to_str().unwrap()]);
+        let (code, out, err) = scenario.org.run(&args).await;
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created the mistyped store");
+    }
+
     // HTML: a real headless Chromium renders it without console errors; the figures on
     // the page are the JSON's; the status filter shows exactly the exceptions.
     let html = dir.join("review.html");

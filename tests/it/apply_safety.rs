@@ -43,9 +43,19 @@ async fn the_april_2024_regression_costs_one_person_and_the_undo_restores_them()
         .find_map(|l| l.strip_prefix("To undo what this run did: "))
         .unwrap()
         .to_string();
+    // The directory and the store as absolute paths, and the Slack it was pointed at:
+    // the command works verbatim from anywhere.
+    let repo = org.repo.canonicalize().unwrap();
+    let state = org.state.canonicalize().unwrap();
     assert_eq!(
         undo,
-        "slack-gitops restore --run 1 --people ada.liskov@acme.example"
+        format!(
+            "slack-gitops restore {} --state {} --slack-url {} --time-scale {} --run 1 --people ada.liskov@acme.example",
+            repo.display(),
+            state.display(),
+            org.emulator.base,
+            common::org::TIME_SCALE
+        )
     );
 
     // Exactly one person was hit: one SCIM user update went out, and nobody else who was
@@ -69,10 +79,19 @@ async fn the_april_2024_regression_costs_one_person_and_the_undo_restores_them()
 
     // The printed command, run as printed, brings her back whole.
     org.clear_faults().await;
-    let args: Vec<&str> = undo.split(' ').skip(1).collect();
-    let mut args = args.clone();
-    args.insert(1, org.repo_arg());
-    let (code, out, err) = org.run(&args).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+        .args(undo.split(' ').skip(1))
+        .current_dir("/")
+        .env("SLACK_ADMIN_TOKEN", &org.admin)
+        .env("SLACK_BOT_TOKEN", &org.bot)
+        .output()
+        .await
+        .unwrap();
+    let (code, out, err) = (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
     assert_eq!(code, 0, "{out}{err}");
     let restored = org.world().await;
     let ada = |world: &slack_emulator::world::World| {
@@ -498,7 +517,8 @@ async fn the_circuit_breaker_halts_a_run_whose_writes_keep_failing() {
         "{out}"
     );
     assert!(
-        out.contains("To undo what this run did: slack-gitops restore --run 1"),
+        out.contains("To undo what this run did: slack-gitops restore /")
+            && out.contains(" --run 1"),
         "{out}"
     );
     let calls = org.calls().await;

@@ -501,6 +501,11 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
         metrics.contains("slack_gitops_deactivation_latency_seconds_count 4"),
         "{metrics}"
     );
+    // The bucket the documented SLA alert selects, as the exporter writes its bound.
+    assert!(
+        metrics.contains("slack_gitops_deactivation_latency_seconds_bucket{le=\"16384.0\"}"),
+        "{metrics}"
+    );
 
     // An identity outage: not ready, and nobody is deactivated for it.
     let inactive =

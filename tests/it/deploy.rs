@@ -219,3 +219,41 @@ fn the_gitlab_pipeline_uses_commands_and_flags_the_binary_has() {
         BTreeSet::from(["validate".to_string(), "plan".into(), "apply".into()])
     );
 }
+
+/// The alerts the README recommends are a rule file that `promtool` checks, and their
+/// unit tests pass: each fires on the series the controller exports (bucket bounds as
+/// `le="16384.0"`, subtracted `ignoring(le)`) and stays quiet otherwise.
+#[test]
+fn the_documented_alerts_fire_on_the_exported_series() {
+    let dir = root().join("deploy/prometheus");
+    for args in [
+        vec!["check", "rules", "alerts.yaml"],
+        vec!["test", "rules", "alerts.test.yaml"],
+    ] {
+        let output = std::process::Command::new("promtool")
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool is needed: apt-get install prometheus (.ci/run installs it)");
+        assert!(
+            output.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // The README shows the same rules.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let rules = std::fs::read_to_string(dir.join("alerts.yaml")).unwrap();
+    for line in rules
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- alert:"))
+    {
+        assert!(
+            readme.contains(line.trim()),
+            "README lacks `{}`",
+            line.trim()
+        );
+    }
+    assert!(readme.contains(r#"ignoring(le) increase(slack_gitops_deactivation_latency_seconds_bucket{le="16384.0"}[1d])"#));
+}

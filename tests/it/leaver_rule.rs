@@ -75,6 +75,7 @@ async fn fast_path(org: &Org, email: &str) -> Fate {
         on_result: &|_, _| {},
         stop: Some(&stop),
         drift: None,
+        restore_with: Vec::new(),
     };
     let report = apply::apply_leaver(&connection, &store, email, &options)
         .await
