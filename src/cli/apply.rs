@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{
-    EXIT_ERROR, EXIT_NEEDS_APPROVAL, EXIT_OK, PlanFormat, SlackArgs, StateArgs, environment,
-    progress, read_plan_document, runtime,
+    CommitArgs, EXIT_ERROR, EXIT_NEEDS_APPROVAL, EXIT_OK, PlanFormat, SlackArgs, StateArgs,
+    environment, progress, read_plan_document, runtime,
 };
 use crate::apply::executor::ActionResult;
 use crate::pipeline;
@@ -15,17 +15,8 @@ use crate::plan::action::Action;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The config repository: a git clone, or a folder inside one.
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    /// The commit to apply (default: the tip of the protected branch). It must be
-    /// reachable from the protected branch.
-    #[arg(long = "ref")]
-    reference: Option<String>,
-    /// The protected branch, as the remote has it (`main` is `origin/main`); default:
-    /// `gitops.branch` at the tip of the remote's default branch.
-    #[arg(long)]
-    branch: Option<String>,
+    #[command(flatten)]
+    commit: CommitArgs,
     /// The JSON plan that was reviewed (`plan --out`): a destructive action it does not
     /// hold refuses the run.
     #[arg(long)]
@@ -91,13 +82,8 @@ struct WriteArgs {
 }
 
 pub(super) fn apply(args: &ApplyArgs) -> anyhow::Result<u8> {
-    let dir = args.dir.as_path();
-    use crate::apply as applying;
-    let checkout = match crate::gitops::commit::checkout(
-        dir,
-        args.reference.as_deref(),
-        args.branch.as_deref(),
-    ) {
+    let dir = args.commit.dir.as_path();
+    let checkout = match args.commit.checkout() {
         Ok(checkout) => checkout,
         Err(error) if error.is_refusal() => {
             eprintln!("{error}");
@@ -132,7 +118,7 @@ pub(super) fn apply(args: &ApplyArgs) -> anyhow::Result<u8> {
         options.restore_with = restore_with(dir, &args.state, &args.slack)?;
     }
     options.reviewed = reviewed;
-    let report = runtime.block_on(applying::apply(&connection, &store, &options))?;
+    let report = runtime.block_on(crate::apply::apply(&connection, &store, &options))?;
     bar.finish();
     drop(built_in);
     Ok(print_report(&report, args.write.format))

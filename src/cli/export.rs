@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{EXIT_OK, SlackArgs, StateArgs, environment, progress, runtime};
+use super::{CommitArgs, EXIT_OK, SlackArgs, StateArgs, environment, progress, runtime};
 use crate::pipeline;
 
 /// What `export` writes.
@@ -17,16 +17,8 @@ pub enum ExportWhat {
 
 #[derive(Debug, Args)]
 pub struct AccessReviewArgs {
-    /// The config repository: a git clone, or a folder inside one.
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    /// The commit to describe (default: the tip of the protected branch).
-    #[arg(long = "ref")]
-    reference: Option<String>,
-    /// The protected branch, as the remote has it (`main` is `origin/main`); default:
-    /// `gitops.branch` at the tip of the remote's default branch.
-    #[arg(long)]
-    branch: Option<String>,
+    #[command(flatten)]
+    commit: CommitArgs,
     #[command(flatten)]
     state: StateArgs,
     #[arg(long, value_enum, default_value_t = ReviewFormat::Html)]
@@ -69,11 +61,7 @@ pub enum ReviewFormat {
 
 /// `export access-review`.
 pub(super) fn access_review(args: &AccessReviewArgs) -> anyhow::Result<u8> {
-    let checkout = crate::gitops::commit::checkout(
-        &args.dir,
-        args.reference.as_deref(),
-        args.branch.as_deref(),
-    )?;
+    let checkout = args.commit.checkout()?;
     let store = args.state.open_existing()?;
     let now = crate::clock::now_millis();
     let since = match &args.since {

@@ -138,6 +138,35 @@ impl SlackArgs {
     }
 }
 
+/// Which commit a command reads the config at: a clone, a commit reachable from the
+/// protected branch, and that branch.
+#[derive(Debug, Clone, Args)]
+pub struct CommitArgs {
+    /// The config repository: a git clone, or a folder inside one.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The commit (default: the tip of the protected branch). It must be reachable from
+    /// the protected branch.
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// The protected branch, as the remote has it (`main` is `origin/main`); default:
+    /// `gitops.branch` at the tip of the remote's default branch.
+    #[arg(long)]
+    pub branch: Option<String>,
+}
+
+impl CommitArgs {
+    fn checkout(
+        &self,
+    ) -> Result<crate::gitops::commit::Checkout, crate::gitops::commit::GitopsError> {
+        crate::gitops::commit::checkout(
+            &self.dir,
+            self.reference.as_deref(),
+            self.branch.as_deref(),
+        )
+    }
+}
+
 /// The state store flag of the commands that keep or read a record.
 #[derive(Debug, Clone, Args)]
 pub struct StateArgs {

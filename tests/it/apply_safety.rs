@@ -457,16 +457,7 @@ async fn dry_run_writes_nothing_and_restore_takes_a_snapshot_file() {
 
     // A restore bigger than the deactivation limit runs only with the hash of the plan
     // that was reviewed.
-    let policy = org.repo.join("policies/guardrails.yaml");
-    let text = std::fs::read_to_string(&policy).unwrap();
-    std::fs::write(
-        &policy,
-        text.replace(
-            "deactivate: { max: 10, max_percent: 2 }",
-            "deactivate: { max: 0 }",
-        ),
-    )
-    .unwrap();
+    common::allow_no_deactivation(&org.repo);
     let restore = [
         "restore",
         org.repo_arg(),

@@ -1058,15 +1058,7 @@ async fn the_webhook_port_holds_under_a_flood() {
         })
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let metrics = controller
-        .http
-        .get(admin("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = controller.admin_get("/metrics").await;
     let identity_syncs: u64 = metrics
         .lines()
         .filter(|l| l.starts_with("slack_gitops_syncs_total{trigger=\"identity-event\""))

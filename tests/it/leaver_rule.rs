@@ -184,16 +184,7 @@ async fn the_fast_path_and_the_full_sync_deactivate_and_refuse_the_same_people()
                 std::fs::write(&export, common::suspend(&text, case.email)).unwrap();
             }
             if case.no_deactivation {
-                let policy = org.repo.join("policies/guardrails.yaml");
-                let text = std::fs::read_to_string(&policy).unwrap();
-                std::fs::write(
-                    &policy,
-                    text.replace(
-                        "deactivate: { max: 10, max_percent: 2 }",
-                        "deactivate: { max: 0 }",
-                    ),
-                )
-                .unwrap();
+                common::allow_no_deactivation(&org.repo);
             }
             let fate = if fast {
                 fast_path(&org, case.email).await

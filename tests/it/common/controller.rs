@@ -131,6 +131,17 @@ impl Controller {
             .unwrap()
     }
 
+    /// A GET on the admin listener (`/status`, `/metrics`, the probes).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.admin))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self
             .http

@@ -66,6 +66,22 @@ pub fn suspend_first(text: &str, count: usize) -> String {
     shrunk
 }
 
+/// Replaces `from` with `to` in the file at `path`, which must hold `from`.
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} lacks {from:?}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// `policies/guardrails.yaml` of an Acme copy allows no deactivation.
+pub fn allow_no_deactivation(repo: &Path) {
+    edit(
+        &repo.join("policies/guardrails.yaml"),
+        "deactivate: { max: 10, max_percent: 2 }",
+        "deactivate: { max: 0 }",
+    );
+}
+
 pub fn small_seed() -> World {
     emulator::read_world(&fixture("tests/fixtures/emulator/small.json")).unwrap()
 }
