@@ -145,11 +145,11 @@ impl Metrics {
         self.lease_generation.set(generation);
     }
 
-    pub fn sync(&self, trigger: Trigger, outcome: &str) {
+    pub fn sync(&self, trigger: Trigger, outcome: super::SyncOutcome) {
         self.syncs
             .get_or_create(&SyncLabels {
                 trigger: trigger.as_str().into(),
-                outcome: outcome.into(),
+                outcome: outcome.as_str().into(),
             })
             .inc();
     }

@@ -78,14 +78,71 @@ impl Trigger {
     }
 }
 
+/// How a sync ended, as `/status`, the metrics and the digests name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncOutcome {
+    Converged,
+    Incomplete,
+    Halted,
+    Refused,
+    Failed,
+    DryRun,
+    DriftReported,
+    NoChange,
+}
+
+impl SyncOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncOutcome::Converged => "converged",
+            SyncOutcome::Incomplete => "incomplete",
+            SyncOutcome::Halted => "halted",
+            SyncOutcome::Refused => "refused",
+            SyncOutcome::Failed => "failed",
+            SyncOutcome::DryRun => "dry-run",
+            SyncOutcome::DriftReported => "drift-reported",
+            SyncOutcome::NoChange => "no-change",
+        }
+    }
+
+    /// An apply's outcome, as a sync's.
+    fn of(outcome: &ApplyOutcome) -> SyncOutcome {
+        match outcome {
+            ApplyOutcome::Converged => SyncOutcome::Converged,
+            ApplyOutcome::Incomplete => SyncOutcome::Incomplete,
+            ApplyOutcome::Halted { .. } => SyncOutcome::Halted,
+            ApplyOutcome::Refused { .. } => SyncOutcome::Refused,
+            ApplyOutcome::DryRun => SyncOutcome::DryRun,
+        }
+    }
+}
+
+/// Why a commit could not be loaded: refused by the checkout (not merged, a hostile
+/// tree), or the identity source or Slack could not be connected to.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Checkout(#[from] crate::gitops::commit::GitopsError),
+    #[error(transparent)]
+    Connect(#[from] pipeline::PipelineError),
+}
+
+impl LoadError {
+    fn outcome(&self) -> SyncOutcome {
+        match self {
+            LoadError::Checkout(_) => SyncOutcome::Refused,
+            LoadError::Connect(_) => SyncOutcome::Failed,
+        }
+    }
+}
+
 /// One sync, as `/status` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncRecord {
     pub trigger: Trigger,
     pub commit: Option<String>,
-    /// `converged`, `incomplete`, `halted`, `refused`, `failed`, `drift-reported`,
-    /// `no-change`.
-    pub outcome: String,
+    pub outcome: SyncOutcome,
     pub detail: String,
     pub at: String,
     pub actions: usize,
@@ -235,12 +292,12 @@ impl Shared {
     fn record_applied(&self, record: SyncRecord, in_force: Option<&str>) {
         tracing::info!(
             trigger = record.trigger.as_str(),
-            outcome = %record.outcome,
+            outcome = record.outcome.as_str(),
             commit = record.commit.as_deref().unwrap_or(""),
             detail = %record.detail,
             "sync"
         );
-        self.metrics.sync(record.trigger, &record.outcome);
+        self.metrics.sync(record.trigger, record.outcome);
         let mut status = self.status();
         if let Some(commit) = in_force {
             status.commit_in_force = Some(commit.to_string());
@@ -489,7 +546,7 @@ async fn fetch_tip(options: &Options, shared: &Shared, trigger: Trigger) -> Opti
             if began {
                 not_ready(shared, &format!("cannot fetch {}: {detail}", options.repo));
                 tracing::warn!(repo = %options.repo, error = %detail, "fetch failed; retrying with backoff");
-                shared.record(record(trigger, None, "failed", detail, 0));
+                shared.record(record(trigger, None, SyncOutcome::Failed, detail, 0));
             } else {
                 tracing::debug!(repo = %options.repo, error = %detail, "fetch failed again");
             }
@@ -524,8 +581,8 @@ async fn sync_tip(
             apply_commit(&connection, store, shared, trigger, &tip, None).await;
             Some(drift_interval(&connection, options))
         }
-        Err((outcome, detail)) => {
-            let done = record(trigger, Some(&tip), outcome, detail, 0);
+        Err(error) => {
+            let done = record(trigger, Some(&tip), error.outcome(), error.to_string(), 0);
             // Said once, when the commit is new, through the commit in force's
             // `notify:` (this one could not be read).
             if new_commit
@@ -555,8 +612,14 @@ async fn sync_in_force(
     }
     let connection = match load(options, shared, &in_force) {
         Ok(connection) => connection,
-        Err((outcome, detail)) => {
-            shared.record(record(trigger, Some(&in_force), outcome, detail, 0));
+        Err(error) => {
+            shared.record(record(
+                trigger,
+                Some(&in_force),
+                error.outcome(),
+                error.to_string(),
+                0,
+            ));
             return None;
         }
     };
@@ -594,18 +657,12 @@ impl std::ops::Deref for Loaded {
 
 /// Checks out `commit` and connects to its identity source and Slack, every write behind
 /// this replica's gate; on failure, the outcome word and why.
-fn load(
-    options: &Options,
-    shared: &Shared,
-    commit: &str,
-) -> Result<Loaded, (&'static str, String)> {
+fn load(options: &Options, shared: &Shared, commit: &str) -> Result<Loaded, LoadError> {
     let checkout_dir = options.workdir.join(&options.config_path);
     let checkout =
-        crate::gitops::commit::checkout(&checkout_dir, Some(commit), Some(&options.branch))
-            .map_err(|error| ("refused", error.to_string()))?;
+        crate::gitops::commit::checkout(&checkout_dir, Some(commit), Some(&options.branch))?;
     let environment = options.environment.clone();
-    let connection = pipeline::connect(&checkout.dir, &options.connect, &*environment)
-        .map_err(|error| ("failed", error.to_string()))?;
+    let connection = pipeline::connect(&checkout.dir, &options.connect, &*environment)?;
     if let Some(gate) = shared.gate.get() {
         connection.client.set_write_gate(gate.clone());
     }
@@ -716,17 +773,6 @@ fn restore_with(options: &Options, store: &Store) -> Vec<String> {
     words
 }
 
-/// A word for an apply's outcome, as `/status` and the metrics name it.
-fn outcome_word(outcome: &ApplyOutcome) -> &'static str {
-    match outcome {
-        ApplyOutcome::Converged => "converged",
-        ApplyOutcome::Incomplete => "incomplete",
-        ApplyOutcome::Halted { .. } => "halted",
-        ApplyOutcome::Refused { .. } => "refused",
-        ApplyOutcome::DryRun => "dry-run",
-    }
-}
-
 /// The fast path of an identity event: that person alone, through `apply_leaver`.
 async fn deactivate_leaver(
     connection: &pipeline::Connection,
@@ -743,7 +789,7 @@ async fn deactivate_leaver(
     let done = match crate::apply::apply_leaver(connection, store, email, &options).await {
         Ok(report) => {
             shared.metrics.report(&report);
-            let outcome = outcome_word(&report.outcome);
+            let outcome = SyncOutcome::of(&report.outcome);
             let detail = match &report.outcome {
                 ApplyOutcome::Refused { reasons } => reasons.join("; "),
                 _ => report.plan_summary.clone(),
@@ -764,7 +810,7 @@ async fn deactivate_leaver(
             record(
                 Trigger::IdentityEvent,
                 Some(commit),
-                "failed",
+                SyncOutcome::Failed,
                 format!("leaver {email}: {error}"),
                 0,
             )
@@ -788,14 +834,14 @@ fn action_done(shared: &Shared, result: &crate::apply::executor::ActionResult) {
 fn record(
     trigger: Trigger,
     commit: Option<&str>,
-    outcome: &str,
+    outcome: SyncOutcome,
     detail: String,
     actions: usize,
 ) -> SyncRecord {
     SyncRecord {
         trigger,
         commit: commit.map(str::to_string),
-        outcome: outcome.to_string(),
+        outcome,
         detail,
         at: crate::model::iso_time(now_millis()),
         actions,
@@ -832,7 +878,7 @@ async fn apply_commit(
             let in_force =
                 (!matches!(report.outcome, ApplyOutcome::Refused { .. })).then_some(commit);
             shared.metrics.report(&report);
-            let outcome = outcome_word(&report.outcome);
+            let outcome = SyncOutcome::of(&report.outcome);
             let detail = match &report.outcome {
                 ApplyOutcome::Incomplete => {
                     format!("{} change(s) remain", report.remaining.len())
@@ -844,7 +890,7 @@ async fn apply_commit(
             let actions = report.execution.results.len();
             let done = record(trigger, Some(commit), outcome, detail, actions);
             shared.record_applied(done.clone(), in_force);
-            if actions > 0 || outcome != "converged" {
+            if actions > 0 || outcome != SyncOutcome::Converged {
                 let keys: Vec<String> = report
                     .execution
                     .results
@@ -867,7 +913,7 @@ async fn apply_commit(
             shared.record(record(
                 trigger,
                 Some(commit),
-                "failed",
+                SyncOutcome::Failed,
                 error.to_string(),
                 0,
             ));
@@ -902,9 +948,9 @@ async fn report_drift(
                 trigger,
                 Some(commit),
                 if total == 0 {
-                    "no-change"
+                    SyncOutcome::NoChange
                 } else {
-                    "drift-reported"
+                    SyncOutcome::DriftReported
                 },
                 crate::render::plan::summary(&planned.plan),
                 planned.plan.actions.len(),
@@ -936,7 +982,7 @@ async fn report_drift(
             shared.record(record(
                 trigger,
                 Some(commit),
-                "failed",
+                SyncOutcome::Failed,
                 error.to_string(),
                 0,
             ));

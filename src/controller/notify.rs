@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::SyncRecord;
+use super::{SyncOutcome, SyncRecord};
 use crate::pipeline::Connection;
 
 /// Lines of changes shown before "and N more".
@@ -17,16 +17,20 @@ pub fn message(record: &SyncRecord, changes: &[String]) -> (String, Value) {
         .commit
         .as_deref()
         .map_or("", |c| &c[..c.len().min(12)]);
-    let headline = match record.outcome.as_str() {
-        "converged" => format!("Converged at {commit}: {} action(s)", record.actions),
-        "drift-reported" => format!(
+    let headline = match record.outcome {
+        SyncOutcome::Converged => format!("Converged at {commit}: {} action(s)", record.actions),
+        SyncOutcome::DriftReported => format!(
             "Drift found at {commit}: {} change(s) pending",
             record.actions
         ),
-        "halted" => format!("HALTED at {commit}"),
-        "refused" => format!("Refused {commit}: nothing was written"),
-        "failed" => format!("Sync failed at {commit}"),
-        other => format!("{other} at {commit}: {} action(s)", record.actions),
+        SyncOutcome::Halted => format!("HALTED at {commit}"),
+        SyncOutcome::Refused => format!("Refused {commit}: nothing was written"),
+        SyncOutcome::Failed => format!("Sync failed at {commit}"),
+        SyncOutcome::Incomplete | SyncOutcome::DryRun | SyncOutcome::NoChange => format!(
+            "{} at {commit}: {} action(s)",
+            record.outcome.as_str(),
+            record.actions
+        ),
     };
     let text = format!("slack-gitops: {headline}. {}", record.detail);
     let mut list: Vec<String> = changes
