@@ -239,67 +239,6 @@ impl WriteKind {
     }
 }
 
-/// The stable key of an action: what it does to whom. The same change planned again
-/// (after a crash, say) has the same key.
-pub fn action_key(action: &Action) -> String {
-    match action {
-        Action::CreateUser { person, .. } => format!("create-user {}", person.email),
-        Action::ReactivateUser { person } => format!("reactivate-user {}", person.email),
-        Action::UpdateProfile { person, fields } => {
-            let names: Vec<&str> = fields.iter().map(|f| f.field).collect();
-            format!("update-profile {} {}", person.email, names.join(","))
-        }
-        Action::AssignWorkspace { person, workspace } => {
-            format!("assign-workspace {workspace} {}", person.email)
-        }
-        Action::CreateUsergroup {
-            workspace, handle, ..
-        } => format!("create-usergroup {workspace}/@{handle}"),
-        Action::UpdateUsergroup {
-            workspace, handle, ..
-        } => format!("update-usergroup {workspace}/@{handle}"),
-        Action::EnableUsergroup {
-            workspace, handle, ..
-        } => format!("enable-usergroup {workspace}/@{handle}"),
-        Action::DisableUsergroup {
-            workspace, handle, ..
-        } => format!("disable-usergroup {workspace}/@{handle}"),
-        Action::SetUsergroupMembers {
-            workspace, handle, ..
-        } => format!("set-usergroup-members {workspace}/@{handle}"),
-        Action::CreateChannel {
-            workspace, name, ..
-        } => format!("create-channel {workspace}/#{name}"),
-        Action::InviteToChannel {
-            workspace,
-            channel,
-            people,
-            ..
-        } => {
-            let first = people.first().map_or("", |p| p.person.email.as_str());
-            format!(
-                "invite {workspace}/#{channel} {first} +{}",
-                people.len().saturating_sub(1)
-            )
-        }
-        Action::KickFromChannel {
-            workspace,
-            channel,
-            removal,
-            ..
-        } => format!("kick {workspace}/#{channel} {}", removal.person.email),
-        Action::DeactivateUser { removal, .. } => {
-            format!("deactivate-user {}", removal.person.email)
-        }
-        Action::ResetSessions { person } => format!("reset-sessions {}", person.email),
-        Action::SetRole {
-            person,
-            workspace,
-            role,
-        } => format!("set-role {workspace} {} {}", person.email, role.as_str()),
-    }
-}
-
 /// What running one action yields besides its outcome.
 struct Ran {
     outcome: Outcome,
@@ -475,7 +414,7 @@ impl<'a> Executor<'a> {
         canary: bool,
     ) -> Result<(ActionResult, Ran), StoreError> {
         let context = &self.context;
-        let key = action_key(action);
+        let key = action.journal_key();
         let started = (context.clock)();
         let json = serde_json::to_string(action).unwrap_or_default();
         context

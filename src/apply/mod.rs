@@ -21,7 +21,7 @@ use crate::plan::leaver::Leaver;
 use crate::policy::Verdict;
 use crate::render::plan::PlanDocument;
 use crate::store::{RunOutcome, Store, StoreError};
-use executor::{ActionResult, Context, Execution, Executor, action_key};
+use executor::{ActionResult, Context, Execution, Executor};
 
 /// Why apply could not run to a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -262,7 +262,7 @@ pub async fn restore(
                 request.only.as_ref(),
                 &rule,
             );
-            report.remaining = left.actions.iter().map(action_key).collect();
+            report.remaining = left.actions.iter().map(Action::journal_key).collect();
             if report.remaining.is_empty() {
                 report.outcome = ApplyOutcome::Converged;
                 RunOutcome::Converged
@@ -794,8 +794,12 @@ fn interrupted_runs(
     planned: &Planned,
     now: i64,
 ) -> Result<Vec<Interrupted>, StoreError> {
-    let pending: std::collections::HashSet<String> =
-        planned.plan.actions.iter().map(action_key).collect();
+    let pending: std::collections::HashSet<String> = planned
+        .plan
+        .actions
+        .iter()
+        .map(Action::journal_key)
+        .collect();
     let mut found = Vec::new();
     for run in store.unfinished_runs(org)? {
         let journal = store.journal(run.id)?;
@@ -882,7 +886,7 @@ async fn converged(
     report: &mut ApplyReport,
 ) -> Result<RunOutcome, ApplyError> {
     let fresh = plan_org(connection, baseline).await?;
-    report.remaining = fresh.plan.actions.iter().map(action_key).collect();
+    report.remaining = fresh.plan.actions.iter().map(Action::journal_key).collect();
     let remaining: std::collections::HashSet<&str> =
         report.remaining.iter().map(String::as_str).collect();
     report.not_stuck = report

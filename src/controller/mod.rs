@@ -970,7 +970,7 @@ async fn report_drift(
                     .plan
                     .actions
                     .iter()
-                    .map(crate::apply::executor::action_key)
+                    .map(crate::plan::action::Action::journal_key)
                     .collect();
                 notify::post(connection, &done, &keys).await;
             }

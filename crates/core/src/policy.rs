@@ -75,40 +75,10 @@ pub enum Verdict {
 /// The destructive action set as canonical lines, sorted, so the hash does not depend on
 /// the order actions were planned in.
 pub fn destructive_set(plan: &Plan) -> BTreeSet<String> {
-    let mut set = BTreeSet::new();
-    for action in &plan.actions {
-        match action {
-            Action::DeactivateUser { removal, .. } => {
-                set.insert(format!("deactivate {}", removal.person.email));
-            }
-            Action::SetUsergroupMembers {
-                workspace,
-                handle,
-                removes,
-                ..
-            } => {
-                for removal in removes {
-                    set.insert(format!(
-                        "remove-from-usergroup {workspace}/{handle} {}",
-                        removal.person.email
-                    ));
-                }
-            }
-            Action::KickFromChannel {
-                workspace,
-                channel,
-                removal,
-                ..
-            } => {
-                set.insert(format!(
-                    "remove-from-channel {workspace}/#{channel} {}",
-                    removal.person.email
-                ));
-            }
-            _ => {}
-        }
-    }
-    set
+    plan.actions
+        .iter()
+        .flat_map(Action::destructive_lines)
+        .collect()
 }
 
 /// `sha256:` and the hex digest of the destructive set, one line each.

@@ -273,104 +273,10 @@ impl Plan {
     pub fn change_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for action in &self.actions {
-            change_lines_of(action, &mut lines);
+            action.change_lines(&mut lines);
         }
         lines.sort();
         lines.dedup();
         lines
-    }
-}
-
-fn fields_words(fields: &[FieldChange]) -> String {
-    let words: Vec<String> = fields
-        .iter()
-        .map(|f| format!("{}={:?}", f.field, f.to))
-        .collect();
-    words.join(" ")
-}
-
-fn change_lines_of(action: &Action, lines: &mut Vec<String>) {
-    match action {
-        Action::CreateUser { person, .. } => lines.push(format!("create {}", person.email)),
-        Action::ReactivateUser { person } => lines.push(format!("reactivate {}", person.email)),
-        Action::AssignWorkspace { person, workspace } => {
-            lines.push(format!("assign {} to {workspace}", person.email))
-        }
-        Action::UpdateProfile { person, fields } => {
-            lines.push(format!("update {} {}", person.email, fields_words(fields)))
-        }
-        Action::CreateUsergroup {
-            workspace, handle, ..
-        } => lines.push(format!("create usergroup {workspace}/@{handle}")),
-        Action::UpdateUsergroup {
-            workspace,
-            handle,
-            fields,
-            ..
-        } => lines.push(format!(
-            "update usergroup {workspace}/@{handle} {}",
-            fields_words(fields)
-        )),
-        Action::EnableUsergroup {
-            workspace, handle, ..
-        } => lines.push(format!("enable usergroup {workspace}/@{handle}")),
-        Action::DisableUsergroup {
-            workspace, handle, ..
-        } => lines.push(format!("disable usergroup {workspace}/@{handle}")),
-        Action::SetUsergroupMembers {
-            workspace,
-            handle,
-            adds,
-            removes,
-            ..
-        } => {
-            for add in adds {
-                lines.push(format!("add {} to {workspace}/@{handle}", add.person.email));
-            }
-            for removal in removes {
-                lines.push(format!(
-                    "remove {} from {workspace}/@{handle}",
-                    removal.person.email
-                ));
-            }
-        }
-        Action::CreateChannel {
-            workspace, name, ..
-        } => lines.push(format!("create channel {workspace}/#{name}")),
-        Action::InviteToChannel {
-            workspace,
-            channel,
-            people,
-            ..
-        } => {
-            for add in people {
-                lines.push(format!(
-                    "invite {} to {workspace}/#{channel}",
-                    add.person.email
-                ));
-            }
-        }
-        Action::KickFromChannel {
-            workspace,
-            channel,
-            removal,
-            ..
-        } => lines.push(format!(
-            "remove {} from {workspace}/#{channel}",
-            removal.person.email
-        )),
-        Action::DeactivateUser { removal, .. } => {
-            lines.push(format!("deactivate {}", removal.person.email))
-        }
-        Action::ResetSessions { person } => lines.push(format!("sign out {}", person.email)),
-        Action::SetRole {
-            person,
-            workspace,
-            role,
-        } => lines.push(format!(
-            "make {} {} in {workspace}",
-            person.email,
-            role.as_str()
-        )),
     }
 }

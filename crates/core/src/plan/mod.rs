@@ -6,5 +6,6 @@ pub mod desired;
 pub mod diff;
 pub mod estimate;
 pub mod leaver;
+pub mod names;
 pub mod restore;
 pub mod select;
