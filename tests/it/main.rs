@@ -19,6 +19,7 @@ mod emulator_control;
 mod emulator_scim;
 mod emulator_web;
 mod identity;
+mod layout;
 mod leaver_rule;
 mod loader_properties;
 mod plan_acme;
