@@ -15,6 +15,8 @@ fn main() -> ExitCode {
     cli::init_logging(cli.log_format);
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
+        // `slack-gitops history ... | head`: the reader has what it wanted.
+        Err(error) if cli::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(cli::EXIT_ERROR)

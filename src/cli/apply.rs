@@ -121,7 +121,7 @@ pub(super) fn apply(args: &ApplyArgs) -> anyhow::Result<u8> {
     let report = runtime.block_on(crate::apply::apply(&connection, &store, &options))?;
     bar.finish();
     drop(built_in);
-    Ok(print_report(&report, args.write.format))
+    print_report(&report, args.write.format)
 }
 
 pub(super) fn restore(args: &RestoreArgs) -> anyhow::Result<u8> {
@@ -174,7 +174,7 @@ pub(super) fn restore(args: &RestoreArgs) -> anyhow::Result<u8> {
         &options,
     ))?;
     bar.finish();
-    Ok(print_report(&report, args.write.format))
+    print_report(&report, args.write.format)
 }
 
 /// The arguments that point `restore` where this apply pointed: the directory and the
@@ -239,19 +239,19 @@ fn apply_options<'a>(args: &WriteArgs, on_result: OnResult<'a>) -> crate::apply:
 }
 
 /// Prints an apply or restore report; returns the exit code.
-fn print_report(report: &crate::apply::ApplyReport, format: PlanFormat) -> u8 {
+fn print_report(report: &crate::apply::ApplyReport, format: PlanFormat) -> anyhow::Result<u8> {
     use crate::apply::{ApplyOutcome, report as rendering};
     let output = match format {
         PlanFormat::Text => rendering::text(report),
         PlanFormat::Markdown => rendering::markdown(report),
         PlanFormat::Json => rendering::json(report),
     };
-    print!("{output}");
-    match report.outcome {
+    super::emit(&output)?;
+    Ok(match report.outcome {
         ApplyOutcome::Refused { .. } => EXIT_NEEDS_APPROVAL,
         ApplyOutcome::DryRun | ApplyOutcome::Converged => EXIT_OK,
         ApplyOutcome::Incomplete | ApplyOutcome::Halted { .. } => EXIT_ERROR,
-    }
+    })
 }
 
 /// A progress bar on a terminal; one log line per action otherwise.
@@ -279,7 +279,21 @@ impl ActionProgress {
                 bar.inc(1);
                 bar.set_message(line);
             }
-            None => eprintln!("apply [{}] {line}", result.seq + 1),
+            None => match super::log_format() {
+                super::LogFormat::Text => eprintln!("apply [{}] {line}", result.seq + 1),
+                // One JSON object per line, in the shape of the log's own lines.
+                super::LogFormat::Json => eprintln!(
+                    "{}",
+                    serde_json::json!({
+                        "timestamp": crate::model::iso_time(crate::clock::now_millis()),
+                        "level": "INFO",
+                        "message": "action",
+                        "seq": result.seq + 1,
+                        "action": result.key,
+                        "outcome": result.outcome.word(),
+                    })
+                ),
+            },
         }
     }
 

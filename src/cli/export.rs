@@ -122,11 +122,14 @@ pub(super) fn history(args: &HistoryArgs) -> anyhow::Result<u8> {
     };
     let store = args.state.open_existing()?;
     let lines = crate::export::history_lines(&store, &org, &about)?;
+    let mut text = String::new();
     if lines.is_empty() {
-        println!("no recorded change");
+        text.push_str("no recorded change\n");
     }
     for line in lines {
-        println!("{line}");
+        text.push_str(&line);
+        text.push('\n');
     }
+    super::emit(&text)?;
     Ok(EXIT_OK)
 }

@@ -48,6 +48,7 @@ pub enum LogFormat {
 /// Sets up logging to stderr: the level from `SLACK_GITOPS_LOG` (default `warn`), text or
 /// JSON lines.
 pub fn init_logging(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLACK_GITOPS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
@@ -240,6 +241,31 @@ impl Color {
             }
         }
     }
+}
+
+/// The log format chosen on the command line, for the lines the CLI writes itself.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+fn log_format() -> LogFormat {
+    LOG_FORMAT.get().copied().unwrap_or(LogFormat::Text)
+}
+
+/// Writes a command's output to standard output. A reader that went away (`| head`) is
+/// an `io::Error` of kind `BrokenPipe`, which `main` takes as a quiet end, never a panic.
+fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// Whether an error is only the reader of standard output having gone away.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// A progress line on a terminal; a log line otherwise.

@@ -206,7 +206,7 @@ pub(super) fn snapshot(args: &SnapshotArgs) -> anyhow::Result<u8> {
     match &args.out {
         Some(path) => std::fs::write(path, text)
             .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?,
-        None => print!("{text}"),
+        None => super::emit(&text)?,
     }
     Ok(EXIT_OK)
 }
@@ -247,7 +247,7 @@ pub(super) fn approve(args: ApproveArgs) -> anyhow::Result<u8> {
     }
     std::fs::write(&path, yaml)
         .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
-    println!("{}", path.display());
+    super::emit(&format!("{}\n", path.display()))?;
     Ok(EXIT_OK)
 }
 

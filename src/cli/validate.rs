@@ -99,7 +99,7 @@ pub(super) fn validate(args: &ValidateArgs) -> anyhow::Result<u8> {
         Format::Github => render::diagnostics::github(&diagnostics),
         Format::Json => render::diagnostics::json(&diagnostics),
     };
-    print!("{output}");
+    super::emit(&output)?;
     Ok(if errors > 0 { EXIT_ERROR } else { EXIT_OK })
 }
 
@@ -173,14 +173,14 @@ pub(super) fn print_schema(args: &SchemaArgs) -> anyhow::Result<u8> {
                     "unknown kind `{name}`; expected one of config, mappings, policy, approval"
                 );
             };
-            print!("{}", schema::schema_text(kind));
+            super::emit(&schema::schema_text(kind))?;
         }
         None => {
             let all: serde_json::Map<String, serde_json::Value> = Kind::ALL
                 .into_iter()
                 .map(|kind| (kind.as_str().to_string(), kind.schema().clone()))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            super::emit(&format!("{}\n", serde_json::to_string_pretty(&all)?))?;
         }
     }
     Ok(EXIT_OK)

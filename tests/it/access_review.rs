@@ -239,6 +239,26 @@ async fn the_review_shows_provenance_exceptions_and_leaver_evidence_in_every_for
         "{out}"
     );
 
+    // A reader that stops reading (`| head`) ends the command quietly, never a panic.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+        .args([
+            "history",
+            scenario.org.repo_arg(),
+            "--person",
+            MOVER,
+            "--state",
+        ])
+        .arg(&scenario.org.state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
     // A mistyped --state is an error, never an empty record: evidence does not silently
     // come from a store that was never written.
     let typo = scenario.org.state.with_file_name("slack-gitop.db");

@@ -25,10 +25,26 @@ async fn reference_writes() -> (
 async fn acme_converges_from_a_merged_commit() {
     let org = Org::new(|_| {}).await;
     let (code, out, err) = org
-        .run(&["apply", org.repo_arg(), "--format", "json"])
+        .run(&[
+            "apply",
+            org.repo_arg(),
+            "--format",
+            "json",
+            "--log-format",
+            "json",
+        ])
         .await;
     assert_eq!(code, 0, "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
+    // Under --log-format json every line on stderr is a JSON object, progress included.
+    assert!(err.lines().count() >= 45, "{err}");
+    for line in err.lines() {
+        let line: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            line["timestamp"].is_string() && line["message"].is_string(),
+            "{line}"
+        );
+    }
     assert_eq!(report["outcome"], "converged", "{out}");
     let head = git(&org.repo, &["rev-parse", "HEAD"]);
     assert_eq!(report["commit"], head.as_str());
