@@ -1067,6 +1067,21 @@ async fn deactivation_revokes_tokens_and_leaves_usergroups() {
             .await,
         "users_not_found"
     );
+    // The other reading, as a setting: deactivated people are found.
+    slack
+        .settings(|s| s["lookup_by_email_skips_deactivated"] = json!(false))
+        .await;
+    let found = slack
+        .ok(
+            "xoxp-admin",
+            "users.lookupByEmail",
+            &[("email", "rita@test.example")],
+        )
+        .await;
+    assert_eq!(found["user"]["deleted"], true);
+    slack
+        .settings(|s| s["lookup_by_email_skips_deactivated"] = json!(true))
+        .await;
     // Reactivation brings the account back, not its old token or its roles.
     slack
         .scim(

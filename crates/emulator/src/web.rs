@@ -729,9 +729,11 @@ fn users_info(world: &World, caller: &Caller, args: &Args) -> Reply {
 
 fn users_lookup_by_email(world: &World, _caller: &Caller, args: &Args) -> Reply {
     let email = args.required("email")?;
-    // Deactivated accounts are not found (unconfirmed on Slack; the stricter choice, so a
-    // client never relies on this to find ghost accounts).
-    match world.user_by_email(email).filter(|u| u.active) {
+    let skip_deactivated = world.settings.lookup_by_email_skips_deactivated;
+    match world
+        .user_by_email(email)
+        .filter(|u| u.active || !skip_deactivated)
+    {
         Some(user) => Ok(vec![("user", raw(&user_object(world, user, true)))]),
         None => Err(ApiError::new("users_not_found")),
     }

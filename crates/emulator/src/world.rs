@@ -320,6 +320,9 @@ pub struct Settings {
     pub tiers: BTreeMap<String, Bucket>,
     /// Whether rate limits apply at all (benchmarks measuring the floor keep them on).
     pub rate_limits: bool,
+    /// `users.lookupByEmail` does not find deactivated people (unconfirmed on Slack; the
+    /// stricter choice, so a client never relies on it to find ghost accounts).
+    pub lookup_by_email_skips_deactivated: bool,
 }
 
 /// A token bucket's rate and size.
@@ -353,6 +356,7 @@ impl Default for Settings {
                 ("special".to_string(), tier(600.0)),
             ]),
             rate_limits: true,
+            lookup_by_email_skips_deactivated: true,
         }
     }
 }
