@@ -102,20 +102,76 @@ pub async fn find_user(client: &SlackClient, email: &str) -> Result<Option<LiveU
         .map(|resource| super::reader::scim_user(&resource, None)))
 }
 
-/// The SCIM resource of the account with `email`, if there is one.
+/// The SCIM resource of the account with `email`, if there is one. SCIM v2 documents
+/// only the `userName eq` filter, so that comes first (with the userName Slack makes from
+/// an email); `email eq`, documented for v1 only, is tried next, and a server that refuses
+/// it is read page by page instead: slower, never wrong.
 async fn scim_user_by_email(
     client: &SlackClient,
     email: &str,
 ) -> Result<Option<Value>, SlackError> {
-    let filter = format!("email eq \"{email}\"");
+    let same_email = |resource: &Value| {
+        resource
+            .pointer("/emails")
+            .and_then(Value::as_array)
+            .is_some_and(|emails| {
+                emails.iter().any(|e| {
+                    e.get("value")
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v.eq_ignore_ascii_case(email))
+                })
+            })
+    };
+    let first_match = |reply: &Value| {
+        reply
+            .get("Resources")
+            .and_then(Value::as_array)
+            .and_then(|resources| resources.iter().find(|r| same_email(r)).cloned())
+    };
+    let by_user_name = format!("userName eq \"{}\"", user_name(email));
     let reply = client
-        .scim_get(&format!("Users?filter={}", url_encode(&filter)))
+        .scim_get(&format!("Users?filter={}", url_encode(&by_user_name)))
         .await?;
-    Ok(reply
-        .get("Resources")
-        .and_then(Value::as_array)
-        .and_then(|r| r.first())
-        .cloned())
+    if let Some(found) = first_match(&reply) {
+        return Ok(Some(found));
+    }
+    let by_email = format!("email eq \"{email}\"");
+    match client
+        .scim_get(&format!("Users?filter={}", url_encode(&by_email)))
+        .await
+    {
+        Ok(reply) => Ok(first_match(&reply)),
+        Err(SlackError::Api { .. }) => scan_for_email(client, &first_match).await,
+        Err(error) => Err(error),
+    }
+}
+
+/// Reads SCIM's users a thousand a page until one has the email `first_match` looks for.
+async fn scan_for_email(
+    client: &SlackClient,
+    first_match: &dyn Fn(&Value) -> Option<Value>,
+) -> Result<Option<Value>, SlackError> {
+    let mut start = 1;
+    loop {
+        let page = client
+            .scim_get(&format!("Users?startIndex={start}&count=1000"))
+            .await?;
+        if let Some(found) = first_match(&page) {
+            return Ok(Some(found));
+        }
+        let listed = page
+            .get("Resources")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let total = page
+            .get("totalResults")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        start += listed;
+        if listed == 0 || start > total {
+            return Ok(None);
+        }
+    }
 }
 
 /// A person's account with its roles and kind: SCIM's user, then `users.info` for what

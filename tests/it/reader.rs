@@ -414,3 +414,63 @@ async fn apps_a_leaver_installed_come_from_the_integration_logs() {
     assert!(error.to_string().contains("`admin`"), "{error}");
     slack.stop().await;
 }
+
+/// An account is found by email through SCIM v2's documented `userName eq` filter first;
+/// a server that refuses the v1 `email eq` filter is read page by page instead of
+/// failing, so a userName Slack did not make from the email is still found.
+#[tokio::test]
+async fn accounts_are_found_by_the_documented_filter_or_by_reading() {
+    use slack_gitops::slack::writer::find_user;
+    let mut seed =
+        slack_emulator::read_world(&common::fixture("examples/acme/slack.json")).unwrap();
+    // A userName that is not the email's local part (renamed in Slack).
+    let renamed = seed
+        .users
+        .iter_mut()
+        .find(|u| u.email == "ada.liskov@acme.example")
+        .unwrap();
+    renamed.user_name = "ada.l".into();
+    let slack = common::start(seed, Options::default()).await;
+    slack
+        .settings(|s| s["scim_email_filter"] = json!(false))
+        .await;
+    let client = client(&slack.base, "xoxp-acme-admin");
+    let calls = |log: &serde_json::Value| -> Vec<String> {
+        log["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["call"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // The usual case: one call, the documented filter.
+    let found = find_user(&client, "grace.bernerslee@acme.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.email, "grace.bernerslee@acme.example");
+    let log: serde_json::Value = slack
+        .http
+        .get(format!("{}/_emulator/log", slack.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls(&log), ["SCIM GET /Users"], "{log:#}");
+
+    // A renamed userName, and a server that refuses `email eq`: found by reading.
+    let found = find_user(&client, "ada.liskov@acme.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user_name, "ada.l");
+    assert!(
+        find_user(&client, "nobody@acme.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -419,6 +419,9 @@ fn list_users(world: &World, request: &ScimRequest) -> ScimReply {
                 .iter()
                 .filter(|u| u.user_name.eq_ignore_ascii_case(&filter.value))
                 .collect(),
+            "email" | "emails" | "emails.value" if !world.settings.scim_email_filter => {
+                return error(400, "invalid_query");
+            }
             "email" | "emails" | "emails.value" => world
                 .users
                 .iter()

@@ -323,6 +323,9 @@ pub struct Settings {
     /// `users.lookupByEmail` does not find deactivated people (unconfirmed on Slack; the
     /// stricter choice, so a client never relies on it to find ghost accounts).
     pub lookup_by_email_skips_deactivated: bool,
+    /// SCIM v2 accepts the `email eq` filter (documented for v1 only); when false it is
+    /// refused as an unknown filter, as a strict v2 server would.
+    pub scim_email_filter: bool,
 }
 
 /// A token bucket's rate and size.
@@ -357,6 +360,7 @@ impl Default for Settings {
             ]),
             rate_limits: true,
             lookup_by_email_skips_deactivated: true,
+            scim_email_filter: true,
         }
     }
 }
