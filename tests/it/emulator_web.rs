@@ -1131,3 +1131,111 @@ async fn email_is_shown_only_with_users_read_email() {
     assert!(body["user"]["profile"].get("email").is_none());
     slack.stop().await;
 }
+
+/// Where the emulator once deviated from Slack's published method reference, it answers
+/// as the reference says: the documented error names, cursors on the session listing,
+/// punctuation-only channel names refused, a JSON body where JSON is allowed.
+#[tokio::test]
+async fn errors_and_arguments_follow_the_method_reference() {
+    let slack = common::small(1.0).await;
+    slack.settings(|s| s["rate_limits"] = json!(false)).await;
+    assert_eq!(
+        slack
+            .error(
+                "xoxp-admin",
+                "conversations.create",
+                &[("name", "-__-"), ("team_id", "T0000MAIN")]
+            )
+            .await,
+        "invalid_name_punctuation"
+    );
+    for method in [
+        "admin.usergroups.listChannels",
+        "admin.usergroups.addTeams",
+        "admin.usergroups.addChannels",
+    ] {
+        assert_eq!(
+            slack
+                .error(
+                    "xoxp-admin",
+                    method,
+                    &[
+                        ("usergroup_id", "S99999999"),
+                        ("team_ids", "T0000SIDE"),
+                        ("channel_ids", "C00000006")
+                    ]
+                )
+                .await,
+            "usergroup_not_found",
+            "{method}"
+        );
+    }
+    assert_eq!(
+        slack
+            .error(
+                "xoxp-admin",
+                "admin.usergroups.addTeams",
+                &[("usergroup_id", "S10000001")]
+            )
+            .await,
+        "no_team_ids_given"
+    );
+
+    // admin.users.session.list pages by `limit` and `cursor`; a forged cursor is refused.
+    let first = slack
+        .ok("xoxp-admin", "admin.users.session.list", &[("limit", "2")])
+        .await;
+    assert_eq!(first["active_sessions"].as_array().unwrap().len(), 2);
+    let cursor = first["response_metadata"]["next_cursor"].as_str().unwrap();
+    assert!(!cursor.is_empty());
+    let mut seen = 0;
+    let mut cursor = String::new();
+    loop {
+        let mut args = vec![("limit", "2")];
+        if !cursor.is_empty() {
+            args.push(("cursor", cursor.as_str()));
+        }
+        let page = slack
+            .ok("xoxp-admin", "admin.users.session.list", &args)
+            .await;
+        seen += page["active_sessions"].as_array().unwrap().len();
+        cursor = page["response_metadata"]["next_cursor"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    let all = slack
+        .ok(
+            "xoxp-admin",
+            "admin.users.session.list",
+            &[("limit", "1000")],
+        )
+        .await;
+    assert_eq!(seen, all["active_sessions"].as_array().unwrap().len());
+    assert_eq!(
+        slack
+            .error(
+                "xoxp-admin",
+                "admin.users.session.list",
+                &[("cursor", "bogus")]
+            )
+            .await,
+        "invalid_cursor"
+    );
+
+    // admin.conversations.invite takes a JSON body.
+    let response = slack
+        .http
+        .post(format!("{}/api/admin.conversations.invite", slack.base))
+        .bearer_auth("xoxp-admin")
+        .json(&json!({"channel_id": "C00000005", "user_ids": "W00000010"}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ok"], true, "{body}");
+    slack.stop().await;
+}

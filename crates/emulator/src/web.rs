@@ -125,10 +125,10 @@ pub const METHODS: &[MethodSpec] = &[
         true,
         &["admin.teams:write"],
     ),
-    // python-slack-sdk notes this endpoint does not take JSON; form only.
+    // Slack's method reference allows a JSON body here (json_input_supported).
     spec(
         "admin.conversations.invite",
-        false,
+        true,
         true,
         &["admin.conversations:write"],
     ),
@@ -1102,7 +1102,8 @@ fn check_channel_name(world: &World, team: &str, name: &str) -> Result<(), ApiEr
     if name.chars().count() > 80 {
         return Err(ApiError::new("invalid_name_maxlength"));
     }
-    if name.contains(['.', ' ']) {
+    // Periods and spaces are punctuation Slack refuses; so is a name of punctuation alone.
+    if name.contains(['.', ' ']) || !name.chars().any(char::is_alphanumeric) {
         return Err(ApiError::new("invalid_name_punctuation"));
     }
     if !name.chars().all(|c| {
@@ -1567,9 +1568,10 @@ fn admin_session_list(world: &World, caller: &Caller, args: &Args) -> Reply {
     if user.is_some() && sessions.is_empty() {
         return Err(ApiError::new("no_active_sessions"));
     }
+    let (on_page, next) = page(world, &sessions, args, 100, 1000, |_| true)?;
     ok(vec![
-        ("active_sessions", json!(sessions)),
-        ("response_metadata", json!({"next_cursor": ""})),
+        ("active_sessions", json!(on_page)),
+        ("response_metadata", metadata(next)),
     ])
 }
 
@@ -1579,7 +1581,7 @@ fn idp_group_index(world: &World, args: &Args) -> Result<usize, ApiError> {
         .idp_groups
         .iter()
         .position(|g| g.id == id)
-        .ok_or_else(|| ApiError::new("invalid_usergroup_id"))
+        .ok_or_else(|| ApiError::new("usergroup_not_found"))
 }
 
 fn admin_usergroups_channels(world: &mut World, caller: &Caller, args: &Args, add: bool) -> Reply {
@@ -1662,10 +1664,12 @@ fn admin_usergroups_add_teams(world: &mut World, caller: &Caller, args: &Args) -
     require_enterprise_admin(world, caller)?;
     let index = idp_group_index(world, args)?;
     let teams = args.list("team_ids");
-    if teams.is_empty()
-        || teams
-            .iter()
-            .any(|t| !world.workspaces.iter().any(|w| w.id == *t))
+    if teams.is_empty() {
+        return Err(ApiError::new("no_team_ids_given"));
+    }
+    if teams
+        .iter()
+        .any(|t| !world.workspaces.iter().any(|w| w.id == *t))
     {
         return Err(ApiError::new("invalid_team_ids"));
     }
