@@ -1239,3 +1239,39 @@ async fn errors_and_arguments_follow_the_method_reference() {
     assert_eq!(body["ok"], true, "{body}");
     slack.stop().await;
 }
+
+/// `chat.postMessage` is paced as Slack documents it: about one message a second per
+/// channel with short bursts, each channel on its own, not a Tier 2 bucket per method.
+#[tokio::test]
+async fn messages_are_paced_per_channel() {
+    let mut seed = common::small_seed();
+    let bot = seed
+        .tokens
+        .iter_mut()
+        .find(|t| t.token == "xoxb-bot")
+        .unwrap();
+    bot.scopes.push("chat:write".into());
+    let slack = common::start(seed, Default::default()).await;
+    let post = |channel: &'static str| {
+        let slack = &slack;
+        async move {
+            slack
+                .web(
+                    "xoxb-bot",
+                    "chat.postMessage",
+                    &[("channel", channel), ("text", "x")],
+                )
+                .await
+                .0
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(post("C00000002").await, 200);
+    }
+    assert_eq!(post("C00000002").await, 429, "a sixth message at once");
+    assert_eq!(
+        post("C00000003").await,
+        200,
+        "another channel has its own pace"
+    );
+}

@@ -579,7 +579,14 @@ async fn web_api(
     };
     let (token, team, limits) = result;
     if let Some(bucket) = limits {
-        let key = format!("web:{}:{team}:{method}", token.app);
+        // A message is paced per channel, every other method per app and workspace.
+        let key = match slack_gitops_core::model::limits::web_tier(&method) {
+            slack_gitops_core::model::limits::Tier::PerChannel => {
+                let channel = args.get("channel").unwrap_or_default();
+                format!("web:{}:{team}:{method}:{channel}", token.app)
+            }
+            _ => format!("web:{}:{team}:{method}", token.app),
+        };
         if let Err(retry_after) = lock(&emulator.limiter).take(now, &[(key, bucket)]) {
             return rate_limited(retry_after, false);
         }

@@ -357,6 +357,14 @@ impl Default for Settings {
                 ("tier3".to_string(), tier(50.0)),
                 ("tier4".to_string(), tier(100.0)),
                 ("special".to_string(), tier(600.0)),
+                // chat.postMessage: one a second per channel, short bursts allowed.
+                (
+                    "per-channel".to_string(),
+                    Bucket {
+                        per_minute: 60.0,
+                        burst: 5.0,
+                    },
+                ),
             ]),
             rate_limits: true,
             lookup_by_email_skips_deactivated: true,

@@ -15,6 +15,8 @@ pub enum Tier {
     Tier4,
     /// Method-specific; `auth.test` allows hundreds per minute.
     Special,
+    /// `chat.postMessage`: about one message a second per channel, short bursts allowed.
+    PerChannel,
 }
 
 impl Tier {
@@ -26,6 +28,7 @@ impl Tier {
             Tier::Tier3 => "tier3",
             Tier::Tier4 => "tier4",
             Tier::Special => "special",
+            Tier::PerChannel => "per-channel",
         }
     }
 
@@ -37,6 +40,7 @@ impl Tier {
             Tier::Tier3 => 50.0,
             Tier::Tier4 => 100.0,
             Tier::Special => 600.0,
+            Tier::PerChannel => 60.0,
         }
     }
 }
@@ -45,6 +49,7 @@ impl Tier {
 pub fn web_tier(method: &str) -> Tier {
     match method {
         "auth.test" => Tier::Special,
+        "chat.postMessage" => Tier::PerChannel,
         "admin.usergroups.addChannels" => Tier::Tier1,
         "users.info" | "conversations.members" | "admin.users.list" => Tier::Tier4,
         "users.lookupByEmail"

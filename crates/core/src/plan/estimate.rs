@@ -90,6 +90,7 @@ fn tier_name(tier: Tier) -> String {
         Tier::Tier3 => "Tier 3",
         Tier::Tier4 => "Tier 4",
         Tier::Special => "its own limit",
+        Tier::PerChannel => "one a second per channel",
     }
     .to_string()
 }
