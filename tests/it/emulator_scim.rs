@@ -347,6 +347,44 @@ async fn discovery_endpoints_and_auth() {
         body["Resources"][0]["id"],
         "urn:ietf:params:scim:schemas:core:2.0:User"
     );
+    // Every schema and extension /ResourceTypes names is described in /Schemas, and each
+    // is served on its own, by URN or by Slack's documented /Schemas/Users and /Groups.
+    let described: Vec<String> = body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let (_, types) = slack.scim("GET", "ResourceTypes", None).await;
+    for resource_type in types["Resources"].as_array().unwrap() {
+        let mut named = vec![resource_type["schema"].as_str().unwrap().to_string()];
+        for extension in resource_type["schemaExtensions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            named.push(extension["schema"].as_str().unwrap().to_string());
+        }
+        for urn in named {
+            assert!(described.contains(&urn), "{urn} is not in /Schemas");
+            let (status, schema) = slack.scim("GET", &format!("Schemas/{urn}"), None).await;
+            assert_eq!((status, schema["id"].as_str()), (200, Some(urn.as_str())));
+        }
+    }
+    for (path, urn) in [
+        (
+            "Schemas/Users",
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+        ),
+        (
+            "Schemas/Groups",
+            "urn:ietf:params:scim:schemas:core:2.0:Group",
+        ),
+    ] {
+        let (status, schema) = slack.scim("GET", path, None).await;
+        assert_eq!((status, schema["id"].as_str()), (200, Some(urn)), "{path}");
+    }
+    assert_eq!(slack.scim("GET", "Schemas/nothing", None).await.0, 404);
 
     let (status, body) = slack.scim_as("xoxp-nope", "GET", "Users", None).await;
     assert_eq!(

@@ -81,7 +81,29 @@ pub fn handle(world: &mut World, request: &ScimRequest) -> ScimReply {
             reply(200, service_provider_config())
         }
         ("GET", ["ResourceTypes"]) => reply(200, resource_types(&request.base)),
-        ("GET", ["Schemas"]) => reply(200, schemas()),
+        ("GET", ["Schemas"]) => {
+            let all = schemas(&request.base);
+            let count = all.len();
+            reply(
+                200,
+                json!({"schemas": [LIST], "totalResults": count, "itemsPerPage": count, "startIndex": 1, "Resources": all}),
+            )
+        }
+        // By URN, as RFC 7644 has it, or as Slack documents them: /Schemas/Users, /Groups.
+        ("GET", ["Schemas", id]) => {
+            let wanted = match *id {
+                "Users" => USER_SCHEMA,
+                "Groups" => GROUP_SCHEMA,
+                other => other,
+            };
+            match schemas(&request.base)
+                .into_iter()
+                .find(|schema| schema["id"] == wanted)
+            {
+                Some(schema) => reply(200, schema),
+                None => error(404, "no_such_schema"),
+            }
+        }
         ("GET", ["Users"]) => list_users(world, request),
         ("POST", ["Users"]) => create_user(world, request),
         ("GET", ["Users", id]) => match world.user(id) {
@@ -1156,27 +1178,64 @@ fn resource_types(base: &str) -> Value {
     json!({"schemas": [LIST], "totalResults": 2, "itemsPerPage": 2, "startIndex": 1, "Resources": [users, groups]})
 }
 
-fn schemas() -> Value {
-    let attribute = |name: &str, kind: &str, required: bool| json!({"name": name, "type": kind, "multiValued": false, "required": required, "mutability": "readWrite", "returned": "default", "uniqueness": "none"});
-    let user = json!({
-        "id": USER_SCHEMA, "name": "User", "description": "User Account",
-        "attributes": [
-            attribute("userName", "string", true),
-            attribute("displayName", "string", false),
-            attribute("title", "string", false),
-            attribute("active", "boolean", false),
-            {"name": "emails", "type": "complex", "multiValued": true, "required": true, "mutability": "readWrite", "returned": "default", "uniqueness": "none"},
-            {"name": "name", "type": "complex", "multiValued": false, "required": false, "mutability": "readWrite", "returned": "default", "uniqueness": "none"},
-        ],
-    });
-    let group = json!({
-        "id": GROUP_SCHEMA, "name": "Group", "description": "Group",
-        "attributes": [
-            attribute("displayName", "string", true),
-            {"name": "members", "type": "complex", "multiValued": true, "required": false, "mutability": "readWrite", "returned": "default", "uniqueness": "none"},
-        ],
-    });
-    json!({"schemas": [LIST], "totalResults": 2, "itemsPerPage": 2, "startIndex": 1, "Resources": [user, group]})
+/// The schemas `/ResourceTypes` names: the core User and Group, and the User's enterprise
+/// and guest extensions, each with its `meta`.
+fn schemas(base: &str) -> Vec<Value> {
+    let attribute = |name: &str, kind: &str, required: bool| json!({"name": name, "type": kind, "multiValued": false, "required": required, "caseExact": false, "mutability": "readWrite", "returned": "default", "uniqueness": "none"});
+    let complex = |name: &str, multi: bool, required: bool| json!({"name": name, "type": "complex", "multiValued": multi, "required": required, "mutability": "readWrite", "returned": "default", "uniqueness": "none"});
+    let schema = |id: &str, name: &str, description: &str, attributes: Vec<Value>| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+            "id": id, "name": name, "description": description, "attributes": attributes,
+            "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")},
+        })
+    };
+    vec![
+        schema(
+            USER_SCHEMA,
+            "User",
+            "User Account",
+            vec![
+                attribute("userName", "string", true),
+                attribute("displayName", "string", false),
+                attribute("title", "string", false),
+                attribute("active", "boolean", false),
+                complex("emails", true, true),
+                complex("name", false, false),
+            ],
+        ),
+        schema(
+            GROUP_SCHEMA,
+            "Group",
+            "Group",
+            vec![
+                attribute("displayName", "string", true),
+                complex("members", true, false),
+            ],
+        ),
+        schema(
+            ENTERPRISE,
+            "EnterpriseUser",
+            "Enterprise User",
+            vec![
+                attribute("employeeNumber", "string", false),
+                attribute("costCenter", "string", false),
+                attribute("organization", "string", false),
+                attribute("division", "string", false),
+                attribute("department", "string", false),
+                complex("manager", false, false),
+            ],
+        ),
+        schema(
+            GUEST,
+            "SlackGuest",
+            "Slack guest",
+            vec![
+                attribute("type", "string", false),
+                attribute("expiration", "dateTime", false),
+            ],
+        ),
+    ]
 }
 
 #[cfg(test)]
