@@ -428,3 +428,46 @@ async fn one_write_at_a_time_per_user() {
     assert_eq!((third.0, fourth.0), (200, 200));
     slack.stop().await;
 }
+
+/// A third-party SCIM 2.0 checker (`scim2-cli`'s `test`, from PyPI) runs against the
+/// emulator past discovery: every schema and resource type the emulator announces can be
+/// read and is well formed. (Its later checks exercise what Slack's own SCIM API does not
+/// offer, such as writing `/Schemas`.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_third_party_scim_checker_reads_the_emulators_discovery() {
+    let slack = common::small(1000.0).await;
+    let checker = common::python_tool("scim2-cli==0.6.0", "scim2");
+    let output = tokio::process::Command::new(checker)
+        .args(["--url", &format!("{}/scim/v2", slack.base), "test"])
+        .env("SCIM_CLI_HEADERS", "Authorization: Bearer xoxp-admin")
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    let results: Vec<(&str, &str)> = report
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(verdict, _)| matches!(*verdict, "SUCCESS" | "ERROR" | "CRITICAL"))
+        .collect();
+    for check in [
+        "query_all_schemas",
+        "query_all_resource_types",
+        "access_schema_by_id",
+        "resource_types_schema_validation",
+        "service_provider_config_endpoint",
+    ] {
+        assert!(
+            results.iter().any(|(v, c)| *v == "SUCCESS" && *c == check),
+            "{check} did not succeed:\n{report}"
+        );
+        assert!(
+            !results.iter().any(|(v, c)| *v != "SUCCESS" && *c == check),
+            "{check} failed:\n{report}"
+        );
+    }
+    assert!(
+        !report.contains("No extension describes"),
+        "discovery is incomplete:\n{report}"
+    );
+}

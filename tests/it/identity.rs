@@ -5,7 +5,7 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -145,31 +145,7 @@ async fn bad_exports_fail_clearly() {
 
 /// The `scim2-server` command, installed into `target/ci-venv` on first use.
 fn scim2_server() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _guard = INSTALL.lock().unwrap();
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv");
-    let binary = venv.join("bin/scim2-server");
-    if !binary.exists() {
-        if !venv.join("bin/python").exists() {
-            let status = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .expect("python3 runs");
-            assert!(status.success(), "python3 -m venv failed");
-        }
-        let status = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "scim2-server==0.8.3",
-            ])
-            .status()
-            .expect("pip runs");
-        assert!(status.success(), "pip install scim2-server failed");
-    }
-    binary
+    common::python_tool("scim2-server==0.8.3", "scim2-server")
 }
 
 struct Scim2Server {

