@@ -1,0 +1,97 @@
+//! The plan for a terminal: one line per action in execution order.
+
+use super::*;
+
+/// Terminal text; `color` adds ANSI colour to additions, removals and the verdict.
+pub fn text(report: &PlanReport, color: bool) -> String {
+    let plan = report.plan;
+    let adoption = report.adoption();
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    let colour_of = |line: &str| match line.chars().next() {
+        Some('+') => "32",
+        Some('-') => "31",
+        _ => "33",
+    };
+    let mut out = String::new();
+    if adoption {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                "1;33",
+                "First run against an org with much drift: removals are summarised per usergroup and channel (--format json lists each one)."
+            )
+        );
+    }
+    for action in &plan.actions {
+        let adoption_summary = adoption
+            && matches!(
+                action,
+                Action::SetUsergroupMembers { .. } | Action::KickFromChannel { .. }
+            );
+        if adoption_summary {
+            continue;
+        }
+        let head = action_head(action);
+        let _ = writeln!(out, "{}", paint(colour_of(&head), &head));
+        let people = action_people(action);
+        for line in people.iter().take(ROWS) {
+            let _ = writeln!(out, "    {}", paint(colour_of(line), line));
+        }
+        if let Some(line) = more(people.len(), ROWS) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if adoption {
+        for target in targets(plan).values() {
+            if target.adds.is_empty() && target.removes.is_empty() {
+                continue;
+            }
+            let line = format!(
+                "~ {}: +{} -{} ({})",
+                target.title,
+                target.adds.len(),
+                target.removes.len(),
+                by_drift(&target.removes)
+            );
+            let _ = writeln!(out, "{}", paint("33", &line));
+        }
+    }
+    for awaiting in plan.awaiting_first_login.iter().take(ROWS) {
+        let _ = writeln!(out, "{}", awaiting_line(awaiting));
+    }
+    if let Some(line) = more(plan.awaiting_first_login.len(), ROWS) {
+        let _ = writeln!(out, "  {line}");
+    }
+    for removal in &plan.blocked_by_protection {
+        let line = format!(
+            "! {} is protected: not deactivated ({})",
+            who(&removal.person),
+            removal_words(removal)
+        );
+        let _ = writeln!(out, "{}", paint("35", &line));
+    }
+    let _ = writeln!(
+        out,
+        "Unmanaged (never changed): {} usergroups, {} channels",
+        plan.unmanaged_usergroups.len(),
+        plan.unmanaged_channels.len()
+    );
+    let verdict_colour = match report.verdict {
+        Verdict::Allowed { .. } => "1;32",
+        _ => "1;31",
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(verdict_colour, &verdict_line(report.verdict))
+    );
+    let _ = writeln!(out, "{}", paint("1", &summary(plan)));
+    out
+}
