@@ -456,10 +456,18 @@ struct Target<'a> {
     removes: Vec<&'a Removal>,
 }
 
-/// Groups the membership and structure actions by the usergroup or channel they touch,
-/// keyed so usergroups sort before channels, by workspace then name.
-fn targets(plan: &Plan) -> BTreeMap<(u8, String, String), Target<'_>> {
-    let mut targets: BTreeMap<(u8, String, String), Target> = BTreeMap::new();
+/// What a section of the plan is about. Usergroups sort before channels (the variants'
+/// order), then by workspace and name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TargetKind {
+    Usergroup,
+    Channel,
+}
+
+/// Groups the membership and structure actions by the usergroup or channel they touch.
+fn targets(plan: &Plan) -> BTreeMap<(TargetKind, String, String), Target<'_>> {
+    use TargetKind::{Channel, Usergroup};
+    let mut targets: BTreeMap<(TargetKind, String, String), Target> = BTreeMap::new();
     for action in &plan.actions {
         match action {
             Action::CreateUsergroup {
@@ -473,7 +481,7 @@ fn targets(plan: &Plan) -> BTreeMap<(u8, String, String), Target<'_>> {
             }
             | Action::DisableUsergroup {
                 workspace, handle, ..
-            } => at(&mut targets, 0, workspace, handle)
+            } => at(&mut targets, Usergroup, workspace, handle)
                 .heads
                 .push(action_head(action)),
             Action::SetUsergroupMembers {
@@ -484,14 +492,14 @@ fn targets(plan: &Plan) -> BTreeMap<(u8, String, String), Target<'_>> {
                 rule,
                 ..
             } => {
-                let target = at(&mut targets, 0, workspace, handle);
+                let target = at(&mut targets, Usergroup, workspace, handle);
                 target.title = format!("@{handle} in {workspace} ({rule})");
                 target.adds.extend(adds);
                 target.removes.extend(removes);
             }
             Action::CreateChannel {
                 workspace, name, ..
-            } => at(&mut targets, 1, workspace, name)
+            } => at(&mut targets, Channel, workspace, name)
                 .heads
                 .push(action_head(action)),
             Action::InviteToChannel {
@@ -499,13 +507,15 @@ fn targets(plan: &Plan) -> BTreeMap<(u8, String, String), Target<'_>> {
                 channel,
                 people,
                 ..
-            } => at(&mut targets, 1, workspace, channel).adds.extend(people),
+            } => at(&mut targets, Channel, workspace, channel)
+                .adds
+                .extend(people),
             Action::KickFromChannel {
                 workspace,
                 channel,
                 removal,
                 ..
-            } => at(&mut targets, 1, workspace, channel)
+            } => at(&mut targets, Channel, workspace, channel)
                 .removes
                 .push(removal),
             _ => {}
@@ -514,19 +524,18 @@ fn targets(plan: &Plan) -> BTreeMap<(u8, String, String), Target<'_>> {
     targets
 }
 
-/// The entry for one usergroup (`kind` 0) or channel (`kind` 1).
+/// The entry for one usergroup or channel.
 fn at<'t, 'p>(
-    targets: &'t mut BTreeMap<(u8, String, String), Target<'p>>,
-    kind: u8,
+    targets: &'t mut BTreeMap<(TargetKind, String, String), Target<'p>>,
+    kind: TargetKind,
     workspace: &str,
     name: &str,
 ) -> &'t mut Target<'p> {
     let key = (kind, workspace.to_string(), name.to_string());
     targets.entry(key).or_insert_with(|| Target {
-        title: if kind == 0 {
-            format!("@{name} in {workspace}")
-        } else {
-            format!("#{name} in {workspace}")
+        title: match kind {
+            TargetKind::Usergroup => format!("@{name} in {workspace}"),
+            TargetKind::Channel => format!("#{name} in {workspace}"),
         },
         ..Target::default()
     })
