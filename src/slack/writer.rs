@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::client::{Credential, SlackClient, SlackError};
 use crate::model::live::LiveUser;
-use crate::plan::action::{NewProfile, Role};
+use crate::plan::action::{NewProfile, ProfileField, Role, UsergroupField};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -77,16 +77,15 @@ pub fn set_active(active: bool) -> Value {
 
 /// The PATCH operation for one profile field as the plan names it; `value` for the
 /// manager is their Slack id.
-pub fn profile_field(field: &str, value: &str) -> Option<Value> {
+pub fn profile_field(field: ProfileField, value: &str) -> Value {
     let path = match field {
-        "given_name" => "name.givenName".to_string(),
-        "family_name" => "name.familyName".to_string(),
-        "title" => "title".to_string(),
-        "department" => format!("{ENTERPRISE}:department"),
-        "manager" => format!("{ENTERPRISE}:manager.managerId"),
-        _ => return None,
+        ProfileField::GivenName => "name.givenName".to_string(),
+        ProfileField::FamilyName => "name.familyName".to_string(),
+        ProfileField::Title => "title".to_string(),
+        ProfileField::Department => format!("{ENTERPRISE}:department"),
+        ProfileField::Manager => format!("{ENTERPRISE}:manager.managerId"),
     };
-    Some(json!({"op": "replace", "path": path, "value": value}))
+    json!({"op": "replace", "path": path, "value": value})
 }
 
 /// `GET /Users/{id}`.
@@ -412,14 +411,18 @@ pub async fn update_usergroup(
     client: &SlackClient,
     team_id: &str,
     id: &str,
-    fields: &[(&str, &str)],
+    fields: &[(UsergroupField, &str)],
 ) -> Result<UsergroupState, SlackError> {
     let mut args = vec![
         ("team_id", team_id.to_string()),
         ("usergroup", id.to_string()),
     ];
     for (field, value) in fields {
-        args.push((field, value.to_string()));
+        let name = match field {
+            UsergroupField::Name => "name",
+            UsergroupField::Description => "description",
+        };
+        args.push((name, value.to_string()));
     }
     let reply = client
         .web_write(Credential::Admin, "usergroups.update", &args)

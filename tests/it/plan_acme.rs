@@ -179,7 +179,7 @@ async fn every_seeded_drift_becomes_the_right_action() {
     );
 
     // A hand-edited description is put back; a missing usergroup and channel are created.
-    assert!(plan.actions.iter().any(|a| matches!(a, Action::UpdateUsergroup { handle, fields, .. } if handle == "sales" && fields[0].field == "description")));
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::UpdateUsergroup { handle, fields, .. } if handle == "sales" && fields[0].field.as_str() == "description")));
     assert!(
         plan.actions
             .iter()
@@ -312,7 +312,7 @@ async fn profiles_follow_the_identity_provider() {
         .iter()
         .filter(|a| {
             matches!(a, Action::UpdateProfile { person, fields }
-                if person.user_id.live().is_none() && fields[0].field == "manager")
+                if person.user_id.live().is_none() && fields[0].field.as_str() == "manager")
         })
         .count();
     assert_eq!(joiners, 4);
@@ -350,7 +350,7 @@ async fn profiles_follow_the_identity_provider() {
     assert_eq!(update.0, "ada.liskov@acme.example");
     assert_eq!(
         (
-            update.1[0].field,
+            update.1[0].field.as_str(),
             update.1[0].from.as_str(),
             update.1[0].to.as_str()
         ),

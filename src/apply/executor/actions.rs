@@ -7,7 +7,9 @@ use std::sync::Mutex;
 
 use super::{DECISIONS, Executor, Halt, Outcome, Ran, WriteError, classify};
 use crate::model::live::LiveUser;
-use crate::plan::action::{Action, NewProfile, Person, Role, SlackId};
+use crate::plan::action::{
+    Action, NewProfile, Person, ProfileField, Role, SlackId, UsergroupField,
+};
 use crate::slack::client::SlackError;
 use crate::slack::writer;
 
@@ -23,7 +25,7 @@ impl Executor<'_> {
                 self.set_active(&removal.person, false, true).await
             }
             Action::UpdateProfile { person, fields } => {
-                let changes: Vec<(&str, &str)> =
+                let changes: Vec<(ProfileField, &str)> =
                     fields.iter().map(|f| (f.field, f.to.as_str())).collect();
                 self.update_profile(person, &changes, canary).await
             }
@@ -47,7 +49,7 @@ impl Executor<'_> {
                 fields,
                 ..
             } => {
-                let changes: Vec<(&str, &str)> =
+                let changes: Vec<(UsergroupField, &str)> =
                     fields.iter().map(|f| (f.field, f.to.as_str())).collect();
                 self.update_usergroup(workspace, usergroup_id, &changes)
                     .await
@@ -266,7 +268,12 @@ impl Executor<'_> {
         ran
     }
 
-    async fn update_profile(&self, person: &Person, changes: &[(&str, &str)], canary: bool) -> Ran {
+    async fn update_profile(
+        &self,
+        person: &Person,
+        changes: &[(ProfileField, &str)],
+        canary: bool,
+    ) -> Ran {
         let id = match self.ids().user(person) {
             Ok(id) => id,
             Err(outcome) => return Ran::new(outcome),
@@ -274,7 +281,7 @@ impl Executor<'_> {
         // The manager is named by email in the plan and by Slack id on the wire.
         let mut operations = Vec::new();
         for (field, value) in changes {
-            let value = if *field == "manager" {
+            let value = if *field == ProfileField::Manager {
                 match self.ids().users.get(*value) {
                     Some(manager) => manager.clone(),
                     None => {
@@ -286,9 +293,7 @@ impl Executor<'_> {
             } else {
                 value.to_string()
             };
-            if let Some(operation) = writer::profile_field(field, &value) {
-                operations.push(operation);
-            }
+            operations.push(writer::profile_field(*field, &value));
         }
         let client = self.context.client;
         let replied: Mutex<Option<LiveUser>> = Mutex::new(None);
@@ -330,7 +335,7 @@ impl Executor<'_> {
         person: &Person,
         id: &str,
         shown: Option<&LiveUser>,
-        changes: &[(&str, &str)],
+        changes: &[(ProfileField, &str)],
         ran: &mut Ran,
     ) {
         let Some(user) = shown else { return };
@@ -428,7 +433,12 @@ impl Executor<'_> {
         ran
     }
 
-    async fn update_usergroup(&self, workspace: &str, id: &str, changes: &[(&str, &str)]) -> Ran {
+    async fn update_usergroup(
+        &self,
+        workspace: &str,
+        id: &str,
+        changes: &[(UsergroupField, &str)],
+    ) -> Ran {
         let client = self.context.client;
         let write = || async {
             let group = writer::update_usergroup(client, workspace, id, changes)
@@ -440,10 +450,9 @@ impl Executor<'_> {
             let groups = writer::list_usergroups(client, workspace).await?;
             Ok(groups.iter().any(|g| {
                 g.id == id
-                    && changes.iter().all(|(field, to)| match *field {
-                        "name" => g.name == *to,
-                        "description" => g.description == *to,
-                        _ => true,
+                    && changes.iter().all(|(field, to)| match field {
+                        UsergroupField::Name => g.name == *to,
+                        UsergroupField::Description => g.description == *to,
                     })
             }))
         };
@@ -680,16 +689,15 @@ impl Executor<'_> {
 /// Whether an account shows every changed profile field (the manager by Slack id).
 fn profile_holds(
     user: &LiveUser,
-    changes: &[(&str, &str)],
+    changes: &[(ProfileField, &str)],
     users: &HashMap<String, String>,
 ) -> bool {
-    changes.iter().all(|(field, to)| match *field {
-        "given_name" => user.given_name == *to,
-        "family_name" => user.family_name == *to,
-        "title" => user.title == *to,
-        "department" => user.department == *to,
-        "manager" => user.manager.as_deref() == users.get(*to).map(String::as_str),
-        _ => true,
+    changes.iter().all(|(field, to)| match field {
+        ProfileField::GivenName => user.given_name == *to,
+        ProfileField::FamilyName => user.family_name == *to,
+        ProfileField::Title => user.title == *to,
+        ProfileField::Department => user.department == *to,
+        ProfileField::Manager => user.manager.as_deref() == users.get(*to).map(String::as_str),
     })
 }
 

@@ -156,7 +156,7 @@ pub enum Action {
     /// Profile fields the identity provider says differ (names, title, department, manager).
     UpdateProfile {
         person: Person,
-        fields: Vec<FieldChange>,
+        fields: Vec<FieldChange<ProfileField>>,
     },
     CreateUsergroup {
         workspace: String,
@@ -171,7 +171,7 @@ pub enum Action {
         workspace: String,
         usergroup_id: String,
         handle: String,
-        fields: Vec<FieldChange>,
+        fields: Vec<FieldChange<UsergroupField>>,
         rule: RuleRef,
     },
     EnableUsergroup {
@@ -244,12 +244,67 @@ impl Role {
     }
 }
 
-/// A usergroup field that changes.
+/// A field that changes, from one value to another: a profile's (`ProfileField`) or a
+/// usergroup's (`UsergroupField`). The writer matches the field exhaustively, so a field
+/// it cannot write is a compile error, never a silently dropped change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
-    pub field: &'static str,
+pub struct FieldChange<F> {
+    pub field: F,
     pub from: String,
     pub to: String,
+}
+
+/// A profile field the plan keeps as the identity provider has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileField {
+    GivenName,
+    FamilyName,
+    Title,
+    Department,
+    /// Named by email in the plan, by Slack id on the wire.
+    Manager,
+}
+
+impl ProfileField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileField::GivenName => "given_name",
+            ProfileField::FamilyName => "family_name",
+            ProfileField::Title => "title",
+            ProfileField::Department => "department",
+            ProfileField::Manager => "manager",
+        }
+    }
+}
+
+/// A usergroup field the plan keeps as the config has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsergroupField {
+    Name,
+    Description,
+}
+
+impl UsergroupField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsergroupField::Name => "name",
+            UsergroupField::Description => "description",
+        }
+    }
+}
+
+impl std::fmt::Display for ProfileField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for UsergroupField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The plan.

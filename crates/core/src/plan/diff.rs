@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::action::{
     Action, Addition, Awaiting, Drift, FieldChange, Grant, Impact, NewProfile, Person, Plan,
-    Removal, SlackId,
+    ProfileField, Removal, SlackId, UsergroupField,
 };
 use super::desired::{Desired, RuleId};
 use super::leaver::{self, Leaver};
@@ -346,13 +346,25 @@ fn plan_profiles(index: &Index, phases: &mut Phases) {
             }
             continue;
         };
-        let pairs: [(&'static str, &str, &str); 4] = [
-            ("given_name", &user.given_name, &source.given_name),
-            ("family_name", &user.family_name, &source.family_name),
-            ("title", &user.title, &source.title),
-            ("department", &user.department, &source.department),
+        let pairs: [(ProfileField, &str, &str); 4] = [
+            (
+                ProfileField::GivenName,
+                &user.given_name,
+                &source.given_name,
+            ),
+            (
+                ProfileField::FamilyName,
+                &user.family_name,
+                &source.family_name,
+            ),
+            (ProfileField::Title, &user.title, &source.title),
+            (
+                ProfileField::Department,
+                &user.department,
+                &source.department,
+            ),
         ];
-        let mut fields: Vec<FieldChange> = pairs
+        let mut fields: Vec<FieldChange<ProfileField>> = pairs
             .into_iter()
             .filter(|(_, from, to)| from != to && !to.is_empty())
             .map(|(field, from, to)| FieldChange {
@@ -370,7 +382,7 @@ fn plan_profiles(index: &Index, phases: &mut Phases) {
             let current = index.manager_email(user);
             if has_account && current.as_deref() != Some(manager) {
                 fields.push(FieldChange {
-                    field: "manager",
+                    field: ProfileField::Manager,
                     from: current.unwrap_or_default(),
                     to: manager.to_string(),
                 });
@@ -386,7 +398,11 @@ fn plan_profiles(index: &Index, phases: &mut Phases) {
 }
 
 /// The manager of a joiner the plan creates, when the manager has (or gets) an account.
-fn joiner_manager(index: &Index, id: PersonId, manager: Option<&str>) -> Option<FieldChange> {
+fn joiner_manager(
+    index: &Index,
+    id: PersonId,
+    manager: Option<&str>,
+) -> Option<FieldChange<ProfileField>> {
     let manager = manager?;
     let created = index.usable[id as usize];
     let has_account = index
@@ -395,7 +411,7 @@ fn joiner_manager(index: &Index, id: PersonId, manager: Option<&str>) -> Option<
         .id(manager)
         .is_some_and(|m| index.usable[m as usize]);
     (created && has_account).then(|| FieldChange {
-        field: "manager",
+        field: ProfileField::Manager,
         from: String::new(),
         to: manager.to_string(),
     })
@@ -544,8 +560,12 @@ fn usergroup_structure(
     };
     let mut fields = Vec::new();
     for (field, from, to) in [
-        ("name", &live_group.name, &group.name),
-        ("description", &live_group.description, &group.description),
+        (UsergroupField::Name, &live_group.name, &group.name),
+        (
+            UsergroupField::Description,
+            &live_group.description,
+            &group.description,
+        ),
     ] {
         if from != to {
             fields.push(FieldChange {

@@ -13,7 +13,7 @@ impl Action {
             Action::CreateUser { person, .. } => format!("create-user {}", person.email),
             Action::ReactivateUser { person } => format!("reactivate-user {}", person.email),
             Action::UpdateProfile { person, fields } => {
-                let names: Vec<&str> = fields.iter().map(|f| f.field).collect();
+                let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
                 format!("update-profile {} {}", person.email, names.join(","))
             }
             Action::AssignWorkspace { person, workspace } => {
@@ -194,7 +194,7 @@ impl Action {
     }
 }
 
-fn fields_words(fields: &[FieldChange]) -> String {
+fn fields_words<F: std::fmt::Display>(fields: &[FieldChange<F>]) -> String {
     let words: Vec<String> = fields
         .iter()
         .map(|f| format!("{}={:?}", f.field, f.to))

@@ -190,7 +190,7 @@ fn who(person: &Person) -> String {
     }
 }
 
-fn fields_words(fields: &[crate::plan::action::FieldChange]) -> String {
+fn fields_words<F: std::fmt::Display>(fields: &[crate::plan::action::FieldChange<F>]) -> String {
     fields
         .iter()
         .map(|f| match f.from.as_str() {
