@@ -114,9 +114,36 @@ async fn envelope_tokens_and_scopes() {
 #[tokio::test]
 async fn org_tokens_need_team_id_and_workspace_tokens_do_not() {
     let slack = common::small(1.0).await;
+    // The names Slack's method reference gives the missing team, method by method.
     assert_eq!(
         slack.error("xoxp-admin", "usergroups.list", &[]).await,
-        "target_team_must_be_specified_in_org_context"
+        "missing_argument"
+    );
+    for (method, error) in [
+        ("usergroups.update", "missing_argument"),
+        (
+            "usergroups.disable",
+            "target_team_must_be_specified_in_org_context",
+        ),
+        ("usergroups.enable", "missing_argument"),
+        ("usergroups.users.list", "missing_argument"),
+        ("usergroups.users.update", "missing_argument"),
+    ] {
+        assert_eq!(
+            slack
+                .error(
+                    "xoxp-admin",
+                    method,
+                    &[("usergroup", "S00000001"), ("users", "W00000004")]
+                )
+                .await,
+            error,
+            "{method} without team_id"
+        );
+    }
+    assert_eq!(
+        slack.error("xoxp-admin", "team.integrationLogs", &[]).await,
+        "missing_argument"
     );
     assert_eq!(
         slack.error("xoxp-admin", "conversations.list", &[]).await,
@@ -1181,6 +1208,17 @@ async fn errors_and_arguments_follow_the_method_reference() {
         "no_team_ids_given"
     );
 
+    assert_eq!(
+        slack
+            .error(
+                "xoxp-admin",
+                "admin.usergroups.listChannels",
+                &[("usergroup_id", "S10000001"), ("team_id", "T9999NONE")]
+            )
+            .await,
+        "team_not_found"
+    );
+
     // admin.users.session.list pages by `limit` and `cursor`; a forged cursor is refused.
     let first = slack
         .ok("xoxp-admin", "admin.users.session.list", &[("limit", "2")])
@@ -1274,4 +1312,56 @@ async fn messages_are_paced_per_channel() {
         200,
         "another channel has its own pace"
     );
+}
+
+/// The emulator's method table is Slack's published method reference (vendored verbatim
+/// from `slack-ruby/slack-api-ref` under `tests/fixtures/slack-api-ref`): which methods
+/// take a JSON body, which only user tokens may call, their scopes, and their rate tiers
+/// (shared with the client through `model::limits`).
+#[test]
+fn the_method_table_is_the_method_reference() {
+    use slack_gitops::model::limits::{Tier, web_tier};
+    let dir = common::fixture("tests/fixtures/slack-api-ref/docs.slack.dev/methods");
+    for spec in slack_emulator::web::METHODS {
+        let path = dir.join(format!("{}.json", spec.name));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} is not in the vendored reference", spec.name));
+        let reference: Value = serde_json::from_str(&text).unwrap();
+        let name = spec.name;
+        let json_input = reference["json_input_supported"].as_bool().unwrap_or(false);
+        assert_eq!(spec.json, json_input, "{name}: JSON body");
+        // A method that needs no scope (auth.test) takes any token.
+        let any_token = reference["no_scope_required"].as_bool().unwrap_or(false);
+        let bot_scopes = reference["scope"]["bot"].as_array();
+        assert_eq!(
+            spec.user_only,
+            bot_scopes.is_none() && !any_token,
+            "{name}: user tokens only"
+        );
+        let documented: Vec<&str> = ["bot", "user"]
+            .iter()
+            .flat_map(|kind| reference["scope"][kind].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        for scope in spec.scopes {
+            assert!(
+                documented.contains(scope),
+                "{name}: scope {scope} is not documented"
+            );
+        }
+        let tier = web_tier(name);
+        let expected = match reference["rate_limits"].as_str() {
+            Some("t1") => vec![Tier::Tier1],
+            Some("t2") => vec![Tier::Tier2],
+            Some("t3") => vec![Tier::Tier3],
+            Some("t4") => vec![Tier::Tier4],
+            // Slack's "special" tier: each such method documents its own limit.
+            Some("t5") => vec![Tier::Special, Tier::PerChannel],
+            other => panic!("{name}: rate limit {other:?}"),
+        };
+        assert!(
+            expected.contains(&tier),
+            "{name}: {tier:?}, the reference says {expected:?}"
+        );
+    }
 }

@@ -741,10 +741,13 @@ fn users_lookup_by_email(world: &World, _caller: &Caller, args: &Args) -> Reply 
 
 // ---- usergroups --------------------------------------------------------------------------
 
+/// What an org-level token's call without `team_id` answers, as the method reference
+/// names it per method.
 const TARGET_TEAM: &str = "target_team_must_be_specified_in_org_context";
+const MISSING_ARGUMENT: &str = "missing_argument";
 
 fn usergroups_list(world: &World, caller: &Caller, args: &Args) -> Reply {
-    let team = workspace(world, caller, args, TARGET_TEAM)?;
+    let team = workspace(world, caller, args, MISSING_ARGUMENT)?;
     let include_disabled = args.flag("include_disabled");
     let include_users = args.flag("include_users");
     let groups: Vec<Value> = world
@@ -870,11 +873,13 @@ fn reply_usergroup(world: &World, id: &str, args: &Args) -> Reply {
     ok(vec![("usergroup", object)])
 }
 
-/// The usergroup a write names, checked to be in the caller's workspace.
+/// The usergroup a call names, checked to be in the caller's workspace. An org-level
+/// token must name the workspace (`team_id`); without it the call fails with `missing`.
 fn own_usergroup<'a>(
     world: &'a World,
     caller: &Caller,
     args: &Args,
+    missing: &str,
 ) -> Result<&'a Usergroup, ApiError> {
     let id = args.required("usergroup")?;
     let group = world
@@ -883,7 +888,9 @@ fn own_usergroup<'a>(
         .find(|g| g.id == id)
         .ok_or_else(|| ApiError::new("no_such_subteam"))?;
     let team = if caller.token.org_level {
-        args.get("team_id").unwrap_or(&group.workspace).to_string()
+        args.get("team_id")
+            .ok_or_else(|| ApiError::new(missing))?
+            .to_string()
     } else {
         caller.token.workspace.clone().unwrap_or_default()
     };
@@ -895,7 +902,7 @@ fn own_usergroup<'a>(
 
 fn usergroups_update(world: &mut World, caller: &Caller, args: &Args) -> Reply {
     may_edit_usergroups(world, caller)?;
-    let group = own_usergroup(world, caller, args)?;
+    let group = own_usergroup(world, caller, args, MISSING_ARGUMENT)?;
     let (id, team) = (group.id.clone(), group.workspace.clone());
     check_usergroup_names(
         world,
@@ -940,7 +947,12 @@ fn usergroups_update(world: &mut World, caller: &Caller, args: &Args) -> Reply {
 
 fn usergroups_set_enabled(world: &mut World, caller: &Caller, args: &Args, enable: bool) -> Reply {
     may_edit_usergroups(world, caller)?;
-    let group = own_usergroup(world, caller, args)?;
+    let missing = if enable {
+        MISSING_ARGUMENT
+    } else {
+        TARGET_TEAM
+    };
+    let group = own_usergroup(world, caller, args, missing)?;
     if enable && !group.disabled {
         return Err(ApiError::new("already_enabled"));
     }
@@ -953,7 +965,7 @@ fn usergroups_set_enabled(world: &mut World, caller: &Caller, args: &Args, enabl
 }
 
 fn usergroups_users_list(world: &World, caller: &Caller, args: &Args) -> Reply {
-    let group = own_usergroup(world, caller, args)?;
+    let group = own_usergroup(world, caller, args, MISSING_ARGUMENT)?;
     if group.disabled && !args.flag("include_disabled") {
         return Err(ApiError::new("no_such_subteam"));
     }
@@ -962,7 +974,7 @@ fn usergroups_users_list(world: &World, caller: &Caller, args: &Args) -> Reply {
 
 fn usergroups_users_update(world: &mut World, caller: &Caller, args: &Args) -> Reply {
     may_edit_usergroups(world, caller)?;
-    let group = own_usergroup(world, caller, args)?;
+    let group = own_usergroup(world, caller, args, MISSING_ARGUMENT)?;
     let (id, team) = (group.id.clone(), group.workspace.clone());
     let users = args.list("users");
     if users.is_empty() {
@@ -1642,6 +1654,11 @@ fn admin_usergroups_channels(world: &mut World, caller: &Caller, args: &Args, ad
 fn admin_usergroups_list_channels(world: &World, caller: &Caller, args: &Args) -> Reply {
     require_enterprise_admin(world, caller)?;
     let group = &world.idp_groups[idp_group_index(world, args)?];
+    if let Some(team) = args.get("team_id")
+        && !world.workspaces.iter().any(|w| w.id == team)
+    {
+        return Err(ApiError::new("team_not_found"));
+    }
     let with_count = args.flag("include_num_members");
     let channels: Vec<Value> = group
         .channels
@@ -1735,7 +1752,11 @@ fn admin_conversations_invite(world: &mut World, caller: &Caller, args: &Args) -
 
 fn team_integration_logs(world: &World, caller: &Caller, args: &Args) -> Reply {
     let team = if caller.token.org_level {
-        args.get("team_id").map(str::to_string)
+        Some(
+            args.get("team_id")
+                .ok_or_else(|| ApiError::new(MISSING_ARGUMENT))?
+                .to_string(),
+        )
     } else {
         caller.token.workspace.clone()
     };
