@@ -140,38 +140,15 @@ async fn scim_user_by_email(
         .await
     {
         Ok(reply) => Ok(first_match(&reply)),
-        Err(SlackError::Api { .. }) => scan_for_email(client, &first_match).await,
+        // Refused: the whole listing, through the client's one SCIM paginator.
+        Err(SlackError::Api { .. }) => {
+            let (users, _) = client.scim_list_as::<Value>("Users").await?;
+            Ok(users.into_iter().find(|user| same_email(user)))
+        }
         Err(error) => Err(error),
     }
 }
 
-/// Reads SCIM's users a thousand a page until one has the email `first_match` looks for.
-async fn scan_for_email(
-    client: &SlackClient,
-    first_match: &dyn Fn(&Value) -> Option<Value>,
-) -> Result<Option<Value>, SlackError> {
-    let mut start = 1;
-    loop {
-        let page = client
-            .scim_get(&format!("Users?startIndex={start}&count=1000"))
-            .await?;
-        if let Some(found) = first_match(&page) {
-            return Ok(Some(found));
-        }
-        let listed = page
-            .get("Resources")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        let total = page
-            .get("totalResults")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize;
-        start += listed;
-        if listed == 0 || start > total {
-            return Ok(None);
-        }
-    }
-}
 
 /// A person's account with its roles and kind: SCIM's user, then `users.info` for what
 /// SCIM does not say (primary owner, bot), so a decision about one account has the facts
