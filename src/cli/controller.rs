@@ -80,7 +80,7 @@ pub(super) fn controller(args: ControllerArgs) -> anyhow::Result<u8> {
         let listeners = bind(listen, admin_listen).await?;
         crate::controller::run(options, store, listeners, shutdown_signal())
             .await
-            .map_err(anyhow::Error::msg)
+            .map_err(anyhow::Error::from)
     })?;
     Ok(EXIT_OK)
 }

@@ -170,22 +170,45 @@ pub fn known_host(known_hosts: &str, host: &str, key: &[u8]) -> bool {
     found
 }
 
+/// Why the controller's clone could not be made or brought up to date. The messages name
+/// the repository and the reason; never a token.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot open the clone {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot clone {repo}: {reason}")]
+    Clone { repo: String, reason: String },
+    #[error("fetch: {0}")]
+    Fetch(String),
+    #[error("the remote has no branch `{0}`")]
+    NoBranch(String),
+    #[error("{0}")]
+    Repository(String),
+}
+
+fn open(workdir: &Path) -> Result<git2::Repository, GitError> {
+    git2::Repository::open(workdir).map_err(|e| GitError::Open {
+        path: workdir.to_path_buf(),
+        message: e.message().to_string(),
+    })
+}
+
 /// Clones `repo` into `workdir` unless a clone is there; points its `origin` at `repo`.
-pub fn prepare(repo: &str, workdir: &Path, branch: &str, access: &Access) -> Result<(), String> {
+pub fn prepare(repo: &str, workdir: &Path, branch: &str, access: &Access) -> Result<(), GitError> {
     if workdir.join(".git").exists() {
-        let repository = git2::Repository::open(workdir).map_err(|e| {
-            format!(
-                "cannot open the clone {}: {}",
-                workdir.display(),
-                e.message()
-            )
-        })?;
-        return repository
+        return open(workdir)?
             .remote_set_url("origin", repo)
-            .map_err(|e| e.message().to_string());
+            .map_err(|e| GitError::Repository(e.message().to_string()));
     }
-    std::fs::create_dir_all(workdir)
-        .map_err(|e| format!("cannot create {}: {e}", workdir.display()))?;
+    std::fs::create_dir_all(workdir).map_err(|source| GitError::Create {
+        path: workdir.to_path_buf(),
+        source,
+    })?;
     let refusal = Refusal::default();
     let cloned = git2::build::RepoBuilder::new()
         .branch(branch)
@@ -194,23 +217,20 @@ pub fn prepare(repo: &str, workdir: &Path, branch: &str, access: &Access) -> Res
     cloned.map(|_| ()).map_err(|e| {
         // Nothing half-cloned is left for the next start to mistake for a clone.
         let _ = std::fs::remove_dir_all(workdir);
-        format!("cannot clone {repo}: {}", explain(&e, &refusal))
+        GitError::Clone {
+            repo: repo.to_string(),
+            reason: explain(&e, &refusal),
+        }
     })
 }
 
 /// Fetches the protected branch and moves the clone's branch of the same name to it
 /// (the controller owns the clone; nothing is ever committed there). Returns the tip.
-pub fn fetch(workdir: &Path, branch: &str, access: &Access) -> Result<String, String> {
-    let repository = git2::Repository::open(workdir).map_err(|e| {
-        format!(
-            "cannot open the clone {}: {}",
-            workdir.display(),
-            e.message()
-        )
-    })?;
+pub fn fetch(workdir: &Path, branch: &str, access: &Access) -> Result<String, GitError> {
+    let repository = open(workdir)?;
     let mut remote = repository
         .find_remote("origin")
-        .map_err(|e| e.message().to_string())?;
+        .map_err(|e| GitError::Repository(e.message().to_string()))?;
     let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
     let refusal = Refusal::default();
     remote
@@ -219,11 +239,11 @@ pub fn fetch(workdir: &Path, branch: &str, access: &Access) -> Result<String, St
             Some(&mut access.fetch_options(&refusal)),
             None,
         )
-        .map_err(|e| format!("fetch: {}", explain(&e, &refusal)))?;
+        .map_err(|e| GitError::Fetch(explain(&e, &refusal)))?;
     let tip = repository
         .revparse_single(&format!("refs/remotes/origin/{branch}"))
         .and_then(|o| o.peel_to_commit())
-        .map_err(|_| format!("the remote has no branch `{branch}`"))?;
+        .map_err(|_| GitError::NoBranch(branch.to_string()))?;
     repository
         .reference(
             &format!("refs/heads/{branch}"),
@@ -231,7 +251,7 @@ pub fn fetch(workdir: &Path, branch: &str, access: &Access) -> Result<String, St
             true,
             "slack-gitops controller: follow the remote",
         )
-        .map_err(|e| e.message().to_string())?;
+        .map_err(|e| GitError::Repository(e.message().to_string()))?;
     Ok(tip.id().to_string())
 }
 

@@ -118,6 +118,22 @@ impl SyncOutcome {
     }
 }
 
+/// Why the controller stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The first clone failed, or an existing clone could not be opened.
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    /// The HTTP server (webhooks, probes) ended on its own.
+    #[error("the HTTP server stopped: {0}")]
+    Server(String),
+    /// A blocking task could not finish.
+    #[error("a background task failed: {0}")]
+    Task(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
 /// Why a commit could not be loaded: refused by the checkout (not merged, a hostile
 /// tree), or the identity source or Slack could not be connected to.
 #[derive(Debug, thiserror::Error)]
@@ -315,7 +331,7 @@ pub async fn run(
     store: Store,
     listeners: http::Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), ControllerError> {
     let store = Arc::new(store);
     let shared = Arc::new(Shared {
         status: Default::default(),
@@ -331,7 +347,7 @@ pub async fn run(
         forwarder: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| ControllerError::Setup(e.to_string()))?,
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
         posted_drift: Default::default(),
@@ -377,7 +393,7 @@ pub async fn run(
             .unwrap_or_else(|p| p.into_inner())
             .take()
         {
-            Some(why) => Err(format!("the HTTP server stopped: {why}")),
+            Some(why) => Err(ControllerError::Server(why)),
             None => Ok(()),
         }
     });
@@ -400,13 +416,17 @@ fn stop_syncing(shared: &Shared) {
 }
 
 /// The loop: fetch, apply new commits, re-plan on the drift schedule, until stopped.
-async fn sync_loop(options: &Options, store: &Store, shared: &Shared) -> Result<(), String> {
+async fn sync_loop(
+    options: &Options,
+    store: &Store,
+    shared: &Shared,
+) -> Result<(), ControllerError> {
     let workdir = options.workdir.clone();
     let (repo, branch) = (options.repo.clone(), options.branch.clone());
     let access = options.git.clone();
     tokio::task::spawn_blocking(move || git::prepare(&repo, &workdir, &branch, &access))
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| ControllerError::Task(e.to_string()))??;
     let mut trigger = Trigger::Start;
     let mut next_drift: Option<tokio::time::Instant> = None;
     // The drift interval of the last commit loaded, kept while a commit cannot be.
@@ -514,7 +534,7 @@ async fn fetch_tip(options: &Options, shared: &Shared, trigger: Trigger) -> Opti
     let fetched = tokio::task::spawn_blocking(move || git::fetch(&workdir, &branch, &access))
         .await
         .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        .and_then(|r| r.map_err(|e| e.to_string()));
     shared.metrics.fetched(fetched.is_ok());
     match fetched {
         Ok(tip) => {

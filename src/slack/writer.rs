@@ -149,7 +149,6 @@ async fn scim_user_by_email(
     }
 }
 
-
 /// A person's account with its roles and kind: SCIM's user, then `users.info` for what
 /// SCIM does not say (primary owner, bot), so a decision about one account has the facts
 /// the full sync's listings give. `None` when SCIM has no account with that email.
