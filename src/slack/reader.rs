@@ -318,24 +318,7 @@ impl ReadScope {
     /// channel it manages or names as a usergroup's default channel.
     pub fn from_repository(repository: &crate::config::Repository) -> ReadScope {
         let config = &repository.config.value;
-        let team = |key: &str| config.team_id(key);
-        let mut managed_channels = BTreeSet::new();
-        for file in &repository.mappings {
-            for channel in &file.value.channels {
-                if let Some(team) = team(&channel.workspace) {
-                    managed_channels.insert((team, channel.name.as_str().to_string()));
-                }
-            }
-            for usergroup in &file.value.usergroups {
-                for workspace in &usergroup.workspaces {
-                    if let Some(team) = team(workspace) {
-                        for channel in &usergroup.channels {
-                            managed_channels.insert((team.clone(), channel.as_str().to_string()));
-                        }
-                    }
-                }
-            }
-        }
+        let managed_channels = repository.managed_channels();
         ReadScope {
             workspaces: config
                 .slack

@@ -38,6 +38,15 @@ async fn acme_resolves_to_people_per_usergroup_and_channel() {
     assert_eq!(emails(&mut wanted.accounts.iter()), expected);
     assert_eq!(wanted.accounts.len(), 284);
 
+    // The channels planned are exactly the ones the config manages (the reader's scope).
+    let planned: BTreeSet<(String, String)> = wanted
+        .channels
+        .iter()
+        .map(|c| (c.workspace.clone(), c.name.clone()))
+        .collect();
+    assert_eq!(planned, repository.managed_channels());
+    assert!(planned.len() >= 10, "{planned:?}");
+
     // @eng: engineering less contractors, active only; rule at its file:line.
     let eng = wanted
         .usergroups

@@ -72,6 +72,34 @@ pub struct Files {
 }
 
 impl Repository {
+    /// The channels the config manages, as `(team id, name)`: every `channels:` entry,
+    /// and every usergroup's default channels in each workspace the usergroup is in. The
+    /// one home of that rule: the reader reads these channels' members, and the desired
+    /// state plans exactly these (a test holds `plan::desired` to it).
+    pub fn managed_channels(&self) -> std::collections::BTreeSet<(String, String)> {
+        let config = &self.config.value;
+        let mut managed = std::collections::BTreeSet::new();
+        for file in &self.mappings {
+            for channel in &file.value.channels {
+                if let Some(team) = config.team_id(&channel.workspace) {
+                    managed.insert((team, channel.name.as_str().to_string()));
+                }
+            }
+            for usergroup in &file.value.usergroups {
+                for team in usergroup
+                    .workspaces
+                    .iter()
+                    .filter_map(|w| config.team_id(w))
+                {
+                    for channel in &usergroup.channels {
+                        managed.insert((team.clone(), channel.as_str().to_string()));
+                    }
+                }
+            }
+        }
+        managed
+    }
+
     /// The IdP groups it names that `known` (the identity snapshot's group names) lacks,
     /// as errors at their lines: what [`load`] reports when given the known groups, for a
     /// repository already loaded without them.
