@@ -1,0 +1,666 @@
+//! The Web API under `/api/{method}`: Slack's envelope, tokens and scopes, tiers,
+//! cursor pagination and the methods slack-gitops uses.
+//!
+//! Every method runs in three steps: the request is turned into [`Args`] (query string,
+//! form body, or a JSON body where Slack accepts one); the token is checked (present,
+//! known, not revoked, the right kind, the scopes the method needs); then the method runs
+//! against the [`World`] under its lock and returns `{"ok": true, ...}` or an [`ApiError`].
+//! Application errors are HTTP 200 with `ok: false`, as on Slack; only rate limiting
+//! changes the status (429).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use crate::world::{Guest, Token, TokenKind, Usergroup, World};
+
+mod admin;
+mod conversations;
+mod usergroups;
+mod users;
+
+use admin::*;
+use conversations::*;
+use usergroups::*;
+use users::*;
+
+/// A Web API method's fixed properties.
+pub struct MethodSpec {
+    pub name: &'static str,
+    /// Whether a JSON body is accepted (Slack's `json_input_supported`).
+    pub json: bool,
+    /// Only user tokens (`xoxp-`) may call it.
+    pub user_only: bool,
+    /// Scopes of which the token needs at least one (empty: none needed).
+    pub scopes: &'static [&'static str],
+}
+
+const fn spec(
+    name: &'static str,
+    json: bool,
+    user_only: bool,
+    scopes: &'static [&'static str],
+) -> MethodSpec {
+    MethodSpec {
+        name,
+        json,
+        user_only,
+        scopes,
+    }
+}
+
+const CHANNEL_READ: &[&str] = &["channels:read", "groups:read"];
+const CHANNEL_MANAGE: &[&str] = &["channels:manage", "channels:write", "groups:write"];
+const CHANNEL_INVITE: &[&str] = &[
+    "channels:write.invites",
+    "groups:write.invites",
+    "channels:manage",
+    "channels:write",
+    "groups:write",
+];
+
+/// Every method the emulator serves. Tiers come from `slack::limits::web_tier`.
+pub const METHODS: &[MethodSpec] = &[
+    spec("auth.test", true, false, &[]),
+    spec("users.list", false, false, &["users:read"]),
+    spec("users.info", false, false, &["users:read"]),
+    spec("users.lookupByEmail", false, false, &["users:read.email"]),
+    spec("usergroups.list", false, false, &["usergroups:read"]),
+    spec("usergroups.create", true, false, &["usergroups:write"]),
+    spec("usergroups.update", true, false, &["usergroups:write"]),
+    spec("usergroups.disable", true, false, &["usergroups:write"]),
+    spec("usergroups.enable", true, false, &["usergroups:write"]),
+    spec("usergroups.users.list", false, false, &["usergroups:read"]),
+    spec(
+        "usergroups.users.update",
+        true,
+        false,
+        &["usergroups:write"],
+    ),
+    spec("conversations.list", false, false, CHANNEL_READ),
+    spec("conversations.info", false, false, CHANNEL_READ),
+    spec("conversations.members", false, false, CHANNEL_READ),
+    spec("conversations.create", true, false, CHANNEL_MANAGE),
+    spec("conversations.archive", true, false, CHANNEL_MANAGE),
+    spec("conversations.unarchive", true, false, CHANNEL_MANAGE),
+    spec("conversations.invite", true, false, CHANNEL_INVITE),
+    spec("conversations.kick", true, false, CHANNEL_MANAGE),
+    spec("admin.users.list", true, true, &["admin.users:read"]),
+    spec("admin.users.assign", true, true, &["admin.users:write"]),
+    spec("admin.users.remove", true, true, &["admin.users:write"]),
+    spec("admin.users.setAdmin", true, true, &["admin.users:write"]),
+    spec("admin.users.setOwner", true, true, &["admin.users:write"]),
+    spec("admin.users.setRegular", true, true, &["admin.users:write"]),
+    spec(
+        "admin.users.session.reset",
+        true,
+        true,
+        &["admin.users:write"],
+    ),
+    spec(
+        "admin.users.session.list",
+        true,
+        true,
+        &["admin.users:read"],
+    ),
+    spec(
+        "admin.users.session.resetBulk",
+        true,
+        true,
+        &["admin.users:write"],
+    ),
+    spec(
+        "admin.usergroups.addChannels",
+        true,
+        true,
+        &["admin.usergroups:write"],
+    ),
+    spec(
+        "admin.usergroups.listChannels",
+        true,
+        true,
+        &["admin.usergroups:read"],
+    ),
+    spec(
+        "admin.usergroups.removeChannels",
+        true,
+        true,
+        &["admin.usergroups:write"],
+    ),
+    spec(
+        "admin.usergroups.addTeams",
+        true,
+        true,
+        &["admin.teams:write"],
+    ),
+    // Slack's method reference allows a JSON body here (json_input_supported).
+    spec(
+        "admin.conversations.invite",
+        true,
+        true,
+        &["admin.conversations:write"],
+    ),
+    spec("team.integrationLogs", false, true, &["admin"]),
+    spec("chat.postMessage", true, false, &["chat:write"]),
+];
+
+/// Looks a method up by name.
+pub fn method_spec(name: &str) -> Option<&'static MethodSpec> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+/// `{"ok": false, "error": ..., ...extra}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub error: String,
+    pub extra: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(error: &str) -> ApiError {
+        ApiError {
+            error: error.to_string(),
+            extra: Map::new(),
+        }
+    }
+
+    fn with(mut self, key: &str, value: Value) -> ApiError {
+        self.extra.insert(key.to_string(), value);
+        self
+    }
+
+    /// The response body.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("ok".into(), Value::Bool(false));
+        body.insert("error".into(), Value::String(self.error.clone()));
+        body.extend(self.extra.clone());
+        Value::Object(body)
+    }
+}
+
+/// A successful reply's fields after `ok: true`, each already serialised.
+pub type Fields = Vec<(&'static str, Box<RawValue>)>;
+type Reply = Result<Fields, ApiError>;
+
+/// A method's arguments as Slack reads them: strings, lists as comma-separated values.
+#[derive(Debug, Clone, Default)]
+pub struct Args(pub BTreeMap<String, String>);
+
+impl Args {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::new("invalid_arguments").with("argument", json!(name)))
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("true" | "1"))
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Turns a JSON body into arguments: arrays become comma-separated lists.
+    pub fn from_json(body: &Value) -> Option<Args> {
+        let object = body.as_object()?;
+        let mut args = BTreeMap::new();
+        for (key, value) in object {
+            // Block Kit arguments are JSON themselves: kept as JSON text.
+            if matches!(key.as_str(), "blocks" | "attachments") && !value.is_string() {
+                args.insert(key.clone(), value.to_string());
+                continue;
+            }
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            args.insert(key.clone(), text);
+        }
+        Some(Args(args))
+    }
+}
+
+/// Who is calling, and when.
+pub struct Caller {
+    pub token: Token,
+    /// Emulated unix seconds.
+    pub now: u64,
+}
+
+impl Caller {
+    fn has_scope(&self, scope: &str) -> bool {
+        self.token.scopes.iter().any(|s| s == scope)
+    }
+
+    fn require_any(&self, scopes: &[&str]) -> Result<(), ApiError> {
+        if scopes.is_empty() || scopes.iter().any(|s| self.has_scope(s)) {
+            return Ok(());
+        }
+        Err(missing_scope(scopes, &self.token))
+    }
+}
+
+fn missing_scope(needed: &[&str], token: &Token) -> ApiError {
+    ApiError::new("missing_scope")
+        .with("needed", json!(needed.join(",")))
+        .with("provided", json!(token.scopes.join(",")))
+}
+
+/// Checks the token against the method: kind, scopes, and that its person is active.
+pub fn authorize(world: &World, token: &Token, spec: &MethodSpec) -> Result<(), ApiError> {
+    if token.revoked {
+        return Err(ApiError::new("token_revoked"));
+    }
+    if world.user(&token.user).is_some_and(|u| !u.active) {
+        return Err(ApiError::new("account_inactive"));
+    }
+    if spec.user_only && token.kind != TokenKind::User {
+        return Err(ApiError::new("not_allowed_token_type"));
+    }
+    Caller {
+        token: token.clone(),
+        now: 0,
+    }
+    .require_any(spec.scopes)
+}
+
+/// The workspace a call acts on, and the rate-limit scope of the token.
+pub fn team_for(world: &World, token: &Token, args: &Args) -> Option<String> {
+    if token.org_level {
+        args.get("team_id")
+            .map(str::to_string)
+            .or_else(|| world.enterprise.as_ref().map(|e| e.id.clone()))
+    } else {
+        token.workspace.clone()
+    }
+}
+
+/// Runs one method. The caller has been authorised and rate-limited already.
+pub fn call(world: &mut World, caller: &Caller, method: &str, args: &Args) -> Reply {
+    match method {
+        "auth.test" => auth_test(world, caller),
+        "users.list" => users_list(world, caller, args),
+        "users.info" => users_info(world, caller, args),
+        "users.lookupByEmail" => users_lookup_by_email(world, caller, args),
+        "usergroups.list" => usergroups_list(world, caller, args),
+        "usergroups.create" => usergroups_create(world, caller, args),
+        "usergroups.update" => usergroups_update(world, caller, args),
+        "usergroups.disable" => usergroups_set_enabled(world, caller, args, false),
+        "usergroups.enable" => usergroups_set_enabled(world, caller, args, true),
+        "usergroups.users.list" => usergroups_users_list(world, caller, args),
+        "usergroups.users.update" => usergroups_users_update(world, caller, args),
+        "conversations.list" => conversations_list(world, caller, args),
+        "conversations.info" => conversations_info(world, caller, args),
+        "conversations.members" => conversations_members(world, caller, args),
+        "conversations.create" => conversations_create(world, caller, args),
+        "conversations.archive" => conversations_set_archived(world, caller, args, true),
+        "conversations.unarchive" => conversations_set_archived(world, caller, args, false),
+        "conversations.invite" => conversations_invite(world, caller, args),
+        "conversations.kick" => conversations_kick(world, caller, args),
+        "admin.users.list" => admin_users_list(world, caller, args),
+        "admin.users.assign" => admin_users_assign(world, caller, args),
+        "admin.users.remove" => admin_users_remove(world, caller, args),
+        "admin.users.setAdmin" => admin_users_set_role(world, caller, args, Role::Admin),
+        "admin.users.setOwner" => admin_users_set_role(world, caller, args, Role::Owner),
+        "admin.users.setRegular" => admin_users_set_role(world, caller, args, Role::Regular),
+        "admin.users.session.reset" => admin_session_reset(world, caller, args, false),
+        "admin.users.session.list" => admin_session_list(world, caller, args),
+        "admin.users.session.resetBulk" => admin_session_reset(world, caller, args, true),
+        "admin.usergroups.addChannels" => admin_usergroups_channels(world, caller, args, true),
+        "admin.usergroups.removeChannels" => admin_usergroups_channels(world, caller, args, false),
+        "admin.usergroups.listChannels" => admin_usergroups_list_channels(world, caller, args),
+        "admin.usergroups.addTeams" => admin_usergroups_add_teams(world, caller, args),
+        "admin.conversations.invite" => admin_conversations_invite(world, caller, args),
+        "team.integrationLogs" => team_integration_logs(world, caller, args),
+        "chat.postMessage" => chat_post_message(world, caller, args),
+        _ => Err(ApiError::new("unknown_method")),
+    }
+}
+
+fn ok(pairs: Vec<(&'static str, Value)>) -> Reply {
+    Ok(pairs.into_iter().map(|(k, v)| (k, raw(&v))).collect())
+}
+
+/// Serialises a reply field once, straight to text.
+fn raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("reply fields serialise")
+}
+
+/// The body of a successful reply: `{"ok":true, ...fields}`.
+pub fn success_body(fields: &Fields) -> String {
+    let mut body = String::from("{\"ok\":true");
+    for (key, value) in fields {
+        body.push_str(",\"");
+        body.push_str(key);
+        body.push_str("\":");
+        body.push_str(value.get());
+    }
+    body.push('}');
+    body
+}
+
+/// The workspace a workspace-scoped method acts on. Org-level tokens must name it.
+fn workspace(
+    world: &World,
+    caller: &Caller,
+    args: &Args,
+    missing: &str,
+) -> Result<String, ApiError> {
+    let team = if caller.token.org_level {
+        args.get("team_id")
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::new(missing))?
+    } else {
+        caller
+            .token
+            .workspace
+            .clone()
+            .ok_or_else(|| ApiError::new("invalid_auth"))?
+    };
+    if world.workspaces.iter().any(|w| w.id == team) {
+        Ok(team)
+    } else {
+        Err(ApiError::new("team_not_found"))
+    }
+}
+
+fn require_enterprise_admin(world: &World, caller: &Caller) -> Result<(), ApiError> {
+    if world.enterprise.is_none() {
+        return Err(ApiError::new("not_an_enterprise"));
+    }
+    match world.user(&caller.token.user) {
+        Some(user) if user.admin || user.owner || user.primary_owner => Ok(()),
+        _ => Err(ApiError::new("not_an_admin")),
+    }
+}
+
+// ---- pagination ------------------------------------------------------------------------
+
+const CURSOR_PREFIX: &str = "dXNlcjpV";
+
+/// A position in a listing. `replayed` marks a position whose page was already served
+/// empty once, so the next request there gets the items and the walk makes progress.
+fn encode_cursor(offset: usize, replayed: bool) -> String {
+    let mark = if replayed { "-" } else { "" };
+    format!("{CURSOR_PREFIX}{offset:x}{mark}")
+}
+
+fn decode_cursor(cursor: &str) -> Result<(usize, bool), ApiError> {
+    let invalid = || ApiError::new("invalid_cursor");
+    let rest = cursor.strip_prefix(CURSOR_PREFIX).ok_or_else(invalid)?;
+    let (hex, replayed) = match rest.strip_suffix('-') {
+        Some(hex) => (hex, true),
+        None => (rest, false),
+    };
+    let offset = usize::from_str_radix(hex, 16).map_err(|_| invalid())?;
+    Ok((offset, replayed))
+}
+
+/// One page of `items`. Slack cuts a virtual page of `limit` items first and filters it
+/// afterwards, so pages can be short or empty before the end; with `short_pages` every
+/// third page is first served empty as well (with a cursor back to the same place). The
+/// end is an empty `next_cursor`, nothing else.
+fn page<'a, T>(
+    world: &World,
+    items: &'a [T],
+    args: &Args,
+    default_limit: usize,
+    max_limit: usize,
+    keep: impl Fn(&T) -> bool,
+) -> Result<(Vec<&'a T>, String), ApiError> {
+    let limit = match args.get("limit") {
+        None => default_limit,
+        Some(text) => match text.parse::<usize>() {
+            Ok(0) => default_limit,
+            Ok(n) if n <= max_limit => n,
+            _ => return Err(ApiError::new("invalid_limit")),
+        },
+    };
+    let (offset, replayed) = match args.get("cursor") {
+        Some(cursor) => decode_cursor(cursor)?,
+        None => (0, false),
+    };
+    if offset > items.len() {
+        return Err(ApiError::new("invalid_cursor"));
+    }
+    let end = (offset + limit).min(items.len());
+    let page_number = offset / limit.max(1);
+    if world.settings.short_pages && !replayed && page_number % 3 == 1 && offset < items.len() {
+        return Ok((Vec::new(), encode_cursor(offset, true)));
+    }
+    let chosen = items[offset..end].iter().filter(|i| keep(i)).collect();
+    let next = if end < items.len() {
+        encode_cursor(end, false)
+    } else {
+        String::new()
+    };
+    Ok((chosen, next))
+}
+
+fn metadata(next_cursor: String) -> Value {
+    json!({ "next_cursor": next_cursor })
+}
+
+// ---- wire objects ------------------------------------------------------------------------
+
+/// Slack's user object. Typed rather than built as a `Value`, because user listings are
+/// the emulator's largest and most frequent replies: serialising borrowed fields straight
+/// to text costs a few allocations instead of hundreds.
+#[derive(Serialize)]
+struct WireUser<'a> {
+    id: &'a str,
+    team_id: &'a str,
+    name: &'a str,
+    deleted: bool,
+    color: &'static str,
+    real_name: String,
+    tz: &'static str,
+    tz_label: &'static str,
+    tz_offset: i32,
+    profile: WireProfile<'a>,
+    is_admin: bool,
+    is_owner: bool,
+    is_primary_owner: bool,
+    is_restricted: bool,
+    is_ultra_restricted: bool,
+    is_bot: bool,
+    is_app_user: bool,
+    updated: u64,
+    is_email_confirmed: bool,
+    who_can_share_contact_card: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enterprise_user: Option<WireEnterpriseUser<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireProfile<'a> {
+    title: &'a str,
+    phone: &'static str,
+    skype: &'static str,
+    real_name: String,
+    real_name_normalized: String,
+    display_name: &'a str,
+    display_name_normalized: &'a str,
+    fields: BTreeMap<String, String>,
+    status_text: &'static str,
+    status_emoji: &'static str,
+    status_expiration: u64,
+    avatar_hash: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    first_name: &'a str,
+    last_name: &'a str,
+    team: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bot_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_app_id: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct WireEnterpriseUser<'a> {
+    id: &'a str,
+    enterprise_id: &'a str,
+    enterprise_name: &'a str,
+    is_admin: bool,
+    is_owner: bool,
+    is_primary_owner: bool,
+    teams: &'a [String],
+}
+
+fn user_object<'a>(
+    world: &'a World,
+    user: &'a crate::world::User,
+    show_email: bool,
+) -> WireUser<'a> {
+    let real_name = format!("{} {}", user.given_name, user.family_name)
+        .trim()
+        .to_string();
+    let display_name = if user.display_name.is_empty() {
+        &user.user_name
+    } else {
+        &user.display_name
+    };
+    let team = user.workspaces.first().map_or("", String::as_str);
+    WireUser {
+        id: &user.id,
+        team_id: team,
+        name: &user.user_name,
+        deleted: !user.active,
+        color: "9f69e7",
+        real_name: real_name.clone(),
+        tz: "Europe/London",
+        tz_label: "Greenwich Mean Time",
+        tz_offset: 0,
+        profile: WireProfile {
+            title: &user.title,
+            phone: "",
+            skype: "",
+            real_name: real_name.clone(),
+            real_name_normalized: real_name,
+            display_name,
+            display_name_normalized: display_name,
+            fields: BTreeMap::new(),
+            status_text: "",
+            status_emoji: "",
+            status_expiration: 0,
+            avatar_hash: "",
+            email: show_email.then_some(user.email.as_str()),
+            first_name: &user.given_name,
+            last_name: &user.family_name,
+            team,
+            bot_id: user.bot.then(|| format!("B{}", &user.id[1..])),
+            api_app_id: user.bot.then_some("A0000BOT"),
+        },
+        is_admin: user.admin,
+        is_owner: user.owner,
+        is_primary_owner: user.primary_owner,
+        is_restricted: user.guest.is_some(),
+        is_ultra_restricted: user.guest == Some(Guest::Single),
+        is_bot: user.bot,
+        is_app_user: false,
+        updated: user.updated,
+        is_email_confirmed: true,
+        who_can_share_contact_card: "EVERYONE",
+        enterprise_user: world
+            .enterprise
+            .as_ref()
+            .map(|enterprise| WireEnterpriseUser {
+                id: &user.id,
+                enterprise_id: &enterprise.id,
+                enterprise_name: &enterprise.name,
+                is_admin: user.admin,
+                is_owner: user.owner,
+                is_primary_owner: user.primary_owner,
+                teams: &user.workspaces,
+            }),
+    }
+}
+
+fn usergroup_object(world: &World, group: &Usergroup, include_users: bool) -> Value {
+    let (private, public): (Vec<&String>, Vec<&String>) = group
+        .channels
+        .iter()
+        .partition(|c| world.channel(c).is_some_and(|c| c.private));
+    let mut object = json!({
+        "id": group.id,
+        "team_id": group.workspace,
+        "is_usergroup": true,
+        "is_subteam": true,
+        "name": group.name,
+        "description": group.description,
+        "handle": group.handle,
+        "is_external": false,
+        "date_create": group.created,
+        "date_update": group.updated,
+        "date_delete": if group.disabled { group.updated } else { 0 },
+        "auto_type": null,
+        "created_by": group.created_by,
+        "updated_by": group.updated_by,
+        "deleted_by": if group.disabled { json!(group.updated_by) } else { Value::Null },
+        "prefs": { "channels": public, "groups": private },
+        "user_count": group.users.len(),
+        "channel_count": group.channels.len(),
+        "is_idp_group": false,
+        "enterprise_subteam_id": "",
+    });
+    if include_users {
+        object["users"] = json!(group.users);
+    }
+    object
+}
+
+fn channel_object(channel: &crate::world::Channel, caller_user: &str, with_count: bool) -> Value {
+    let mut object = json!({
+        "id": channel.id,
+        "name": channel.name,
+        "name_normalized": channel.name,
+        "is_channel": !channel.private,
+        "is_group": channel.private,
+        "is_im": false,
+        "is_mpim": false,
+        "is_private": channel.private,
+        "is_archived": channel.archived,
+        "is_general": channel.general,
+        "is_shared": false,
+        "is_ext_shared": false,
+        "is_org_shared": false,
+        "is_pending_ext_shared": false,
+        "is_member": channel.members.iter().any(|m| m == caller_user),
+        "created": channel.created,
+        "creator": channel.creator,
+        "unlinked": 0,
+        "context_team_id": channel.workspace,
+        "shared_team_ids": [channel.workspace],
+        "topic": { "value": channel.topic, "creator": channel.creator, "last_set": channel.created },
+        "purpose": { "value": channel.purpose, "creator": channel.creator, "last_set": channel.created },
+        "previous_names": [],
+    });
+    if with_count {
+        object["num_members"] = json!(channel.members.len());
+    }
+    object
+}
