@@ -1365,3 +1365,28 @@ fn the_method_table_is_the_method_reference() {
         );
     }
 }
+
+/// The method table and the dispatch name the same methods: every method the table
+/// lists is served (none answers `unknown_method`), and a name it does not list is not.
+#[test]
+fn every_method_in_the_table_is_served_and_no_other() {
+    let seed = common::small_seed();
+    let token = seed
+        .tokens
+        .iter()
+        .find(|t| t.token == "xoxp-admin")
+        .unwrap()
+        .clone();
+    let caller = slack_emulator::web::Caller { token, now: 0 };
+    let args = slack_emulator::web::Args(Default::default());
+    for spec in slack_emulator::web::METHODS {
+        let mut world = seed.clone();
+        let reply = slack_emulator::web::call(&mut world, &caller, spec.name, &args);
+        if let Err(error) = reply {
+            assert_ne!(error.body()["error"], "unknown_method", "{}", spec.name);
+        }
+    }
+    let mut world = seed.clone();
+    let reply = slack_emulator::web::call(&mut world, &caller, "users.setPhoto", &args);
+    assert_eq!(reply.unwrap_err().body()["error"], "unknown_method");
+}
