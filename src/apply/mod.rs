@@ -296,103 +296,154 @@ pub async fn apply_leaver(
         let before = client.counts();
         let mut report = refused_early(options, Vec::new());
         report.outcome = ApplyOutcome::Converged;
-        let directory = connection
-            .source
-            .read()
-            .await
-            .map_err(PipelineError::from)?;
-        let resolution = directory.resolve();
-        let desired =
-            crate::plan::desired::desired(&connection.repository, &directory, &resolution);
-        let user = crate::slack::writer::find_account(client, &email)
-            .await
-            .map_err(PipelineError::from)?;
-        let Some(user) = user.filter(|u| u.active) else {
-            report.plan_summary = format!("{email} has no active Slack account: nothing to do");
-            return Ok(finish(report, client, before));
-        };
-        // The full sync's rule, asked of this one account.
-        let person = resolution.id(&email);
-        let removal = match crate::plan::leaver::leaver(&desired, &directory, person, &user) {
-            Leaver::Stays => {
-                report.plan_summary = format!("{email} should keep their account: nothing to do");
-                return Ok(finish(report, client, before));
+        match decide_leaver(connection, store, &org, &email).await? {
+            LeaverRun::Nothing(why) => report.plan_summary = why,
+            LeaverRun::Refused(reasons) => report.outcome = ApplyOutcome::Refused { reasons },
+            LeaverRun::Deactivate(run) => {
+                run_leaver(connection, store, options, &org, &run, &mut report).await?
             }
-            Leaver::NotOurs => {
-                report.plan_summary =
-                    format!("{email} is a guest or a bot: never deactivated by this tool");
-                return Ok(finish(report, client, before));
-            }
-            Leaver::Blocked(_) => {
-                let reason =
-                    format!("{email} is protected or the primary owner: never deactivated");
-                report.outcome = ApplyOutcome::Refused {
-                    reasons: vec![reason],
-                };
-                return Ok(finish(report, client, before));
-            }
-            Leaver::Leaves(removal) => removal,
-        };
-        let person = removal.person.clone();
-        let plan = crate::plan::action::Plan {
-            actions: crate::plan::leaver::leaver_actions(removal, Default::default()).into(),
-            ..Default::default()
-        };
-        let identity = crate::policy::IdentityCounts::of(&desired, &directory);
-        let baseline = store.last_good_identity(&org)?;
-        let refusals = leaver_refusals(&plan, connection, &identity, baseline.as_ref());
-        if !refusals.is_empty() {
-            report.outcome = ApplyOutcome::Refused { reasons: refusals };
-            return Ok(finish(report, client, before));
         }
-        let hash = crate::policy::plan_hash(&plan);
-        report.plan_summary = crate::render::plan::summary(&plan);
-        report.plan_hash = hash.clone();
-        let live = crate::model::live::Live {
-            users: vec![user],
-            ..Default::default()
-        };
-        let leavers = [&person];
-        let started = Started {
-            kind: "leaver",
-            hash: &hash,
-            approvals: "[]",
-            resumes: None,
-            live: &live,
-            directory: &directory,
-            read: Default::default(),
-            leavers: &leavers,
-        };
-        let run_id = begin(store, &org, options, &started)?;
-        report.run_id = Some(run_id);
-        report.execution =
-            execute(connection, store, options, &org, run_id, None, &plan, &live).await?;
-        let outcome = match &report.execution.halt {
-            Some(halt) => {
-                report.outcome = ApplyOutcome::Halted {
-                    reason: halt.reason.clone(),
-                };
-                RunOutcome::Halted
-            }
-            None if report
-                .execution
-                .results
-                .iter()
-                .all(|r| r.outcome.succeeded()) =>
-            {
-                RunOutcome::Converged
-            }
-            None => {
-                report.outcome = ApplyOutcome::Incomplete;
-                RunOutcome::Incomplete
-            }
-        };
-        report.leavers = leaver_evidence(store, &org, connection, &plan)?;
-        let counts = executor::to_json(&executor::tally(&report.execution.results));
-        store.end_run(run_id, outcome, &counts, (options.clock)())?;
         Ok(finish(report, client, before))
     };
     with_lock(store, &org, options, work).await
+}
+
+/// What an identity event's leaver run does, once decided.
+enum LeaverRun {
+    /// Nothing: why not.
+    Nothing(String),
+    /// Refused: why.
+    Refused(Vec<String>),
+    /// The leaver's deactivation and sign-out, from what was read.
+    Deactivate(Box<LeaverPlan>),
+}
+
+struct LeaverPlan {
+    plan: crate::plan::action::Plan,
+    person: crate::plan::action::Person,
+    live: crate::model::live::Live,
+    directory: crate::model::directory::Directory,
+}
+
+/// Reads the identity provider and the one account, and asks the full sync's rule and
+/// verdict about it (`plan::leaver`, `policy::verdict_over`).
+async fn decide_leaver(
+    connection: &Connection,
+    store: &Store,
+    org: &str,
+    email: &str,
+) -> Result<LeaverRun, ApplyError> {
+    let directory = connection
+        .source
+        .read()
+        .await
+        .map_err(PipelineError::from)?;
+    let resolution = directory.resolve();
+    let desired = crate::plan::desired::desired(&connection.repository, &directory, &resolution);
+    let user = crate::slack::writer::find_account(&connection.client, email)
+        .await
+        .map_err(PipelineError::from)?;
+    let Some(user) = user.filter(|u| u.active) else {
+        return Ok(LeaverRun::Nothing(format!(
+            "{email} has no active Slack account: nothing to do"
+        )));
+    };
+    let person = resolution.id(email);
+    let removal = match crate::plan::leaver::leaver(&desired, &directory, person, &user) {
+        Leaver::Stays => {
+            return Ok(LeaverRun::Nothing(format!(
+                "{email} should keep their account: nothing to do"
+            )));
+        }
+        Leaver::NotOurs => {
+            return Ok(LeaverRun::Nothing(format!(
+                "{email} is a guest or a bot: never deactivated by this tool"
+            )));
+        }
+        Leaver::Blocked(_) => {
+            return Ok(LeaverRun::Refused(vec![format!(
+                "{email} is protected or the primary owner: never deactivated"
+            )]));
+        }
+        Leaver::Leaves(removal) => removal,
+    };
+    let person = removal.person.clone();
+    let plan = crate::plan::action::Plan {
+        actions: crate::plan::leaver::leaver_actions(removal, Default::default()).into(),
+        ..Default::default()
+    };
+    let identity = crate::policy::IdentityCounts::of(&desired, &directory);
+    let baseline = store.last_good_identity(org)?;
+    let refusals = leaver_refusals(&plan, connection, &identity, baseline.as_ref());
+    if !refusals.is_empty() {
+        return Ok(LeaverRun::Refused(refusals));
+    }
+    let live = crate::model::live::Live {
+        users: vec![user],
+        ..Default::default()
+    };
+    Ok(LeaverRun::Deactivate(Box::new(LeaverPlan {
+        plan,
+        person,
+        live,
+        directory,
+    })))
+}
+
+/// Runs a leaver's two actions as a run of their own: recorded, journalled, executed,
+/// with the leaver's evidence.
+async fn run_leaver(
+    connection: &Connection,
+    store: &Store,
+    options: &ApplyOptions<'_>,
+    org: &str,
+    run: &LeaverPlan,
+    report: &mut ApplyReport,
+) -> Result<(), ApplyError> {
+    let hash = crate::policy::plan_hash(&run.plan);
+    report.plan_summary = crate::render::plan::summary(&run.plan);
+    report.plan_hash = hash.clone();
+    let leavers = [&run.person];
+    let started = Started {
+        kind: "leaver",
+        hash: &hash,
+        approvals: "[]",
+        resumes: None,
+        live: &run.live,
+        directory: &run.directory,
+        read: Default::default(),
+        leavers: &leavers,
+    };
+    let run_id = begin(store, org, options, &started)?;
+    report.run_id = Some(run_id);
+    report.execution = execute(
+        connection, store, options, org, run_id, None, &run.plan, &run.live,
+    )
+    .await?;
+    let outcome = match &report.execution.halt {
+        Some(halt) => {
+            report.outcome = ApplyOutcome::Halted {
+                reason: halt.reason.clone(),
+            };
+            RunOutcome::Halted
+        }
+        None if report
+            .execution
+            .results
+            .iter()
+            .all(|r| r.outcome.succeeded()) =>
+        {
+            RunOutcome::Converged
+        }
+        None => {
+            report.outcome = ApplyOutcome::Incomplete;
+            RunOutcome::Incomplete
+        }
+    };
+    report.leavers = leaver_evidence(store, org, connection, &run.plan)?;
+    let counts = executor::to_json(&executor::tally(&report.execution.results));
+    store.end_run(run_id, outcome, &counts, (options.clock)())?;
+    Ok(())
 }
 
 /// Why a leaver's own run must not go ahead: the full sync's verdict on its two actions,
