@@ -176,6 +176,10 @@ pub struct Status {
     pub drift: std::collections::BTreeMap<String, u64>,
     pub ready: bool,
     pub ready_detail: String,
+    /// Readiness was withdrawn only because the remote is away, so the remote answering
+    /// again gives it back.
+    #[serde(skip)]
+    pub unready_for_remote: bool,
     /// When the next drift tick is due (UTC), if the commit in force has a drift policy.
     pub next_drift_tick: Option<String>,
     /// Who holds the org locks now (a sync in progress, this controller's or another's).
@@ -542,9 +546,8 @@ async fn fetch_tip(options: &Options, shared: &Shared, trigger: Trigger) -> Opti
             if let Some(since) = status.remote.unreachable_since.take() {
                 let failures = status.remote.consecutive_failures;
                 tracing::info!(repo = %options.repo, %since, failures, "the remote answers again");
-                if status.ready_detail.starts_with("cannot fetch")
-                    && status.commit_in_force.is_some()
-                {
+                if status.unready_for_remote && status.commit_in_force.is_some() {
+                    status.unready_for_remote = false;
                     status.ready = true;
                     status.ready_detail = "config, identity and Slack were read".into();
                 }
@@ -565,6 +568,7 @@ async fn fetch_tip(options: &Options, shared: &Shared, trigger: Trigger) -> Opti
             };
             if began {
                 not_ready(shared, &format!("cannot fetch {}: {detail}", options.repo));
+                shared.status().unready_for_remote = true;
                 tracing::warn!(repo = %options.repo, error = %detail, "fetch failed; retrying with backoff");
                 shared.record(record(trigger, None, SyncOutcome::Failed, detail, 0));
             } else {
@@ -872,6 +876,7 @@ fn not_ready(shared: &Shared, why: &str) {
     let mut status = shared.status();
     status.ready = false;
     status.ready_detail = why.to_string();
+    status.unready_for_remote = false;
 }
 
 /// Applies a commit through `apply`, exactly as the command does.
@@ -894,6 +899,7 @@ async fn apply_commit(
                 let mut status = shared.status();
                 status.ready = true;
                 status.ready_detail = "config, identity and Slack were read".into();
+                status.unready_for_remote = false;
             }
             let in_force =
                 (!matches!(report.outcome, ApplyOutcome::Refused { .. })).then_some(commit);

@@ -5,20 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use slack_emulator::{CallRecord, Options};
-
-async fn log(slack: &common::Running) -> Vec<CallRecord> {
-    let body: Value = slack
-        .http
-        .get(format!("{}/_emulator/log", slack.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    serde_json::from_value(body["calls"].clone()).unwrap()
-}
+use slack_emulator::Options;
 
 #[tokio::test]
 async fn a_burst_over_a_tier_gets_429_and_waiting_retry_after_succeeds() {
@@ -65,7 +52,7 @@ async fn a_burst_over_a_tier_gets_429_and_waiting_retry_after_succeeds() {
     // Waiting Retry-After emulated seconds (divided by the time scale) is enough.
     tokio::time::sleep(Duration::from_secs_f64(retry_after as f64 / 6.0)).await;
     slack.ok("xoxp-admin", "usergroups.list", &args).await;
-    let calls = log(&slack).await;
+    let calls = slack.log().await;
     assert_eq!(calls.iter().filter(|c| c.status == 429).count(), 1);
     slack.stop().await;
 }
@@ -150,7 +137,7 @@ async fn injected_faults_hit_the_matching_calls_and_are_logged() {
     slack.ok("xoxp-admin", "auth.test", &[]).await;
     assert!(started.elapsed() >= Duration::from_millis(300));
 
-    let calls = log(&slack).await;
+    let calls = slack.log().await;
     let faults: Vec<&str> = calls.iter().filter_map(|c| c.fault.as_deref()).collect();
     assert_eq!(
         faults,
@@ -237,7 +224,7 @@ async fn reset_puts_everything_back_as_seeded() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 204);
     assert_eq!(slack.emulator.world(), common::small_seed());
-    assert!(log(&slack).await.is_empty());
+    assert!(slack.log().await.is_empty());
     slack.ok("xoxp-admin", "auth.test", &[]).await;
     slack.stop().await;
 }

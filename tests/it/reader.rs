@@ -435,14 +435,6 @@ async fn accounts_are_found_by_the_documented_filter_or_by_reading() {
         .settings(|s| s["scim_email_filter"] = json!(false))
         .await;
     let client = client(&slack.base, "xoxp-acme-admin");
-    let calls = |log: &serde_json::Value| -> Vec<String> {
-        log["calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["call"].as_str().unwrap().to_string())
-            .collect()
-    };
 
     // The usual case: one call, the documented filter.
     let found = find_user(&client, "grace.bernerslee@acme.example")
@@ -450,16 +442,8 @@ async fn accounts_are_found_by_the_documented_filter_or_by_reading() {
         .unwrap()
         .unwrap();
     assert_eq!(found.email, "grace.bernerslee@acme.example");
-    let log: serde_json::Value = slack
-        .http
-        .get(format!("{}/_emulator/log", slack.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(calls(&log), ["SCIM GET /Users"], "{log:#}");
+    let calls: Vec<String> = slack.log().await.into_iter().map(|c| c.call).collect();
+    assert_eq!(calls, ["SCIM GET /Users"]);
 
     // A renamed userName, and a server that refuses `email eq`: found by reading.
     let found = find_user(&client, "ada.liskov@acme.example")

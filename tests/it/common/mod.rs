@@ -208,6 +208,20 @@ impl Running {
         (status, body)
     }
 
+    /// The call log through the control surface.
+    pub async fn log(&self) -> Vec<slack_emulator::CallRecord> {
+        let body: Value = self
+            .http
+            .get(format!("{}/_emulator/log", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        serde_json::from_value(body["calls"].clone()).unwrap()
+    }
+
     /// Settings through the control surface.
     pub async fn settings(&self, change: impl FnOnce(&mut Value)) {
         let mut settings: Value = self
