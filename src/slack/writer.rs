@@ -134,7 +134,9 @@ async fn scim_user_by_email(
     if let Some(found) = first_match(&reply) {
         return Ok(Some(found));
     }
-    let by_email = format!("email eq \"{email}\"");
+    // The address comes from the identity provider: quoted as a SCIM string, never
+    // spliced into the filter's grammar.
+    let by_email = format!("email eq {}", scim_string(email));
     match client
         .scim_get(&format!("Users?filter={}", url_encode(&by_email)))
         .await
@@ -167,6 +169,11 @@ pub async fn find_account(
         .web_read(Credential::Admin, "users.info", &[("user", id.to_string())])
         .await?;
     Ok(Some(super::reader::scim_user(&resource, info.get("user"))))
+}
+
+/// `text` as a SCIM filter string literal (RFC 7644 takes JSON's string form).
+fn scim_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
 }
 
 fn url_encode(text: &str) -> String {

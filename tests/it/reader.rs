@@ -457,4 +457,24 @@ async fn accounts_are_found_by_the_documented_filter_or_by_reading() {
             .unwrap()
             .is_none()
     );
+    // An address with a quote is a string in the filter, not a way out of it: the server
+    // answers the filter (two calls) rather than refusing it and being read in full.
+    slack
+        .settings(|s| s["scim_email_filter"] = json!(true))
+        .await;
+    let before = slack.log().await.len();
+    assert!(
+        find_user(&client, "ada\" or userName eq \"ada.l@acme.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let calls: Vec<String> = slack
+        .log()
+        .await
+        .into_iter()
+        .skip(before)
+        .map(|c| c.call)
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
 }
