@@ -14,7 +14,7 @@ use crate::diagnostic::Diagnostic;
 use crate::gitops::worktree;
 use crate::identity::IdentityError;
 use crate::model::directory::Directory;
-use crate::model::live::Live;
+use crate::model::live::{InstalledApps, Live};
 use crate::plan::action::Plan;
 use crate::policy::{IdentityCounts, Verdict};
 use crate::render;
@@ -280,7 +280,7 @@ pub async fn plan_org(
     connection: &Connection,
     baseline: &Baseline,
 ) -> Result<Planned, PipelineError> {
-    let (directory, live, read) = connection.read().await?;
+    let (directory, mut live, read) = connection.read().await?;
     let repository = &connection.repository;
     // The config may name only groups the identity provider has.
     let files = config::Files {
@@ -303,17 +303,18 @@ pub async fn plan_org(
     }
 
     let desired = crate::plan::desired::desired(repository, &directory, &resolution);
-    let mut plan = crate::plan::diff::plan(&desired, &directory, &live);
-    // What leavers lose includes the apps they installed: asked of Slack for them only.
-    let leavers = crate::plan::diff::leaver_ids(&plan, &live);
+    // What leavers lose includes the apps they installed: asked of Slack for them only,
+    // before planning, so the plan is computed from inputs that are all read.
+    let leavers = crate::plan::leaver::leaving(&desired, &directory, &live);
     if !leavers.is_empty() {
         match crate::slack::reader::read_installed_apps(&connection.client, &leavers).await {
-            Ok(apps) => crate::plan::diff::attach_apps(&mut plan, &apps),
+            Ok(apps) => live.apps = InstalledApps::Known(apps),
             Err(error) => warnings.push(format!(
                 "the apps leavers installed are unknown ({error}); the plan is otherwise complete"
             )),
         }
     }
+    let mut plan = crate::plan::diff::plan(&desired, &directory, &live);
     // Against the last good plan, a removal the plans cannot explain is either the
     // mapping's doing or drift in Slack.
     let mappings = desired.mapping_digests();

@@ -184,7 +184,7 @@ pub fn generate(people: usize) -> Org {
         users,
         usergroups: live_usergroups,
         channels: live_channels,
-        idp_groups: Vec::new(),
+        ..Default::default()
     };
     let live_kib = status_kib("VmRSS:").saturating_sub(before_live);
     Org {

@@ -310,6 +310,7 @@ fn assemble(
         usergroups,
         channels,
         idp_groups,
+        apps: Default::default(),
     }
 }
 

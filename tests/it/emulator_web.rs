@@ -1366,8 +1366,8 @@ fn the_method_table_is_the_method_reference() {
     }
 }
 
-/// The method table and the dispatch name the same methods: every method the table
-/// lists is served (none answers `unknown_method`), and a name it does not list is not.
+/// The method table is the dispatch: every method it lists is served (none answers
+/// `unknown_method`, even without arguments), and a name it does not list is not.
 #[test]
 fn every_method_in_the_table_is_served_and_no_other() {
     let seed = common::small_seed();

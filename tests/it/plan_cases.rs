@@ -30,10 +30,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use slack_gitops::config::{self, SourceFile};
 use slack_gitops::model::directory::{Directory, Group, Person, PersonStatus};
-use slack_gitops::model::live::{GuestKind, Live, LiveApp, LiveChannel, LiveUser, LiveUsergroup};
+use slack_gitops::model::live::{
+    GuestKind, InstalledApps, Live, LiveApp, LiveChannel, LiveUser, LiveUsergroup,
+};
 use slack_gitops::plan::{
     desired::desired,
-    diff::{attach_apps, explain_by_mapping, plan},
+    diff::{explain_by_mapping, plan},
 };
 use slack_gitops::policy::{IdentityCounts, verdict};
 use slack_gitops::render::plan::{PlanReport, json, markdown, text};
@@ -223,7 +225,7 @@ fn live(case: &Value, repository: &config::Repository) -> Live {
         users,
         usergroups,
         channels,
-        idp_groups: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -273,10 +275,11 @@ fn render(
 ) -> (String, String, String, Vec<String>) {
     let resolution = directory.resolve();
     let wanted = desired(repository, directory, &resolution);
-    let mut plan = plan(&wanted, directory, live);
+    let mut live = live.clone();
     if !apps.is_empty() {
-        attach_apps(&mut plan, apps);
+        live.apps = InstalledApps::Known(apps.to_vec());
     }
+    let mut plan = plan(&wanted, directory, &live);
     let mappings = wanted.mapping_digests();
     if let Some(baseline) = baseline {
         explain_by_mapping(&mut plan, &mappings, &baseline.mappings);
@@ -286,7 +289,7 @@ fn render(
         in_scope: b.in_scope,
         ..identity
     });
-    let verdict = verdict(&plan, live, repository, &identity, baseline.as_ref());
+    let verdict = verdict(&plan, &live, repository, &identity, baseline.as_ref());
     let report = PlanReport {
         plan: &plan,
         verdict: &verdict,

@@ -10,6 +10,21 @@ pub struct Live {
     pub channels: Vec<LiveChannel>,
     /// IdP groups (Enterprise Grid), empty on Business+.
     pub idp_groups: Vec<LiveIdpGroup>,
+    /// The apps the plan's leavers installed, read before planning (only theirs: the
+    /// integration logs are asked about no one else). Not part of a snapshot.
+    #[serde(skip)]
+    pub apps: InstalledApps,
+}
+
+/// What Slack said of the apps leavers installed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum InstalledApps {
+    /// Not known: not asked (no leaver, or a path that does not read them) or the read
+    /// failed. A leaver's impact then says "installed apps unknown".
+    #[default]
+    Unknown,
+    /// Every app still installed by one of the leavers.
+    Known(Vec<LiveApp>),
 }
 
 /// How a person is a guest.

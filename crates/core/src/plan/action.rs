@@ -122,7 +122,8 @@ pub struct Impact {
     /// `T0000MAIN/#eng`, sorted; only channels whose members were read (managed ones).
     pub channels: Vec<String>,
     /// Apps they installed (`Deploy notifier (A0000DEPLOY) in T0000MAIN`), which Slack may
-    /// disable when they are deactivated; `None` until read (see [`attach_apps`]).
+    /// disable when they are deactivated; `None` when Slack could not say
+    /// ([`InstalledApps::Unknown`](crate::model::live::InstalledApps::Unknown)).
     pub apps: Option<Vec<String>>,
 }
 

@@ -22,7 +22,7 @@ use super::desired::{Desired, RuleId};
 use super::leaver::{self, Leaver};
 use crate::config::types::Provisioning;
 use crate::model::directory::{Directory, PersonId};
-use crate::model::live::{Live, LiveApp, LiveUser};
+use crate::model::live::{InstalledApps, Live, LiveUser};
 
 /// The tail of a [`Drift::NotSelected`] reason that later passes replace when they can
 /// tell more.
@@ -848,49 +848,25 @@ fn impacts<'a>(live: &'a Live, leaving: &[usize]) -> BTreeMap<&'a str, Impact> {
             }
         }
     }
-    for impact in impacts.values_mut() {
+    for (id, impact) in impacts.iter_mut() {
         impact.usergroups.sort();
         impact.channels.sort();
+        impact.apps = installed_by(&live.apps, id);
     }
     impacts
 }
 
-/// The Slack user ids of the accounts the plan deactivates, with their workspaces: the
-/// people whose installed apps are worth reading.
-pub fn leaver_ids(plan: &Plan, live: &Live) -> Vec<(String, Vec<String>)> {
-    let workspaces: HashMap<&str, &[String]> = live
-        .users
+/// The apps `user` installed, in words, sorted; `None` when Slack could not say.
+fn installed_by(apps: &InstalledApps, user: &str) -> Option<Vec<String>> {
+    let InstalledApps::Known(apps) = apps else {
+        return None;
+    };
+    let mut theirs: Vec<String> = apps
         .iter()
-        .map(|u| (u.id.as_str(), u.workspaces.as_slice()))
+        .filter(|app| app.installed_by == user)
+        .map(|app| format!("{} ({}) in {}", app.name, app.id, app.workspace))
         .collect();
-    plan.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::DeactivateUser { removal, .. } => removal.person.user_id.live(),
-            _ => None,
-        })
-        .map(|id| {
-            (
-                id.to_string(),
-                workspaces.get(id).map(|w| w.to_vec()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-/// Fills in each leaver's installed apps once they have been read.
-pub fn attach_apps(plan: &mut Plan, apps: &[LiveApp]) {
-    for action in &mut plan.actions {
-        if let Action::DeactivateUser { removal, impact } = action {
-            let id = removal.person.user_id.live();
-            let mut theirs: Vec<String> = apps
-                .iter()
-                .filter(|app| Some(app.installed_by.as_str()) == id)
-                .map(|app| format!("{} ({}) in {}", app.name, app.id, app.workspace))
-                .collect();
-            theirs.sort();
-            theirs.dedup();
-            impact.apps = Some(theirs);
-        }
-    }
+    theirs.sort();
+    theirs.dedup();
+    Some(theirs)
 }

@@ -9,7 +9,7 @@
 //! is deactivated, then its sessions revoked.
 
 use crate::model::directory::{Directory, PersonId, PersonStatus};
-use crate::model::live::LiveUser;
+use crate::model::live::{Live, LiveUser};
 use crate::plan::action::{Action, Drift, Impact, Person, Removal, SlackId};
 use crate::plan::desired::Desired;
 
@@ -104,4 +104,22 @@ pub fn deactivation_why(desired: &Desired<'_>, drift: Drift) -> String {
             "not selected".to_string()
         }
     }
+}
+
+/// The live accounts [`leaver`] deactivates, by Slack user id with their workspaces:
+/// the people whose installed apps are read before planning.
+pub fn leaving(
+    desired: &Desired<'_>,
+    directory: &Directory,
+    live: &Live,
+) -> Vec<(String, Vec<String>)> {
+    let resolution = desired.resolution;
+    live.users
+        .iter()
+        .filter(|user| {
+            let person = resolution.id(&user.email);
+            matches!(leaver(desired, directory, person, user), Leaver::Leaves(_))
+        })
+        .map(|user| (user.id.clone(), user.workspaces.clone()))
+        .collect()
 }

@@ -26,7 +26,10 @@ use conversations::*;
 use usergroups::*;
 use users::*;
 
-/// A Web API method's fixed properties.
+/// What runs a method: the world under its lock, the caller, the arguments.
+pub type Handler = fn(&mut World, &Caller, &Args) -> Reply;
+
+/// A Web API method: its fixed properties and what runs it (one table, no second list).
 pub struct MethodSpec {
     pub name: &'static str,
     /// Whether a JSON body is accepted (Slack's `json_input_supported`).
@@ -35,6 +38,7 @@ pub struct MethodSpec {
     pub user_only: bool,
     /// Scopes of which the token needs at least one (empty: none needed).
     pub scopes: &'static [&'static str],
+    pub run: Handler,
 }
 
 const fn spec(
@@ -42,12 +46,14 @@ const fn spec(
     json: bool,
     user_only: bool,
     scopes: &'static [&'static str],
+    run: Handler,
 ) -> MethodSpec {
     MethodSpec {
         name,
         json,
         user_only,
         scopes,
+        run,
     }
 }
 
@@ -61,79 +67,218 @@ const CHANNEL_INVITE: &[&str] = &[
     "groups:write",
 ];
 
-/// Every method the emulator serves. Tiers come from `slack::limits::web_tier`.
+/// Every method the emulator serves, and what runs it. Tiers come from the core's
+/// `model::limits::web_tier`.
 pub const METHODS: &[MethodSpec] = &[
-    spec("auth.test", true, false, &[]),
-    spec("users.list", false, false, &["users:read"]),
-    spec("users.info", false, false, &["users:read"]),
-    spec("users.lookupByEmail", false, false, &["users:read.email"]),
-    spec("usergroups.list", false, false, &["usergroups:read"]),
-    spec("usergroups.create", true, false, &["usergroups:write"]),
-    spec("usergroups.update", true, false, &["usergroups:write"]),
-    spec("usergroups.disable", true, false, &["usergroups:write"]),
-    spec("usergroups.enable", true, false, &["usergroups:write"]),
-    spec("usergroups.users.list", false, false, &["usergroups:read"]),
+    spec("auth.test", true, false, &[], |w, c, _| auth_test(w, c)),
+    spec("users.list", false, false, &["users:read"], |w, c, a| {
+        users_list(w, c, a)
+    }),
+    spec("users.info", false, false, &["users:read"], |w, c, a| {
+        users_info(w, c, a)
+    }),
+    spec(
+        "users.lookupByEmail",
+        false,
+        false,
+        &["users:read.email"],
+        |w, c, a| users_lookup_by_email(w, c, a),
+    ),
+    spec(
+        "usergroups.list",
+        false,
+        false,
+        &["usergroups:read"],
+        |w, c, a| usergroups_list(w, c, a),
+    ),
+    spec(
+        "usergroups.create",
+        true,
+        false,
+        &["usergroups:write"],
+        usergroups_create,
+    ),
+    spec(
+        "usergroups.update",
+        true,
+        false,
+        &["usergroups:write"],
+        usergroups_update,
+    ),
+    spec(
+        "usergroups.disable",
+        true,
+        false,
+        &["usergroups:write"],
+        |w, c, a| usergroups_set_enabled(w, c, a, false),
+    ),
+    spec(
+        "usergroups.enable",
+        true,
+        false,
+        &["usergroups:write"],
+        |w, c, a| usergroups_set_enabled(w, c, a, true),
+    ),
+    spec(
+        "usergroups.users.list",
+        false,
+        false,
+        &["usergroups:read"],
+        |w, c, a| usergroups_users_list(w, c, a),
+    ),
     spec(
         "usergroups.users.update",
         true,
         false,
         &["usergroups:write"],
+        usergroups_users_update,
     ),
-    spec("conversations.list", false, false, CHANNEL_READ),
-    spec("conversations.info", false, false, CHANNEL_READ),
-    spec("conversations.members", false, false, CHANNEL_READ),
-    spec("conversations.create", true, false, CHANNEL_MANAGE),
-    spec("conversations.archive", true, false, CHANNEL_MANAGE),
-    spec("conversations.unarchive", true, false, CHANNEL_MANAGE),
-    spec("conversations.invite", true, false, CHANNEL_INVITE),
-    spec("conversations.kick", true, false, CHANNEL_MANAGE),
-    spec("admin.users.list", true, true, &["admin.users:read"]),
-    spec("admin.users.assign", true, true, &["admin.users:write"]),
-    spec("admin.users.remove", true, true, &["admin.users:write"]),
-    spec("admin.users.setAdmin", true, true, &["admin.users:write"]),
-    spec("admin.users.setOwner", true, true, &["admin.users:write"]),
-    spec("admin.users.setRegular", true, true, &["admin.users:write"]),
+    spec(
+        "conversations.list",
+        false,
+        false,
+        CHANNEL_READ,
+        |w, c, a| conversations_list(w, c, a),
+    ),
+    spec(
+        "conversations.info",
+        false,
+        false,
+        CHANNEL_READ,
+        |w, c, a| conversations_info(w, c, a),
+    ),
+    spec(
+        "conversations.members",
+        false,
+        false,
+        CHANNEL_READ,
+        |w, c, a| conversations_members(w, c, a),
+    ),
+    spec(
+        "conversations.create",
+        true,
+        false,
+        CHANNEL_MANAGE,
+        conversations_create,
+    ),
+    spec(
+        "conversations.archive",
+        true,
+        false,
+        CHANNEL_MANAGE,
+        |w, c, a| conversations_set_archived(w, c, a, true),
+    ),
+    spec(
+        "conversations.unarchive",
+        true,
+        false,
+        CHANNEL_MANAGE,
+        |w, c, a| conversations_set_archived(w, c, a, false),
+    ),
+    spec(
+        "conversations.invite",
+        true,
+        false,
+        CHANNEL_INVITE,
+        conversations_invite,
+    ),
+    spec(
+        "conversations.kick",
+        true,
+        false,
+        CHANNEL_MANAGE,
+        conversations_kick,
+    ),
+    spec(
+        "admin.users.list",
+        true,
+        true,
+        &["admin.users:read"],
+        |w, c, a| admin_users_list(w, c, a),
+    ),
+    spec(
+        "admin.users.assign",
+        true,
+        true,
+        &["admin.users:write"],
+        admin_users_assign,
+    ),
+    spec(
+        "admin.users.remove",
+        true,
+        true,
+        &["admin.users:write"],
+        admin_users_remove,
+    ),
+    spec(
+        "admin.users.setAdmin",
+        true,
+        true,
+        &["admin.users:write"],
+        |w, c, a| admin_users_set_role(w, c, a, Role::Admin),
+    ),
+    spec(
+        "admin.users.setOwner",
+        true,
+        true,
+        &["admin.users:write"],
+        |w, c, a| admin_users_set_role(w, c, a, Role::Owner),
+    ),
+    spec(
+        "admin.users.setRegular",
+        true,
+        true,
+        &["admin.users:write"],
+        |w, c, a| admin_users_set_role(w, c, a, Role::Regular),
+    ),
     spec(
         "admin.users.session.reset",
         true,
         true,
         &["admin.users:write"],
+        |w, c, a| admin_session_reset(w, c, a, false),
     ),
     spec(
         "admin.users.session.list",
         true,
         true,
         &["admin.users:read"],
+        |w, c, a| admin_session_list(w, c, a),
     ),
     spec(
         "admin.users.session.resetBulk",
         true,
         true,
         &["admin.users:write"],
+        |w, c, a| admin_session_reset(w, c, a, true),
     ),
     spec(
         "admin.usergroups.addChannels",
         true,
         true,
         &["admin.usergroups:write"],
+        |w, c, a| admin_usergroups_channels(w, c, a, true),
     ),
     spec(
         "admin.usergroups.listChannels",
         true,
         true,
         &["admin.usergroups:read"],
+        |w, c, a| admin_usergroups_list_channels(w, c, a),
     ),
     spec(
         "admin.usergroups.removeChannels",
         true,
         true,
         &["admin.usergroups:write"],
+        |w, c, a| admin_usergroups_channels(w, c, a, false),
     ),
     spec(
         "admin.usergroups.addTeams",
         true,
         true,
         &["admin.teams:write"],
+        admin_usergroups_add_teams,
     ),
     // Slack's method reference allows a JSON body here (json_input_supported).
     spec(
@@ -141,9 +286,22 @@ pub const METHODS: &[MethodSpec] = &[
         true,
         true,
         &["admin.conversations:write"],
+        admin_conversations_invite,
     ),
-    spec("team.integrationLogs", false, true, &["admin"]),
-    spec("chat.postMessage", true, false, &["chat:write"]),
+    spec(
+        "team.integrationLogs",
+        false,
+        true,
+        &["admin"],
+        |w, c, a| team_integration_logs(w, c, a),
+    ),
+    spec(
+        "chat.postMessage",
+        true,
+        false,
+        &["chat:write"],
+        chat_post_message,
+    ),
 ];
 
 /// Looks a method up by name.
@@ -300,43 +458,9 @@ pub fn team_for(world: &World, token: &Token, args: &Args) -> Option<String> {
 
 /// Runs one method. The caller has been authorised and rate-limited already.
 pub fn call(world: &mut World, caller: &Caller, method: &str, args: &Args) -> Reply {
-    match method {
-        "auth.test" => auth_test(world, caller),
-        "users.list" => users_list(world, caller, args),
-        "users.info" => users_info(world, caller, args),
-        "users.lookupByEmail" => users_lookup_by_email(world, caller, args),
-        "usergroups.list" => usergroups_list(world, caller, args),
-        "usergroups.create" => usergroups_create(world, caller, args),
-        "usergroups.update" => usergroups_update(world, caller, args),
-        "usergroups.disable" => usergroups_set_enabled(world, caller, args, false),
-        "usergroups.enable" => usergroups_set_enabled(world, caller, args, true),
-        "usergroups.users.list" => usergroups_users_list(world, caller, args),
-        "usergroups.users.update" => usergroups_users_update(world, caller, args),
-        "conversations.list" => conversations_list(world, caller, args),
-        "conversations.info" => conversations_info(world, caller, args),
-        "conversations.members" => conversations_members(world, caller, args),
-        "conversations.create" => conversations_create(world, caller, args),
-        "conversations.archive" => conversations_set_archived(world, caller, args, true),
-        "conversations.unarchive" => conversations_set_archived(world, caller, args, false),
-        "conversations.invite" => conversations_invite(world, caller, args),
-        "conversations.kick" => conversations_kick(world, caller, args),
-        "admin.users.list" => admin_users_list(world, caller, args),
-        "admin.users.assign" => admin_users_assign(world, caller, args),
-        "admin.users.remove" => admin_users_remove(world, caller, args),
-        "admin.users.setAdmin" => admin_users_set_role(world, caller, args, Role::Admin),
-        "admin.users.setOwner" => admin_users_set_role(world, caller, args, Role::Owner),
-        "admin.users.setRegular" => admin_users_set_role(world, caller, args, Role::Regular),
-        "admin.users.session.reset" => admin_session_reset(world, caller, args, false),
-        "admin.users.session.list" => admin_session_list(world, caller, args),
-        "admin.users.session.resetBulk" => admin_session_reset(world, caller, args, true),
-        "admin.usergroups.addChannels" => admin_usergroups_channels(world, caller, args, true),
-        "admin.usergroups.removeChannels" => admin_usergroups_channels(world, caller, args, false),
-        "admin.usergroups.listChannels" => admin_usergroups_list_channels(world, caller, args),
-        "admin.usergroups.addTeams" => admin_usergroups_add_teams(world, caller, args),
-        "admin.conversations.invite" => admin_conversations_invite(world, caller, args),
-        "team.integrationLogs" => team_integration_logs(world, caller, args),
-        "chat.postMessage" => chat_post_message(world, caller, args),
-        _ => Err(ApiError::new("unknown_method")),
+    match method_spec(method) {
+        Some(spec) => (spec.run)(world, caller, args),
+        None => Err(ApiError::new("unknown_method")),
     }
 }
 
