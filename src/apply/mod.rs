@@ -215,10 +215,11 @@ pub async fn restore(
             &rule,
         );
         let hash = crate::policy::restore_hash(&plan);
-        let mut report = refused_early(options, Vec::new());
-        report.outcome = ApplyOutcome::DryRun;
-        report.plan_summary = crate::render::plan::summary(&plan);
-        report.plan_hash = hash.clone();
+        let mut report = ApplyReport {
+            plan_summary: crate::render::plan::summary(&plan),
+            plan_hash: hash.clone(),
+            ..blank_report(options)
+        };
         let accounts = live.users.iter().filter(|u| u.active && !u.bot).count() as u64;
         if let Some(reason) =
             crate::policy::restore_over_limit(&connection.repository, &plan, accounts)
@@ -248,34 +249,45 @@ pub async fn restore(
         report.run_id = Some(run_id);
         report.execution =
             execute(connection, store, options, &org, run_id, None, &plan, &live).await?;
-        let outcome = if let Some(halt) = &report.execution.halt {
-            report.outcome = ApplyOutcome::Halted {
-                reason: halt.reason.clone(),
-            };
-            RunOutcome::Halted
-        } else {
-            let (_, fresh, _) = connection.read().await?;
-            let left = crate::plan::restore::restore_plan(
-                request.saved,
-                &fresh,
-                request.parts,
-                request.only.as_ref(),
-                &rule,
-            );
-            report.remaining = left.actions.iter().map(Action::journal_key).collect();
-            if report.remaining.is_empty() {
-                report.outcome = ApplyOutcome::Converged;
-                RunOutcome::Converged
-            } else {
-                report.outcome = ApplyOutcome::Incomplete;
-                RunOutcome::Incomplete
+        let outcome = match &report.execution.halt {
+            Some(halt) => {
+                report.outcome = ApplyOutcome::Halted {
+                    reason: halt.reason.clone(),
+                };
+                RunOutcome::Halted
             }
+            None => restored(connection, request, &rule, &mut report).await?,
         };
         let counts = executor::to_json(&executor::tally(&report.execution.results));
         store.end_run(run_id, outcome, &counts, (options.clock)())?;
         Ok(finish(report, client, before))
     };
     with_lock(store, &org, options, work).await
+}
+
+/// After a restore ran to its end: what Slack, read again, still lacks of the snapshot.
+async fn restored(
+    connection: &Connection,
+    request: &RestoreRequest<'_>,
+    rule: &crate::plan::desired::RuleRef,
+    report: &mut ApplyReport,
+) -> Result<RunOutcome, ApplyError> {
+    let (_, fresh, _) = connection.read().await?;
+    let left = crate::plan::restore::restore_plan(
+        request.saved,
+        &fresh,
+        request.parts,
+        request.only.as_ref(),
+        rule,
+    );
+    report.remaining = left.actions.iter().map(Action::journal_key).collect();
+    Ok(if report.remaining.is_empty() {
+        report.outcome = ApplyOutcome::Converged;
+        RunOutcome::Converged
+    } else {
+        report.outcome = ApplyOutcome::Incomplete;
+        RunOutcome::Incomplete
+    })
 }
 
 /// The fast path for one leaver (an identity provider event): re-read the identity
@@ -512,9 +524,17 @@ async fn execute(
 
 fn refused_early(options: &ApplyOptions, reasons: Vec<String>) -> ApplyReport {
     ApplyReport {
+        outcome: ApplyOutcome::Refused { reasons },
+        ..blank_report(options)
+    }
+}
+
+/// A report of nothing done yet, for `options.commit`.
+fn blank_report(options: &ApplyOptions) -> ApplyReport {
+    ApplyReport {
         run_id: None,
         commit: options.commit.clone(),
-        outcome: ApplyOutcome::Refused { reasons },
+        outcome: ApplyOutcome::DryRun,
         plan_summary: String::new(),
         planned: Vec::new(),
         plan_hash: String::new(),
@@ -534,7 +554,8 @@ fn refused_early(options: &ApplyOptions, reasons: Vec<String>) -> ApplyReport {
     }
 }
 
-/// Everything apply does while it holds the lock.
+/// Everything apply does while it holds the lock: plan (with pending sign-outs), refuse
+/// or stop at a dry run, otherwise run the plan.
 async fn locked(
     connection: &Connection,
     store: &Store,
@@ -554,22 +575,12 @@ async fn locked(
     planned.plan.actions.extend(signouts);
     let hash = crate::policy::plan_hash(&planned.plan);
     let mut report = ApplyReport {
-        run_id: None,
-        commit: options.commit.clone(),
         outcome: ApplyOutcome::DryRun,
         plan_summary: crate::render::plan::summary(&planned.plan),
-        planned: Vec::new(),
         plan_hash: hash.clone(),
         verdict: planned.verdict.clone(),
-        interrupted: Vec::new(),
-        execution: Execution::default(),
-        remaining: Vec::new(),
-        not_stuck: Vec::new(),
-        undo: None,
-        leavers: Vec::new(),
         warnings: planned.warnings.clone(),
-        calls: 0,
-        rate_limited: 0,
+        ..blank_report(options)
     };
     let reasons = refusals(connection, &planned, options, &hash);
     if !reasons.is_empty() {
@@ -581,7 +592,32 @@ async fn locked(
         return Ok(finish(report, client, before));
     }
     report.interrupted = interrupted_runs(store, org, &planned, (options.clock)())?;
+    run_planned(
+        connection,
+        store,
+        options,
+        org,
+        &baseline,
+        &planned,
+        &mut report,
+    )
+    .await?;
+    Ok(finish(report, client, before))
+}
 
+/// Runs an allowed plan as a recorded run: begins it (snapshot, leavers), executes it,
+/// and ends it halted or converged, with the leavers' evidence and, after a halt, the
+/// undo command.
+async fn run_planned(
+    connection: &Connection,
+    store: &Store,
+    options: &ApplyOptions<'_>,
+    org: &str,
+    baseline: &Baseline,
+    planned: &Planned,
+    report: &mut ApplyReport,
+) -> Result<(), ApplyError> {
+    let hash = report.plan_hash.clone();
     let approval =
         matches!(planned.verdict, Verdict::Allowed { approved: true, .. }).then_some(hash.as_str());
     let approvals = executor::to_json(&approval.into_iter().collect::<Vec<_>>());
@@ -625,7 +661,7 @@ async fn locked(
             };
             RunOutcome::Halted
         }
-        None => converged(connection, &baseline, &mut report).await?,
+        None => converged(connection, baseline, report).await?,
     };
     if outcome == RunOutcome::Converged {
         store.set_last_good_identity(org, &planned.identity, run_id, (options.clock)())?;
@@ -633,7 +669,7 @@ async fn locked(
     report.leavers = leaver_evidence(store, org, connection, &planned.plan)?;
     let counts = executor::to_json(&executor::tally(&report.execution.results));
     store.end_run(run_id, outcome, &counts, (options.clock)())?;
-    Ok(finish(report, client, before))
+    Ok(())
 }
 
 /// The `restore` command that undoes run `run_id` for the people it affected, shell-quoted.

@@ -43,41 +43,13 @@ pub struct ReadReport {
     pub retries: u64,
 }
 
-/// Reads the live state, failing whole if any part fails.
+/// Reads the live state, failing whole if any part fails: the listings at once, then the
+/// members of the managed channels that exist.
 pub async fn read_live(
     client: &SlackClient,
     scope: &ReadScope,
 ) -> Result<(Live, ReadReport), SlackError> {
     let before = client.counts();
-    let admin_flags = async {
-        if scope.grid {
-            let (items, pages) = client
-                .web_paginate_as::<wire::UserFlags>(
-                    Credential::Admin,
-                    "admin.users.list",
-                    &[("limit", "1000".into())],
-                    "users",
-                )
-                .await?;
-            Ok::<_, SlackError>((items, pages))
-        } else {
-            let mut all = Vec::new();
-            let mut pages = 0;
-            for team in &scope.workspaces {
-                let (items, read) = client
-                    .web_paginate_as::<wire::UserFlags>(
-                        Credential::Admin,
-                        "users.list",
-                        &[("limit", "1000".into()), ("team_id", team.clone())],
-                        "members",
-                    )
-                    .await?;
-                all.extend(items);
-                pages += read;
-            }
-            Ok((all, pages))
-        }
-    };
     let idp_groups = async {
         if scope.grid {
             client.scim_list_as::<wire::ScimGroup>("Groups").await
@@ -85,116 +57,17 @@ pub async fn read_live(
             Ok((Vec::new(), 0))
         }
     };
-    let usergroups = async {
-        let mut all = Vec::new();
-        let mut calls = 0;
-        for team in &scope.workspaces {
-            let mut body = client
-                .web_read(
-                    Credential::Admin,
-                    "usergroups.list",
-                    &[
-                        ("team_id", team.clone()),
-                        ("include_users", "true".into()),
-                        ("include_disabled", "true".into()),
-                    ],
-                )
-                .await?;
-            calls += 1;
-            let groups = match body.get_mut("usergroups").map(Value::take) {
-                Some(Value::Array(groups)) => groups,
-                _ => Vec::new(),
-            };
-            for group in groups {
-                let listed = group
-                    .get("users")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                let count = group
-                    .get("user_count")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(listed as u64) as usize;
-                let mut group = group;
-                if listed < count {
-                    // The listing truncated this group's members: read them in full.
-                    let id = text(&group, "id");
-                    let members = client
-                        .web_read(
-                            Credential::Admin,
-                            "usergroups.users.list",
-                            &[
-                                ("usergroup", id),
-                                ("team_id", team.clone()),
-                                ("include_disabled", "true".into()),
-                            ],
-                        )
-                        .await?;
-                    calls += 1;
-                    let mut members = members;
-                    group["users"] = members
-                        .get_mut("users")
-                        .map(Value::take)
-                        .unwrap_or_default();
-                }
-                all.push(group);
-            }
-        }
-        Ok::<_, SlackError>((all, calls))
-    };
-    let channels = async {
-        let mut all = Vec::new();
-        let mut pages = 0;
-        for team in &scope.workspaces {
-            let (items, read) = client
-                .web_paginate_as::<wire::Channel>(
-                    Credential::Bot,
-                    "conversations.list",
-                    &[
-                        ("team_id", team.clone()),
-                        ("types", "public_channel,private_channel".into()),
-                        ("limit", "999".into()),
-                    ],
-                    "channels",
-                )
-                .await?;
-            all.extend(items.into_iter().map(|c| (team.clone(), c)));
-            pages += read;
-        }
-        Ok::<_, SlackError>((all, pages))
-    };
     let (scim_users, admin_flags, idp_groups, usergroups, channels) = tokio::try_join!(
         client.scim_list_as::<wire::ScimUser>("Users"),
-        admin_flags,
+        read_user_flags(client, scope),
         idp_groups,
-        usergroups,
-        channels
+        read_usergroups(client, &scope.workspaces),
+        read_channels(client, &scope.workspaces),
     )?;
-    let mut minimum = scim_users.1 + admin_flags.1 + idp_groups.1 + usergroups.1 + channels.1;
-
-    // Members of the managed channels that exist, read concurrently within the client's
-    // concurrency limit.
-    let wanted: Vec<(String, String)> = channels
-        .0
-        .iter()
-        .filter(|(team, c)| {
-            scope
-                .managed_channels
-                .contains(&(team.clone(), c.name.clone().unwrap_or_default()))
-        })
-        .map(|(team, c)| (team.clone(), c.id.clone().unwrap_or_default()))
-        .collect();
-    let member_reads = wanted.iter().map(|(_, id)| async move {
-        let args = [("channel", id.clone()), ("limit", "1000".to_string())];
-        client
-            .web_paginate_as::<String>(Credential::Bot, "conversations.members", &args, "members")
-            .await
-    });
-    let member_lists = futures_util::future::try_join_all(member_reads).await?;
-    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for ((_, id), (items, pages)) in wanted.iter().zip(member_lists) {
-        minimum += pages;
-        members.insert(id.clone(), items);
-    }
+    let (members, member_pages) =
+        read_channel_members(client, &scope.managed_channels, &channels.0).await?;
+    let minimum =
+        scim_users.1 + admin_flags.1 + idp_groups.1 + usergroups.1 + channels.1 + member_pages;
 
     let live = assemble(
         scim_users.0,
@@ -218,6 +91,149 @@ pub async fn read_live(
         "read live Slack"
     );
     Ok((live, report))
+}
+
+/// Roles, guest kinds, bots and workspaces: `admin.users.list` on Grid, `users.list` per
+/// workspace otherwise. With the pages read.
+async fn read_user_flags(
+    client: &SlackClient,
+    scope: &ReadScope,
+) -> Result<(Vec<wire::UserFlags>, u64), SlackError> {
+    if scope.grid {
+        return client
+            .web_paginate_as::<wire::UserFlags>(
+                Credential::Admin,
+                "admin.users.list",
+                &[("limit", "1000".into())],
+                "users",
+            )
+            .await;
+    }
+    let mut all = Vec::new();
+    let mut pages = 0;
+    for team in &scope.workspaces {
+        let (items, read) = client
+            .web_paginate_as::<wire::UserFlags>(
+                Credential::Admin,
+                "users.list",
+                &[("limit", "1000".into()), ("team_id", team.clone())],
+                "members",
+            )
+            .await?;
+        all.extend(items);
+        pages += read;
+    }
+    Ok((all, pages))
+}
+
+/// Every usergroup of each workspace with its members (disabled ones too). A group whose
+/// listed members fall short of its `user_count` is read in full. With the calls made.
+async fn read_usergroups(
+    client: &SlackClient,
+    workspaces: &[String],
+) -> Result<(Vec<Value>, u64), SlackError> {
+    let mut all = Vec::new();
+    let mut calls = 0;
+    for team in workspaces {
+        let mut body = client
+            .web_read(
+                Credential::Admin,
+                "usergroups.list",
+                &[
+                    ("team_id", team.clone()),
+                    ("include_users", "true".into()),
+                    ("include_disabled", "true".into()),
+                ],
+            )
+            .await?;
+        calls += 1;
+        let groups = match body.get_mut("usergroups").map(Value::take) {
+            Some(Value::Array(groups)) => groups,
+            _ => Vec::new(),
+        };
+        for mut group in groups {
+            let listed = group
+                .get("users")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let count = group
+                .get("user_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(listed as u64) as usize;
+            if listed < count {
+                // The listing truncated this group's members: read them in full.
+                let args = [
+                    ("usergroup", text(&group, "id")),
+                    ("team_id", team.clone()),
+                    ("include_disabled", "true".into()),
+                ];
+                let mut members = client
+                    .web_read(Credential::Admin, "usergroups.users.list", &args)
+                    .await?;
+                calls += 1;
+                group["users"] = members
+                    .get_mut("users")
+                    .map(Value::take)
+                    .unwrap_or_default();
+            }
+            all.push(group);
+        }
+    }
+    Ok((all, calls))
+}
+
+/// Every public and private channel of each workspace, with its team id. With the pages.
+async fn read_channels(
+    client: &SlackClient,
+    workspaces: &[String],
+) -> Result<(Vec<(String, wire::Channel)>, u64), SlackError> {
+    let mut all = Vec::new();
+    let mut pages = 0;
+    for team in workspaces {
+        let (items, read) = client
+            .web_paginate_as::<wire::Channel>(
+                Credential::Bot,
+                "conversations.list",
+                &[
+                    ("team_id", team.clone()),
+                    ("types", "public_channel,private_channel".into()),
+                    ("limit", "999".into()),
+                ],
+                "channels",
+            )
+            .await?;
+        all.extend(items.into_iter().map(|c| (team.clone(), c)));
+        pages += read;
+    }
+    Ok((all, pages))
+}
+
+/// The members of the managed channels that exist, by channel id, read concurrently
+/// within the client's concurrency limit. With the pages read.
+async fn read_channel_members(
+    client: &SlackClient,
+    managed: &BTreeSet<(String, String)>,
+    channels: &[(String, wire::Channel)],
+) -> Result<(BTreeMap<String, Vec<String>>, u64), SlackError> {
+    let wanted: Vec<String> = channels
+        .iter()
+        .filter(|(team, c)| managed.contains(&(team.clone(), c.name.clone().unwrap_or_default())))
+        .map(|(_, c)| c.id.clone().unwrap_or_default())
+        .collect();
+    let member_reads = wanted.iter().map(|id| async move {
+        let args = [("channel", id.clone()), ("limit", "1000".to_string())];
+        client
+            .web_paginate_as::<String>(Credential::Bot, "conversations.members", &args, "members")
+            .await
+    });
+    let member_lists = futures_util::future::try_join_all(member_reads).await?;
+    let mut members = BTreeMap::new();
+    let mut pages = 0;
+    for (id, (items, read)) in wanted.into_iter().zip(member_lists) {
+        pages += read;
+        members.insert(id, items);
+    }
+    Ok((members, pages))
 }
 
 fn text(value: &Value, key: &str) -> String {

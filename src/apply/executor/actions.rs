@@ -15,6 +15,9 @@ use crate::slack::writer;
 
 impl Executor<'_> {
     /// One `match` over the action.
+    ///
+    /// One piece: one arm per [`Action`] variant, exhaustive, each a call to the method
+    /// that writes it; a new action cannot be planned and then silently not written.
     pub(super) async fn execute(&self, action: &Action, canary: bool) -> Ran {
         match action {
             Action::CreateUser {

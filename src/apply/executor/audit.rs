@@ -51,6 +51,9 @@ pub(super) fn leaver_step(action: &Action) -> Option<(&str, LeaverStep)> {
 }
 
 /// The audit events of a successful action.
+///
+/// One piece: one arm per [`Action`] variant, exhaustive, so every write leaves its
+/// evidence; each arm builds its events and nothing else.
 pub(super) fn events(action: &Action, trail: &Trail) -> Vec<AuditEvent> {
     let first_rule =
         |grants: &[crate::plan::action::Grant]| grants.first().map(|g| g.rule.to_string());

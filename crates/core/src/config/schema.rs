@@ -8,6 +8,7 @@
 
 use std::sync::LazyLock;
 
+use jsonschema::error::ValidationErrorKind as ErrorKind;
 use serde_json::Value;
 
 use super::types::{ApprovalFile, ConfigFile, MappingsFile, PolicyFile};
@@ -127,149 +128,104 @@ pub fn schema_text(kind: Kind) -> String {
     text
 }
 
-/// Validates `value` against the kind's schema; one diagnostic per problem.
+/// Validates `value` against the kind's schema; one diagnostic per problem (one per
+/// unknown key), each at the offending key or value.
 pub fn validate(kind: Kind, file: &str, value: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     for error in kind.validator().iter_errors(value) {
         let pointer = error.instance_path().as_str().to_string();
-        let instance: &Value = error.instance();
-        let shown = short(instance);
-        match error.kind() {
-            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
-                for key in unexpected {
-                    let key_pointer = pointer_push(&pointer, key);
-                    diagnostics.push(
-                        Diagnostic::error(
-                            Code::UnknownKey,
-                            file,
-                            spans.key_span(&key_pointer),
-                            format!("unknown key `{key}` in {}", describe(&pointer, kind)),
-                        )
-                        .with_help(allowed_keys(kind, &pointer)),
-                    );
-                }
-            }
-            jsonschema::error::ValidationErrorKind::Required { property } => {
-                let property = property.as_str().unwrap_or_default();
-                diagnostics.push(Diagnostic::error(
-                    Code::MissingKey,
-                    file,
-                    spans.value_span(&pointer),
-                    format!(
-                        "missing required key `{property}` in {}",
-                        describe(&pointer, kind)
-                    ),
-                ));
-            }
-            jsonschema::error::ValidationErrorKind::Type { kind: expected } => {
-                diagnostics.push(Diagnostic::error(
-                    Code::WrongType,
-                    file,
-                    spans.value_span(&pointer),
-                    format!(
-                        "{} must be {}, found {}",
-                        describe(&pointer, kind),
-                        type_name(&format!("{expected:?}")),
-                        value_kind(instance)
-                    ),
-                ));
-            }
-            jsonschema::error::ValidationErrorKind::Enum { options } => {
-                diagnostics.push(Diagnostic::error(
-                    Code::InvalidValue,
-                    file,
-                    spans.value_span(&pointer),
-                    format!(
-                        "{shown} is not allowed for {}; expected one of {}",
-                        describe(&pointer, kind),
-                        list(options)
-                    ),
-                ));
-            }
-            jsonschema::error::ValidationErrorKind::Constant { expected_value } => {
-                diagnostics.push(Diagnostic::error(
-                    Code::InvalidValue,
-                    file,
-                    spans.value_span(&pointer),
-                    format!(
-                        "{shown} is not allowed for {}; expected {}",
-                        describe(&pointer, kind),
-                        expected_value
-                    ),
-                ));
-            }
-            jsonschema::error::ValidationErrorKind::Pattern { pattern } => {
-                let (code, what, rule) = pattern_rule(pattern);
+        if let ErrorKind::AdditionalProperties { unexpected } = error.kind() {
+            for key in unexpected {
+                let key_pointer = pointer_push(&pointer, key);
+                let message = format!("unknown key `{key}` in {}", describe(&pointer, kind));
                 diagnostics.push(
                     Diagnostic::error(
-                        code,
+                        Code::UnknownKey,
                         file,
-                        spans.value_span(&pointer),
-                        format!("{shown} is not a valid {what}"),
+                        spans.key_span(&key_pointer),
+                        message,
                     )
-                    .with_help(rule),
+                    .with_help(allowed_keys(kind, &pointer)),
                 );
             }
-            jsonschema::error::ValidationErrorKind::Minimum { limit }
-            | jsonschema::error::ValidationErrorKind::Maximum { limit }
-            | jsonschema::error::ValidationErrorKind::ExclusiveMinimum { limit }
-            | jsonschema::error::ValidationErrorKind::ExclusiveMaximum { limit } => {
-                let bound = match error.kind() {
-                    jsonschema::error::ValidationErrorKind::Minimum { .. } => "at least",
-                    jsonschema::error::ValidationErrorKind::Maximum { .. } => "at most",
-                    jsonschema::error::ValidationErrorKind::ExclusiveMinimum { .. } => "above",
-                    _ => "below",
-                };
-                diagnostics.push(Diagnostic::error(
-                    Code::ValueOutOfRange,
-                    file,
-                    spans.value_span(&pointer),
-                    format!(
-                        "{} must be {bound} {limit}, found {shown}",
-                        describe(&pointer, kind)
-                    ),
-                ));
-            }
-            jsonschema::error::ValidationErrorKind::MinItems { limit }
-            | jsonschema::error::ValidationErrorKind::MinProperties { limit } => {
-                diagnostics.push(Diagnostic::error(
-                    Code::InvalidLength,
-                    file,
-                    spans.value_span(&pointer),
-                    format!(
-                        "{} needs at least {limit} {}",
-                        describe(&pointer, kind),
-                        if *limit == 1 { "entry" } else { "entries" }
-                    ),
-                ));
-            }
-            jsonschema::error::ValidationErrorKind::MinLength { limit }
-            | jsonschema::error::ValidationErrorKind::MaxLength { limit } => {
-                let bound = match error.kind() {
-                    jsonschema::error::ValidationErrorKind::MinLength { .. } => "at least",
-                    _ => "at most",
-                };
-                diagnostics.push(Diagnostic::error(
-                    Code::InvalidLength,
-                    file,
-                    spans.value_span(&pointer),
-                    format!(
-                        "{} must be {bound} {limit} characters long",
-                        describe(&pointer, kind)
-                    ),
-                ));
-            }
-            _ => {
-                diagnostics.push(Diagnostic::error(
-                    Code::InvalidFormat,
-                    file,
-                    spans.value_span(&pointer),
-                    format!("{}: {error}", describe(&pointer, kind)),
-                ));
-            }
+            continue;
         }
+        let (code, message, help) = problem(kind, &pointer, &error);
+        let diagnostic = Diagnostic::error(code, file, spans.value_span(&pointer), message);
+        diagnostics.push(match help {
+            Some(help) => diagnostic.with_help(help),
+            None => diagnostic,
+        });
     }
     diagnostics
+}
+
+/// A schema violation at a value (not an unknown key) in words: its code, message and
+/// help if any.
+fn problem(
+    kind: Kind,
+    pointer: &str,
+    error: &jsonschema::ValidationError<'_>,
+) -> (Code, String, Option<&'static str>) {
+    let instance: &Value = error.instance();
+    let shown = short(instance);
+    let what = describe(pointer, kind);
+    let message = |code: Code, text: String| (code, text, None);
+    match error.kind() {
+        ErrorKind::Required { property } => {
+            let property = property.as_str().unwrap_or_default();
+            let text = format!("missing required key `{property}` in {what}");
+            message(Code::MissingKey, text)
+        }
+        ErrorKind::Type { kind: expected } => {
+            let expected = type_name(&format!("{expected:?}"));
+            let found = value_kind(instance);
+            message(
+                Code::WrongType,
+                format!("{what} must be {expected}, found {found}"),
+            )
+        }
+        ErrorKind::Enum { options } => {
+            let options = list(options);
+            let text = format!("{shown} is not allowed for {what}; expected one of {options}");
+            message(Code::InvalidValue, text)
+        }
+        ErrorKind::Constant { expected_value } => {
+            let text = format!("{shown} is not allowed for {what}; expected {expected_value}");
+            message(Code::InvalidValue, text)
+        }
+        ErrorKind::Pattern { pattern } => {
+            let (code, name, rule) = pattern_rule(pattern);
+            (code, format!("{shown} is not a valid {name}"), Some(rule))
+        }
+        ErrorKind::Minimum { limit }
+        | ErrorKind::Maximum { limit }
+        | ErrorKind::ExclusiveMinimum { limit }
+        | ErrorKind::ExclusiveMaximum { limit } => {
+            let bound = match error.kind() {
+                ErrorKind::Minimum { .. } => "at least",
+                ErrorKind::Maximum { .. } => "at most",
+                ErrorKind::ExclusiveMinimum { .. } => "above",
+                _ => "below",
+            };
+            let text = format!("{what} must be {bound} {limit}, found {shown}");
+            message(Code::ValueOutOfRange, text)
+        }
+        ErrorKind::MinItems { limit } | ErrorKind::MinProperties { limit } => {
+            let entries = if *limit == 1 { "entry" } else { "entries" };
+            let text = format!("{what} needs at least {limit} {entries}");
+            message(Code::InvalidLength, text)
+        }
+        ErrorKind::MinLength { limit } | ErrorKind::MaxLength { limit } => {
+            let bound = match error.kind() {
+                ErrorKind::MinLength { .. } => "at least",
+                _ => "at most",
+            };
+            let text = format!("{what} must be {bound} {limit} characters long");
+            message(Code::InvalidLength, text)
+        }
+        _ => message(Code::InvalidFormat, format!("{what}: {error}")),
+    }
 }
 
 /// Which code and words a failed `pattern` gets. Every pattern in our schemas comes from a

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::types::{IdentitySettings, Limit, MemberSpec};
+use super::types::{IdentitySettings, Limit, MappingsFile, MemberSpec, PolicyFile, UsergroupSpec};
 use super::{Files, Located};
 use crate::diagnostic::{Code, Diagnostic, Span};
 
@@ -126,6 +126,8 @@ fn check_uniqueness(files: &Files, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Workspaces named by mappings are declared, and a usergroup's default channels live
+/// in one of its workspaces.
 fn check_workspaces(files: &Files, out: &mut Vec<Diagnostic>) {
     let declared: Option<BTreeSet<&str>> = files.config.as_ref().map(|c| {
         c.value
@@ -135,25 +137,37 @@ fn check_workspaces(files: &Files, out: &mut Vec<Diagnostic>) {
             .map(String::as_str)
             .collect()
     });
-    let help = |declared: &BTreeSet<&str>| {
-        format!(
-            "declared workspaces: {}; add it under `slack.workspaces` in slack-gitops.yaml",
-            declared
-                .iter()
-                .map(|w| format!("`{w}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    // Where each managed channel lives, so a usergroup's default channels can be checked.
-    let mut channel_workspaces: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let declared = declared.as_ref();
+    let homes = channel_homes(files, declared, out);
+    for file in &files.mappings {
+        for (index, usergroup) in file.value.usergroups.iter().enumerate() {
+            check_usergroup_workspaces(file, index, usergroup, declared, &homes, out);
+        }
+    }
+}
+
+/// The help for an undeclared workspace: the declared ones.
+fn declare_help(declared: &BTreeSet<&str>) -> String {
+    format!(
+        "declared workspaces: {}; add it under `slack.workspaces` in slack-gitops.yaml",
+        quoted(declared.iter())
+    )
+}
+
+/// Where each managed channel lives, reporting a channel whose workspace is undeclared.
+fn channel_homes<'a>(
+    files: &'a Files,
+    declared: Option<&BTreeSet<&str>>,
+    out: &mut Vec<Diagnostic>,
+) -> BTreeMap<&'a str, BTreeSet<&'a str>> {
+    let mut homes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for file in &files.mappings {
         for (index, channel) in file.value.channels.iter().enumerate() {
-            channel_workspaces
+            homes
                 .entry(channel.name.as_str())
                 .or_default()
                 .insert(channel.workspace.as_str());
-            if let Some(declared) = &declared
+            if let Some(declared) = declared
                 && !declared.contains(channel.workspace.as_str())
             {
                 out.push(
@@ -166,77 +180,81 @@ fn check_workspaces(files: &Files, out: &mut Vec<Diagnostic>) {
                             channel.name, channel.workspace
                         ),
                     )
-                    .with_help(help(declared)),
+                    .with_help(declare_help(declared)),
                 );
             }
         }
     }
-    for file in &files.mappings {
-        for (index, usergroup) in file.value.usergroups.iter().enumerate() {
-            check_duplicates(
-                file,
-                &format!("/usergroups/{index}/workspaces"),
-                usergroup.workspaces.iter(),
-                out,
-            );
-            check_duplicates(
-                file,
-                &format!("/usergroups/{index}/channels"),
-                usergroup.channels.iter().map(|c| c.as_str()),
-                out,
-            );
-            for (position, workspace) in usergroup.workspaces.iter().enumerate() {
-                if let Some(declared) = &declared
-                    && !declared.contains(workspace.as_str())
-                {
-                    out.push(
-                        Diagnostic::error(
-                            Code::UndeclaredWorkspace,
-                            &file.file,
-                            file.span(&format!("/usergroups/{index}/workspaces/{position}")),
-                            format!(
-                                "usergroup `{}` names workspace `{workspace}`, which slack-gitops.yaml does not declare",
-                                usergroup.handle
-                            ),
-                        )
-                        .with_help(help(declared)),
-                    );
-                }
-            }
-            let names_undeclared = declared.as_ref().is_some_and(|declared| {
-                usergroup
-                    .workspaces
-                    .iter()
-                    .any(|w| !declared.contains(w.as_str()))
-            });
-            if names_undeclared {
-                // Already reported; which channels fit is unknowable until that is fixed.
+    homes
+}
+
+/// One usergroup: no workspace or channel twice, its workspaces declared, and each
+/// managed default channel in one of them.
+fn check_usergroup_workspaces(
+    file: &Located<MappingsFile>,
+    index: usize,
+    usergroup: &UsergroupSpec,
+    declared: Option<&BTreeSet<&str>>,
+    homes: &BTreeMap<&str, BTreeSet<&str>>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let at = format!("/usergroups/{index}");
+    check_duplicates(
+        file,
+        &format!("{at}/workspaces"),
+        usergroup.workspaces.iter(),
+        out,
+    );
+    let channels = usergroup.channels.iter().map(|c| c.as_str());
+    check_duplicates(file, &format!("{at}/channels"), channels, out);
+    if let Some(declared) = declared {
+        let mut undeclared = false;
+        for (position, workspace) in usergroup.workspaces.iter().enumerate() {
+            if declared.contains(workspace.as_str()) {
                 continue;
             }
-            for (position, channel) in usergroup.channels.iter().enumerate() {
-                let Some(homes) = channel_workspaces.get(channel.as_str()) else {
-                    // Not managed here: an existing channel, looked up in the usergroup's
-                    // workspaces when planning.
-                    continue;
-                };
-                if !homes
-                    .iter()
-                    .any(|home| usergroup.workspaces.iter().any(|w| w == home))
-                {
-                    out.push(Diagnostic::error(
-                        Code::ChannelOutsideUsergroupWorkspaces,
-                        &file.file,
-                        file.span(&format!("/usergroups/{index}/channels/{position}")),
-                        format!(
-                            "default channel `{channel}` lives in workspace {}, but usergroup `{}` is only in {}",
-                            quoted(homes.iter()),
-                            usergroup.handle,
-                            quoted(usergroup.workspaces.iter()),
-                        ),
-                    ).with_help("add the channel's workspace to the usergroup's `workspaces`, or pick a channel in one of them"));
-                }
-            }
+            undeclared = true;
+            out.push(
+                Diagnostic::error(
+                    Code::UndeclaredWorkspace,
+                    &file.file,
+                    file.span(&format!("{at}/workspaces/{position}")),
+                    format!(
+                        "usergroup `{}` names workspace `{workspace}`, which slack-gitops.yaml does not declare",
+                        usergroup.handle
+                    ),
+                )
+                .with_help(declare_help(declared)),
+            );
         }
+        if undeclared {
+            // Already reported; which channels fit is unknowable until that is fixed.
+            return;
+        }
+    }
+    for (position, channel) in usergroup.channels.iter().enumerate() {
+        // A channel not managed here is an existing one, looked up in the usergroup's
+        // workspaces when planning.
+        let Some(homes) = homes.get(channel.as_str()) else {
+            continue;
+        };
+        if homes
+            .iter()
+            .any(|home| usergroup.workspaces.iter().any(|w| w == home))
+        {
+            continue;
+        }
+        out.push(Diagnostic::error(
+            Code::ChannelOutsideUsergroupWorkspaces,
+            &file.file,
+            file.span(&format!("{at}/channels/{position}")),
+            format!(
+                "default channel `{channel}` lives in workspace {}, but usergroup `{}` is only in {}",
+                quoted(homes.iter()),
+                usergroup.handle,
+                quoted(usergroup.workspaces.iter()),
+            ),
+        ).with_help("add the channel's workspace to the usergroup's `workspaces`, or pick a channel in one of them"));
     }
 }
 
@@ -323,76 +341,11 @@ fn check_member_spec<T>(
     }
 }
 
+/// Each policy file's settings are valid, and each setting is made in one file only.
 fn check_policies(files: &Files, out: &mut Vec<Diagnostic>) {
     let mut set_by: BTreeMap<String, FirstSeen> = BTreeMap::new();
     for file in &files.policies {
-        let policy = &file.value;
-        let limits: [(&str, Option<&Limit>); 3] = [
-            ("deactivate", policy.limits.deactivate.as_ref()),
-            (
-                "remove_from_usergroup",
-                policy.limits.remove_from_usergroup.as_ref(),
-            ),
-            (
-                "remove_from_channel",
-                policy.limits.remove_from_channel.as_ref(),
-            ),
-        ];
-        let mut settings: Vec<(String, String)> = Vec::new();
-        for (name, limit) in limits {
-            let Some(limit) = limit else { continue };
-            let pointer = format!("/limits/{name}");
-            settings.push((format!("limits.{name}"), pointer.clone()));
-            check_limit(file, &pointer, limit, out);
-        }
-        if let Some(guard) = &policy.identity {
-            settings.push(("identity.max_shrink".into(), "/identity/max_shrink".into()));
-            check_limit(file, "/identity/max_shrink", &guard.max_shrink, out);
-        }
-        if let Some(drift) = &policy.drift {
-            settings.push(("drift".into(), "/drift".into()));
-            if parse_duration_seconds(&drift.every).is_none_or(|seconds| seconds == 0) {
-                out.push(
-                    Diagnostic::error(
-                        Code::InvalidDuration,
-                        &file.file,
-                        file.span("/drift/every"),
-                        format!("`{}` is not a usable duration", drift.every),
-                    )
-                    .with_help("write a positive duration such as `30s`, `15m`, `1h` or `1h30m`"),
-                );
-            }
-        }
-        if let Some(leavers) = &policy.leavers {
-            settings.push(("leavers".into(), "/leavers".into()));
-            if parse_duration_seconds(&leavers.sla).is_none_or(|seconds| seconds == 0) {
-                out.push(
-                    Diagnostic::error(
-                        Code::InvalidDuration,
-                        &file.file,
-                        file.span("/leavers/sla"),
-                        format!("`{}` is not a usable duration", leavers.sla),
-                    )
-                    .with_help("write a positive duration such as `30m`, `4h` or `1h30m`"),
-                );
-            }
-        }
-        if policy.circuit_breaker.is_some() {
-            settings.push(("circuit_breaker".into(), "/circuit_breaker".into()));
-        }
-        check_duplicates(
-            file,
-            "/protected/users",
-            policy.protected.users.iter().map(|e| e.as_str()),
-            out,
-        );
-        check_duplicates(
-            file,
-            "/protected/groups",
-            policy.protected.groups.iter(),
-            out,
-        );
-        for (setting, pointer) in settings {
+        for (setting, pointer) in policy_settings(file, out) {
             let span = file.spans.key_span(&pointer);
             if let Some(first) = set_by.get(setting.as_str()) {
                 out.push(
@@ -414,6 +367,73 @@ fn check_policies(files: &Files, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+    }
+}
+
+/// Checks one policy file's limits, durations and protected lists; returns the settings
+/// it makes, each with its pointer.
+fn policy_settings(file: &Located<PolicyFile>, out: &mut Vec<Diagnostic>) -> Vec<(String, String)> {
+    let policy = &file.value;
+    let limits: [(&str, Option<&Limit>); 3] = [
+        ("deactivate", policy.limits.deactivate.as_ref()),
+        (
+            "remove_from_usergroup",
+            policy.limits.remove_from_usergroup.as_ref(),
+        ),
+        (
+            "remove_from_channel",
+            policy.limits.remove_from_channel.as_ref(),
+        ),
+    ];
+    let mut settings: Vec<(String, String)> = Vec::new();
+    for (name, limit) in limits {
+        let Some(limit) = limit else { continue };
+        let pointer = format!("/limits/{name}");
+        settings.push((format!("limits.{name}"), pointer.clone()));
+        check_limit(file, &pointer, limit, out);
+    }
+    if let Some(guard) = &policy.identity {
+        settings.push(("identity.max_shrink".into(), "/identity/max_shrink".into()));
+        check_limit(file, "/identity/max_shrink", &guard.max_shrink, out);
+    }
+    if let Some(drift) = &policy.drift {
+        settings.push(("drift".into(), "/drift".into()));
+        let help = "write a positive duration such as `30s`, `15m`, `1h` or `1h30m`";
+        check_duration(file, "/drift/every", &drift.every, help, out);
+    }
+    if let Some(leavers) = &policy.leavers {
+        settings.push(("leavers".into(), "/leavers".into()));
+        let help = "write a positive duration such as `30m`, `4h` or `1h30m`";
+        check_duration(file, "/leavers/sla", &leavers.sla, help, out);
+    }
+    if policy.circuit_breaker.is_some() {
+        settings.push(("circuit_breaker".into(), "/circuit_breaker".into()));
+    }
+    let users = policy.protected.users.iter().map(|e| e.as_str());
+    check_duplicates(file, "/protected/users", users, out);
+    let groups = policy.protected.groups.iter();
+    check_duplicates(file, "/protected/groups", groups, out);
+    settings
+}
+
+/// A duration must parse and be positive.
+fn check_duration(
+    file: &Located<PolicyFile>,
+    pointer: &str,
+    text: &str,
+    help: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    if parse_duration_seconds(text).is_none_or(|seconds| seconds == 0) {
+        out.push(
+            Diagnostic::error(
+                Code::InvalidDuration,
+                &file.file,
+                file.span(pointer),
+                format!("`{text}` is not a usable duration"),
+            )
+            .with_help(help),
+        );
     }
 }
 

@@ -229,6 +229,9 @@ impl<'f> Builder<'f> {
             .push(Diagnostic::error(code, self.file, Some(span), message));
     }
 
+    /// Takes one parser event: a scalar or alias completes a node, a collection's start
+    /// opens a frame and its end completes it. Breaks on a second document or nesting
+    /// too deep.
     fn event(&mut self, event: Event<'_>, raw_span: saphyr_parser::Span) -> Flow {
         let span = span_of(raw_span);
         let is_mapping = matches!(event, Event::MappingStart(..));
@@ -258,90 +261,110 @@ impl<'f> Builder<'f> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 self.check_anchor(anchor, span);
-                let mut is_str = style != ScalarStyle::Plain;
-                if let Some(tag) = tag {
-                    if is_core_tag(&tag) {
-                        is_str |= tag.suffix == "str";
-                    } else {
-                        self.error(
-                            Code::YamlTag,
-                            span,
-                            format!("YAML tag `{}{}` is not allowed", tag.handle, tag.suffix),
-                        );
-                    }
-                }
-                let value = if is_str {
-                    Value::String(text.to_string())
-                } else {
-                    resolve_plain(&text)
-                };
-                if self.stack.is_empty() && style == ScalarStyle::Plain && text.is_empty() {
-                    self.root_is_empty_scalar = true;
-                }
-                self.complete(Node {
-                    value,
-                    span,
-                    scalar: Some(text.into_owned()),
-                });
+                self.scalar(text, style, tag, span);
             }
             Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
                 self.check_anchor(anchor, span);
-                if let Some(tag) = tag.filter(|t| !is_core_tag(t)) {
-                    self.error(
-                        Code::YamlTag,
-                        span,
-                        format!("YAML tag `{}{}` is not allowed", tag.handle, tag.suffix),
-                    );
-                }
-                if self.stack.len() >= MAX_DEPTH {
-                    self.error(
-                        Code::YamlTooDeep,
-                        span,
-                        format!("nesting deeper than {MAX_DEPTH} levels is not allowed"),
-                    );
-                    return Flow::Break(());
-                }
-                let pointer = self.child_pointer();
-                self.stack.push(if is_mapping {
-                    Frame::Mapping {
-                        map: Map::new(),
-                        pointer,
-                        start: span,
-                        pending: PendingKey::None,
-                    }
-                } else {
-                    Frame::Sequence {
-                        items: Vec::new(),
-                        pointer,
-                        start: span,
-                    }
-                });
+                return self.open(is_mapping, tag, span);
             }
-            Event::MappingEnd | Event::SequenceEnd => {
-                let node = match self.stack.pop() {
-                    Some(Frame::Mapping { map, start, .. }) => Node {
-                        value: Value::Object(map),
-                        span: Span {
-                            start: start.start,
-                            end: span.end,
-                        },
-                        scalar: None,
-                    },
-                    Some(Frame::Sequence { items, start, .. }) => Node {
-                        value: Value::Array(items),
-                        span: Span {
-                            start: start.start,
-                            end: span.end,
-                        },
-                        scalar: None,
-                    },
-                    None => return Flow::Continue(()),
-                };
-                self.complete(node);
-            }
+            Event::MappingEnd | Event::SequenceEnd => self.close(span),
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
         Flow::Continue(())
+    }
+
+    /// A scalar: a string when quoted or tagged `!!str`, otherwise YAML 1.2's core
+    /// schema (`resolve_plain`). A tag outside the core schema is an error.
+    fn scalar(
+        &mut self,
+        text: std::borrow::Cow<'_, str>,
+        style: ScalarStyle,
+        tag: Option<std::borrow::Cow<'_, saphyr_parser::Tag>>,
+        span: Span,
+    ) {
+        let mut is_str = style != ScalarStyle::Plain;
+        if let Some(tag) = tag {
+            if is_core_tag(&tag) {
+                is_str |= tag.suffix == "str";
+            } else {
+                self.error(
+                    Code::YamlTag,
+                    span,
+                    format!("YAML tag `{}{}` is not allowed", tag.handle, tag.suffix),
+                );
+            }
+        }
+        let value = if is_str {
+            Value::String(text.to_string())
+        } else {
+            resolve_plain(&text)
+        };
+        if self.stack.is_empty() && style == ScalarStyle::Plain && text.is_empty() {
+            self.root_is_empty_scalar = true;
+        }
+        self.complete(Node {
+            value,
+            span,
+            scalar: Some(text.into_owned()),
+        });
+    }
+
+    /// A mapping or sequence starts: a new frame, unless nesting is too deep.
+    fn open(
+        &mut self,
+        is_mapping: bool,
+        tag: Option<std::borrow::Cow<'_, saphyr_parser::Tag>>,
+        span: Span,
+    ) -> Flow {
+        if let Some(tag) = tag.filter(|t| !is_core_tag(t)) {
+            self.error(
+                Code::YamlTag,
+                span,
+                format!("YAML tag `{}{}` is not allowed", tag.handle, tag.suffix),
+            );
+        }
+        if self.stack.len() >= MAX_DEPTH {
+            self.error(
+                Code::YamlTooDeep,
+                span,
+                format!("nesting deeper than {MAX_DEPTH} levels is not allowed"),
+            );
+            return Flow::Break(());
+        }
+        let pointer = self.child_pointer();
+        self.stack.push(if is_mapping {
+            Frame::Mapping {
+                map: Map::new(),
+                pointer,
+                start: span,
+                pending: PendingKey::None,
+            }
+        } else {
+            Frame::Sequence {
+                items: Vec::new(),
+                pointer,
+                start: span,
+            }
+        });
+        Flow::Continue(())
+    }
+
+    /// A mapping or sequence ends at `end`: its frame becomes a node spanning from its
+    /// start.
+    fn close(&mut self, end: Span) {
+        let (value, start) = match self.stack.pop() {
+            Some(Frame::Mapping { map, start, .. }) => (Value::Object(map), start),
+            Some(Frame::Sequence { items, start, .. }) => (Value::Array(items), start),
+            None => return,
+        };
+        self.complete(Node {
+            value,
+            span: Span {
+                start: start.start,
+                end: end.end,
+            },
+            scalar: None,
+        });
     }
 
     /// Reports a parse error. Two cases get a better place than the parser's: an alias

@@ -195,19 +195,7 @@ impl Directory {
     /// (no recursion, so deep nesting cannot overflow the stack). Components come out
     /// children first, so each one's members are its own plus its children's.
     pub fn resolve(&self) -> Resolution {
-        // Intern every email: people and group members, sorted and unique.
-        let mut all: Vec<&str> = self
-            .people
-            .iter()
-            .map(|p| p.email.as_str())
-            .chain(
-                self.groups
-                    .iter()
-                    .flat_map(|g| g.members.iter().map(String::as_str)),
-            )
-            .collect();
-        all.sort_unstable();
-        all.dedup();
+        let all = self.interned_emails();
         let id_of = |email: &str| all.binary_search(&email).map(|i| i as PersonId).ok();
         let mut people = vec![None; all.len()];
         for (i, person) in self.people.iter().enumerate() {
@@ -237,37 +225,80 @@ impl Directory {
                 ids
             })
             .collect();
-
         let mut diagnostics = Vec::new();
-        let mut parents: Vec<Vec<u32>> = vec![Vec::new(); self.groups.len()];
-        let edges: Vec<Vec<usize>> = self
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(g, group)| {
-                group
-                    .groups
-                    .iter()
-                    .filter_map(|child| match group_index.get(child.as_str()) {
-                        Some(&i) => {
-                            parents[i as usize].push(g as u32);
-                            Some(i as usize)
-                        }
-                        None => {
-                            diagnostics.push(Diagnostic::error(
-                                Code::IdentityUnknownNestedGroup,
-                                &self.source,
-                                None,
-                                format!("IdP group `{}` nests `{child}`, which is not a group in the directory", group.name),
-                            ));
-                            None
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let (edges, parents) = self.nesting(&group_index, &mut diagnostics);
+        let (set_of, sets) = self.component_sets(&edges, &own, &mut diagnostics);
+        Resolution {
+            emails: all.into_iter().map(str::to_string).collect(),
+            people,
+            direct,
+            group_index,
+            parents,
+            set_of,
+            sets,
+            diagnostics,
+        }
+    }
 
-        let components = strongly_connected(&edges);
+    /// Every email, of people and of group members: sorted and unique, so a person's id
+    /// is their index.
+    fn interned_emails(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .people
+            .iter()
+            .map(|p| p.email.as_str())
+            .chain(
+                self.groups
+                    .iter()
+                    .flat_map(|g| g.members.iter().map(String::as_str)),
+            )
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The nesting graph: per group the indexes of the groups it nests, and per group
+    /// those that nest it. A nested name that is not a group is an error.
+    fn nesting(
+        &self,
+        group_index: &BTreeMap<String, u32>,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> (Vec<Vec<usize>>, Vec<Vec<u32>>) {
+        let mut parents: Vec<Vec<u32>> = vec![Vec::new(); self.groups.len()];
+        let mut edges = Vec::with_capacity(self.groups.len());
+        for (g, group) in self.groups.iter().enumerate() {
+            let mut children = Vec::new();
+            for child in &group.groups {
+                let Some(&i) = group_index.get(child.as_str()) else {
+                    diagnostics.push(Diagnostic::error(
+                        Code::IdentityUnknownNestedGroup,
+                        &self.source,
+                        None,
+                        format!(
+                            "IdP group `{}` nests `{child}`, which is not a group in the directory",
+                            group.name
+                        ),
+                    ));
+                    continue;
+                };
+                parents[i as usize].push(g as u32);
+                children.push(i as usize);
+            }
+            edges.push(children);
+        }
+        (edges, parents)
+    }
+
+    /// The members of each strongly connected component (its groups' own members and
+    /// its children's), with each group's component. A cycle is a warning.
+    fn component_sets(
+        &self,
+        edges: &[Vec<usize>],
+        own: &[Vec<PersonId>],
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> (Vec<u32>, Vec<Vec<PersonId>>) {
+        let components = strongly_connected(edges);
         let mut set_of = vec![0u32; self.groups.len()];
         for (c, component) in components.iter().enumerate() {
             for &g in component {
@@ -294,36 +325,30 @@ impl Directory {
                 members.sort_unstable();
                 members.dedup();
             }
-            let cyclic = component.len() > 1 || edges[component[0]].contains(&component[0]);
-            if cyclic {
-                let mut names: Vec<&str> = component
-                    .iter()
-                    .map(|&g| self.groups[g].name.as_str())
-                    .collect();
-                names.sort();
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::IdentityGroupCycle,
-                        &self.source,
-                        None,
-                        format!("IdP groups {} nest each other in a cycle", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
-                    )
-                    .with_help("each group in the cycle is taken to contain the members of all of them; fix the nesting in the identity provider")
-                    .warning(),
-                );
+            if component.len() > 1 || edges[component[0]].contains(&component[0]) {
+                diagnostics.push(self.cycle_warning(component));
             }
             sets.push(members);
         }
-        Resolution {
-            emails: all.into_iter().map(str::to_string).collect(),
-            people,
-            direct,
-            group_index,
-            parents,
-            set_of,
-            sets,
-            diagnostics,
-        }
+        (set_of, sets)
+    }
+
+    /// The warning for groups that nest each other.
+    fn cycle_warning(&self, component: &[usize]) -> Diagnostic {
+        let mut names: Vec<&str> = component
+            .iter()
+            .map(|&g| self.groups[g].name.as_str())
+            .collect();
+        names.sort();
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        Diagnostic::error(
+            Code::IdentityGroupCycle,
+            &self.source,
+            None,
+            format!("IdP groups {} nest each other in a cycle", names.join(", ")),
+        )
+        .with_help("each group in the cycle is taken to contain the members of all of them; fix the nesting in the identity provider")
+        .warning()
     }
 }
 

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::Digest;
 
-use crate::config::Repository;
-use crate::config::types::{MemberSpec, Provisioning};
+use crate::config::types::{MappingsFile, MemberSpec, Provisioning};
+use crate::config::{Located, Repository};
 use crate::model::directory::{Directory, PersonId, PersonStatus, Resolution};
 
 /// A place in the config repository, for provenance.
@@ -241,23 +241,15 @@ fn select(spec: &MemberSpec, resolution: &Resolution, active: &[bool]) -> Vec<Pe
     chosen
 }
 
-/// Resolves the config against the directory.
+/// Resolves the config against the directory: who has an account, the rules, the
+/// usergroups and channels they fill, the workspaces each person needs, who is protected.
 pub fn desired<'r>(
     repository: &Repository,
     directory: &Directory,
     resolution: &'r Resolution,
 ) -> Desired<'r> {
     let config = &repository.config.value;
-    let people = resolution.emails().len();
-    let active: Vec<bool> = (0..people as PersonId)
-        .map(|id| {
-            resolution
-                .person(directory, id)
-                .is_some_and(|p| p.status == PersonStatus::Active)
-        })
-        .collect();
-    let team = |key: &str| config.team_id(key);
-
+    let active = active_people(directory, resolution);
     let mut accounts: Vec<PersonId> = Vec::new();
     for group in &config.users.scope {
         accounts.extend_from_slice(resolution.members(group).unwrap_or_default());
@@ -266,141 +258,17 @@ pub fn desired<'r>(
     accounts.dedup();
     accounts.retain(|&id| active[id as usize]);
 
-    let mut rules = Vec::new();
-    let mut usergroups = Vec::new();
-    let mut channels: BTreeMap<(String, String), DesiredChannel> = BTreeMap::new();
-    for file in &repository.mappings {
-        for (index, spec) in file.value.channels.iter().enumerate() {
-            let Some(workspace) = team(&spec.workspace) else {
-                continue;
-            };
-            let selector = spec.members.clone().unwrap_or_default();
-            let rule = rules.len() as RuleId;
-            rules.push(Rule {
-                at: RuleRef {
-                    file: file.file.clone(),
-                    line: file
-                        .span(&format!("/channels/{index}"))
-                        .map_or(0, |s| s.start.line),
-                },
-                target: format!("channel #{}", spec.name.as_str()),
-                selector,
-            });
-            let members = select(&rules[rule as usize].selector, resolution, &active)
-                .into_iter()
-                .map(|id| (id, vec![rule]))
-                .collect();
-            channels.insert(
-                (workspace.clone(), spec.name.as_str().to_string()),
-                DesiredChannel {
-                    rule: Some(rule),
-                    workspace,
-                    name: spec.name.as_str().to_string(),
-                    private: spec.private,
-                    remove_unlisted: spec.remove_unlisted,
-                    members,
-                },
-            );
-        }
-    }
-    for file in &repository.mappings {
-        for (index, spec) in file.value.usergroups.iter().enumerate() {
-            let rule = rules.len() as RuleId;
-            rules.push(Rule {
-                at: RuleRef {
-                    file: file.file.clone(),
-                    line: file
-                        .span(&format!("/usergroups/{index}"))
-                        .map_or(0, |s| s.start.line),
-                },
-                target: format!("usergroup @{}", spec.handle.as_str()),
-                selector: spec.members.clone(),
-            });
-            let members = select(&spec.members, resolution, &active);
-            for workspace in spec.workspaces.iter().filter_map(|w| team(w)) {
-                for channel in &spec.channels {
-                    let entry = channels
-                        .entry((workspace.clone(), channel.as_str().to_string()))
-                        .or_insert_with(|| DesiredChannel {
-                            rule: None,
-                            workspace: workspace.clone(),
-                            name: channel.as_str().to_string(),
-                            private: false,
-                            remove_unlisted: false,
-                            members: BTreeMap::new(),
-                        });
-                    for &id in &members {
-                        let rules = entry.members.entry(id).or_default();
-                        if !rules.contains(&rule) {
-                            rules.push(rule);
-                        }
-                    }
-                }
-                usergroups.push(DesiredUsergroup {
-                    rule,
-                    workspace,
-                    handle: spec.handle.as_str().to_string(),
-                    name: spec.name.clone(),
-                    description: spec.description.clone().unwrap_or_default(),
-                    channels: spec
-                        .channels
-                        .iter()
-                        .map(|c| c.as_str().to_string())
-                        .collect(),
-                    members: members.clone(),
-                });
-            }
-        }
-    }
-
-    let mut workspace_ids: Vec<String> = Vec::new();
-    let mut workspaces: Vec<Vec<u16>> = vec![Vec::new(); people];
-    let mut need = |workspace: &str, id: PersonId| {
-        let w = match workspace_ids.iter().position(|t| t == workspace) {
-            Some(w) => w as u16,
-            None => {
-                workspace_ids.push(workspace.to_string());
-                (workspace_ids.len() - 1) as u16
-            }
-        };
-        let have = &mut workspaces[id as usize];
-        if !have.contains(&w) {
-            have.push(w);
-        }
-    };
-    for group in &usergroups {
-        for &id in &group.members {
-            need(&group.workspace, id);
-        }
-    }
-    for channel in channels.values() {
-        for &id in channel.members.keys() {
-            need(&channel.workspace, id);
-        }
-    }
-    let protected_groups = repository
-        .policies
-        .iter()
-        .flat_map(|p| p.value.protected.groups.iter());
-    let mut protected: BTreeSet<String> = repository
-        .policies
-        .iter()
-        .flat_map(|p| {
-            p.value
-                .protected
-                .users
-                .iter()
-                .map(|e| e.as_str().to_string())
-        })
-        .collect();
-    for group in protected_groups {
-        protected.extend(
-            resolution
-                .member_emails(group)
-                .into_iter()
-                .map(str::to_string),
-        );
-    }
+    let mut targets = Targets::default();
+    targets.channel_rules(repository, resolution, &active);
+    targets.usergroup_rules(repository, resolution, &active);
+    let Targets {
+        rules,
+        usergroups,
+        channels,
+    } = targets;
+    let channels: Vec<DesiredChannel> = channels.into_values().collect();
+    let (workspace_ids, workspaces) =
+        workspace_needs(resolution.emails().len(), &usergroups, &channels);
     Desired {
         resolution,
         provisioning: config.users.provisioning,
@@ -417,7 +285,191 @@ pub fn desired<'r>(
         workspace_ids,
         rules,
         usergroups,
-        channels: channels.into_values().collect(),
-        protected,
+        channels,
+        protected: protected_people(repository, resolution),
     }
+}
+
+/// Per person id: whether the identity provider has them active.
+fn active_people(directory: &Directory, resolution: &Resolution) -> Vec<bool> {
+    (0..resolution.emails().len() as PersonId)
+        .map(|id| {
+            resolution
+                .person(directory, id)
+                .is_some_and(|p| p.status == PersonStatus::Active)
+        })
+        .collect()
+}
+
+/// The rules of the mapping files and the usergroups and channels they fill, built in
+/// rule order: every channel mapping first, then every usergroup mapping (whose
+/// `channels:` add their members to those channels).
+#[derive(Default)]
+struct Targets {
+    rules: Vec<Rule>,
+    usergroups: Vec<DesiredUsergroup>,
+    channels: BTreeMap<(String, String), DesiredChannel>,
+}
+
+impl Targets {
+    /// Adds a rule declared at `pointer` of `file`.
+    fn rule(
+        &mut self,
+        file: &Located<MappingsFile>,
+        pointer: &str,
+        target: String,
+        selector: MemberSpec,
+    ) -> RuleId {
+        let rule = self.rules.len() as RuleId;
+        self.rules.push(Rule {
+            at: RuleRef {
+                file: file.file.clone(),
+                line: file.span(pointer).map_or(0, |s| s.start.line),
+            },
+            target,
+            selector,
+        });
+        rule
+    }
+
+    /// Channel mappings: each a rule, and a channel with the people it selects.
+    fn channel_rules(&mut self, repository: &Repository, resolution: &Resolution, active: &[bool]) {
+        let config = &repository.config.value;
+        for file in &repository.mappings {
+            for (index, spec) in file.value.channels.iter().enumerate() {
+                let Some(workspace) = config.team_id(&spec.workspace) else {
+                    continue;
+                };
+                let selector = spec.members.clone().unwrap_or_default();
+                let target = format!("channel #{}", spec.name.as_str());
+                let rule = self.rule(file, &format!("/channels/{index}"), target, selector);
+                let members = select(&self.rules[rule as usize].selector, resolution, active)
+                    .into_iter()
+                    .map(|id| (id, vec![rule]))
+                    .collect();
+                self.channels.insert(
+                    (workspace.clone(), spec.name.as_str().to_string()),
+                    DesiredChannel {
+                        rule: Some(rule),
+                        workspace,
+                        name: spec.name.as_str().to_string(),
+                        private: spec.private,
+                        remove_unlisted: spec.remove_unlisted,
+                        members,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Usergroup mappings: each a rule, a usergroup per workspace, and its members added
+    /// to the channels it names (a channel no mapping declares is created as public).
+    fn usergroup_rules(
+        &mut self,
+        repository: &Repository,
+        resolution: &Resolution,
+        active: &[bool],
+    ) {
+        let config = &repository.config.value;
+        for file in &repository.mappings {
+            for (index, spec) in file.value.usergroups.iter().enumerate() {
+                let target = format!("usergroup @{}", spec.handle.as_str());
+                let pointer = format!("/usergroups/{index}");
+                let rule = self.rule(file, &pointer, target, spec.members.clone());
+                let members = select(&spec.members, resolution, active);
+                for workspace in spec.workspaces.iter().filter_map(|w| config.team_id(w)) {
+                    for channel in &spec.channels {
+                        self.channel_members(&workspace, channel.as_str(), rule, &members);
+                    }
+                    self.usergroups.push(DesiredUsergroup {
+                        rule,
+                        workspace,
+                        handle: spec.handle.as_str().to_string(),
+                        name: spec.name.clone(),
+                        description: spec.description.clone().unwrap_or_default(),
+                        channels: spec
+                            .channels
+                            .iter()
+                            .map(|c| c.as_str().to_string())
+                            .collect(),
+                        members: members.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Adds `members`, granted by `rule`, to a channel.
+    fn channel_members(&mut self, workspace: &str, name: &str, rule: RuleId, members: &[PersonId]) {
+        let entry = self
+            .channels
+            .entry((workspace.to_string(), name.to_string()))
+            .or_insert_with(|| DesiredChannel {
+                rule: None,
+                workspace: workspace.to_string(),
+                name: name.to_string(),
+                private: false,
+                remove_unlisted: false,
+                members: BTreeMap::new(),
+            });
+        for &id in members {
+            let rules = entry.members.entry(id).or_default();
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
+        }
+    }
+}
+
+/// The workspaces each person's usergroups and channels need: the workspace ids in first
+/// use order, and per person id the indexes of theirs.
+fn workspace_needs(
+    people: usize,
+    usergroups: &[DesiredUsergroup],
+    channels: &[DesiredChannel],
+) -> (Vec<String>, Vec<Vec<u16>>) {
+    let mut workspace_ids: Vec<String> = Vec::new();
+    let mut workspaces: Vec<Vec<u16>> = vec![Vec::new(); people];
+    let mut need = |workspace: &str, id: PersonId| {
+        let w = match workspace_ids.iter().position(|t| t == workspace) {
+            Some(w) => w as u16,
+            None => {
+                workspace_ids.push(workspace.to_string());
+                (workspace_ids.len() - 1) as u16
+            }
+        };
+        let have = &mut workspaces[id as usize];
+        if !have.contains(&w) {
+            have.push(w);
+        }
+    };
+    for group in usergroups {
+        for &id in &group.members {
+            need(&group.workspace, id);
+        }
+    }
+    for channel in channels {
+        for &id in channel.members.keys() {
+            need(&channel.workspace, id);
+        }
+    }
+    (workspace_ids, workspaces)
+}
+
+/// The emails of protected people: named in a policy, or members of a protected group.
+fn protected_people(repository: &Repository, resolution: &Resolution) -> BTreeSet<String> {
+    let policies = repository.policies.iter().map(|p| &p.value.protected);
+    let mut protected: BTreeSet<String> = policies
+        .clone()
+        .flat_map(|p| p.users.iter().map(|e| e.as_str().to_string()))
+        .collect();
+    for group in policies.flat_map(|p| p.groups.iter()) {
+        protected.extend(
+            resolution
+                .member_emails(group)
+                .into_iter()
+                .map(str::to_string),
+        );
+    }
+    protected
 }

@@ -488,45 +488,11 @@ fn plan_usergroups(
             }
             continue;
         }
-        let adds: Vec<Addition> = members
-            .iter()
-            .filter(|&&id| index.account[id as usize].is_none_or(|i| !current_marks.marked(i)))
-            .map(|&id| Addition {
-                person: index.person(id),
-                grants: vec![index.grant(group.rule, id)],
-            })
-            .collect();
-        let leaving = |i: &usize| !wanted_marks.marked(*i);
-        let kept_protected = current
-            .iter()
-            .copied()
-            .filter(leaving)
-            .filter(|&i| index.protected(&live.users[i].email) && live.users[i].active);
-        let mut removes: Vec<Removal> = current
-            .iter()
-            .copied()
-            .filter(leaving)
-            .filter(|&i| !index.protected(&live.users[i].email))
-            .map(|i| index.removal(i, Some(group.rule)))
-            .collect();
-        removes.sort();
-        if adds.is_empty() && removes.is_empty() {
-            continue;
+        let marks = (&*current_marks, &*wanted_marks);
+        if let Some(action) = usergroup_members(index, group, live_group, &members, &current, marks)
+        {
+            phases.memberships.push(action);
         }
-        // Protected people who are in the group stay in the full list.
-        let mut full: Vec<Person> = members.iter().map(|&id| index.person(id)).collect();
-        full.extend(kept_protected.map(|i| index.live_person(i)));
-        full.sort();
-        full.dedup();
-        phases.memberships.push(Action::SetUsergroupMembers {
-            workspace: group.workspace.clone(),
-            usergroup_id: live_group.map(|g| g.id.clone()).into(),
-            handle: group.handle.clone(),
-            members: full,
-            adds,
-            removes,
-            rule: desired.rule(group.rule).at.clone(),
-        });
     }
     let mut unmanaged: Vec<(String, String)> = live
         .usergroups
@@ -536,6 +502,59 @@ fn plan_usergroups(
         .collect();
     unmanaged.sort();
     unmanaged
+}
+
+/// A usergroup's full member list when it gains or loses anyone: `members` are the
+/// usable people the rule selects, `current` the live members (marked in `current_marks`),
+/// the selected people's accounts marked in `wanted_marks`. Protected people already in
+/// the group stay in it.
+fn usergroup_members(
+    index: &Index,
+    group: &crate::plan::desired::DesiredUsergroup,
+    live_group: Option<&crate::model::live::LiveUsergroup>,
+    members: &[PersonId],
+    current: &[usize],
+    (current_marks, wanted_marks): (&Marks, &Marks),
+) -> Option<Action> {
+    let live = index.live;
+    let adds: Vec<Addition> = members
+        .iter()
+        .filter(|&&id| index.account[id as usize].is_none_or(|i| !current_marks.marked(i)))
+        .map(|&id| Addition {
+            person: index.person(id),
+            grants: vec![index.grant(group.rule, id)],
+        })
+        .collect();
+    let leaving = |i: &usize| !wanted_marks.marked(*i);
+    let kept_protected = current
+        .iter()
+        .copied()
+        .filter(leaving)
+        .filter(|&i| index.protected(&live.users[i].email) && live.users[i].active);
+    let mut removes: Vec<Removal> = current
+        .iter()
+        .copied()
+        .filter(leaving)
+        .filter(|&i| !index.protected(&live.users[i].email))
+        .map(|i| index.removal(i, Some(group.rule)))
+        .collect();
+    removes.sort();
+    if adds.is_empty() && removes.is_empty() {
+        return None;
+    }
+    let mut full: Vec<Person> = members.iter().map(|&id| index.person(id)).collect();
+    full.extend(kept_protected.map(|i| index.live_person(i)));
+    full.sort();
+    full.dedup();
+    Some(Action::SetUsergroupMembers {
+        workspace: group.workspace.clone(),
+        usergroup_id: live_group.map(|g| g.id.clone()).into(),
+        handle: group.handle.clone(),
+        members: full,
+        adds,
+        removes,
+        rule: index.desired.rule(group.rule).at.clone(),
+    })
 }
 
 /// A usergroup's creation, field updates and re-enabling.
@@ -641,52 +660,9 @@ fn plan_channels(
                 }
             }
         }
-        let missing: Vec<Addition> = channel
-            .members
-            .iter()
-            .filter(|&(&id, _)| {
-                index.usable[id as usize]
-                    && index.account[id as usize].is_none_or(|i| !current_marks.marked(i))
-            })
-            .map(|(&id, rules)| Addition {
-                person: index.person(id),
-                grants: rules.iter().map(|&r| index.grant(r, id)).collect(),
-            })
-            .collect();
-        // conversations.invite takes at most 100 people.
-        for batch in missing.chunks(100) {
-            phases.memberships.push(Action::InviteToChannel {
-                workspace: channel.workspace.clone(),
-                channel: channel.name.clone(),
-                channel_id: live_channel.map(|c| c.id.clone()).into(),
-                people: batch.to_vec(),
-            });
-        }
+        channel_invites(index, channel, live_channel, current_marks, phases);
         if let (true, Some(live_channel)) = (channel.remove_unlisted, live_channel) {
-            wanted_marks.clear();
-            for &id in channel.members.keys() {
-                if let Some(i) = index.account[id as usize] {
-                    wanted_marks.mark(i);
-                }
-            }
-            let mut removals: Vec<Removal> = current
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let user = &live.users[i];
-                    !wanted_marks.marked(i) && !index.protected(&user.email) && !user.bot
-                })
-                .map(|i| index.removal(i, channel.rule))
-                .collect();
-            removals.sort();
-            for removal in removals {
-                phases.kicks.push(Action::KickFromChannel {
-                    workspace: channel.workspace.clone(),
-                    channel: channel.name.clone(),
-                    channel_id: live_channel.id.clone(),
-                    removal,
-                });
-            }
+            channel_kicks(index, channel, live_channel, &current, wanted_marks, phases);
         }
     }
     let mut unmanaged: Vec<(String, String)> = live
@@ -697,6 +673,73 @@ fn plan_channels(
         .collect();
     unmanaged.sort();
     unmanaged
+}
+
+/// Invites, in batches of 100 (`conversations.invite`'s limit), for the usable people a
+/// channel should hold and does not (its live members marked in `current_marks`).
+fn channel_invites(
+    index: &Index,
+    channel: &crate::plan::desired::DesiredChannel,
+    live_channel: Option<&crate::model::live::LiveChannel>,
+    current_marks: &Marks,
+    phases: &mut Phases,
+) {
+    let missing: Vec<Addition> = channel
+        .members
+        .iter()
+        .filter(|&(&id, _)| {
+            index.usable[id as usize]
+                && index.account[id as usize].is_none_or(|i| !current_marks.marked(i))
+        })
+        .map(|(&id, rules)| Addition {
+            person: index.person(id),
+            grants: rules.iter().map(|&r| index.grant(r, id)).collect(),
+        })
+        .collect();
+    for batch in missing.chunks(100) {
+        phases.memberships.push(Action::InviteToChannel {
+            workspace: channel.workspace.clone(),
+            channel: channel.name.clone(),
+            channel_id: live_channel.map(|c| c.id.clone()).into(),
+            people: batch.to_vec(),
+        });
+    }
+}
+
+/// Kicks from a `remove_unlisted` channel: its `current` live members nobody selects,
+/// except protected people and bots.
+fn channel_kicks(
+    index: &Index,
+    channel: &crate::plan::desired::DesiredChannel,
+    live_channel: &crate::model::live::LiveChannel,
+    current: &[usize],
+    wanted_marks: &mut Marks,
+    phases: &mut Phases,
+) {
+    wanted_marks.clear();
+    for &id in channel.members.keys() {
+        if let Some(i) = index.account[id as usize] {
+            wanted_marks.mark(i);
+        }
+    }
+    let mut removals: Vec<Removal> = current
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let user = &index.live.users[i];
+            !wanted_marks.marked(i) && !index.protected(&user.email) && !user.bot
+        })
+        .map(|i| index.removal(i, channel.rule))
+        .collect();
+    removals.sort();
+    for removal in removals {
+        phases.kicks.push(Action::KickFromChannel {
+            workspace: channel.workspace.clone(),
+            channel: channel.name.clone(),
+            channel_id: live_channel.id.clone(),
+            removal,
+        });
+    }
 }
 
 /// Phase 5, leavers: [`leaver::leaver`] asked of every live account; leavers are

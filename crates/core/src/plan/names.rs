@@ -107,6 +107,9 @@ impl Action {
 
     /// Its change lines, added to `lines` (`create ada@acme.example`, one line per member
     /// added or removed): what two plans of a pull request are compared by.
+    ///
+    /// One piece: one arm per variant, exhaustive, beside `journal_key` and
+    /// `destructive_lines` so the three grammars are read together.
     pub fn change_lines(&self, lines: &mut Vec<String>) {
         match self {
             Action::CreateUser { person, .. } => lines.push(format!("create {}", person.email)),

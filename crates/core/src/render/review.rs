@@ -298,8 +298,6 @@ const ENTITLEMENT_HEAD: &str = "<thead><tr><th>Person</th><th>IdP / Slack</th><t
 /// (sortable, filterable), leaver evidence, what is out of scope.
 pub fn html(review: &AccessReview) -> String {
     let header = &review.header;
-    let summary = &review.summary;
-    let leavers = &review.leaver_summary;
     let mut out = String::new();
     let _ = write!(
         out,
@@ -318,48 +316,37 @@ pub fn html(review: &AccessReview) -> String {
         ),
         digest = escape(&review.digest),
     );
-    out.push_str("<h2>Summary</h2><div class=\"cards\">");
-    card(&mut out, summary.people.to_string(), "people", "people");
-    card(
-        &mut out,
-        summary.entitlements.to_string(),
-        "entitlements",
-        "entitlements",
-    );
-    card(
-        &mut out,
-        summary.granted_by_rule.to_string(),
-        "granted by rule",
-        "granted",
-    );
-    card(
-        &mut out,
-        summary.exceptions.to_string(),
-        "exceptions",
-        "exceptions",
-    );
-    card(&mut out, summary.pending.to_string(), "pending", "pending");
-    card(&mut out, leavers.leavers.to_string(), "leavers", "leavers");
-    card(
-        &mut out,
-        leavers.within_sla.to_string(),
-        "within SLA",
-        "within-sla",
-    );
-    card(
-        &mut out,
-        leavers.breaches.to_string(),
-        "SLA breaches",
-        "breaches",
-    );
-    card(
-        &mut out,
-        summary.out_of_scope.to_string(),
-        "out of scope",
-        "out-of-scope",
-    );
-    out.push_str("</div>\n");
+    summary_cards(&mut out, review);
 
+    entitlement_sections(&mut out, review);
+    leaver_section(&mut out, review);
+    out_of_scope_section(&mut out, &review.out_of_scope);
+    let _ = writeln!(out, "</main><script>{SCRIPT}</script></body></html>");
+    out
+}
+
+/// The summary's cards: people, entitlements by status, leavers, out of scope.
+fn summary_cards(out: &mut String, review: &AccessReview) {
+    let (summary, leavers) = (&review.summary, &review.leaver_summary);
+    out.push_str("<h2>Summary</h2><div class=\"cards\">");
+    for (value, label, id) in [
+        (summary.people, "people", "people"),
+        (summary.entitlements, "entitlements", "entitlements"),
+        (summary.granted_by_rule, "granted by rule", "granted"),
+        (summary.exceptions, "exceptions", "exceptions"),
+        (summary.pending, "pending", "pending"),
+        (leavers.leavers, "leavers", "leavers"),
+        (leavers.within_sla, "within SLA", "within-sla"),
+        (leavers.breaches, "SLA breaches", "breaches"),
+        (summary.out_of_scope, "out of scope", "out-of-scope"),
+    ] {
+        card(out, value.to_string(), label, id);
+    }
+    out.push_str("</div>\n");
+}
+
+/// The exceptions, then every entitlement with its filter and sort controls.
+fn entitlement_sections(out: &mut String, review: &AccessReview) {
     let exceptions: Vec<&Entitlement> = review
         .entitlements
         .iter()
@@ -371,7 +358,7 @@ pub fn html(review: &AccessReview) -> String {
         exceptions.len()
     );
     for row in exceptions {
-        entitlement_row(&mut out, row);
+        entitlement_row(out, row);
     }
     out.push_str("</tbody></table>\n");
 
@@ -382,14 +369,9 @@ pub fn html(review: &AccessReview) -> String {
         review.entitlements.len()
     );
     for row in &review.entitlements {
-        entitlement_row(&mut out, row);
+        entitlement_row(out, row);
     }
     out.push_str("</tbody></table>\n");
-
-    leaver_section(&mut out, review);
-    out_of_scope_section(&mut out, &review.out_of_scope);
-    let _ = writeln!(out, "</main><script>{SCRIPT}</script></body></html>");
-    out
 }
 
 fn seconds_words(seconds: Option<f64>) -> String {

@@ -241,6 +241,9 @@ fn count(n: usize, one: &str, many: &str) -> String {
 }
 
 /// The head line of an action, without the people it lists.
+///
+/// One piece: one arm per [`Action`] variant, exhaustive, so a new action cannot go
+/// unrendered; each arm is a single `format!`.
 fn action_head(action: &Action) -> String {
     match action {
         Action::CreateUser { person, grant, .. } => {
