@@ -108,12 +108,19 @@ fn text(value: &Value, key: &str) -> String {
 }
 
 impl IdentitySource for EntraSource {
+    /// Lists users and groups at once, then each group's members; refuses an empty or
+    /// inconsistent listing.
     async fn read(&self) -> Result<Directory, IdentityError> {
         let token = self.access_token().await?;
         let (users, groups) = tokio::try_join!(
             self.list(&token, "/v1.0/users?$select=id,mail,userPrincipalName,givenName,surname,jobTitle,department,accountEnabled&$expand=manager($select=id)&$top=999"),
             self.list(&token, "/v1.0/groups?$select=id,displayName,description&$top=999")
         )?;
+        if users.is_empty() {
+            return Err(self.inconsistent(
+                "Graph lists nobody; an empty directory is refused rather than read as \"everyone left\"".into(),
+            ));
+        }
         let email_of: BTreeMap<String, String> = users
             .iter()
             .map(|u| {
@@ -123,73 +130,15 @@ impl IdentitySource for EntraSource {
                 (text(u, "id"), mail.to_lowercase())
             })
             .collect();
-        let people = users
-            .iter()
-            .map(|user| Person {
-                email: email_of[&text(user, "id")].clone(),
-                given_name: text(user, "givenName"),
-                family_name: text(user, "surname"),
-                title: text(user, "jobTitle"),
-                department: text(user, "department"),
-                manager: user
-                    .get("manager")
-                    .and_then(|m| m.get("id"))
-                    .and_then(Value::as_str)
-                    .and_then(|id| email_of.get(id).cloned()),
-                status: if user.get("accountEnabled") == Some(&Value::Bool(false)) {
-                    PersonStatus::Suspended
-                } else {
-                    PersonStatus::Active
-                },
-            })
-            .collect::<Vec<_>>();
+        let people = users.iter().map(|user| person(user, &email_of)).collect();
         let group_names: BTreeMap<String, String> = groups
             .iter()
             .map(|g| (text(g, "id"), text(g, "displayName")))
             .collect();
         let mut directory_groups = Vec::new();
         for group in &groups {
-            let id = text(group, "id");
-            let name = text(group, "displayName");
-            let members = self
-                .list(
-                    &token,
-                    &format!("/v1.0/groups/{id}/members?$select=id&$top=999"),
-                )
-                .await?;
-            let mut emails = Vec::new();
-            let mut nested = Vec::new();
-            for member in members {
-                let member_id = text(&member, "id");
-                match text(&member, "@odata.type").as_str() {
-                    "#microsoft.graph.group" => nested.push(group_names.get(&member_id).cloned().ok_or_else(|| {
-                        IdentityError::Read {
-                            source_name: self.name(),
-                            message: format!("group `{name}` nests group {member_id}, which the listing does not have; read again"),
-                        }
-                    })?),
-                    "#microsoft.graph.user" => emails.push(email_of.get(&member_id).cloned().ok_or_else(|| {
-                        IdentityError::Read {
-                            source_name: self.name(),
-                            message: format!("group `{name}` lists user {member_id}, who is not among the users; read again"),
-                        }
-                    })?),
-                    // Devices, service principals and contacts have no Slack account.
-                    _ => {}
-                }
-            }
-            directory_groups.push(Group {
-                name,
-                description: text(group, "description"),
-                members: emails,
-                groups: nested,
-            });
-        }
-        if people.is_empty() {
-            return Err(IdentityError::Read {
-                source_name: self.name(),
-                message: "Graph lists nobody; an empty directory is refused rather than read as \"everyone left\"".into(),
-            });
+            let names = (&group_names, &email_of);
+            directory_groups.push(self.group(&token, group, names).await?);
         }
         Ok(Directory {
             source: self.name(),
@@ -197,5 +146,70 @@ impl IdentitySource for EntraSource {
             groups: directory_groups,
         }
         .normalise())
+    }
+}
+
+impl EntraSource {
+    fn inconsistent(&self, message: String) -> IdentityError {
+        IdentityError::Read {
+            source_name: self.name(),
+            message,
+        }
+    }
+
+    /// One group with its members read: users by email, nested groups by name.
+    async fn group(
+        &self,
+        token: &str,
+        group: &Value,
+        (group_names, email_of): (&BTreeMap<String, String>, &BTreeMap<String, String>),
+    ) -> Result<Group, IdentityError> {
+        let id = text(group, "id");
+        let name = text(group, "displayName");
+        let path = format!("/v1.0/groups/{id}/members?$select=id&$top=999");
+        let members = self.list(token, &path).await?;
+        let mut emails = Vec::new();
+        let mut nested = Vec::new();
+        for member in members {
+            let member_id = text(&member, "id");
+            match text(&member, "@odata.type").as_str() {
+                "#microsoft.graph.group" => nested.push(group_names.get(&member_id).cloned().ok_or_else(|| {
+                    self.inconsistent(format!("group `{name}` nests group {member_id}, which the listing does not have; read again"))
+                })?),
+                "#microsoft.graph.user" => emails.push(email_of.get(&member_id).cloned().ok_or_else(|| {
+                    self.inconsistent(format!("group `{name}` lists user {member_id}, who is not among the users; read again"))
+                })?),
+                // Devices, service principals and contacts have no Slack account.
+                _ => {}
+            }
+        }
+        Ok(Group {
+            name,
+            description: text(group, "description"),
+            members: emails,
+            groups: nested,
+        })
+    }
+}
+
+/// A Graph user as a person: suspended when `accountEnabled` is false, the manager by
+/// email.
+fn person(user: &Value, email_of: &BTreeMap<String, String>) -> Person {
+    Person {
+        email: email_of[&text(user, "id")].clone(),
+        given_name: text(user, "givenName"),
+        family_name: text(user, "surname"),
+        title: text(user, "jobTitle"),
+        department: text(user, "department"),
+        manager: user
+            .get("manager")
+            .and_then(|m| m.get("id"))
+            .and_then(Value::as_str)
+            .and_then(|id| email_of.get(id).cloned()),
+        status: if user.get("accountEnabled") == Some(&Value::Bool(false)) {
+            PersonStatus::Suspended
+        } else {
+            PersonStatus::Active
+        },
     }
 }

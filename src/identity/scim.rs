@@ -94,76 +94,80 @@ fn primary_email(user: &Value) -> Option<String> {
 }
 
 impl IdentitySource for ScimSource {
+    /// Lists users and groups at once; refuses an empty or inconsistent listing.
     async fn read(&self) -> Result<Directory, IdentityError> {
         let (users, groups) = tokio::try_join!(self.list("Users"), self.list("Groups"))?;
-        let inconsistent = |message: String| IdentityError::Read {
+        if users.is_empty() {
+            return Err(self.inconsistent(
+                "the server lists nobody; an empty directory is refused rather than read as \"everyone left\"".into(),
+            ));
+        }
+        let email_of = self.emails_by_id(&users)?;
+        let people = users.iter().map(|user| person(user, &email_of)).collect();
+        Ok(Directory {
+            source: self.base.clone(),
+            people,
+            groups: self.groups(&groups, &email_of)?,
+        }
+        .normalise())
+    }
+}
+
+impl ScimSource {
+    fn inconsistent(&self, message: String) -> IdentityError {
+        IdentityError::Read {
             source_name: self.base.clone(),
             message,
-        };
-        let mut email_of: BTreeMap<String, String> = BTreeMap::new();
-        for user in &users {
+        }
+    }
+
+    /// Each user's email by SCIM id: the primary email, else a `userName` that is one.
+    fn emails_by_id(&self, users: &[Value]) -> Result<BTreeMap<String, String>, IdentityError> {
+        let mut email_of = BTreeMap::new();
+        for user in users {
             let id = text(user, "/id");
             let email = primary_email(user)
                 .or_else(|| Some(text(user, "/userName")).filter(|n| n.contains('@')))
                 .ok_or_else(|| {
-                    inconsistent(format!(
+                    self.inconsistent(format!(
                         "user {id} has no email; slack-gitops matches people by email"
                     ))
                 })?;
             email_of.insert(id, email);
         }
-        let people = users
-            .iter()
-            .map(|user| {
-                let enterprise = user.get(ENTERPRISE);
-                let manager = enterprise
-                    .and_then(|e| e.pointer("/manager/value"))
-                    .and_then(Value::as_str)
-                    .and_then(|id| email_of.get(id).cloned());
-                Person {
-                    email: email_of[&text(user, "/id")].clone(),
-                    given_name: text(user, "/name/givenName"),
-                    family_name: text(user, "/name/familyName"),
-                    title: text(user, "/title"),
-                    department: enterprise
-                        .map(|e| text(e, "/department"))
-                        .unwrap_or_default(),
-                    manager,
-                    status: if user.get("active") == Some(&Value::Bool(false)) {
-                        PersonStatus::Suspended
-                    } else {
-                        PersonStatus::Active
-                    },
-                }
-            })
-            .collect();
+        Ok(email_of)
+    }
+
+    /// The groups with their members' emails and nested groups' names. A member that is
+    /// neither a listed user nor a listed group means the listing changed while read.
+    fn groups(
+        &self,
+        groups: &[Value],
+        email_of: &BTreeMap<String, String>,
+    ) -> Result<Vec<Group>, IdentityError> {
         let group_names: BTreeMap<String, String> = groups
             .iter()
             .map(|g| (text(g, "/id"), text(g, "/displayName")))
             .collect();
         let mut directory_groups = Vec::new();
-        for group in &groups {
+        for group in groups {
             let name = text(group, "/displayName");
             let mut members = BTreeSet::new();
             let mut nested = BTreeSet::new();
-            for member in group
-                .get("members")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            let listed = group.get("members").and_then(Value::as_array);
+            for member in listed.into_iter().flatten() {
                 let value = text(member, "/value");
                 let is_group = text(member, "/type").eq_ignore_ascii_case("group")
                     || text(member, "/$ref").contains("/Groups/")
                     || group_names.contains_key(&value);
                 if is_group {
                     let nested_name = group_names.get(&value).cloned().ok_or_else(|| {
-                        inconsistent(format!("group `{name}` nests group {value}, which the listing does not have; read again"))
+                        self.inconsistent(format!("group `{name}` nests group {value}, which the listing does not have; read again"))
                     })?;
                     nested.insert(nested_name);
                 } else {
                     let email = email_of.get(&value).cloned().ok_or_else(|| {
-                        inconsistent(format!("group `{name}` lists member {value}, who is not among the users; read again"))
+                        self.inconsistent(format!("group `{name}` lists member {value}, who is not among the users; read again"))
                     })?;
                     members.insert(email);
                 }
@@ -175,16 +179,31 @@ impl IdentitySource for ScimSource {
                 groups: nested.into_iter().collect(),
             });
         }
-        if users.is_empty() {
-            return Err(inconsistent(
-                "the server lists nobody; an empty directory is refused rather than read as \"everyone left\"".into(),
-            ));
-        }
-        Ok(Directory {
-            source: self.base.clone(),
-            people,
-            groups: directory_groups,
-        }
-        .normalise())
+        Ok(directory_groups)
+    }
+}
+
+/// A SCIM user as a person: names, title, the enterprise extension's department and
+/// manager (by the manager's email), suspended when `active` is false.
+fn person(user: &Value, email_of: &BTreeMap<String, String>) -> Person {
+    let enterprise = user.get(ENTERPRISE);
+    let manager = enterprise
+        .and_then(|e| e.pointer("/manager/value"))
+        .and_then(Value::as_str)
+        .and_then(|id| email_of.get(id).cloned());
+    Person {
+        email: email_of[&text(user, "/id")].clone(),
+        given_name: text(user, "/name/givenName"),
+        family_name: text(user, "/name/familyName"),
+        title: text(user, "/title"),
+        department: enterprise
+            .map(|e| text(e, "/department"))
+            .unwrap_or_default(),
+        manager,
+        status: if user.get("active") == Some(&Value::Bool(false)) {
+            PersonStatus::Suspended
+        } else {
+            PersonStatus::Active
+        },
     }
 }

@@ -502,6 +502,8 @@ fn parse_pairs(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// One Web API call: its arguments, its token, its rate-limit bucket, then the method
+/// under the world's lock.
 async fn web_api(
     State(emulator): State<Arc<Emulator>>,
     axum::extract::Path(method): axum::extract::Path<String>,
@@ -513,38 +515,12 @@ async fn web_api(
     let Some(spec) = web::method_spec(&method) else {
         return slack_json(ApiError::new("unknown_method").body());
     };
-    let mut args = Args(parse_pairs(query.as_deref().unwrap_or_default()));
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let mut json_body = false;
-    if http_method == Method::POST && !body.is_empty() {
-        if content_type.starts_with("application/json") {
-            json_body = true;
-            // Readers that take no JSON ignore the body, as Slack does.
-            if spec.json {
-                match serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .as_ref()
-                    .and_then(Args::from_json)
-                {
-                    Some(parsed) => args.0.extend(parsed.0),
-                    None => return slack_json(ApiError::new("invalid_json").body()),
-                }
-            }
-        } else if content_type.starts_with("application/x-www-form-urlencoded")
-            || content_type.is_empty()
-        {
-            args.0.extend(parse_pairs(&String::from_utf8_lossy(&body)));
-        } else {
-            return slack_json(ApiError::new("invalid_form_data").body());
-        }
-    }
-    let header_token = bearer(&headers);
+    let (args, json_body) = match web_args(spec, &http_method, &headers, query.as_deref(), &body) {
+        Ok(parsed) => parsed,
+        Err(error) => return slack_json(error.body()),
+    };
     // With a JSON body the token must come in the Authorization header.
-    let token_text = header_token.or_else(|| {
+    let token_text = bearer(&headers).or_else(|| {
         (!json_body)
             .then(|| args.get("token").map(str::to_string))
             .flatten()
@@ -552,45 +528,11 @@ async fn web_api(
     let Some(token_text) = token_text else {
         return slack_json(ApiError::new("not_authed").body());
     };
-
     let now = emulator.clock.now();
-    let result = {
-        let world = lock(&emulator.world);
-        let Some(token) = world.tokens.iter().find(|t| t.token == token_text).cloned() else {
-            return slack_json(ApiError::new("invalid_auth").body());
-        };
-        if let Err(error) = web::authorize(&world, &token, spec) {
-            return slack_json(error.body());
-        }
-        let team = web::team_for(&world, &token, &args).unwrap_or_default();
-        let tier = slack_gitops_core::model::limits::web_tier(spec.name);
-        let limits = world.settings.rate_limits.then(|| {
-            world
-                .settings
-                .tiers
-                .get(tier.name())
-                .copied()
-                .unwrap_or(Bucket {
-                    per_minute: tier.per_minute(),
-                    burst: tier.per_minute(),
-                })
-        });
-        (token, team, limits)
+    let token = match admit(&emulator, spec, &token_text, &args, now) {
+        Ok(token) => token,
+        Err(response) => return *response,
     };
-    let (token, team, limits) = result;
-    if let Some(bucket) = limits {
-        // A message is paced per channel, every other method per app and workspace.
-        let key = match slack_gitops_core::model::limits::web_tier(&method) {
-            slack_gitops_core::model::limits::Tier::PerChannel => {
-                let channel = args.get("channel").unwrap_or_default();
-                format!("web:{}:{team}:{method}:{channel}", token.app)
-            }
-            _ => format!("web:{}:{team}:{method}", token.app),
-        };
-        if let Err(retry_after) = lock(&emulator.limiter).take(now, &[(key, bucket)]) {
-            return rate_limited(retry_after, false);
-        }
-    }
     let caller = Caller {
         token,
         now: now as u64,
@@ -612,6 +554,90 @@ async fn web_api(
             .into_response(),
         Err(error) => slack_json(error.body()),
     }
+}
+
+/// A call's arguments from the query string and the body: a form, or JSON where the
+/// method takes it (other methods ignore a JSON body, as Slack does). Also whether the
+/// body was JSON.
+fn web_args(
+    spec: &web::MethodSpec,
+    http_method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<(Args, bool), ApiError> {
+    let mut args = Args(parse_pairs(query.unwrap_or_default()));
+    if *http_method != Method::POST || body.is_empty() {
+        return Ok((args, false));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/json") {
+        if spec.json {
+            let parsed = serde_json::from_slice::<Value>(body)
+                .ok()
+                .as_ref()
+                .and_then(Args::from_json)
+                .ok_or_else(|| ApiError::new("invalid_json"))?;
+            args.0.extend(parsed.0);
+        }
+        return Ok((args, true));
+    }
+    if content_type.starts_with("application/x-www-form-urlencoded") || content_type.is_empty() {
+        args.0.extend(parse_pairs(&String::from_utf8_lossy(body)));
+        return Ok((args, false));
+    }
+    Err(ApiError::new("invalid_form_data"))
+}
+
+/// The token, if it is known and may call the method, and a token from the method's
+/// rate-limit bucket (per app and workspace; per channel for messages). The refusal
+/// otherwise, as Slack answers it.
+fn admit(
+    emulator: &Emulator,
+    spec: &web::MethodSpec,
+    token_text: &str,
+    args: &Args,
+    now: f64,
+) -> Result<world::Token, Box<Response>> {
+    use slack_gitops_core::model::limits::{Tier, web_tier};
+    let (token, team, limits) = {
+        let world = lock(&emulator.world);
+        let Some(token) = world.tokens.iter().find(|t| t.token == token_text).cloned() else {
+            return Err(Box::new(slack_json(ApiError::new("invalid_auth").body())));
+        };
+        web::authorize(&world, &token, spec).map_err(|error| Box::new(slack_json(error.body())))?;
+        let team = web::team_for(&world, &token, args).unwrap_or_default();
+        let tier = web_tier(spec.name);
+        let limits = world.settings.rate_limits.then(|| {
+            world
+                .settings
+                .tiers
+                .get(tier.name())
+                .copied()
+                .unwrap_or(Bucket {
+                    per_minute: tier.per_minute(),
+                    burst: tier.per_minute(),
+                })
+        });
+        (token, team, limits)
+    };
+    if let Some(bucket) = limits {
+        let method = spec.name;
+        let key = match web_tier(method) {
+            Tier::PerChannel => {
+                let channel = args.get("channel").unwrap_or_default();
+                format!("web:{}:{team}:{method}:{channel}", token.app)
+            }
+            _ => format!("web:{}:{team}:{method}", token.app),
+        };
+        if let Err(retry_after) = lock(&emulator.limiter).take(now, &[(key, bucket)]) {
+            return Err(Box::new(rate_limited(retry_after, false)));
+        }
+    }
+    Ok(token)
 }
 
 // ---- SCIM ------------------------------------------------------------------------------------
@@ -637,6 +663,9 @@ fn scim_response(reply: scim::ScimReply) -> Response {
     }
 }
 
+/// One SCIM call: its token, its rate-limit buckets, the resource's write lock, then the
+/// endpoint under the world's lock. A write holds its resource for the emulated write
+/// time.
 async fn scim_api(
     State(emulator): State<Arc<Emulator>>,
     axum::extract::Path(rest): axum::extract::Path<String>,
@@ -651,27 +680,10 @@ async fn scim_api(
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let method = http_method.as_str().to_string();
     let now = emulator.clock.now();
-    let (required_fields, settings) = {
-        let world = lock(&emulator.world);
-        let Some(token) = world.tokens.iter().find(|t| t.token == token_text) else {
-            return scim_response(scim::error(401, "invalid_authentication"));
-        };
-        if token.revoked || world.user(&token.user).is_some_and(|u| !u.active) {
-            return scim_response(scim::error(401, "invalid_authentication"));
-        }
-        if token.kind != TokenKind::User || !token.scopes.iter().any(|s| s == "admin") {
-            return scim_response(scim::error(403, "permission_denied"));
-        }
-        let required: Vec<String> = lock(&emulator.faults)
-            .iter()
-            .filter_map(|f| match &f.kind {
-                FaultKind::RequiredField { field } => Some(field.clone()),
-                _ => None,
-            })
-            .collect();
-        (required, world.settings.clone())
+    let (required_fields, settings) = match scim_admit(&emulator, &token_text) {
+        Ok(admitted) => admitted,
+        Err(reply) => return scim_response(reply),
     };
-
     if settings.rate_limits {
         let buckets: Vec<(String, Bucket)> =
             slack_gitops_core::model::limits::scim_buckets(&method, &segments)
@@ -688,7 +700,6 @@ async fn scim_api(
             return rate_limited(retry_after, true);
         }
     }
-
     // One write at a time per user or group: a second write while the first is in
     // flight is refused with 429, as Slack's resource lock does.
     let lock_key = scim::lock_key(&method, &segments);
@@ -699,17 +710,13 @@ async fn scim_api(
         }
         locks.insert(key.clone(), now + settings.scim_write_secs);
     }
-
     let body = if body.is_empty() {
         None
+    } else if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+        Some(value)
     } else {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(value) => Some(value),
-            Err(_) => {
-                release(&emulator, lock_key.as_deref());
-                return scim_response(scim::error(400, "invalid_request_payload"));
-            }
-        }
+        release(&emulator, lock_key.as_deref());
+        return scim_response(scim::error(400, "invalid_request_payload"));
     };
     let host = headers
         .get(header::HOST)
@@ -724,10 +731,7 @@ async fn scim_api(
         base: format!("http://{host}/scim/v2"),
         required_fields,
     };
-    let reply = {
-        let mut world = lock(&emulator.world);
-        scim::handle(&mut world, &request)
-    };
+    let reply = scim::handle(&mut lock(&emulator.world), &request);
     if method != "GET" {
         emulator.dirty.store(true, Ordering::SeqCst);
         // The write is in flight for this long; its resource stays locked meanwhile.
@@ -735,6 +739,32 @@ async fn scim_api(
         release(&emulator, lock_key.as_deref());
     }
     scim_response(reply)
+}
+
+/// SCIM takes only a live admin user token. Gives the fields a `RequiredField` fault
+/// demands and the settings in force, or the refusal.
+fn scim_admit(
+    emulator: &Emulator,
+    token_text: &str,
+) -> Result<(Vec<String>, world::Settings), scim::ScimReply> {
+    let world = lock(&emulator.world);
+    let Some(token) = world.tokens.iter().find(|t| t.token == token_text) else {
+        return Err(scim::error(401, "invalid_authentication"));
+    };
+    if token.revoked || world.user(&token.user).is_some_and(|u| !u.active) {
+        return Err(scim::error(401, "invalid_authentication"));
+    }
+    if token.kind != TokenKind::User || !token.scopes.iter().any(|s| s == "admin") {
+        return Err(scim::error(403, "permission_denied"));
+    }
+    let required: Vec<String> = lock(&emulator.faults)
+        .iter()
+        .filter_map(|f| match &f.kind {
+            FaultKind::RequiredField { field } => Some(field.clone()),
+            _ => None,
+        })
+        .collect();
+    Ok((required, world.settings.clone()))
 }
 
 fn release(emulator: &Emulator, key: Option<&str>) {

@@ -329,6 +329,8 @@ pub(super) fn user_patch_path(path: &str) -> String {
     path.to_string()
 }
 
+/// PATCH a user: each operation applied in order to a copy, which replaces the user only
+/// when every one succeeded; then `active`, then the required-field regression.
 pub(super) fn patch_user(world: &mut World, request: &ScimRequest, id: &str) -> ScimReply {
     let Some(mut user) = world.user(id).cloned() else {
         return error(404, "no_such_user");
@@ -337,113 +339,126 @@ pub(super) fn patch_user(world: &mut World, request: &ScimRequest, id: &str) -> 
         Ok(operations) => operations,
         Err(reply) => return reply,
     };
-    let mut active: Option<bool> = None;
-    let mut sent: Vec<String> = Vec::new();
+    let mut patch = UserPatch::default();
     for (op, path, value) in &operations {
-        let remove = op == "remove";
-        match path {
-            None => {
-                let Some(object) = value.as_ref().and_then(Value::as_object) else {
-                    return error(400, "invalid_request_payload");
-                };
-                if let Some(flag) = object.get("active").and_then(Value::as_bool) {
-                    active = Some(flag);
-                }
-                for key in object.keys() {
-                    sent.push(key.clone());
-                    if let Some(inner) = object.get(key).and_then(Value::as_object) {
-                        sent.extend(inner.keys().map(|k| format!("{key}.{k}")));
-                    }
-                }
-                if let Err(reply) = apply_attributes(world, &mut user, object) {
-                    return reply;
-                }
-            }
-            Some(path) => {
-                let path = user_patch_path(path);
-                sent.push(path.clone());
-                let text = || {
-                    value
-                        .as_ref()
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                match path.as_str() {
-                    "active" => match value.as_ref().and_then(|v| {
-                        v.as_bool()
-                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    }) {
-                        Some(flag) if !remove => active = Some(flag),
-                        _ => return error(400, "invalid_attribute_format"),
-                    },
-                    "userName" | "nickName" => {
-                        let mut object = Map::new();
-                        object.insert("userName".into(), json!(text()));
-                        if let Err(reply) = apply_attributes(world, &mut user, &object) {
-                            return reply;
-                        }
-                    }
-                    "displayName" => {
-                        user.display_name = if remove { String::new() } else { text() }
-                    }
-                    "title" => user.title = if remove { String::new() } else { text() },
-                    "name.givenName" => {
-                        user.given_name = if remove { String::new() } else { text() }
-                    }
-                    "name.familyName" => {
-                        user.family_name = if remove { String::new() } else { text() }
-                    }
-                    "externalId" => user.external_id = if remove { String::new() } else { text() },
-                    "enterprise.department" => {
-                        user.department = if remove { String::new() } else { text() }
-                    }
-                    "enterprise.manager.managerId" | "enterprise.manager" => {
-                        let id = value
-                            .as_ref()
-                            .and_then(|v| {
-                                v.as_str().map(str::to_string).or_else(|| {
-                                    v.get("managerId")
-                                        .and_then(Value::as_str)
-                                        .map(str::to_string)
-                                })
-                            })
-                            .unwrap_or_default();
-                        user.manager = (!remove && !id.is_empty()).then_some(id);
-                    }
-                    p if p == "emails" || p.starts_with("emails[") => {
-                        if remove {
-                            return error(400, "missing_primary_email");
-                        }
-                        let emails = match value {
-                            Some(Value::String(email)) => {
-                                json!([{"value": email, "primary": true}])
-                            }
-                            Some(other) => other.clone(),
-                            None => return error(400, "invalid_request_payload"),
-                        };
-                        let mut object = Map::new();
-                        object.insert("emails".into(), emails);
-                        if let Err(reply) = apply_attributes(world, &mut user, &object) {
-                            return reply;
-                        }
-                    }
-                    _ => return error(400, "invalid_attribute_format"),
-                }
-            }
+        let applied = match path {
+            None => patch.whole(world, &mut user, value.as_ref()),
+            Some(path) => patch.at_path(world, &mut user, path, op == "remove", value.as_ref()),
+        };
+        if let Err(reply) = applied {
+            return reply;
         }
     }
     user.updated = request.now as u64;
     *world.user_mut(id).expect("exists") = user;
-    if let Some(active) = active
+    if let Some(active) = patch.active
         && let Err(reply) = set_active(world, id, active, request.now as u64)
     {
         return reply;
     }
+    let sent = patch.sent;
     finish_user_update(world, request, id, |field| {
         sent.iter()
             .any(|s| s == field || s.starts_with(&format!("{field}.")))
     })
+}
+
+/// What a PATCH's operations set beside the attributes: `active`, and the attribute
+/// paths sent (for the required-field regression).
+#[derive(Default)]
+struct UserPatch {
+    active: Option<bool>,
+    sent: Vec<String>,
+}
+
+impl UserPatch {
+    /// A path-less operation: its value is a partial resource.
+    fn whole(
+        &mut self,
+        world: &World,
+        user: &mut User,
+        value: Option<&Value>,
+    ) -> Result<(), ScimReply> {
+        let Some(object) = value.and_then(Value::as_object) else {
+            return Err(error(400, "invalid_request_payload"));
+        };
+        if let Some(flag) = object.get("active").and_then(Value::as_bool) {
+            self.active = Some(flag);
+        }
+        for key in object.keys() {
+            self.sent.push(key.clone());
+            if let Some(inner) = object.get(key).and_then(Value::as_object) {
+                self.sent.extend(inner.keys().map(|k| format!("{key}.{k}")));
+            }
+        }
+        apply_attributes(world, user, object)
+    }
+
+    /// An operation on one attribute path; `remove` blanks it.
+    fn at_path(
+        &mut self,
+        world: &World,
+        user: &mut User,
+        path: &str,
+        remove: bool,
+        value: Option<&Value>,
+    ) -> Result<(), ScimReply> {
+        let path = user_patch_path(path);
+        self.sent.push(path.clone());
+        let text = || {
+            let text = value.and_then(Value::as_str).unwrap_or_default();
+            if remove {
+                String::new()
+            } else {
+                text.to_string()
+            }
+        };
+        let with = |key: &str, value: Value| Map::from_iter([(key.to_string(), value)]);
+        match path.as_str() {
+            "active" => {
+                let flag = value.and_then(|v| {
+                    v.as_bool()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                });
+                match flag {
+                    Some(flag) if !remove => self.active = Some(flag),
+                    _ => return Err(error(400, "invalid_attribute_format")),
+                }
+            }
+            "userName" | "nickName" => {
+                let name = value.and_then(Value::as_str).unwrap_or_default();
+                apply_attributes(world, user, &with("userName", json!(name)))?;
+            }
+            "displayName" => user.display_name = text(),
+            "title" => user.title = text(),
+            "name.givenName" => user.given_name = text(),
+            "name.familyName" => user.family_name = text(),
+            "externalId" => user.external_id = text(),
+            "enterprise.department" => user.department = text(),
+            "enterprise.manager.managerId" | "enterprise.manager" => {
+                let id = value
+                    .and_then(|v| {
+                        v.as_str()
+                            .or_else(|| v.get("managerId").and_then(Value::as_str))
+                    })
+                    .unwrap_or_default();
+                user.manager = (!remove && !id.is_empty()).then(|| id.to_string());
+            }
+            p if p == "emails" || p.starts_with("emails[") => {
+                if remove {
+                    return Err(error(400, "missing_primary_email"));
+                }
+                let emails = match value {
+                    Some(Value::String(email)) => json!([{"value": email, "primary": true}]),
+                    Some(other) => other.clone(),
+                    None => return Err(error(400, "invalid_request_payload")),
+                };
+                apply_attributes(world, user, &with("emails", emails))?;
+            }
+            _ => return Err(error(400, "invalid_attribute_format")),
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn delete_user(world: &mut World, request: &ScimRequest, id: &str) -> ScimReply {

@@ -6,62 +6,21 @@ use super::*;
 pub fn text(report: &PlanReport, color: bool) -> String {
     let plan = report.plan;
     let adoption = report.adoption();
-    let paint = |code: &str, text: &str| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    };
-    let colour_of = |line: &str| match line.chars().next() {
-        Some('+') => "32",
-        Some('-') => "31",
-        _ => "33",
-    };
+    let paint = Paint(color);
     let mut out = String::new();
     if adoption {
         let _ = writeln!(
             out,
             "{}",
-            paint(
+            paint.code(
                 "1;33",
                 "First run against an org with much drift: removals are summarised per usergroup and channel (--format json lists each one)."
             )
         );
     }
-    for action in &plan.actions {
-        let adoption_summary = adoption
-            && matches!(
-                action,
-                Action::SetUsergroupMembers { .. } | Action::KickFromChannel { .. }
-            );
-        if adoption_summary {
-            continue;
-        }
-        let head = action_head(action);
-        let _ = writeln!(out, "{}", paint(colour_of(&head), &head));
-        let people = action_people(action);
-        for line in people.iter().take(ROWS) {
-            let _ = writeln!(out, "    {}", paint(colour_of(line), line));
-        }
-        if let Some(line) = more(people.len(), ROWS) {
-            let _ = writeln!(out, "    {line}");
-        }
-    }
+    action_lines(&mut out, plan, adoption, paint);
     if adoption {
-        for target in targets(plan).values() {
-            if target.adds.is_empty() && target.removes.is_empty() {
-                continue;
-            }
-            let line = format!(
-                "~ {}: +{} -{} ({})",
-                target.title,
-                target.adds.len(),
-                target.removes.len(),
-                by_drift(&target.removes)
-            );
-            let _ = writeln!(out, "{}", paint("33", &line));
-        }
+        adoption_lines(&mut out, plan, paint);
     }
     for awaiting in plan.awaiting_first_login.iter().take(ROWS) {
         let _ = writeln!(out, "{}", awaiting_line(awaiting));
@@ -75,7 +34,7 @@ pub fn text(report: &PlanReport, color: bool) -> String {
             who(&removal.person),
             removal_words(removal)
         );
-        let _ = writeln!(out, "{}", paint("35", &line));
+        let _ = writeln!(out, "{}", paint.code("35", &line));
     }
     let _ = writeln!(
         out,
@@ -87,11 +46,72 @@ pub fn text(report: &PlanReport, color: bool) -> String {
         Verdict::Allowed { .. } => "1;32",
         _ => "1;31",
     };
-    let _ = writeln!(
-        out,
-        "{}",
-        paint(verdict_colour, &verdict_line(report.verdict))
-    );
-    let _ = writeln!(out, "{}", paint("1", &summary(plan)));
+    let verdict = verdict_line(report.verdict);
+    let _ = writeln!(out, "{}", paint.code(verdict_colour, &verdict));
+    let _ = writeln!(out, "{}", paint.code("1", &summary(plan)));
     out
+}
+
+/// ANSI colour when on.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn code(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// Green for an addition (`+`), red for a removal (`-`), yellow otherwise.
+    fn line(self, line: &str) -> String {
+        let code = match line.chars().next() {
+            Some('+') => "32",
+            Some('-') => "31",
+            _ => "33",
+        };
+        self.code(code, line)
+    }
+}
+
+/// Each action's head and the people it lists (at most [`ROWS`]); under adoption,
+/// membership removals are left to [`adoption_lines`].
+fn action_lines(out: &mut String, plan: &Plan, adoption: bool, paint: Paint) {
+    for action in &plan.actions {
+        let adoption_summary = adoption
+            && matches!(
+                action,
+                Action::SetUsergroupMembers { .. } | Action::KickFromChannel { .. }
+            );
+        if adoption_summary {
+            continue;
+        }
+        let _ = writeln!(out, "{}", paint.line(&action_head(action)));
+        let people = action_people(action);
+        for line in people.iter().take(ROWS) {
+            let _ = writeln!(out, "    {}", paint.line(line));
+        }
+        if let Some(line) = more(people.len(), ROWS) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+}
+
+/// One line per usergroup or channel whose members change, counted by kind of drift.
+fn adoption_lines(out: &mut String, plan: &Plan, paint: Paint) {
+    for target in targets(plan).values() {
+        if target.adds.is_empty() && target.removes.is_empty() {
+            continue;
+        }
+        let line = format!(
+            "~ {}: +{} -{} ({})",
+            target.title,
+            target.adds.len(),
+            target.removes.len(),
+            by_drift(&target.removes)
+        );
+        let _ = writeln!(out, "{}", paint.code("33", &line));
+    }
 }
