@@ -190,6 +190,30 @@ pub struct RestoreRequest<'a> {
     pub approved: Option<String>,
 }
 
+impl ApplyReport {
+    /// After a run that did not halt: converged when nothing remains, else incomplete.
+    fn settle(&mut self) -> RunOutcome {
+        if self.remaining.is_empty() {
+            self.outcome = ApplyOutcome::Converged;
+            RunOutcome::Converged
+        } else {
+            self.outcome = ApplyOutcome::Incomplete;
+            RunOutcome::Incomplete
+        }
+    }
+}
+
+impl RestoreRequest<'_> {
+    /// What putting the snapshot back takes against `live`.
+    fn plan(
+        &self,
+        live: &crate::model::live::Live,
+        rule: &crate::plan::desired::RuleRef,
+    ) -> crate::plan::action::Plan {
+        crate::plan::restore::restore_plan(self.saved, live, self.parts, self.only.as_ref(), rule)
+    }
+}
+
 /// Puts people, roles, usergroup and channel memberships back as a snapshot saved them,
 /// through the same lock, journal and executor as `apply`.
 pub async fn restore(
@@ -207,13 +231,7 @@ pub async fn restore(
             line: 0,
         };
         let (directory, live, read) = connection.read().await?;
-        let plan = crate::plan::restore::restore_plan(
-            request.saved,
-            &live,
-            request.parts,
-            request.only.as_ref(),
-            &rule,
-        );
+        let plan = request.plan(&live, &rule);
         let hash = crate::policy::restore_hash(&plan);
         let mut report = ApplyReport {
             plan_summary: crate::render::plan::summary(&plan),
@@ -273,21 +291,9 @@ async fn restored(
     report: &mut ApplyReport,
 ) -> Result<RunOutcome, ApplyError> {
     let (_, fresh, _) = connection.read().await?;
-    let left = crate::plan::restore::restore_plan(
-        request.saved,
-        &fresh,
-        request.parts,
-        request.only.as_ref(),
-        rule,
-    );
+    let left = request.plan(&fresh, rule);
     report.remaining = left.actions.iter().map(Action::journal_key).collect();
-    Ok(if report.remaining.is_empty() {
-        report.outcome = ApplyOutcome::Converged;
-        RunOutcome::Converged
-    } else {
-        report.outcome = ApplyOutcome::Incomplete;
-        RunOutcome::Incomplete
-    })
+    Ok(report.settle())
 }
 
 /// The fast path for one leaver (an identity provider event): re-read the identity
@@ -983,13 +989,7 @@ async fn converged(
         .filter(|r| r.outcome.succeeded() && remaining.contains(r.key.as_str()))
         .map(|r| r.key.clone())
         .collect();
-    Ok(if report.remaining.is_empty() {
-        report.outcome = ApplyOutcome::Converged;
-        RunOutcome::Converged
-    } else {
-        report.outcome = ApplyOutcome::Incomplete;
-        RunOutcome::Incomplete
-    })
+    Ok(report.settle())
 }
 
 pub use crate::model::{iso_date, iso_time};

@@ -872,6 +872,22 @@ fn record(
     }
 }
 
+/// A sync of `commit` failed; when a read of the identity provider or Slack failed, it
+/// is counted and readiness is withdrawn until one succeeds.
+fn failed(shared: &Shared, trigger: Trigger, commit: &str, detail: String, read: bool) {
+    if read {
+        shared.metrics.read_failure();
+        not_ready(shared, &detail);
+    }
+    shared.record(record(
+        trigger,
+        Some(commit),
+        SyncOutcome::Failed,
+        detail,
+        0,
+    ));
+}
+
 fn not_ready(shared: &Shared, why: &str) {
     let mut status = shared.status();
     status.ready = false;
@@ -927,22 +943,13 @@ async fn apply_commit(
             }
         }
         Err(error) => {
-            if matches!(
+            let read = matches!(
                 error,
                 crate::apply::ApplyError::Pipeline(
                     pipeline::PipelineError::Identity(_) | pipeline::PipelineError::Slack(_)
                 )
-            ) {
-                shared.metrics.read_failure();
-                not_ready(shared, &error.to_string());
-            }
-            shared.record(record(
-                trigger,
-                Some(commit),
-                SyncOutcome::Failed,
-                error.to_string(),
-                0,
-            ));
+            );
+            failed(shared, trigger, commit, error.to_string(), read);
         }
     }
 }
@@ -1002,16 +1009,6 @@ async fn report_drift(
             }
             shared.record(done);
         }
-        Err(error) => {
-            shared.metrics.read_failure();
-            not_ready(shared, &error.to_string());
-            shared.record(record(
-                trigger,
-                Some(commit),
-                SyncOutcome::Failed,
-                error.to_string(),
-                0,
-            ));
-        }
+        Err(error) => failed(shared, trigger, commit, error.to_string(), true),
     }
 }

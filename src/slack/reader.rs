@@ -135,22 +135,8 @@ async fn read_usergroups(
     let mut all = Vec::new();
     let mut calls = 0;
     for team in workspaces {
-        let mut body = client
-            .web_read(
-                Credential::Admin,
-                "usergroups.list",
-                &[
-                    ("team_id", team.clone()),
-                    ("include_users", "true".into()),
-                    ("include_disabled", "true".into()),
-                ],
-            )
-            .await?;
+        let groups = usergroups_of(client, team).await?;
         calls += 1;
-        let groups = match body.get_mut("usergroups").map(Value::take) {
-            Some(Value::Array(groups)) => groups,
-            _ => Vec::new(),
-        };
         for mut group in groups {
             let listed = group
                 .get("users")
@@ -180,6 +166,26 @@ async fn read_usergroups(
         }
     }
     Ok((all, calls))
+}
+
+/// `usergroups.list` for one workspace: every usergroup, disabled ones too, with the
+/// members it lists (which may be truncated: see `user_count`).
+pub async fn usergroups_of(client: &SlackClient, team: &str) -> Result<Vec<Value>, SlackError> {
+    let mut body = client
+        .web_read(
+            Credential::Admin,
+            "usergroups.list",
+            &[
+                ("team_id", team.to_string()),
+                ("include_users", "true".into()),
+                ("include_disabled", "true".into()),
+            ],
+        )
+        .await?;
+    Ok(match body.get_mut("usergroups").map(Value::take) {
+        Some(Value::Array(groups)) => groups,
+        _ => Vec::new(),
+    })
 }
 
 /// Every public and private channel of each workspace, with its team id. With the pages.

@@ -460,22 +460,8 @@ pub async fn list_usergroups(
     client: &SlackClient,
     team_id: &str,
 ) -> Result<Vec<UsergroupState>, SlackError> {
-    let reply = client
-        .web_read(
-            Credential::Admin,
-            "usergroups.list",
-            &[
-                ("team_id", team_id.to_string()),
-                ("include_users", "true".into()),
-                ("include_disabled", "true".into()),
-            ],
-        )
-        .await?;
-    Ok(reply
-        .get("usergroups")
-        .and_then(Value::as_array)
-        .map(|groups| groups.iter().map(usergroup_state).collect())
-        .unwrap_or_default())
+    let groups = super::reader::usergroups_of(client, team_id).await?;
+    Ok(groups.iter().map(usergroup_state).collect())
 }
 
 /// `conversations.create`; returns the new channel's id.
