@@ -431,13 +431,17 @@ fn parse_filter(text: &str) -> Result<Filter, ScimReply> {
     Ok(Filter { attribute, value })
 }
 
-fn list_users(world: &World, request: &ScimRequest) -> ScimReply {
-    let filter = match request
+/// The request's `filter`, parsed, if it has one.
+fn request_filter(request: &ScimRequest) -> Result<Option<Filter>, ScimReply> {
+    request
         .query
         .get("filter")
         .map(|f| parse_filter(f))
         .transpose()
-    {
+}
+
+fn list_users(world: &World, request: &ScimRequest) -> ScimReply {
+    let filter = match request_filter(request) {
         Ok(filter) => filter,
         Err(reply) => return reply,
     };
@@ -475,12 +479,7 @@ fn list_users(world: &World, request: &ScimRequest) -> ScimReply {
 }
 
 fn list_groups(world: &World, request: &ScimRequest) -> ScimReply {
-    let filter = match request
-        .query
-        .get("filter")
-        .map(|f| parse_filter(f))
-        .transpose()
-    {
+    let filter = match request_filter(request) {
         Ok(filter) => filter,
         Err(reply) => return reply,
     };

@@ -104,6 +104,8 @@ pub(super) fn create_user(world: &mut World, request: &ScimRequest) -> ScimReply
 }
 
 /// Applies the attributes present in a resource body (POST, PUT, path-less PATCH).
+///
+/// One piece: one arm per attribute Slack's SCIM API takes, each with its own checks.
 pub(super) fn apply_attributes(
     world: &World,
     user: &mut User,

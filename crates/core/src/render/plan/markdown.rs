@@ -152,13 +152,7 @@ fn target_sections(plan: &Plan, adoption: bool, rows: usize) -> Vec<String> {
                         .map(|r| format!("- {} ({})", who(&r.person), removal_words(r))),
                 );
             }
-            let mut body = String::new();
-            for line in lines.iter().take(rows) {
-                let _ = writeln!(body, "{line}");
-            }
-            if let Some(line) = more(lines.len(), rows) {
-                let _ = writeln!(body, "{line}");
-            }
+            let body = capped(&lines, rows);
             format!(
                 "<details><summary><code>{}</code>: +{} -{}</summary>\n\n```diff\n{body}```\n\n</details>\n",
                 target.title,
@@ -187,13 +181,7 @@ fn accounts_section(plan: &Plan, rows: usize) -> String {
     if lines.is_empty() {
         return String::new();
     }
-    let mut body = String::new();
-    for line in lines.iter().take(rows) {
-        let _ = writeln!(body, "{line}");
-    }
-    if let Some(line) = more(lines.len(), rows) {
-        let _ = writeln!(body, "{line}");
-    }
+    let body = capped(&lines, rows);
     format!(
         "<details><summary>Accounts ({})</summary>\n\n```diff\n{body}```\n\n</details>\n",
         lines.len()
@@ -484,4 +472,16 @@ fn unmanaged_section(plan: &Plan, rows: usize) -> String {
             .map(|m| format!(" {m}"))
             .unwrap_or_default()
     )
+}
+
+/// At most `rows` of `lines`, then how many more there are: a line each.
+fn capped(lines: &[String], rows: usize) -> String {
+    let mut body = String::new();
+    for line in lines.iter().take(rows) {
+        let _ = writeln!(body, "{line}");
+    }
+    if let Some(line) = more(lines.len(), rows) {
+        let _ = writeln!(body, "{line}");
+    }
+    body
 }
