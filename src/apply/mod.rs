@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::config::types::CircuitBreaker;
 use crate::model::snapshot::{ReadCalls, Snapshot};
 use crate::pipeline::{Baseline, Connection, PipelineError, Planned, plan_org};
-use crate::plan::action::Action;
+use crate::plan::action::{Action, SignOut};
 use crate::plan::leaver::Leaver;
 use crate::policy::Verdict;
 use crate::render::plan::PlanDocument;
@@ -83,6 +83,8 @@ pub struct ApplyReport {
     /// The leavers of this run: when first seen, deactivated and signed out, against
     /// `leavers.sla`, and the apps they installed for an admin to re-own.
     pub leavers: Vec<LeaverEvidence>,
+    /// What the Slack plan has no API for (a role on Business+): for a person to do.
+    pub manual_steps: Vec<crate::plan::action::ManualStep>,
     pub warnings: Vec<String>,
     /// Calls to Slack in all, and how many were rate limited.
     pub calls: u64,
@@ -204,13 +206,23 @@ impl ApplyReport {
 }
 
 impl RestoreRequest<'_> {
-    /// What putting the snapshot back takes against `live`.
+    /// What putting the snapshot back takes against `live`, with what the connection's
+    /// Slack plan offers.
     fn plan(
         &self,
+        connection: &Connection,
         live: &crate::model::live::Live,
         rule: &crate::plan::desired::RuleRef,
     ) -> crate::plan::action::Plan {
-        crate::plan::restore::restore_plan(self.saved, live, self.parts, self.only.as_ref(), rule)
+        let slack_plan = connection.repository.config.value.slack.plan;
+        crate::plan::restore::restore_plan(
+            self.saved,
+            live,
+            self.parts,
+            self.only.as_ref(),
+            rule,
+            slack_plan,
+        )
     }
 }
 
@@ -231,11 +243,12 @@ pub async fn restore(
             line: 0,
         };
         let (directory, live, read) = connection.read().await?;
-        let plan = request.plan(&live, &rule);
+        let plan = request.plan(connection, &live, &rule);
         let hash = crate::policy::restore_hash(&plan);
         let mut report = ApplyReport {
             plan_summary: crate::render::plan::summary(&plan),
             plan_hash: hash.clone(),
+            manual_steps: plan.manual_steps.clone(),
             ..blank_report(options)
         };
         let accounts = live.users.iter().filter(|u| u.active && !u.bot).count() as u64;
@@ -291,7 +304,7 @@ async fn restored(
     report: &mut ApplyReport,
 ) -> Result<RunOutcome, ApplyError> {
     let (_, fresh, _) = connection.read().await?;
-    let left = request.plan(&fresh, rule);
+    let left = request.plan(connection, &fresh, rule);
     report.remaining = left.actions.iter().map(Action::journal_key).collect();
     Ok(report.settle())
 }
@@ -386,8 +399,9 @@ async fn decide_leaver(
         Leaver::Leaves(removal) => removal,
     };
     let person = removal.person.clone();
+    let by = SignOut::on(desired.slack_plan);
     let plan = crate::plan::action::Plan {
-        actions: crate::plan::leaver::leaver_actions(removal, Default::default()).into(),
+        actions: crate::plan::leaver::leaver_actions(removal, Default::default(), by).into(),
         ..Default::default()
     };
     let identity = crate::policy::IdentityCounts::of(&desired, &directory);
@@ -554,6 +568,7 @@ fn blank_report(options: &ApplyOptions) -> ApplyReport {
         not_stuck: Vec::new(),
         undo: None,
         leavers: Vec::new(),
+        manual_steps: Vec::new(),
         warnings: Vec::new(),
         calls: 0,
         rate_limited: 0,
@@ -582,6 +597,7 @@ async fn locked(
     let hash = crate::policy::plan_hash(&planned.plan);
     let mut report = ApplyReport {
         outcome: ApplyOutcome::DryRun,
+        manual_steps: planned.plan.manual_steps.clone(),
         plan_summary: crate::render::plan::summary(&planned.plan),
         plan_hash: hash.clone(),
         verdict: planned.verdict.clone(),
@@ -788,7 +804,7 @@ fn leaver_evidence(
             Action::DeactivateUser { removal, impact } => {
                 apps.insert(removal.person.email.as_str(), impact.apps.clone());
             }
-            Action::ResetSessions { person } => {
+            Action::ResetSessions { person, .. } => {
                 apps.entry(person.email.as_str()).or_insert(None);
             }
             _ => {}
@@ -818,9 +834,11 @@ fn leaver_evidence(
 
 /// Leavers an earlier run deactivated but did not record as signed out (it failed, or the
 /// process died between the two): their accounts are inactive now, so the plan no longer
-/// lists them. Their sessions are read back (`admin.users.session.list`): one with no
-/// active session was signed out (recorded now, and not reset again); one still signed
-/// in, or whose sessions cannot be read, is reset here (repeating a reset is harmless).
+/// lists them. On Enterprise Grid their sessions are read back
+/// (`admin.users.session.list`): one with no active session was signed out (recorded
+/// now, and not reset again); one still signed in, or whose sessions cannot be read, is
+/// reset here (repeating a reset is harmless). On Business+ the deactivation was the
+/// sign-out, and the live read just made shows the account inactive: recorded now.
 async fn pending_signouts(
     connection: &Connection,
     store: &Store,
@@ -833,7 +851,7 @@ async fn pending_signouts(
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::ResetSessions { person } => Some(person.email.as_str()),
+            Action::ResetSessions { person, .. } => Some(person.email.as_str()),
             _ => None,
         })
         .collect();
@@ -845,6 +863,7 @@ async fn pending_signouts(
         .map(|u| (u.email.as_str(), u.id.as_str()))
         .collect();
     let teams = crate::pipeline::team_ids(&connection.repository);
+    let by = SignOut::on(connection.repository.config.value.slack.plan);
     let mut actions = Vec::new();
     for leaver in store.leavers(org)? {
         if leaver.signed_out_at.is_some() || planned_resets.contains(leaver.email.as_str()) {
@@ -853,7 +872,13 @@ async fn pending_signouts(
         let Some(id) = inactive.get(leaver.email.as_str()) else {
             continue;
         };
-        match crate::slack::writer::has_sessions(&connection.client, id, &teams).await {
+        let read_back = match by {
+            SignOut::Deactivation => Ok(false),
+            SignOut::SessionReset => {
+                crate::slack::writer::has_sessions(&connection.client, id, &teams).await
+            }
+        };
+        match read_back {
             Ok(false) => {
                 tracing::info!(email = %leaver.email, "signed out already (read back): not reset again");
                 if !options.dry_run {
@@ -869,6 +894,7 @@ async fn pending_signouts(
             }
         }
         actions.push(Action::ResetSessions {
+            by,
             person: crate::plan::action::Person {
                 email: leaver.email.clone(),
                 user_id: crate::plan::action::SlackId::Live(id.to_string()),

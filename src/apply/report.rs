@@ -113,6 +113,12 @@ pub fn text(report: &ApplyReport) -> String {
     for leaver in &report.leavers {
         let _ = writeln!(out, "Leaver {}", leaver_line(leaver));
     }
+    if !report.manual_steps.is_empty() {
+        let _ = writeln!(out, "Manual steps (this Slack plan has no API for them):");
+        for step in &report.manual_steps {
+            let _ = writeln!(out, "  {}", crate::render::plan::manual_step_line(step));
+        }
+    }
     if !report.not_stuck.is_empty() {
         let _ = writeln!(out, "Succeeded but shown again by a fresh plan:");
         for key in &report.not_stuck {

@@ -299,7 +299,7 @@ fn promtool_accepts(metrics: &str) {
 }
 
 /// A signed identity event.
-async fn identity_hook(controller: &Controller, secret: &str, body: &[u8]) -> u16 {
+pub(crate) async fn identity_hook(controller: &Controller, secret: &str, body: &[u8]) -> u16 {
     controller
         .http
         .post(format!("{}/hooks/identity", controller.base))
@@ -318,7 +318,7 @@ async fn identity_hook(controller: &Controller, secret: &str, body: &[u8]) -> u1
 /// Copies the identity export outside the repository, as an HR system's would be: it
 /// changes without a commit, and the controller is pointed at it by the operator
 /// (`SLACK_GITOPS_IDENTITY_EXPORT`). Returns its path.
-fn hr_export(org: &Org) -> std::path::PathBuf {
+pub(crate) fn hr_export(org: &Org) -> std::path::PathBuf {
     let export = org.temp.path().join("hr-export.yaml");
     std::fs::copy(org.repo.join("identity/directory.yaml"), &export).unwrap();
     export

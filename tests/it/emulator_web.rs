@@ -1040,15 +1040,41 @@ async fn chat_post_message_keeps_the_message_and_refuses_as_slack_does() {
     slack.stop().await;
 }
 
+/// On a workspace outside an Enterprise organisation (Business+), every `admin.*` method
+/// answers an error its entry in Slack's method reference lists (`feature_not_enabled`
+/// or `not_an_enterprise`; `admin.usergroups.addTeams` lists neither and answers as its
+/// siblings do), and no other method is refused for the plan.
 #[tokio::test]
 async fn business_plus_has_no_admin_api() {
     let mut seed = common::small_seed();
     seed.enterprise = None;
     let slack = common::start(seed, Default::default()).await;
-    assert_eq!(
-        slack.error("xoxp-admin", "admin.users.list", &[]).await,
-        "not_an_enterprise"
-    );
+    let dir = common::fixture("tests/fixtures/slack-api-ref/docs.slack.dev/methods");
+    let mut refused = Vec::new();
+    for spec in slack_emulator::web::METHODS {
+        let (_, body) = slack.web("xoxp-admin", spec.name, &[]).await;
+        let error = body["error"].as_str().unwrap_or_default().to_string();
+        let Some(expected) = slack_emulator::web::not_enterprise_error(spec.name) else {
+            assert!(
+                !["feature_not_enabled", "not_an_enterprise"].contains(&error.as_str()),
+                "{}: {error}",
+                spec.name
+            );
+            continue;
+        };
+        assert_eq!(error, expected, "{}", spec.name);
+        let text = std::fs::read_to_string(dir.join(format!("{}.json", spec.name))).unwrap();
+        let reference: Value = serde_json::from_str(&text).unwrap();
+        if spec.name != "admin.usergroups.addTeams" {
+            assert!(
+                reference["errors"].get(&error).is_some(),
+                "{}: {error} is not in its reference entry",
+                spec.name
+            );
+        }
+        refused.push(spec.name);
+    }
+    assert_eq!(refused.len(), 14, "{refused:?}");
     slack.stop().await;
 }
 

@@ -8,6 +8,7 @@ mod common;
 mod access_review;
 mod apply;
 mod apply_safety;
+mod business_plus;
 mod ci_flow;
 mod cli;
 mod controller;

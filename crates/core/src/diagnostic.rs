@@ -139,6 +139,8 @@ codes! {
     UndeclaredWorkspace = "undeclared-workspace",
     /// A usergroup lists a default channel that lives in a workspace the usergroup is not in.
     ChannelOutsideUsergroupWorkspaces = "channel-outside-usergroup-workspaces",
+    /// A config for Business+ uses what only Enterprise Grid has (several workspaces).
+    GridOnly = "grid-only",
     /// A member spec that can never select anyone.
     EmptyMemberSpec = "empty-member-spec",
     /// A member spec that includes and excludes the same group or person.

@@ -519,6 +519,7 @@ mod tests {
         };
         assert_eq!(plan_hash(&a), plan_hash(&b));
         b.actions.push(Action::ResetSessions {
+            by: Default::default(),
             person: Person {
                 email: "a@x".into(),
                 user_id: SlackId::New,

@@ -542,6 +542,18 @@ impl World {
         for token in self.tokens.iter_mut().filter(|t| t.user == id) {
             token.revoked = true;
         }
+        // Slack signs a deactivated account out of every device (Slack help, "Deactivate
+        // a member's account"). On Enterprise Grid the emulator leaves the sessions open
+        // (its documentation leaves it open, so the tool must reset them); on Business+,
+        // which has no session API, the deactivation is the sign-out, recorded here.
+        if self.enterprise.is_none() {
+            self.session_resets.push(SessionReset {
+                user: id.to_string(),
+                at: now,
+                mobile_only: false,
+                web_only: false,
+            });
+        }
         if removes {
             for group in &mut self.usergroups {
                 group.users.retain(|u| u != id);

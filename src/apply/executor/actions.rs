@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use super::{DECISIONS, Executor, Halt, Outcome, Ran, WriteError, classify};
 use crate::model::live::LiveUser;
 use crate::plan::action::{
-    Action, NewProfile, Person, ProfileField, Role, SlackId, UsergroupField,
+    Action, NewProfile, Person, ProfileField, Role, SignOut, SlackId, UsergroupField,
 };
 use crate::slack::client::SlackError;
 use crate::slack::writer;
@@ -99,7 +99,14 @@ impl Executor<'_> {
                 removal,
                 ..
             } => self.kick(channel_id, &removal.person).await,
-            Action::ResetSessions { person } => self.reset_sessions(person).await,
+            Action::ResetSessions {
+                person,
+                by: SignOut::SessionReset,
+            } => self.reset_sessions(person).await,
+            Action::ResetSessions {
+                person,
+                by: SignOut::Deactivation,
+            } => self.signed_out_by_deactivation(person).await,
             Action::SetRole {
                 person,
                 workspace,
@@ -686,6 +693,34 @@ impl Executor<'_> {
             Ok(vec![id.clone()])
         };
         self.decide(write, || async { Ok(false) }).await
+    }
+}
+
+impl Executor<'_> {
+    /// Business+ has no session API: Slack signs a deactivated account out of every
+    /// device, so the sign-out is the deactivation, confirmed by reading the account back
+    /// (SCIM `GET /Users/{id}`). No write is sent.
+    async fn signed_out_by_deactivation(&self, person: &Person) -> Ran {
+        if let Some(why) = self.ids().failed_people.get(&person.email) {
+            return Ran::new(Outcome::Skipped(format!("{}: {why}", person.email)));
+        }
+        let id = match self.ids().user(person) {
+            Ok(id) => id,
+            Err(outcome) => return Ran::new(outcome),
+        };
+        let mut ran = Ran::new(match writer::read_user(self.context.client, &id).await {
+            Ok(user) if !user.active => Outcome::Done,
+            Ok(_) => Outcome::Failed(format!(
+                "{} is still active: on Business+ only the deactivation signs them out",
+                person.email
+            )),
+            Err(error) => Outcome::Failed(format!(
+                "cannot read {} back to confirm the sign-out: {error}",
+                person.email
+            )),
+        });
+        ran.slack_ids = vec![id];
+        ran
     }
 }
 

@@ -2,7 +2,7 @@
 //! when, by which rule, at which commit, under which approval; and which step of a
 //! leaver's offboarding it was. Pure: the action in, rows out.
 
-use crate::plan::action::{Action, Person};
+use crate::plan::action::{Action, Person, SignOut};
 use crate::store::{AuditEvent, LeaverStep};
 
 /// The run's side of every event.
@@ -45,7 +45,9 @@ pub(super) fn leaver_step(action: &Action) -> Option<(&str, LeaverStep)> {
         Action::DeactivateUser { removal, .. } => {
             Some((removal.person.email.as_str(), LeaverStep::Deactivated))
         }
-        Action::ResetSessions { person } => Some((person.email.as_str(), LeaverStep::SignedOut)),
+        Action::ResetSessions { person, .. } => {
+            Some((person.email.as_str(), LeaverStep::SignedOut))
+        }
         _ => None,
     }
 }
@@ -133,8 +135,12 @@ pub(super) fn events(action: &Action, trail: &Trail) -> Vec<AuditEvent> {
             "granted",
             None,
         )],
-        Action::ResetSessions { person } => {
-            vec![trail.event(person, "sessions".into(), "signed-out", None)]
+        Action::ResetSessions { person, by } => {
+            let how = match by {
+                SignOut::SessionReset => "sessions",
+                SignOut::Deactivation => "sessions (ended by the deactivation)",
+            };
+            vec![trail.event(person, how.into(), "signed-out", None)]
         }
         Action::UpdateProfile { .. }
         | Action::CreateUsergroup { .. }

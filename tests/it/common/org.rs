@@ -65,7 +65,15 @@ pub fn rename_mobile(root: &Path) {
 impl Org {
     /// Acme with its seed as given, or changed by `seed`.
     pub async fn new(seed: impl FnOnce(&mut World)) -> Org {
-        let mut world = acme_seed();
+        Org::example("acme", seed).await
+    }
+
+    /// The example `examples/{name}` (its config repository and its seed `slack.json`),
+    /// the seed changed by `seed`.
+    pub async fn example(name: &str, seed: impl FnOnce(&mut World)) -> Org {
+        let dir = format!("examples/{name}");
+        let mut world =
+            emulator::read_world(&super::fixture(&format!("{dir}/slack.json"))).unwrap();
         seed(&mut world);
         let admin = world
             .token_with(emulator::world::TokenKind::User, "admin")
@@ -83,7 +91,7 @@ impl Org {
         .await;
         let temp = tempfile::tempdir().unwrap();
         let repo = temp.path().join("config");
-        super::copy_dir(&super::fixture("examples/acme"), &repo);
+        super::copy_dir(&super::fixture(&dir), &repo);
         let config = repo.join("slack-gitops.yaml");
         let mut text = std::fs::read_to_string(&config).unwrap();
         text.push_str("gitops:\n  branch: main\n");

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::types::{IdentitySettings, Limit, MappingsFile, MemberSpec, PolicyFile, UsergroupSpec};
+use super::types::{
+    IdentitySettings, Limit, MappingsFile, MemberSpec, PolicyFile, SlackPlan, UsergroupSpec,
+};
 use super::{Files, Located};
 use crate::diagnostic::{Code, Diagnostic, Span};
 
@@ -13,6 +15,7 @@ pub fn check(files: &Files, known_groups: Option<&BTreeSet<String>>) -> Vec<Diag
     let mut out = Vec::new();
     check_uniqueness(files, &mut out);
     check_workspaces(files, &mut out);
+    check_slack_plan(files, &mut out);
     check_member_specs(files, &mut out);
     check_policies(files, &mut out);
     if let Some(config) = &files.config {
@@ -142,6 +145,53 @@ fn check_workspaces(files: &Files, out: &mut Vec<Diagnostic>) {
     for file in &files.mappings {
         for (index, usergroup) in file.value.usergroups.iter().enumerate() {
             check_usergroup_workspaces(file, index, usergroup, declared, &homes, out);
+        }
+    }
+}
+
+/// On Business+ there is one workspace: a second one, and so a usergroup that spans
+/// workspaces (an org-wide usergroup), needs Enterprise Grid.
+fn check_slack_plan(files: &Files, out: &mut Vec<Diagnostic>) {
+    let Some(config) = &files.config else {
+        return;
+    };
+    if config.value.slack.plan != SlackPlan::BusinessPlus {
+        return;
+    }
+    const HELP: &str = "a Business+ org has one workspace; keep one, or set `slack.plan: enterprise-grid` if the org is on Enterprise Grid";
+    let workspaces = &config.value.slack.workspaces;
+    for key in workspaces.keys().skip(1) {
+        out.push(
+            Diagnostic::error(
+                Code::GridOnly,
+                &config.file,
+                config.spans.key_span(&format!("/slack/workspaces/{key}")),
+                format!(
+                    "workspace `{key}`: Business+ has one workspace, and `slack.workspaces` declares {}",
+                    workspaces.len()
+                ),
+            )
+            .with_help(HELP),
+        );
+    }
+    for file in &files.mappings {
+        for (index, usergroup) in file.value.usergroups.iter().enumerate() {
+            if usergroup.workspaces.len() < 2 {
+                continue;
+            }
+            out.push(
+                Diagnostic::error(
+                    Code::GridOnly,
+                    &file.file,
+                    file.span(&format!("/usergroups/{index}/workspaces/1")),
+                    format!(
+                        "usergroup `{}` spans {} workspaces: a usergroup in several workspaces needs Enterprise Grid",
+                        usergroup.handle,
+                        usergroup.workspaces.len()
+                    ),
+                )
+                .with_help(HELP),
+            );
         }
     }
 }

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::desired::RuleRef;
+use crate::config::types::SlackPlan;
 
 /// The Slack id of something an action targets: live now, or created earlier in the same
 /// run. On the wire (the JSON plan) it is the id or `null`.
@@ -217,8 +218,12 @@ pub enum Action {
         removal: Removal,
         impact: Impact,
     },
+    /// Signs a leaver out everywhere: by `admin.users.session.reset` on Enterprise
+    /// Grid, by the deactivation itself on Business+ (verified by reading it back).
     ResetSessions {
         person: Person,
+        #[serde(skip_serializing_if = "SignOut::is_session_reset")]
+        by: SignOut,
     },
     /// Gives back a workspace role (`restore` after a reactivation dropped it).
     SetRole {
@@ -226,6 +231,42 @@ pub enum Action {
         workspace: String,
         role: Role,
     },
+}
+
+/// How a leaver is signed out of every session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignOut {
+    /// `admin.users.session.reset` (Enterprise Grid's admin API).
+    #[default]
+    SessionReset,
+    /// By the deactivation: Slack signs a deactivated account out of every device
+    /// (Slack help, "Deactivate a member's account"). Business+ has no session API, so
+    /// this is how it is done there, verified by reading the account back.
+    Deactivation,
+}
+
+impl SignOut {
+    /// How a leaver is signed out on `plan`.
+    pub fn on(plan: SlackPlan) -> SignOut {
+        match plan {
+            SlackPlan::EnterpriseGrid => SignOut::SessionReset,
+            SlackPlan::BusinessPlus => SignOut::Deactivation,
+        }
+    }
+
+    pub fn is_session_reset(&self) -> bool {
+        *self == SignOut::SessionReset
+    }
+}
+
+/// Something the plan needs that the Slack plan offers no API for: a person does it by
+/// hand, following the instruction.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ManualStep {
+    pub email: String,
+    /// What to do, in Slack's own words for the screens involved.
+    pub instruction: String,
 }
 
 /// A workspace role.
@@ -320,6 +361,10 @@ pub struct Plan {
     /// Usergroups and channels in Slack that the config does not name (never changed).
     pub unmanaged_usergroups: Vec<(String, String)>,
     pub unmanaged_channels: Vec<(String, String)>,
+    /// What the Slack plan has no API for (restoring a role on Business+): never
+    /// attempted, listed for a person to do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub manual_steps: Vec<ManualStep>,
 }
 
 impl Plan {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::Digest;
 
-use crate::config::types::{MappingsFile, MemberSpec, Provisioning};
+use crate::config::types::{MappingsFile, MemberSpec, Provisioning, SlackPlan};
 use crate::config::{Located, Repository};
 use crate::model::directory::{Directory, PersonId, PersonStatus, Resolution};
 
@@ -67,6 +67,9 @@ pub struct DesiredChannel {
 #[derive(Debug, Clone)]
 pub struct Desired<'r> {
     pub resolution: &'r Resolution,
+    /// The Slack plan: what the org's API offers (workspace assignment and session
+    /// resets are Enterprise Grid's).
+    pub slack_plan: SlackPlan,
     pub provisioning: Provisioning,
     /// The IdP groups of `users.scope`, and where the config says so.
     pub scope: Vec<String>,
@@ -271,6 +274,7 @@ pub fn desired<'r>(
         workspace_needs(resolution.emails().len(), &usergroups, &channels);
     Desired {
         resolution,
+        slack_plan: config.slack.plan,
         provisioning: config.users.provisioning,
         scope: config.users.scope.clone(),
         scope_rule: RuleRef {

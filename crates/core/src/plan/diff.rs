@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::action::{
     Action, Addition, Awaiting, Drift, FieldChange, Grant, Impact, NewProfile, Person, Plan,
-    ProfileField, Removal, SlackId, UsergroupField,
+    ProfileField, Removal, SignOut, SlackId, UsergroupField,
 };
 use super::desired::{Desired, RuleId};
 use super::leaver::{self, Leaver};
-use crate::config::types::Provisioning;
+use crate::config::types::{Provisioning, SlackPlan};
 use crate::model::directory::{Directory, PersonId};
 use crate::model::live::{InstalledApps, Live, LiveUser};
 
@@ -417,9 +417,13 @@ fn joiner_manager(
     })
 }
 
-/// Workspace assignments that usergroups and channels need.
+/// Workspace assignments that usergroups and channels need: Enterprise Grid only. On
+/// Business+ there is one workspace, and SCIM creates every account in it.
 fn plan_workspaces(index: &Index, phases: &mut Phases) {
     let desired = index.desired;
+    if desired.slack_plan == SlackPlan::BusinessPlus {
+        return;
+    }
     for (id, needs) in desired.workspaces.iter().enumerate() {
         let id = id as PersonId;
         if needs.is_empty() || !index.usable[id as usize] {
@@ -769,7 +773,8 @@ fn plan_leavers(index: &Index, phases: &mut Phases) -> Vec<Removal> {
             .and_then(|id| impacts.get(id))
             .cloned()
             .unwrap_or_default();
-        let [deactivate, reset] = leaver::leaver_actions(removal, impact);
+        let by = SignOut::on(desired.slack_plan);
+        let [deactivate, reset] = leaver::leaver_actions(removal, impact, by);
         phases.resets.push(reset);
         phases.leavers.push(deactivate);
     }

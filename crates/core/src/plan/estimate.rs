@@ -7,7 +7,7 @@
 //! kind's bucket. Reads (the plan before, the check after) come on top, as long as `plan`
 //! took to read.
 
-use super::action::{Action, Plan};
+use super::action::{Action, Plan, SignOut};
 use crate::model::limits::{Tier, scim_buckets, web_tier};
 
 /// People per `conversations.invite` call (the executor's batch).
@@ -78,7 +78,15 @@ fn writes(action: &Action) -> (&'static str, String, f64, f64, usize) {
             people.len().div_ceil(INVITES_PER_CALL).max(1),
         ),
         Action::KickFromChannel { .. } => web("channel removals", "conversations.kick", 1),
-        Action::ResetSessions { .. } => web("sign-outs", "admin.users.session.reset", 1),
+        Action::ResetSessions {
+            by: SignOut::SessionReset,
+            ..
+        } => web("sign-outs", "admin.users.session.reset", 1),
+        // Business+: the deactivation signed them out; one read confirms it.
+        Action::ResetSessions {
+            by: SignOut::Deactivation,
+            ..
+        } => scim("sign-out checks", "GET", &["Users", "id"]),
         Action::SetRole { .. } => web("role changes", "admin.users.setAdmin", 1),
     }
 }
@@ -199,6 +207,7 @@ mod tests {
                 email: format!("p{n}@x"),
                 user_id: SlackId::Live(format!("U{n}")),
             },
+            by: SignOut::SessionReset,
         }
     }
 

@@ -10,7 +10,7 @@
 
 use crate::model::directory::{Directory, PersonId, PersonStatus};
 use crate::model::live::{Live, LiveUser};
-use crate::plan::action::{Action, Drift, Impact, Person, Removal, SlackId};
+use crate::plan::action::{Action, Drift, Impact, Person, Removal, SignOut, SlackId};
 use crate::plan::desired::Desired;
 
 /// What the rule says of one live account.
@@ -60,12 +60,12 @@ pub fn leaver(
 }
 
 /// The actions that take a leaver's account, in the order they run: deactivation, then
-/// the revocation of their sessions.
-pub fn leaver_actions(removal: Removal, impact: Impact) -> [Action; 2] {
+/// the revocation of their sessions (`by` the Slack plan's means: [`SignOut::on`]).
+pub fn leaver_actions(removal: Removal, impact: Impact, by: SignOut) -> [Action; 2] {
     let person = removal.person.clone();
     [
         Action::DeactivateUser { removal, impact },
-        Action::ResetSessions { person },
+        Action::ResetSessions { person, by },
     ]
 }
 

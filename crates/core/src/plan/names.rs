@@ -58,7 +58,7 @@ impl Action {
             Action::DeactivateUser { removal, .. } => {
                 format!("deactivate-user {}", removal.person.email)
             }
-            Action::ResetSessions { person } => format!("reset-sessions {}", person.email),
+            Action::ResetSessions { person, .. } => format!("reset-sessions {}", person.email),
             Action::SetRole {
                 person,
                 workspace,
@@ -183,7 +183,9 @@ impl Action {
             Action::DeactivateUser { removal, .. } => {
                 lines.push(format!("deactivate {}", removal.person.email))
             }
-            Action::ResetSessions { person } => lines.push(format!("sign out {}", person.email)),
+            Action::ResetSessions { person, .. } => {
+                lines.push(format!("sign out {}", person.email))
+            }
             Action::SetRole {
                 person,
                 workspace,

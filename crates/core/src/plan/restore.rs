@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::action::{Action, Addition, Grant, Person, Plan, Role, SlackId};
+use super::action::{Action, Addition, Grant, ManualStep, Person, Plan, Role, SlackId};
 use super::desired::RuleRef;
+use crate::config::types::SlackPlan;
 use crate::model::live::{Live, LiveUser};
 
 /// What to restore (`--only`).
@@ -65,6 +66,7 @@ pub fn restore_plan(
     parts: RestoreParts,
     only: Option<&BTreeSet<String>>,
     source: &RuleRef,
+    slack_plan: SlackPlan,
 ) -> Plan {
     let current: HashMap<&str, &LiveUser> = now.users.iter().map(|u| (u.id.as_str(), u)).collect();
     let chosen = |user: &LiveUser| only.is_none_or(|emails| emails.contains(&user.email));
@@ -105,8 +107,14 @@ pub fn restore_plan(
             }
         }
     }
+    let mut manual_steps = Vec::new();
     if parts.roles {
-        actions.extend(roles(&people, &active, person));
+        let roles = roles(&people, &active, person);
+        match slack_plan {
+            SlackPlan::EnterpriseGrid => actions.extend(roles),
+            // Business+ has no API for roles: a person gives them back.
+            SlackPlan::BusinessPlus => manual_steps.extend(roles.iter().filter_map(manual_role)),
+        }
     }
     if parts.usergroups {
         actions.extend(usergroups(saved, now, &people, &active, grant));
@@ -116,6 +124,7 @@ pub fn restore_plan(
     }
     Plan {
         actions,
+        manual_steps,
         ..Plan::default()
     }
 }
@@ -137,9 +146,13 @@ fn roles(
         if !active.contains(id) {
             continue;
         }
-        let role = if then.owner && !now.owner {
+        // Reactivation drops roles, so a person this plan reactivates lacks theirs
+        // whatever the listing of their deactivated account says.
+        let reactivated = !now.active;
+        let (owner, admin) = (now.owner && !reactivated, now.admin && !reactivated);
+        let role = if then.owner && !owner {
             Role::Owner
-        } else if then.admin && !now.admin && !now.owner {
+        } else if then.admin && !admin && !owner {
             Role::Admin
         } else {
             continue;
@@ -151,6 +164,24 @@ fn roles(
         });
     }
     actions
+}
+
+/// A role to give back by hand (Business+), with the steps of Slack's admin pages.
+fn manual_role(action: &Action) -> Option<ManualStep> {
+    let Action::SetRole { person, role, .. } = action else {
+        return None;
+    };
+    let title = match role {
+        Role::Admin => "Workspace Admin",
+        Role::Owner => "Workspace Owner",
+    };
+    Some(ManualStep {
+        email: person.email.clone(),
+        instruction: format!(
+            "make them a {title} again (Business+ has no API for roles): in Slack, click the workspace name, then Tools & settings > Manage members; find {}, open the three dots menu, choose Change account type and pick {title}",
+            person.email
+        ),
+    })
 }
 
 /// Usergroups the people were in then and are not now: the current list plus them.

@@ -35,7 +35,7 @@ pub fn drift_only(plan: &Plan, kinds: &BTreeSet<DriftKind>) -> Plan {
                 deactivated.insert(removal.person.email.clone());
                 actions.push(action.clone());
             }
-            Action::ResetSessions { person } if deactivated.contains(&person.email) => {
+            Action::ResetSessions { person, .. } if deactivated.contains(&person.email) => {
                 actions.push(action.clone());
             }
             Action::KickFromChannel { removal, .. } if wanted(removal.drift) => {
@@ -167,6 +167,7 @@ mod tests {
                 },
                 Action::ResetSessions {
                     person: person("cy"),
+                    by: Default::default(),
                 },
                 Action::DisableUsergroup {
                     workspace: "T1".into(),

@@ -442,7 +442,30 @@ pub fn authorize(world: &World, token: &Token, spec: &MethodSpec) -> Result<(), 
         token: token.clone(),
         now: 0,
     }
-    .require_any(spec.scopes)
+    .require_any(spec.scopes)?;
+    if world.enterprise.is_none()
+        && let Some(error) = not_enterprise_error(spec.name)
+    {
+        return Err(ApiError::new(error));
+    }
+    Ok(())
+}
+
+/// What an Enterprise-only method answers on a workspace that is not part of an
+/// Enterprise organisation (Business+), by Slack's method reference: `not_an_enterprise`
+/// where it lists that error, otherwise `feature_not_enabled` ("The Admin APIs feature
+/// is not enabled for this team"). `admin.usergroups.addTeams` lists neither; it gets
+/// `not_an_enterprise`, as the other `admin.usergroups.*` methods do. `None` for a
+/// method every plan has.
+pub fn not_enterprise_error(method: &str) -> Option<&'static str> {
+    match method {
+        "admin.usergroups.addChannels"
+        | "admin.usergroups.listChannels"
+        | "admin.usergroups.removeChannels"
+        | "admin.usergroups.addTeams" => Some("not_an_enterprise"),
+        admin if admin.starts_with("admin.") => Some("feature_not_enabled"),
+        _ => None,
+    }
 }
 
 /// The workspace a call acts on, and the rate-limit scope of the token.

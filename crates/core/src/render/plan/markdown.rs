@@ -412,6 +412,18 @@ fn markdown_blocks(report: &PlanReport, rows: usize, max_sections: usize) -> Vec
             table("| person | why it would go |\n|---|---|", &lines, rows)
         ));
     }
+    if !plan.manual_steps.is_empty() {
+        let lines: Vec<String> = plan
+            .manual_steps
+            .iter()
+            .map(|step| format!("| `{}` | {} |", cell(&step.email), cell(&step.instruction)))
+            .collect();
+        blocks.push(format!(
+            "### Manual steps ({}): no API for these on this Slack plan\n\n{}\n",
+            lines.len(),
+            table("| person | what to do in Slack |\n|---|---|", &lines, rows)
+        ));
+    }
     blocks.push(accounts_section(plan, rows));
     if !plan.awaiting_first_login.is_empty() {
         let mut body = String::new();

@@ -15,7 +15,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::plan::action::{
-    Action, Addition, Awaiting, Drift, Grant, Impact, Person, Plan, Removal,
+    Action, Addition, Awaiting, Drift, Grant, Impact, ManualStep, Person, Plan, Removal, SignOut,
 };
 use crate::policy::{Counts, IdentityCounts, Verdict, limit_words};
 
@@ -235,6 +235,11 @@ fn impact_words(impact: &Impact) -> String {
     parts.join(", ")
 }
 
+/// A step a person must do by hand: `! manual step for EMAIL: INSTRUCTION`.
+pub fn manual_step_line(step: &ManualStep) -> String {
+    format!("! manual step for {}: {}", step.email, step.instruction)
+}
+
 /// "1 person" / "2 people"; "1 group" / "2 groups".
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -342,7 +347,17 @@ fn action_head(action: &Action) -> String {
                 }
             )
         }
-        Action::ResetSessions { person } => format!("- revoke the sessions of {}", who(person)),
+        Action::ResetSessions {
+            person,
+            by: SignOut::SessionReset,
+        } => format!("- revoke the sessions of {}", who(person)),
+        Action::ResetSessions {
+            person,
+            by: SignOut::Deactivation,
+        } => format!(
+            "- sign out {} by the deactivation (Business+ has no session API; confirmed by reading the account back)",
+            who(person)
+        ),
         Action::SetRole {
             person,
             workspace,

@@ -36,6 +36,9 @@ pub fn text(report: &PlanReport, color: bool) -> String {
         );
         let _ = writeln!(out, "{}", paint.code("35", &line));
     }
+    for step in &plan.manual_steps {
+        let _ = writeln!(out, "{}", paint.code("35", &manual_step_line(step)));
+    }
     let _ = writeln!(
         out,
         "Unmanaged (never changed): {} usergroups, {} channels",
