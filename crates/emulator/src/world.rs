@@ -24,8 +24,9 @@ pub struct World {
     pub usergroups: Vec<Usergroup>,
     #[serde(default)]
     pub channels: Vec<Channel>,
-    /// SCIM Groups. On Grid these are IdP groups; on Business+ SCIM groups are usergroups,
-    /// which this emulator does not merge (Grid is what the tool targets first).
+    /// SCIM Groups. On Grid these are IdP groups. On Business+ Slack's SCIM groups are the
+    /// workspace's usergroups; this emulator keeps the two apart (slack-gitops reads SCIM
+    /// groups on Grid only, and writes usergroups through `usergroups.*` on both).
     #[serde(default)]
     pub idp_groups: Vec<IdpGroup>,
     #[serde(default)]
