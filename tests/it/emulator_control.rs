@@ -335,3 +335,26 @@ fn a_broken_seed_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// A seed without `enterprise` is a Business+ workspace: a second workspace or an
+/// org-level token in it is refused, with the reason.
+#[test]
+fn a_business_plus_seed_has_one_workspace_and_no_org_token() {
+    let northwind =
+        std::fs::read_to_string(common::fixture("examples/northwind/slack.json")).unwrap();
+    let mut seed: serde_json::Value = serde_json::from_str(&northwind).unwrap();
+    assert!(slack_emulator::world::World::from_json(&seed.to_string()).is_ok());
+    seed["workspaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"id": "T0000TWO", "name": "Two", "domain": "two"}));
+    let error = slack_emulator::world::World::from_json(&seed.to_string()).unwrap_err();
+    assert!(
+        error.to_string().contains("exactly one workspace, not 2"),
+        "{error}"
+    );
+    seed["workspaces"].as_array_mut().unwrap().pop();
+    seed["tokens"][0]["org_level"] = serde_json::json!(true);
+    let error = slack_emulator::world::World::from_json(&seed.to_string()).unwrap_err();
+    assert!(error.to_string().contains("org-level"), "{error}");
+}

@@ -456,6 +456,22 @@ impl World {
                 return fail(format!("a token acts as unknown user {}", token.user));
             }
         }
+        // Without `enterprise` the seed is a Business+ workspace: one workspace, and no
+        // org-level token (those are Enterprise Grid's).
+        if self.enterprise.is_none() {
+            if self.workspaces.len() != 1 {
+                return fail(format!(
+                    "a seed without `enterprise` is a Business+ workspace and has exactly one workspace, not {}",
+                    self.workspaces.len()
+                ));
+            }
+            if let Some(token) = self.tokens.iter().find(|t| t.org_level) {
+                return fail(format!(
+                    "token of user {} is org-level, which only an Enterprise Grid seed (with `enterprise`) has",
+                    token.user
+                ));
+            }
+        }
         Ok(())
     }
 
