@@ -16,6 +16,30 @@ import subprocess
 
 WORKSPACE = "T0000MAIN"
 
+# Org shapes, so a figure does not hold for one shape only. Each knob:
+# - managed_every: one channel in N is managed (its members read and planned);
+# - channel_scope: "team" (a managed channel maps a leaf team, ~11 people) or "department"
+#   (one level up, ~110 people: ten times the membership density);
+# - unmanaged_members: members of each unmanaged channel;
+# - usergroup_department_every: one usergroup in N maps a department, the rest a team;
+# - leavers_every: one person in N is a leaver (suspended, still active in Slack);
+# - missing_every: one wanted member in N is missing from usergroups and channels;
+# - by_hand_every: one usergroup in N has a member added by hand.
+SHAPES = {
+    "report": dict(managed_every=5, channel_scope="team", unmanaged_members=8,
+                   usergroup_department_every=5, leavers_every=100, missing_every=33,
+                   by_hand_every=10),
+    "dense": dict(managed_every=2, channel_scope="department", unmanaged_members=30,
+                  usergroup_department_every=2, leavers_every=200, missing_every=50,
+                  by_hand_every=4),
+    "sparse": dict(managed_every=20, channel_scope="team", unmanaged_members=4,
+                   usergroup_department_every=50, leavers_every=500, missing_every=200,
+                   by_hand_every=50),
+    "drifty": dict(managed_every=5, channel_scope="team", unmanaged_members=8,
+                   usergroup_department_every=5, leavers_every=20, missing_every=8,
+                   by_hand_every=2),
+}
+
 
 def shape(people):
     return {
@@ -25,8 +49,9 @@ def shape(people):
     }
 
 
-def generate(people, root):
+def generate(people, root, shape_name="report"):
     """Writes ROOT/repo (a git repository) and ROOT/slack.json; returns the repo path."""
+    knobs = SHAPES[shape_name]
     size = shape(people)
     email = lambda n: f"p{n}@org.example"
     uid = lambda n: f"W{n:08d}"
@@ -44,7 +69,7 @@ def generate(people, root):
         levels.append(parents)
     children["everyone"] = levels[-1]
     team_members = lambda g: range(g * per_leaf, (g + 1) * per_leaf)
-    leavers = set(range(37, people, 100))
+    leavers = set(range(37 % knobs["leavers_every"], people, knobs["leavers_every"]))
 
     repo = os.path.join(root, "repo")
     for d in ("identity", "mappings", "policies"):
@@ -72,11 +97,14 @@ def generate(people, root):
     # Usergroups: mostly one leaf team each, every fifth a department one level up.
     usergroup_groups = []
     for u in range(size["usergroups"]):
-        if u % 5 == 0 and len(levels) > 1:
+        if u % knobs["usergroup_department_every"] == 0 and len(levels) > 1:
             usergroup_groups.append(levels[1][u % len(levels[1])])
         else:
             usergroup_groups.append(f"t{u % leaves}")
-    managed = [c for c in range(size["channels"]) if c % 5 == 0]
+    managed = [c for c in range(size["channels"]) if c % knobs["managed_every"] == 0]
+    departments = levels[1] if len(levels) > 1 else levels[0]
+    channel_group = lambda c: (departments[c % len(departments)]
+                               if knobs["channel_scope"] == "department" else f"t{c % leaves}")
     with open(os.path.join(repo, "mappings", "teams.yaml"), "w") as f:
         f.write("apiVersion: slack-gitops/v1\nkind: Mappings\nusergroups:\n")
         for u, group in enumerate(usergroup_groups):
@@ -84,7 +112,7 @@ def generate(people, root):
                     f"    members: {{ groups: [{group}] }}\n")
         f.write("channels:\n")
         for c in managed:
-            f.write(f"  - name: ch-{c}\n    workspace: main\n    members: {{ groups: [t{c % leaves}] }}\n"
+            f.write(f"  - name: ch-{c}\n    workspace: main\n    members: {{ groups: [{channel_group(c)}] }}\n"
                     f"    remove_unlisted: true\n")
     with open(os.path.join(repo, "policies", "limits.yaml"), "w") as f:
         f.write(
@@ -116,8 +144,8 @@ def generate(people, root):
     usergroups = []
     for u, group in enumerate(usergroup_groups):
         wanted = members_of(group)
-        live = [uid(n) for n in wanted if n % 33 != 5]  # 3% missing
-        if u % 10 == 0:
+        live = [uid(n) for n in wanted if n % knobs["missing_every"] != 5]  # missing
+        if u % knobs["by_hand_every"] == 0:
             live.append(uid((wanted[0] + people // 2) % people))  # added by hand
         usergroups.append({"id": f"S{u:08d}", "workspace": WORKSPACE, "handle": f"ug-{u}",
                            "name": f"Usergroup {u}", "users": live})
@@ -125,10 +153,11 @@ def generate(people, root):
     managed_set = set(managed)
     for c in range(size["channels"]):
         if c in managed_set:
-            wanted = list(team_members(c % leaves))
-            members = [uid(n) for n in wanted if n % 33 != 6] + [uid(bot)]
+            wanted = members_of(channel_group(c))
+            members = [uid(n) for n in wanted if n % knobs["missing_every"] != 6] + [uid(bot)]
         else:
-            members = [uid((c * 7 + m * 131) % people) for m in range(8)] + [uid(bot)]
+            members = [uid((c * 7 + m * 131) % people)
+                       for m in range(knobs["unmanaged_members"])] + [uid(bot)]
         channels.append({"id": f"C{c:08d}", "workspace": WORKSPACE,
                          "name": f"ch-{c}", "members": sorted(set(members))})
     scopes_admin = ["admin", "users:read", "users:read.email", "usergroups:read", "usergroups:write", "channels:read",

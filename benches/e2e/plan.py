@@ -3,7 +3,11 @@
 as a user runs it. Reports the plan process's wall time, CPU time (user + system) and
 peak RSS, and `validate`'s, for each size.
 
-    python3 benches/e2e/plan.py [10000 50000 200000] [--binary target/release/slack-gitops]
+    python3 benches/e2e/plan.py [10000 50000 200000] [--shapes report,dense,sparse,drifty]
+                                [--binary target/release/slack-gitops]
+
+Each size is generated in each shape of `org.SHAPES` (membership density, managed share,
+drift mix), so a figure is not one shape's.
 
 The emulator runs at time scale 100,000 so that Slack's rate limits (the floor a real
 org pays: see the README) do not hide the tool's own cost; the plan is given the same
@@ -45,13 +49,15 @@ def main():
     parser.add_argument("sizes", type=int, nargs="*", default=[10_000, 50_000, 200_000])
     parser.add_argument("--binary", default="target/release/slack-gitops")
     parser.add_argument("--time-scale", default="100000")
+    parser.add_argument("--shapes", default=",".join(org.SHAPES))
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     results = []
-    for people in args.sizes:
+    cases = [(people, shape) for people in args.sizes for shape in args.shapes.split(",")]
+    for people, shape in cases:
         with tempfile.TemporaryDirectory() as root:
             started = time.time()
-            repo = org.generate(people, root)
+            repo = org.generate(people, root, shape)
             generated = time.time() - started
             env = dict(os.environ, **org.TOKENS, SLACK_GITOPS_LOG="warn")
             # Alone on the machine: before the emulator starts loading its seed.
@@ -70,16 +76,16 @@ def main():
             finally:
                 emulator.terminate()
                 emulator.wait()
-            result = {"people": people, "actions": actions, "plan": plan, "validate": validate,
+            result = {"people": people, "shape": shape, "actions": actions, "plan": plan, "validate": validate,
                       "generated_s": round(generated, 1)}
             print(json.dumps(result), flush=True)
             results.append(result)
     print()
-    print("| people | actions | plan wall | plan CPU | plan peak RSS | validate wall | validate peak RSS |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| people | shape | actions | plan wall | plan CPU | plan peak RSS | validate wall | validate peak RSS |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         p, v = r["plan"], r["validate"]
-        print(f"| {r['people']:,} | {r['actions']:,} | {p['wall_s']} s | {p['cpu_s']} s | {p['peak_rss_mib']} MiB "
+        print(f"| {r['people']:,} | {r['shape']} | {r['actions']:,} | {p['wall_s']} s | {p['cpu_s']} s | {p['peak_rss_mib']} MiB "
               f"| {v['wall_s']} s | {v['peak_rss_mib']} MiB |")
 
 

@@ -385,6 +385,26 @@ async fn discovery_endpoints_and_auth() {
         assert_eq!((status, schema["id"].as_str()), (200, Some(urn)), "{path}");
     }
     assert_eq!(slack.scim("GET", "Schemas/nothing", None).await.0, 404);
+    // Each resource type on its own; discovery is read-only.
+    let (status, user) = slack.scim("GET", "ResourceTypes/User", None).await;
+    assert_eq!((status, user["endpoint"].as_str()), (200, Some("/Users")));
+    assert_eq!(
+        slack.scim("GET", "ResourceTypes/Nothing", None).await.0,
+        404
+    );
+    for (method, path) in [
+        ("POST", "Schemas"),
+        ("PUT", "Schemas/Users"),
+        ("DELETE", "ResourceTypes/User"),
+        ("PATCH", "ServiceProviderConfig"),
+    ] {
+        let (status, body) = slack.scim(method, path, Some(json!({}))).await;
+        assert_eq!(
+            (status, body["detail"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method} {path}"
+        );
+    }
 
     let (status, body) = slack.scim_as("xoxp-nope", "GET", "Users", None).await;
     assert_eq!(
@@ -402,6 +422,36 @@ async fn discovery_endpoints_and_auth() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 401);
+    slack.stop().await;
+}
+
+/// Slack's SCIM API does not update `externalId` through PATCH (refused, by path or in a
+/// partial resource) nor through PUT (kept as it was).
+#[tokio::test]
+async fn external_id_is_not_updated_by_patch_or_put() {
+    let slack = common::small(1.0).await;
+    let (_, before) = slack.scim("GET", "Users/W00000003", None).await;
+    for operation in [
+        json!({"op": "replace", "path": "externalId", "value": "x-1"}),
+        json!({"op": "replace", "value": {"externalId": "x-1"}}),
+    ] {
+        let (status, body) = slack
+            .scim("PATCH", "Users/W00000003", patch(json!([operation])))
+            .await;
+        assert_eq!(
+            (status, body["detail"].as_str()),
+            (400, Some("invalid_attribute_format"))
+        );
+    }
+    let mut replacement = before.clone();
+    replacement["externalId"] = json!("x-2");
+    replacement["title"] = json!("Changed by PUT");
+    let (status, after) = slack
+        .scim("PUT", "Users/W00000003", Some(replacement))
+        .await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["title"], "Changed by PUT");
+    assert_eq!(after["externalId"], before["externalId"]);
     slack.stop().await;
 }
 

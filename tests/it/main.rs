@@ -27,6 +27,7 @@ mod plan_acme;
 mod plan_cases;
 mod plan_cli;
 mod reader;
+mod readme;
 mod schema_files;
 mod store;
 mod validate_cases;

@@ -89,6 +89,18 @@ pub fn handle(world: &mut World, request: &ScimRequest) -> ScimReply {
             reply(200, service_provider_config())
         }
         ("GET", ["ResourceTypes"]) => reply(200, resource_types(&request.base)),
+        ("GET", ["ResourceTypes", id]) => {
+            let all = resource_types(&request.base);
+            let found = all["Resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|kind| kind["id"] == *id || kind["name"] == *id);
+            match found {
+                Some(kind) => reply(200, kind.clone()),
+                None => error(404, "bad_endpoint"),
+            }
+        }
         ("GET", ["Schemas"]) => {
             let all = schemas(&request.base);
             let count = all.len();
@@ -142,7 +154,19 @@ pub fn handle(world: &mut World, request: &ScimRequest) -> ScimReply {
                 }
             }
         }
-        (_, ["Users" | "Groups", ..]) => error(405, "method_not_allowed"),
+        // Discovery is read-only, and the resources take only what Slack lists.
+        (
+            _,
+            [
+                "Users"
+                | "Groups"
+                | "Schemas"
+                | "ResourceTypes"
+                | "ServiceProviderConfig"
+                | "ServiceProviderConfigs",
+                ..,
+            ],
+        ) => error(405, "method_not_allowed"),
         _ => error(404, "bad_endpoint"),
     }
 }

@@ -230,7 +230,9 @@ pub(super) fn put_user(world: &mut World, request: &ScimRequest, id: &str) -> Sc
     if !body.contains_key("emails") {
         return error(400, "missing_primary_email");
     }
-    // PUT replaces everything: what the body leaves out becomes blank.
+    // PUT replaces everything: what the body leaves out becomes blank. Except
+    // `externalId`, which Slack does not update through PUT.
+    let external_id = existing.external_id.clone();
     let mut user = User {
         given_name: String::new(),
         family_name: String::new(),
@@ -243,6 +245,7 @@ pub(super) fn put_user(world: &mut World, request: &ScimRequest, id: &str) -> Sc
     if let Err(reply) = apply_attributes(world, &mut user, body) {
         return reply;
     }
+    user.external_id = external_id;
     user.updated = request.now as u64;
     let active = match body.get("active").and_then(Value::as_bool) {
         Some(active) => active,
@@ -384,6 +387,10 @@ impl UserPatch {
         let Some(object) = value.and_then(Value::as_object) else {
             return Err(error(400, "invalid_request_payload"));
         };
+        if object.contains_key("externalId") {
+            // Slack: "externalId ... updates not supported via PATCH".
+            return Err(error(400, "invalid_attribute_format"));
+        }
         if let Some(flag) = object.get("active").and_then(Value::as_bool) {
             self.active = Some(flag);
         }
@@ -435,7 +442,8 @@ impl UserPatch {
             "title" => user.title = text(),
             "name.givenName" => user.given_name = text(),
             "name.familyName" => user.family_name = text(),
-            "externalId" => user.external_id = text(),
+            // Slack: "externalId ... updates not supported via PATCH".
+            "externalId" => return Err(error(400, "invalid_attribute_format")),
             "enterprise.department" => user.department = text(),
             "enterprise.manager.managerId" | "enterprise.manager" => {
                 let id = value
