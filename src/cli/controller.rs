@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{EXIT_OK, SlackArgs, StateArgs, environment, runtime, shutdown_signal};
+use super::{EXIT_OK, SlackArgs, StateArgs, environment, server_runtime, shutdown_signal};
 
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
@@ -76,7 +76,7 @@ pub(super) fn controller(args: ControllerArgs) -> anyhow::Result<u8> {
     let store = args.state.open()?;
     let (listen, admin_listen) = (args.listen, args.admin_listen);
     let options = options(args)?;
-    runtime()?.block_on(async move {
+    server_runtime()?.block_on(async move {
         let listeners = bind(listen, admin_listen).await?;
         crate::controller::run(options, store, listeners, shutdown_signal())
             .await

@@ -747,14 +747,20 @@ impl SlackClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok());
-        let text = match response.text().await {
-            Ok(text) => text,
+        // The body as bytes, checked as UTF-8 in one pass (copied and repaired only when it
+        // is not: Slack's replies are UTF-8 JSON).
+        let body = match response.bytes().await {
+            Ok(body) => body,
             Err(error) => {
                 return Attempt::Retry {
                     retry_after: None,
                     error: transport(error),
                 };
             }
+        };
+        let text = match std::str::from_utf8(&body) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&body),
         };
         if status == 429 {
             return Attempt::Retry {
