@@ -60,7 +60,7 @@ impl<'a> Index<'a> {
                 // Two accounts with one email: the active one counts, then the lowest id,
                 // so the choice does not depend on the order Slack listed them in.
                 let slot: &mut Option<usize> = &mut account[id as usize];
-                let rank = |u: &LiveUser| (!u.active, u.id.clone());
+                let rank = |u: &'a LiveUser| (!u.active, u.id.as_str());
                 if slot.is_none_or(|j| rank(user) < rank(&live.users[j])) {
                     *slot = Some(i);
                 }
