@@ -68,7 +68,15 @@ pub(super) fn schemas(base: &str) -> Vec<Value> {
             "Group",
             vec![
                 attribute("displayName", "string", true),
-                complex("members", true, false),
+                // Slack lists each member as `{value, display}`.
+                {
+                    let mut members = complex("members", true, false);
+                    members["subAttributes"] = json!([
+                        attribute("value", "string", false),
+                        attribute("display", "string", false),
+                    ]);
+                    members
+                },
             ],
         ),
         schema(
