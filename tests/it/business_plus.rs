@@ -363,3 +363,112 @@ async fn the_controller_signs_a_leaver_out_by_deactivation_and_the_review_export
     assert!(text.contains(leaver), "the review does not name the leaver");
     assert_eq!(enterprise_calls(&org.calls().await), Vec::<String>::new());
 }
+
+/// On Business+ Slack's SCIM groups are the workspace's usergroups: `/Groups` lists them,
+/// a user's `groups` name them, and a SCIM write to a group changes the usergroup the
+/// Web API shows (members, a new group, a deleted one).
+#[tokio::test]
+async fn scim_groups_are_the_workspaces_usergroups() {
+    let seed =
+        slack_emulator::read_world(&common::fixture("examples/northwind/slack.json")).unwrap();
+    let slack = common::start(seed, Default::default()).await;
+    let token = "xoxp-northwind-admin";
+    let (status, groups) = slack.scim_as(token, "GET", "Groups?count=100", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(groups["totalResults"], 8);
+    let sales = groups["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["displayName"] == "Sales")
+        .unwrap()
+        .clone();
+    let id = sales["id"].as_str().unwrap().to_string();
+    let (_, mary) = slack
+        .scim_as(
+            token,
+            "GET",
+            "Users?filter=userName%20eq%20%22mary.keller%22",
+            None,
+        )
+        .await;
+    let mary = &mary["Resources"][0];
+    assert!(
+        mary["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["value"] == id.as_str()),
+        "{mary}"
+    );
+
+    // A member added through SCIM is in the usergroup.
+    let newcomer = "U00000001";
+    let (status, _) = slack
+        .scim_as(
+            token,
+            "PATCH",
+            &format!("Groups/{id}"),
+            Some(serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": newcomer}]}]
+            })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let listed = slack
+        .ok(
+            token,
+            "usergroups.users.list",
+            &[("usergroup", id.as_str())],
+        )
+        .await;
+    assert!(
+        listed["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u == newcomer),
+        "{listed}"
+    );
+
+    // A group SCIM creates is a usergroup; one it deletes is gone.
+    let (status, created) = slack
+        .scim_as(
+            token,
+            "POST",
+            "Groups",
+            Some(serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Night Shift",
+                "members": [{"value": newcomer}]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let handles = |body: &Value| -> Vec<String> {
+        body["usergroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["handle"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let list = slack
+        .ok(token, "usergroups.list", &[("include_disabled", "true")])
+        .await;
+    assert!(
+        handles(&list).contains(&"night-shift".to_string()),
+        "{list}"
+    );
+    let new_id = created["id"].as_str().unwrap();
+    let (status, _) = slack
+        .scim_as(token, "DELETE", &format!("Groups/{new_id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let list = slack
+        .ok(token, "usergroups.list", &[("include_disabled", "true")])
+        .await;
+    assert!(!handles(&list).contains(&"night-shift".to_string()));
+    slack.stop().await;
+}

@@ -24,9 +24,9 @@ pub struct World {
     pub usergroups: Vec<Usergroup>,
     #[serde(default)]
     pub channels: Vec<Channel>,
-    /// SCIM Groups. On Grid these are IdP groups. On Business+ Slack's SCIM groups are the
-    /// workspace's usergroups; this emulator keeps the two apart (slack-gitops reads SCIM
-    /// groups on Grid only, and writes usergroups through `usergroups.*` on both).
+    /// SCIM Groups on Grid: IdP groups. On Business+ Slack's SCIM groups are the
+    /// workspace's usergroups, and the SCIM layer serves `usergroups` as groups instead
+    /// (`scim::handle`); a Business+ seed has none here.
     #[serde(default)]
     pub idp_groups: Vec<IdpGroup>,
     #[serde(default)]

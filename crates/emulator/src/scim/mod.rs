@@ -5,7 +5,7 @@
 //! server. Status codes Slack does not document (404 for unknown ids, 409 for
 //! conflicts) follow RFC 7644.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -80,9 +80,92 @@ pub fn lock_key(method: &str, segments: &[&str]) -> Option<String> {
     }
 }
 
-/// Serves one SCIM request against the world.
+/// Serves one SCIM request against the world. On Business+ (no `enterprise`) Slack's
+/// SCIM groups are the workspace's usergroups: the request runs against them, seen as
+/// groups, and what it changed (names, members, groups created or deleted) is written
+/// back to them.
 pub fn handle(world: &mut World, request: &ScimRequest) -> ScimReply {
     world.run_due_jobs(request.now);
+    if world.enterprise.is_some() {
+        return route(world, request);
+    }
+    // Users' `groups` list them too. Only a request to Groups changes them: after any
+    // other (a deactivation takes people out of usergroups) the view is dropped.
+    let views = usergroups_as_groups(world);
+    let grid_groups = std::mem::replace(&mut world.idp_groups, views);
+    let reply = route(world, request);
+    let seen = std::mem::replace(&mut world.idp_groups, grid_groups);
+    if request.segments.first() == Some(&"Groups") && request.method != "GET" {
+        groups_to_usergroups(world, seen, request.now as u64);
+    }
+    reply
+}
+
+/// A Business+ workspace's usergroups as SCIM groups.
+fn usergroups_as_groups(world: &World) -> Vec<IdpGroup> {
+    world
+        .usergroups
+        .iter()
+        .map(|group| IdpGroup {
+            id: group.id.clone(),
+            name: group.name.clone(),
+            members: group.users.clone(),
+            workspaces: vec![group.workspace.clone()],
+            channels: group.channels.clone(),
+            external_id: String::new(),
+            created: group.created,
+        })
+        .collect()
+}
+
+/// Writes SCIM groups back to the usergroups they are on Business+: a changed name or
+/// member list, a group SCIM created (a usergroup whose handle comes from its name), a
+/// group SCIM deleted.
+fn groups_to_usergroups(world: &mut World, groups: Vec<IdpGroup>, now: u64) {
+    let kept: BTreeSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    world.usergroups.retain(|u| kept.contains(u.id.as_str()));
+    let workspace = world
+        .workspaces
+        .first()
+        .map(|w| w.id.clone())
+        .unwrap_or_default();
+    for group in groups {
+        match world.usergroups.iter_mut().find(|u| u.id == group.id) {
+            Some(usergroup) => {
+                if usergroup.name != group.name || usergroup.users != group.members {
+                    usergroup.name = group.name;
+                    usergroup.users = group.members;
+                    usergroup.updated = now;
+                }
+            }
+            None => {
+                let handle: String = group
+                    .name
+                    .to_lowercase()
+                    .chars()
+                    .map(|c| if c.is_alphanumeric() { c } else { '-' })
+                    .collect();
+                world.usergroups.push(crate::world::Usergroup {
+                    id: group.id,
+                    workspace: workspace.clone(),
+                    handle,
+                    name: group.name,
+                    description: String::new(),
+                    users: group.members,
+                    channels: Vec::new(),
+                    disabled: false,
+                    created: now,
+                    updated: now,
+                    created_by: String::new(),
+                    updated_by: String::new(),
+                });
+            }
+        }
+    }
+}
+
+/// Serves one SCIM request by its method and path.
+fn route(world: &mut World, request: &ScimRequest) -> ScimReply {
     let method = request.method;
     match (method, request.segments.as_slice()) {
         ("GET", ["ServiceProviderConfig" | "ServiceProviderConfigs"]) => {
