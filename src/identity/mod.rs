@@ -85,13 +85,16 @@ impl Source {
                     "it must hold the SCIM server's bearer token",
                 )?,
             )),
-            SourceKind::Okta => Source::Okta(okta::OktaSource::new(
-                url(),
-                secret(
-                    &settings.token_env,
-                    "it must hold an Okta API token (SSWS) or an OAuth access token",
-                )?,
-            )),
+            SourceKind::Okta => Source::Okta(
+                okta::OktaSource::new(
+                    url(),
+                    secret(
+                        &settings.token_env,
+                        "it must hold an Okta API token (SSWS) or an OAuth access token",
+                    )?,
+                )
+                .with_manager(settings.manager.clone().unwrap_or_default()),
+            ),
             SourceKind::Entra => Source::Entra(entra::EntraSource::new(
                 settings.tenant_id.clone().unwrap_or_default(),
                 settings.client_id.clone().unwrap_or_default(),

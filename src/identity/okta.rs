@@ -1,8 +1,14 @@
-//! The `okta` identity source: Okta's management API. Users from `/api/v1/users`, groups
-//! from `/api/v1/groups`, members from `/api/v1/groups/{id}/users`, each paged by the
-//! `Link: <...>; rel="next"` header. Okta reports its rate limit on every answer
-//! (`X-Rate-Limit-Remaining`, `X-Rate-Limit-Reset`); when the window is used up the reader
-//! waits for the reset instead of running into 429s. Okta groups do not nest.
+//! The `okta` identity source: Okta's management API. Users from `/api/v1/users` (which
+//! leaves out `DEPROVISIONED` users unless asked: they are read with
+//! `search=status eq "DEPROVISIONED"`, so a person deactivated in Okta is a leaver, not
+//! someone who vanished), groups from `/api/v1/groups`, members from
+//! `/api/v1/groups/{id}/users`, each at the page size Okta allows (200 users, 10,000
+//! groups, 1,000 members) and paged by the `Link: <...>; rel="next"` header. Okta
+//! reports its rate limit on every answer (`X-Rate-Limit-Remaining`,
+//! `X-Rate-Limit-Reset`); when the window is used up the reader waits for the reset
+//! instead of running into 429s. Okta groups do not nest. A manager is found by the
+//! profile attribute and key `identity.manager` names (`managerId` holding an Okta user
+//! id by default).
 
 use std::collections::BTreeSet;
 
@@ -11,12 +17,14 @@ use serde_json::Value;
 
 use super::http::{get_json, rate_limit_wait, text};
 use super::{IdentityError, IdentitySource};
+use crate::config::types::{ManagerMatch, ManagerSettings};
 use crate::model::directory::{Directory, Group, Person, PersonStatus};
 
 pub struct OktaSource {
     base: String,
     authorization: String,
     http: reqwest::Client,
+    manager: ManagerSettings,
 }
 
 impl OktaSource {
@@ -31,7 +39,73 @@ impl OktaSource {
             base: base.trim_end_matches('/').to_string(),
             authorization,
             http: super::http::client(),
+            manager: ManagerSettings::default(),
         }
+    }
+
+    /// Where managers are found (`identity.manager`).
+    pub fn with_manager(mut self, manager: ManagerSettings) -> OktaSource {
+        self.manager = manager;
+        self
+    }
+
+    /// Every user, deprovisioned ones included (Okta's listing leaves them out unless a
+    /// search asks for them).
+    async fn users(&self) -> Result<Vec<Value>, IdentityError> {
+        let (mut users, deprovisioned) = tokio::try_join!(
+            self.list("/api/v1/users?limit=200"),
+            self.list("/api/v1/users?limit=200&search=status%20eq%20%22DEPROVISIONED%22"),
+        )?;
+        let listed: BTreeSet<String> = users.iter().map(|u| text(u, "/id")).collect();
+        users.extend(
+            deprovisioned
+                .into_iter()
+                .filter(|u| !listed.contains(&text(u, "/id"))),
+        );
+        Ok(users)
+    }
+
+    /// Each user's email by the key managers are named with.
+    fn manager_keys(&self, users: &[Value]) -> std::collections::HashMap<String, String> {
+        let pointer = match self.manager.matches {
+            ManagerMatch::Id => "/id",
+            ManagerMatch::Login => "/profile/login",
+            ManagerMatch::Email => "/profile/email",
+            ManagerMatch::EmployeeNumber => "/profile/employeeNumber",
+        };
+        users
+            .iter()
+            .filter_map(|u| {
+                let key = match u.pointer(pointer)? {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return None,
+                };
+                let key = match self.manager.matches {
+                    ManagerMatch::Login | ManagerMatch::Email => key.to_lowercase(),
+                    _ => key,
+                };
+                Some((key, text(u, "/profile/email").to_lowercase()))
+            })
+            .collect()
+    }
+
+    /// The email of `user`'s manager, when their profile names one that is a user.
+    fn manager_of(
+        &self,
+        user: &Value,
+        keys: &std::collections::HashMap<String, String>,
+    ) -> Option<String> {
+        let value = match user.get("profile")?.get(&self.manager.attribute)? {
+            Value::String(s) if !s.is_empty() => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let value = match self.manager.matches {
+            ManagerMatch::Login | ManagerMatch::Email => value.to_lowercase(),
+            _ => value,
+        };
+        keys.get(&value).cloned()
     }
 
     /// Every item of a listing, following `rel="next"` links.
@@ -102,15 +176,9 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
 
 impl IdentitySource for OktaSource {
     async fn read(&self) -> Result<Directory, IdentityError> {
-        let (users, groups) = tokio::try_join!(
-            self.list("/api/v1/users?limit=200"),
-            self.list("/api/v1/groups?limit=200")
-        )?;
-        let emails: std::collections::BTreeMap<String, String> = users
-            .iter()
-            .map(|u| (text(u, "/id"), text(u, "/profile/email").to_lowercase()))
-            .collect();
-        let email_of = |id: &str| emails.get(id).cloned();
+        let (users, groups) =
+            tokio::try_join!(self.users(), self.list("/api/v1/groups?limit=10000"))?;
+        let keys = self.manager_keys(&users);
         let people: Vec<Person> = users
             .iter()
             .map(|user| Person {
@@ -119,10 +187,7 @@ impl IdentitySource for OktaSource {
                 family_name: text(user, "/profile/lastName"),
                 title: text(user, "/profile/title"),
                 department: text(user, "/profile/department"),
-                manager: user
-                    .pointer("/profile/managerId")
-                    .and_then(Value::as_str)
-                    .and_then(email_of),
+                manager: self.manager_of(user, &keys),
                 status: match text(user, "/status").as_str() {
                     "SUSPENDED" | "DEPROVISIONED" => PersonStatus::Suspended,
                     _ => PersonStatus::Active,
@@ -135,22 +200,18 @@ impl IdentitySource for OktaSource {
             let id = text(group, "/id");
             let name = text(group, "/profile/name");
             let members = self
-                .list(&format!("/api/v1/groups/{id}/users?limit=200"))
+                .list(&format!("/api/v1/groups/{id}/users?limit=1000"))
                 .await?;
             let mut emails = Vec::new();
             for member in members {
                 let email = text(&member, "/profile/email").to_lowercase();
                 if !known.contains(&email) {
-                    // Okta lists deprovisioned members of groups that /users omits.
-                    if text(&member, "/status") != "DEPROVISIONED" {
-                        return Err(IdentityError::Read {
-                            source_name: self.base.clone(),
-                            message: format!(
-                                "group `{name}` lists {email}, who is not among the users; read again"
-                            ),
-                        });
-                    }
-                    continue;
+                    return Err(IdentityError::Read {
+                        source_name: self.base.clone(),
+                        message: format!(
+                            "group `{name}` lists {email}, who is not among the users; read again"
+                        ),
+                    });
                 }
                 emails.push(email);
             }

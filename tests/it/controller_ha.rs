@@ -221,7 +221,11 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_resumed() {
     let org = Org::new(|_| {}).await;
     let remote = org.bare_remote();
     let url = cluster.database("paused");
-    org.slow_writes(20).await;
+    // Each write waits 100 ms for Slack's answer, so the pause lands, all but surely,
+    // while a write is awaiting its answer: not in the instant between the write gate and
+    // the request reaching the wire, which no lease can close (a process paused there
+    // sends its request when it resumes; see docs/high-availability.md).
+    org.slow_writes(100).await;
     let first = replica(&org, &remote, &url, "replica-a").await;
     first.wait("replica-a leading", leads).await;
     let second = replica(&org, &remote, &url, "replica-b").await;
@@ -255,9 +259,13 @@ async fn a_leader_paused_past_its_lease_writes_nothing_once_resumed() {
         .collect();
     let log = std::fs::read_to_string(org.temp.path().join("replica-a.log")).unwrap();
     let other = std::fs::read_to_string(org.temp.path().join("replica-b.log")).unwrap();
+    let named: Vec<String> = late
+        .iter()
+        .map(|c| format!("{} {} {}", c["call"], c["status"], c["at"]))
+        .collect();
     assert!(
         late.is_empty(),
-        "the paused leader wrote after resuming: {late:#?}\n{log}\n--- replica-b\n{other}"
+        "the paused leader wrote after resuming: {named:?}\n{late:#?}\n{log}\n--- replica-b\n{other}"
     );
     assert_eq!(applied_writes(&calls), reference);
     // It says why it stopped.

@@ -330,15 +330,34 @@ fn intercept(
     None
 }
 
+/// Five users and, deprovisioned (deactivated in Okta), a sixth. Each names their
+/// manager twice: by Okta id (`managerId`) and by employee number (`managerNumber`).
 fn okta_users() -> Vec<Value> {
-    (0..5)
+    (0..6)
         .map(|n| {
+            let status = match n {
+                4 => "SUSPENDED",
+                5 => "DEPROVISIONED",
+                _ => "ACTIVE",
+            };
             json!({
                 "id": format!("00u{n}"),
-                "status": if n == 4 { "SUSPENDED" } else { "ACTIVE" },
-                "profile": {"login": format!("o{n}@okta.example"), "email": format!("o{n}@okta.example"), "firstName": "O", "lastName": format!("{n}"), "title": "Staff", "department": "Ops", "managerId": if n > 0 { json!("00u0") } else { json!(null) }},
+                "status": status,
+                "profile": {"login": format!("o{n}@okta.example"), "email": format!("o{n}@okta.example"), "firstName": "O", "lastName": format!("{n}"), "title": "Staff", "department": "Ops", "employeeNumber": format!("E{n}"), "managerId": if n > 0 { json!("00u0") } else { json!(null) }, "managerNumber": if n > 1 { json!("E1") } else { json!(null) }},
             })
         })
+        .collect()
+}
+
+/// `/api/v1/users` as Okta answers it: without a search, every user but the deprovisioned
+/// ones; with `search=status eq "DEPROVISIONED"`, those alone.
+fn okta_user_listing(query: &BTreeMap<String, String>) -> Vec<Value> {
+    let deprovisioned = query
+        .get("search")
+        .is_some_and(|s| s == "status eq \"DEPROVISIONED\"");
+    okta_users()
+        .into_iter()
+        .filter(|u| (u["status"] == "DEPROVISIONED") == deprovisioned)
         .collect()
 }
 
@@ -349,7 +368,8 @@ async fn okta_list(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
     let path = uri.path().to_string();
-    if let Some(response) = intercept(&control, &path, || {
+    let asked = uri.path_and_query().map_or(path.clone(), |p| p.to_string());
+    if let Some(response) = intercept(&control, &asked, || {
         let reset = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -368,12 +388,12 @@ async fn okta_list(
         return response;
     }
     let all: Vec<Value> = match path.as_str() {
-        "/api/v1/users" => okta_users(),
+        "/api/v1/users" => okta_user_listing(&query),
         "/api/v1/groups" => vec![
             json!({"id": "00g1", "profile": {"name": "ops", "description": "Operations"}}),
             json!({"id": "00g2", "profile": {"name": "everyone", "description": ""}}),
         ],
-        "/api/v1/groups/00g1/users" => okta_users()[..3].to_vec(),
+        "/api/v1/groups/00g1/users" => [&okta_users()[..3], &okta_users()[5..]].concat(),
         "/api/v1/groups/00g2/users" => okta_users(),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
@@ -421,8 +441,11 @@ async fn reads_okta_with_link_paging_and_its_rate_limit_headers() {
         .read()
         .await
         .unwrap();
-    assert_eq!(directory.people.len(), 5);
+    // The deprovisioned user is read, as a leaver, and stays in their group.
+    assert_eq!(directory.people.len(), 6);
     assert_eq!(directory.people[4].status, PersonStatus::Suspended);
+    assert_eq!(directory.people[5].email, "o5@okta.example");
+    assert_eq!(directory.people[5].status, PersonStatus::Suspended);
     assert_eq!(
         directory.people[1].manager.as_deref(),
         Some("o0@okta.example")
@@ -430,11 +453,51 @@ async fn reads_okta_with_link_paging_and_its_rate_limit_headers() {
     let ops = directory.groups.iter().find(|g| g.name == "ops").unwrap();
     assert_eq!(
         ops.members,
-        ["o0@okta.example", "o1@okta.example", "o2@okta.example"]
+        [
+            "o0@okta.example",
+            "o1@okta.example",
+            "o2@okta.example",
+            "o5@okta.example"
+        ]
     );
-    let requests = control.lock().unwrap().requests.len();
-    // users: 3 pages, groups: 1, members: 2 + 3 pages, plus the one throttled request.
-    assert_eq!(requests, 3 + 1 + 2 + 3 + 1);
+    let requests = control.lock().unwrap().requests.clone();
+    // Users: 3 pages and 1 of deprovisioned ones; groups: 1; members: 2 + 3 pages; and
+    // the one throttled request. Each listing asks for Okta's largest page.
+    assert_eq!(requests.len(), 3 + 1 + 1 + 2 + 3 + 1, "{requests:?}");
+    for first in [
+        "/api/v1/users?limit=200",
+        "/api/v1/users?limit=200&search=status%20eq%20%22DEPROVISIONED%22",
+        "/api/v1/groups?limit=10000",
+        "/api/v1/groups/00g1/users?limit=1000",
+    ] {
+        assert!(requests.iter().any(|r| r == first), "{first}: {requests:?}");
+    }
+
+    // Managers named by employee number, in another attribute.
+    let by_number = OktaSource::new(base.clone(), "okta-token".into())
+        .with_manager(slack_gitops::config::types::ManagerSettings {
+            attribute: "managerNumber".into(),
+            matches: slack_gitops::config::types::ManagerMatch::EmployeeNumber,
+        })
+        .read()
+        .await
+        .unwrap();
+    let managers: Vec<Option<&str>> = by_number
+        .people
+        .iter()
+        .map(|p| p.manager.as_deref())
+        .collect();
+    assert_eq!(
+        managers,
+        [
+            None,
+            None,
+            Some("o1@okta.example"),
+            Some("o1@okta.example"),
+            Some("o1@okta.example"),
+            Some("o1@okta.example")
+        ]
+    );
 
     control.lock().unwrap().broken = Some("/api/v1/groups/00g2".into());
     let error = OktaSource::new(base, "okta-token".into())

@@ -542,13 +542,14 @@ fn check_identity(config: &Located<super::types::ConfigFile>, out: &mut Vec<Diag
     let identity: &IdentitySettings = &config.value.identity;
     let source = identity.source;
     let (required, optional) = source.settings();
-    let present: [(&str, bool); 6] = [
+    let present: [(&str, bool); 7] = [
         ("path", identity.path.is_some()),
         ("url", identity.url.is_some()),
         ("token_env", identity.token_env.is_some()),
         ("tenant_id", identity.tenant_id.is_some()),
         ("client_id", identity.client_id.is_some()),
         ("client_secret_env", identity.client_secret_env.is_some()),
+        ("manager", identity.manager.is_some()),
     ];
     if let Some(path) = &identity.path
         && !stays_inside(path)

@@ -254,6 +254,50 @@ pub struct IdentitySettings {
     /// `entra`: the environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// `okta`: where a person's manager is found. Without it, `managerId` holds the
+    /// manager's Okta user id.
+    #[serde(default)]
+    pub manager: Option<ManagerSettings>,
+}
+
+/// Where the identity provider keeps a person's manager: a profile attribute, and which
+/// attribute of the manager's own profile its value matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerSettings {
+    /// The profile attribute that names the manager (`managerId` when absent).
+    #[serde(default = "manager_attribute")]
+    #[schemars(length(min = 1))]
+    pub attribute: String,
+    /// What the value is: the manager's user `id`, `login`, `email` or `employee-number`
+    /// (`employeeNumber` in their profile).
+    #[serde(default)]
+    pub matches: ManagerMatch,
+}
+
+fn manager_attribute() -> String {
+    "managerId".to_string()
+}
+
+impl Default for ManagerSettings {
+    fn default() -> Self {
+        ManagerSettings {
+            attribute: manager_attribute(),
+            matches: ManagerMatch::Id,
+        }
+    }
+}
+
+/// What a manager attribute's value identifies the manager by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManagerMatch {
+    /// The manager's user id in the identity provider.
+    #[default]
+    Id,
+    Login,
+    Email,
+    EmployeeNumber,
 }
 
 /// The identity adapters.
@@ -271,7 +315,8 @@ impl IdentitySource {
     pub fn settings(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
             IdentitySource::File => (&["path"], &[]),
-            IdentitySource::Scim | IdentitySource::Okta => (&["url", "token_env"], &[]),
+            IdentitySource::Scim => (&["url", "token_env"], &[]),
+            IdentitySource::Okta => (&["url", "token_env"], &["manager"]),
             IdentitySource::Entra => (&["tenant_id", "client_id", "client_secret_env"], &["url"]),
         }
     }
