@@ -357,18 +357,35 @@ struct LeaverPlan {
 }
 
 /// Reads the identity provider and the one account, and asks the full sync's rule and
-/// verdict about it (`plan::leaver`, `policy::verdict_over`).
+/// verdict about it (`plan::leaver`, `policy::verdict_over`). Where the source can read
+/// one person (`identity::Source::read_person`) and a good run recorded the org's
+/// identity counts, only that person is read, and the guardrails judge against the
+/// recorded counts: the latency does not grow with the org. Otherwise the whole
+/// directory is read.
 async fn decide_leaver(
     connection: &Connection,
     store: &Store,
     org: &str,
     email: &str,
 ) -> Result<LeaverRun, ApplyError> {
-    let directory = connection
-        .source
-        .read()
-        .await
-        .map_err(PipelineError::from)?;
+    let baseline = store.last_good_identity(org)?;
+    let one = match &baseline {
+        Some(_) => connection
+            .source
+            .read_person(email)
+            .await
+            .map_err(PipelineError::from)?,
+        None => None,
+    };
+    let partial = one.is_some();
+    let directory = match one {
+        Some(directory) => directory,
+        None => connection
+            .source
+            .read()
+            .await
+            .map_err(PipelineError::from)?,
+    };
     let resolution = directory.resolve();
     let desired = crate::plan::desired::desired(&connection.repository, &directory, &resolution);
     let user = crate::slack::writer::find_account(&connection.client, email)
@@ -404,8 +421,11 @@ async fn decide_leaver(
         actions: crate::plan::leaver::leaver_actions(removal, Default::default(), by).into(),
         ..Default::default()
     };
-    let identity = crate::policy::IdentityCounts::of(&desired, &directory);
-    let baseline = store.last_good_identity(org)?;
+    // One person read says nothing of the org's size: the recorded counts stand for it.
+    let identity = match (&baseline, partial) {
+        (Some(recorded), true) => *recorded,
+        _ => crate::policy::IdentityCounts::of(&desired, &directory),
+    };
     let refusals = leaver_refusals(&plan, connection, &identity, baseline.as_ref());
     if !refusals.is_empty() {
         return Ok(LeaverRun::Refused(refusals));

@@ -63,6 +63,26 @@ pub async fn get_json(
     call: &str,
     request: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Fetched, IdentityError> {
+    get_json_inner(source, call, request, false)
+        .await
+        .map(|fetched| fetched.expect("a 404 is an error here"))
+}
+
+/// As [`get_json`], with a 404 answered as `None`: for one resource that may not exist.
+pub async fn get_json_if_found(
+    source: &str,
+    call: &str,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Option<Fetched>, IdentityError> {
+    get_json_inner(source, call, request, true).await
+}
+
+async fn get_json_inner(
+    source: &str,
+    call: &str,
+    request: impl Fn() -> reqwest::RequestBuilder,
+    missing_is_none: bool,
+) -> Result<Option<Fetched>, IdentityError> {
     let fail = |message: String| IdentityError::Call {
         source_name: source.to_string(),
         call: call.to_string(),
@@ -79,6 +99,9 @@ pub async fn get_json(
                     tokio::time::sleep(rate_limit_wait(&headers)).await;
                     continue;
                 }
+                if status == 404 && missing_is_none {
+                    return Ok(None);
+                }
                 if status >= 500 {
                     last = format!("HTTP {status}");
                 } else {
@@ -86,7 +109,7 @@ pub async fn get_json(
                         Ok(text) if (200..300).contains(&status) => {
                             let body = serde_json::from_str(&text)
                                 .map_err(|_| fail("the answer is not JSON".into()))?;
-                            return Ok(Fetched { body, headers });
+                            return Ok(Some(Fetched { body, headers }));
                         }
                         Ok(text) => {
                             let hint = match status {

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::http::{get_json, rate_limit_wait, text};
+use super::http::{get_json, get_json_if_found, rate_limit_wait, text};
 use super::{IdentityError, IdentitySource};
 use crate::config::types::{ManagerMatch, ManagerSettings};
 use crate::model::directory::{Directory, Group, Person, PersonStatus};
@@ -63,6 +63,52 @@ impl OktaSource {
                 .filter(|u| !listed.contains(&text(u, "/id"))),
         );
         Ok(users)
+    }
+
+    /// One person's view, for an identity event: the user by login (`GET
+    /// /api/v1/users/{login}`) and their groups (`GET /api/v1/users/{id}/groups`; Okta
+    /// groups do not nest, so these are all of them). A directory holding that person
+    /// (none when Okta does not know the login) and each of their groups with them
+    /// alone: two calls (plus pages of groups), whatever the size of the org.
+    pub async fn read_person(&self, email: &str) -> Result<Directory, IdentityError> {
+        let login = serde_urlencoded::to_string([("", email)])
+            .map(|s| s.trim_start_matches('=').to_string())
+            .unwrap_or_default();
+        let path = format!("/api/v1/users/{login}");
+        let call = format!("GET {path}");
+        let url = format!("{}{path}", self.base);
+        let found = get_json_if_found(&self.base, &call, || {
+            self.http
+                .get(&url)
+                .header("authorization", &self.authorization)
+                .header("accept", "application/json")
+        })
+        .await?;
+        let mut directory = Directory {
+            source: self.base.clone(),
+            people: Vec::new(),
+            groups: Vec::new(),
+        };
+        let Some(found) = found else {
+            return Ok(directory);
+        };
+        let user = found.body;
+        let id = text(&user, "/id");
+        let groups = self
+            .list(&format!("/api/v1/users/{id}/groups?limit=200"))
+            .await?;
+        let email = text(&user, "/profile/email").to_lowercase();
+        directory.people.push(person(&user, None));
+        directory.groups = groups
+            .iter()
+            .map(|group| Group {
+                name: text(group, "/profile/name"),
+                description: text(group, "/profile/description"),
+                members: vec![email.clone()],
+                groups: Vec::new(),
+            })
+            .collect();
+        Ok(directory.normalise())
     }
 
     /// Each user's email by the key managers are named with.
@@ -181,18 +227,7 @@ impl IdentitySource for OktaSource {
         let keys = self.manager_keys(&users);
         let people: Vec<Person> = users
             .iter()
-            .map(|user| Person {
-                email: text(user, "/profile/email"),
-                given_name: text(user, "/profile/firstName"),
-                family_name: text(user, "/profile/lastName"),
-                title: text(user, "/profile/title"),
-                department: text(user, "/profile/department"),
-                manager: self.manager_of(user, &keys),
-                status: match text(user, "/status").as_str() {
-                    "SUSPENDED" | "DEPROVISIONED" => PersonStatus::Suspended,
-                    _ => PersonStatus::Active,
-                },
-            })
+            .map(|user| person(user, self.manager_of(user, &keys)))
             .collect();
         let known: BTreeSet<String> = people.iter().map(|p| p.email.to_lowercase()).collect();
         let mut directory_groups = Vec::new();
@@ -234,5 +269,21 @@ impl IdentitySource for OktaSource {
             groups: directory_groups,
         }
         .normalise())
+    }
+}
+
+/// An Okta user as a person: suspended or deprovisioned users are suspended.
+fn person(user: &Value, manager: Option<String>) -> Person {
+    Person {
+        email: text(user, "/profile/email"),
+        given_name: text(user, "/profile/firstName"),
+        family_name: text(user, "/profile/lastName"),
+        title: text(user, "/profile/title"),
+        department: text(user, "/profile/department"),
+        manager,
+        status: match text(user, "/status").as_str() {
+            "SUSPENDED" | "DEPROVISIONED" => PersonStatus::Suspended,
+            _ => PersonStatus::Active,
+        },
     }
 }

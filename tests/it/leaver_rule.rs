@@ -101,6 +101,7 @@ fn connect(org: &Org) -> pipeline::Connection {
     let environment = |name: &str| match name {
         "SLACK_ADMIN_TOKEN" => Some(org.admin.clone()),
         "SLACK_BOT_TOKEN" => Some(org.bot.clone()),
+        "OKTA_TOKEN" => Some("okta-token".to_string()),
         _ => None,
     };
     pipeline::connect(&org.repo, &options, &environment).unwrap()
@@ -195,5 +196,111 @@ async fn the_fast_path_and_the_full_sync_deactivate_and_refuse_the_same_people()
         }
         assert_eq!(fates[0], case.expected, "{}: the full sync", case.what);
         assert_eq!(fates[1], case.expected, "{}: the fast path", case.what);
+    }
+}
+
+/// Acme's directory served by Okta, and the org's config pointed at it.
+async fn through_okta(org: &Org) -> common::okta::Okta {
+    let source =
+        slack_gitops::identity::file::FileSource::new(org.repo.join("identity/directory.yaml"));
+    use slack_gitops::identity::IdentitySource;
+    let directory = source.read().await.unwrap();
+    let (base, okta) = common::okta::serve(directory).await;
+    common::edit(
+        &org.repo.join("slack-gitops.yaml"),
+        "  source: file\n  path: identity/directory.yaml\n",
+        &format!("  source: okta\n  url: {base}\n  token_env: OKTA_TOKEN\n"),
+    );
+    okta
+}
+
+/// With Okta as the identity provider, the fast path reads the one person the event
+/// names (the user and their groups: two calls, where the full read makes one per group)
+/// and judges with the identity counts the last good run recorded, and still
+/// deactivates, or refuses, whom the full sync does: a leaver deactivated in Okta, a
+/// leaver suspended there, a person who stays, a protected leaver, one unknown to Okta.
+#[tokio::test(flavor = "multi_thread")]
+async fn through_okta_the_fast_path_reads_one_person_and_agrees_with_the_full_sync() {
+    let cases: [(&str, &str, Option<&str>, Fate); 5] = [
+        (
+            "deactivated in Okta",
+            "ada.liskov@acme.example",
+            Some("deprovisioned"),
+            Fate::Deactivated,
+        ),
+        (
+            "suspended in Okta",
+            "ada.liskov@acme.example",
+            Some("suspended"),
+            Fate::Deactivated,
+        ),
+        (
+            "someone who stays",
+            "ada.clarke@acme.example",
+            None,
+            Fate::Untouched,
+        ),
+        (
+            "a protected leaver",
+            "breakglass@acme.example",
+            Some("deprovisioned"),
+            Fate::Refused,
+        ),
+        (
+            "unknown to Okta",
+            "old.contractor@contractors.acme.example",
+            None,
+            Fate::Deactivated,
+        ),
+    ];
+    for (what, email, change, expected) in cases {
+        let mut fates = Vec::new();
+        for fast in [false, true] {
+            let org = Org::new(|_| {}).await;
+            let okta = through_okta(&org).await;
+            // The last good run's counts, as a full sync records them.
+            let connection = connect(&org);
+            let planned = pipeline::plan_org(&connection, &Baseline::default())
+                .await
+                .unwrap();
+            let store = Store::open(&org.state).unwrap();
+            store
+                .set_last_good_identity(&connection.org(), &planned.identity, 0, 0)
+                .unwrap();
+            {
+                let mut state = okta.lock().unwrap();
+                match change {
+                    Some("deprovisioned") => state.deprovisioned.push(email.to_string()),
+                    Some(_) => {
+                        let person = state
+                            .directory
+                            .people
+                            .iter_mut()
+                            .find(|p| p.email == email)
+                            .unwrap();
+                        person.status = slack_gitops::model::directory::PersonStatus::Suspended;
+                    }
+                    None => {}
+                }
+                state.requests.clear();
+            }
+            let fate = if fast {
+                fast_path(&org, email).await
+            } else {
+                full_sync(&org, email).await
+            };
+            let requests = okta.lock().unwrap().requests.clone();
+            if fast {
+                assert!(
+                    requests.len() <= 2,
+                    "{what}: the fast path read {requests:?}"
+                );
+            } else {
+                assert!(requests.len() > 20, "{what}: {requests:?}");
+            }
+            fates.push(fate);
+        }
+        assert_eq!(fates[0], expected, "{what}: the full sync");
+        assert_eq!(fates[1], expected, "{what}: the fast path");
     }
 }

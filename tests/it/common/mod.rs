@@ -5,6 +5,7 @@
 
 pub mod controller;
 pub mod git_servers;
+pub mod okta;
 pub mod org;
 pub mod postgres;
 
