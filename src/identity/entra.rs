@@ -150,6 +150,57 @@ impl IdentitySource for EntraSource {
 }
 
 impl EntraSource {
+    /// One person's view, for an identity event: the user by mail or user principal name
+    /// (`/v1.0/users?$filter=...`) and every group they are in, nested ones resolved by
+    /// Graph (`/v1.0/users/{id}/transitiveMemberOf`). A directory of that person (none
+    /// when Entra does not know them) and each of their groups with them alone: three
+    /// calls (the token included), whatever the size of the tenant.
+    pub async fn read_person(&self, email: &str) -> Result<Directory, IdentityError> {
+        let token = self.access_token().await?;
+        let quoted = email.replace('\'', "''");
+        let filter = format!("mail eq '{quoted}' or userPrincipalName eq '{quoted}'");
+        let filter = serde_urlencoded::to_string([("$filter", filter.as_str())])
+            .unwrap_or_default()
+            .replace('+', "%20");
+        let users = self
+            .list(
+                &token,
+                &format!("/v1.0/users?{filter}&$select=id,mail,userPrincipalName,givenName,surname,jobTitle,department,accountEnabled"),
+            )
+            .await?;
+        let mut directory = Directory {
+            source: self.name(),
+            people: Vec::new(),
+            groups: Vec::new(),
+        };
+        let Some(user) = users.first() else {
+            return Ok(directory);
+        };
+        let id = text(user, "id");
+        let mail = Some(text(user, "mail"))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| text(user, "userPrincipalName"))
+            .to_lowercase();
+        let groups = self
+            .list(
+                &token,
+                &format!("/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group?$select=displayName,description"),
+            )
+            .await?;
+        let email_of = BTreeMap::from([(id, mail.clone())]);
+        directory.people.push(person(user, &email_of));
+        directory.groups = groups
+            .iter()
+            .map(|group| Group {
+                name: text(group, "displayName"),
+                description: text(group, "description"),
+                members: vec![mail.clone()],
+                groups: Vec::new(),
+            })
+            .collect();
+        Ok(directory.normalise())
+    }
+
     fn inconsistent(&self, message: String) -> IdentityError {
         IdentityError::Read {
             source_name: self.name(),

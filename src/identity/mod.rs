@@ -108,14 +108,16 @@ impl Source {
     }
 
     /// One person's view, where the source can read it without the rest of the org
-    /// (Okta: the user and their groups): a directory of that person (none when the
-    /// source does not know them) and every group they are in, each listing them alone.
-    /// `None` for a source read whole (a file is local; SCIM and Graph groups nest, and
-    /// their parents are not named from the member's side here).
+    /// (Okta: the user and their groups; Entra: the user and `transitiveMemberOf`): a
+    /// directory of that person (none when the source does not know them) and every
+    /// group they are in, nested ones included, each listing them alone. `None` for a
+    /// source read whole (a file is local; a SCIM server's groups nest, and their parents
+    /// are not named from the member's side).
     pub async fn read_person(&self, email: &str) -> Result<Option<Directory>, IdentityError> {
         match self {
             Source::Okta(source) => source.read_person(email).await.map(Some),
-            Source::File(_) | Source::Scim(_) | Source::Entra(_) => Ok(None),
+            Source::Entra(source) => source.read_person(email).await.map(Some),
+            Source::File(_) | Source::Scim(_) => Ok(None),
         }
     }
 

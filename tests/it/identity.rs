@@ -536,7 +536,29 @@ async fn graph_list(
         return response;
     }
     let all: Vec<Value> = match path.as_str() {
+        // `$filter=mail eq '...' or userPrincipalName eq '...'`: the one user it names.
+        "/v1.0/users" if query.contains_key("$filter") => {
+            let filter = &query["$filter"];
+            let wanted = filter.split('\'').nth(1).unwrap_or_default().to_lowercase();
+            graph_users()
+                .into_iter()
+                .filter(|u| {
+                    u["mail"].as_str().unwrap().to_lowercase() == wanted
+                        || u["userPrincipalName"] == wanted.as_str()
+                })
+                .collect()
+        }
         "/v1.0/users" => graph_users(),
+        // Nested groups resolved: u1 is in developers, so in all-staff too.
+        "/v1.0/users/u1/transitiveMemberOf/microsoft.graph.group" => vec![
+            json!({"id": "g-dev", "displayName": "developers"}),
+            json!({"id": "g-all", "displayName": "all-staff"}),
+        ],
+        "/v1.0/users/u0/transitiveMemberOf/microsoft.graph.group"
+        | "/v1.0/users/u3/transitiveMemberOf/microsoft.graph.group" => {
+            vec![json!({"id": "g-all", "displayName": "all-staff"})]
+        }
+        "/v1.0/users/u2/transitiveMemberOf/microsoft.graph.group" => Vec::new(),
         "/v1.0/groups" => vec![
             json!({"id": "g-all", "displayName": "all-staff"}),
             json!({"id": "g-dev", "displayName": "developers"}),
@@ -592,6 +614,10 @@ async fn reads_entra_through_graph_with_next_links_and_throttling() {
             .route("/v1.0/users", get(graph_list))
             .route("/v1.0/groups", get(graph_list))
             .route("/v1.0/groups/{id}/members", get(graph_list))
+            .route(
+                "/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group",
+                get(graph_list),
+            )
             .with_state((control.clone(), base))
     })
     .await;
@@ -618,6 +644,19 @@ async fn reads_entra_through_graph_with_next_links_and_throttling() {
     assert_eq!(all.members, ["g0@graph.example", "g3@graph.example"]);
     assert_eq!(all.groups, ["developers"]);
     assert_eq!(directory.resolve().member_emails("all-staff").len(), 3);
+
+    // One person, for an identity event: found by mail, with every group Graph resolves
+    // for them (nested ones included), in two Graph calls after the token.
+    control.lock().unwrap().requests.clear();
+    let one = source.read_person("G1@graph.example").await.unwrap();
+    assert_eq!(one.people.len(), 1);
+    assert_eq!(one.people[0].email, "g1@graph.example");
+    let names: Vec<&str> = one.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["all-staff", "developers"]);
+    assert!(one.groups.iter().all(|g| g.members == ["g1@graph.example"]));
+    assert_eq!(control.lock().unwrap().requests.len(), 2);
+    let unknown = source.read_person("nobody@graph.example").await.unwrap();
+    assert!(unknown.people.is_empty() && unknown.groups.is_empty());
 
     let wrong = EntraSource::new("tenant-1".into(), "app-1".into(), "nope".into(), Some(base));
     let error = wrong.read().await.unwrap_err().to_string();
