@@ -168,13 +168,11 @@ impl EntraSource {
                 &format!("/v1.0/users?{filter}&$select=id,mail,userPrincipalName,givenName,surname,jobTitle,department,accountEnabled"),
             )
             .await?;
-        let mut directory = Directory {
-            source: self.name(),
-            people: Vec::new(),
-            groups: Vec::new(),
-        };
         let Some(user) = users.first() else {
-            return Ok(directory);
+            return Ok(Directory {
+                source: self.name(),
+                ..Directory::default()
+            });
         };
         let id = text(user, "id");
         let mail = Some(text(user, "mail"))
@@ -187,18 +185,16 @@ impl EntraSource {
                 &format!("/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group?$select=displayName,description"),
             )
             .await?;
-        let email_of = BTreeMap::from([(id, mail.clone())]);
-        directory.people.push(person(user, &email_of));
-        directory.groups = groups
+        let groups = groups
             .iter()
-            .map(|group| Group {
-                name: text(group, "displayName"),
-                description: text(group, "description"),
-                members: vec![mail.clone()],
-                groups: Vec::new(),
-            })
+            .map(|g| (text(g, "displayName"), text(g, "description")))
             .collect();
-        Ok(directory.normalise())
+        let email_of = BTreeMap::from([(id, mail)]);
+        Ok(super::one_person(
+            self.name(),
+            person(user, &email_of),
+            groups,
+        ))
     }
 
     fn inconsistent(&self, message: String) -> IdentityError {

@@ -47,6 +47,30 @@ pub trait IdentitySource {
     fn read(&self) -> impl std::future::Future<Output = Result<Directory, IdentityError>> + Send;
 }
 
+/// One person's view as a directory: that person, and each group they are in (name,
+/// description) listing them alone.
+pub(crate) fn one_person(
+    source: String,
+    person: crate::model::directory::Person,
+    groups: Vec<(String, String)>,
+) -> Directory {
+    let email = person.email.to_lowercase();
+    Directory {
+        source,
+        people: vec![person],
+        groups: groups
+            .into_iter()
+            .map(|(name, description)| crate::model::directory::Group {
+                name,
+                description,
+                members: vec![email.clone()],
+                groups: Vec::new(),
+            })
+            .collect(),
+    }
+    .normalise()
+}
+
 /// The configured adapter.
 pub enum Source {
     File(file::FileSource),

@@ -84,31 +84,26 @@ impl OktaSource {
                 .header("accept", "application/json")
         })
         .await?;
-        let mut directory = Directory {
-            source: self.base.clone(),
-            people: Vec::new(),
-            groups: Vec::new(),
-        };
         let Some(found) = found else {
-            return Ok(directory);
+            return Ok(Directory {
+                source: self.base.clone(),
+                ..Directory::default()
+            });
         };
         let user = found.body;
         let id = text(&user, "/id");
         let groups = self
             .list(&format!("/api/v1/users/{id}/groups?limit=200"))
             .await?;
-        let email = text(&user, "/profile/email").to_lowercase();
-        directory.people.push(person(&user, None));
-        directory.groups = groups
+        let groups = groups
             .iter()
-            .map(|group| Group {
-                name: text(group, "/profile/name"),
-                description: text(group, "/profile/description"),
-                members: vec![email.clone()],
-                groups: Vec::new(),
-            })
+            .map(|g| (text(g, "/profile/name"), text(g, "/profile/description")))
             .collect();
-        Ok(directory.normalise())
+        Ok(super::one_person(
+            self.base.clone(),
+            person(&user, None),
+            groups,
+        ))
     }
 
     /// Each user's email by the key managers are named with.

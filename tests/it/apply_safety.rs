@@ -79,19 +79,7 @@ async fn the_april_2024_regression_costs_one_person_and_the_undo_restores_them()
 
     // The printed command, run as printed, brings her back whole.
     org.clear_faults().await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
-        .args(undo.split(' ').skip(1))
-        .current_dir("/")
-        .env("SLACK_ADMIN_TOKEN", &org.admin)
-        .env("SLACK_BOT_TOKEN", &org.bot)
-        .output()
-        .await
-        .unwrap();
-    let (code, out, err) = (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    );
+    let (code, out, err) = org.run_printed(&undo).await;
     assert_eq!(code, 0, "{out}{err}");
     let restored = org.world().await;
     let ada = |world: &slack_emulator::world::World| {

@@ -263,17 +263,8 @@ async fn the_april_2024_regression_is_undone_with_the_role_as_a_manual_step() {
     assert!(!user(&org.world().await, MOVER).active);
 
     org.clear_faults().await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
-        .args(undo.split(' ').skip(1))
-        .current_dir("/")
-        .env("SLACK_ADMIN_TOKEN", &org.admin)
-        .env("SLACK_BOT_TOKEN", &org.bot)
-        .output()
-        .await
-        .unwrap();
-    let out = String::from_utf8(output.stdout).unwrap();
-    let err = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    let (code, out, err) = org.run_printed(&undo).await;
+    assert_eq!(code, 0, "{out}{err}");
     // Back, in what they were in; the role is the admin's to give back, as printed.
     let restored = org.world().await;
     assert!(user(&restored, MOVER).active);

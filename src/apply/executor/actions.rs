@@ -678,12 +678,9 @@ impl Executor<'_> {
     /// Signing out cannot be read back (no API lists a person's sessions on every
     /// plan); a reset is harmless to repeat, so an unclear one is sent once more.
     async fn reset_sessions(&self, person: &Person) -> Ran {
-        if let Some(why) = self.ids().failed_people.get(&person.email) {
-            return Ran::new(Outcome::Skipped(format!("{}: {why}", person.email)));
-        }
-        let id = match self.ids().user(person) {
+        let id = match self.leaver_id(person) {
             Ok(id) => id,
-            Err(outcome) => return Ran::new(outcome),
+            Err(ran) => return ran,
         };
         let client = self.context.client;
         let write = || async {
@@ -697,16 +694,25 @@ impl Executor<'_> {
 }
 
 impl Executor<'_> {
+    /// The Slack id of a leaver to sign out: skipped when an earlier action failed them
+    /// (their deactivation), unknown when no account was found.
+    fn leaver_id(&self, person: &Person) -> Result<String, Ran> {
+        if let Some(why) = self.ids().failed_people.get(&person.email) {
+            return Err(Ran::new(Outcome::Skipped(format!(
+                "{}: {why}",
+                person.email
+            ))));
+        }
+        self.ids().user(person).map_err(Ran::new)
+    }
+
     /// Business+ has no session API: Slack signs a deactivated account out of every
     /// device, so the sign-out is the deactivation, confirmed by reading the account back
     /// (SCIM `GET /Users/{id}`). No write is sent.
     async fn signed_out_by_deactivation(&self, person: &Person) -> Ran {
-        if let Some(why) = self.ids().failed_people.get(&person.email) {
-            return Ran::new(Outcome::Skipped(format!("{}: {why}", person.email)));
-        }
-        let id = match self.ids().user(person) {
+        let id = match self.leaver_id(person) {
             Ok(id) => id,
-            Err(outcome) => return Ran::new(outcome),
+            Err(ran) => return ran,
         };
         let mut ran = Ran::new(match writer::read_user(self.context.client, &id).await {
             Ok(user) if !user.active => Outcome::Done,

@@ -155,6 +155,24 @@ impl Org {
         command.spawn().unwrap()
     }
 
+    /// Runs a printed undo (`slack-gitops restore ...`) verbatim from `/`, with this org's
+    /// tokens. Returns (exit code, stdout, stderr).
+    pub async fn run_printed(&self, command: &str) -> (i32, String, String) {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+            .args(command.split(' ').skip(1))
+            .current_dir("/")
+            .env("SLACK_ADMIN_TOKEN", &self.admin)
+            .env("SLACK_BOT_TOKEN", &self.bot)
+            .output()
+            .await
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+
     pub fn repo_arg(&self) -> &str {
         self.repo.to_str().unwrap()
     }
