@@ -285,20 +285,7 @@ async fn the_controller_signs_a_leaver_out_by_deactivation_and_the_review_export
     let org = Org::example("northwind", |_| {}).await;
     let export = crate::controller::hr_export(&org);
     let remote = org.bare_remote();
-    let controller = Controller::start_with(
-        &org,
-        &remote,
-        &[
-            ("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET", "idp-secret"),
-            ("SLACK_GITOPS_IDENTITY_EXPORT", export.to_str().unwrap()),
-        ],
-    )
-    .await;
-    controller
-        .wait("converging at start", |s| {
-            s["last_syncs"][0]["outcome"] == "converged"
-        })
-        .await;
+    let controller = Controller::converged_with_identity(&org, &remote, &export).await;
 
     let leaver = "sally.floyd@northwind.example";
     let text = std::fs::read_to_string(&export).unwrap();

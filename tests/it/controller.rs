@@ -420,20 +420,7 @@ async fn a_signed_identity_event_deactivates_a_leaver_within_seconds() {
     let org = Org::new(|_| {}).await;
     let export = hr_export(&org);
     let remote = org.bare_remote();
-    let controller = Controller::start_with(
-        &org,
-        &remote,
-        &[
-            ("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET", "idp-secret"),
-            ("SLACK_GITOPS_IDENTITY_EXPORT", export.to_str().unwrap()),
-        ],
-    )
-    .await;
-    controller
-        .wait("converging at start", |s| {
-            s["last_syncs"][0]["outcome"] == "converged"
-        })
-        .await;
+    let controller = Controller::converged_with_identity(&org, &remote, &export).await;
 
     // An unsigned or wrongly signed event is 401 and changes nothing.
     let leaver = "ada.liskov@acme.example";

@@ -40,6 +40,30 @@ impl Controller {
         .await
     }
 
+    /// Taking identity events (secret `idp-secret`) and reading the HR export at
+    /// `export`, once its first sync converged.
+    pub async fn converged_with_identity(
+        org: &Org,
+        remote: &std::path::Path,
+        export: &std::path::Path,
+    ) -> Controller {
+        let controller = Controller::start_with(
+            org,
+            remote,
+            &[
+                ("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET", "idp-secret"),
+                ("SLACK_GITOPS_IDENTITY_EXPORT", export.to_str().unwrap()),
+            ],
+        )
+        .await;
+        controller
+            .wait("converging at start", |s| {
+                s["last_syncs"][0]["outcome"] == "converged"
+            })
+            .await;
+        controller
+    }
+
     /// Logging JSON lines (`--log-format json`) at info level to `log`.
     pub async fn start_logged(
         org: &Org,
