@@ -141,7 +141,8 @@ pub fn connect(
         .and_then(environment)
         .or_else(|| options.fallback.bot.clone())
         .map(Token::new);
-    let source = crate::identity::Source::from_settings(&settings.identity, dir, &environment)?;
+    let source = crate::identity::Source::from_settings(&settings.identity, dir, &environment)?
+        .reading_members_of(repository.referenced_groups());
     let client = SlackClient::new(
         admin,
         bot,

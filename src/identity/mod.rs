@@ -131,6 +131,15 @@ impl Source {
         })
     }
 
+    /// Reads the members of `groups` only, where listing members costs a call per group
+    /// (Okta); every group is still listed by name. Other sources read what they read.
+    pub fn reading_members_of(self, groups: std::collections::BTreeSet<String>) -> Source {
+        match self {
+            Source::Okta(source) => Source::Okta(source.reading_members_of(groups)),
+            other => other,
+        }
+    }
+
     /// One person's view, where the source can read it without the rest of the org
     /// (Okta: the user and their groups; Entra: the user and `transitiveMemberOf`): a
     /// directory of that person (none when the source does not know them) and every

@@ -25,6 +25,8 @@ pub struct OktaSource {
     authorization: String,
     http: reqwest::Client,
     manager: ManagerSettings,
+    /// The groups whose members are read (`None`: all of them).
+    members_of: Option<BTreeSet<String>>,
 }
 
 impl OktaSource {
@@ -40,7 +42,16 @@ impl OktaSource {
             authorization,
             http: super::http::client(),
             manager: ManagerSettings::default(),
+            members_of: None,
         }
+    }
+
+    /// Reads the members of these groups only (the ones the config names): every other
+    /// group, Okta's built-in `Everyone` among them, is listed by name with no members,
+    /// saving a listing per group.
+    pub fn reading_members_of(mut self, groups: BTreeSet<String>) -> OktaSource {
+        self.members_of = Some(groups);
+        self
     }
 
     /// Where managers are found (`identity.manager`).
@@ -226,9 +237,25 @@ impl IdentitySource for OktaSource {
             .collect();
         let known: BTreeSet<String> = people.iter().map(|p| p.email.to_lowercase()).collect();
         let mut directory_groups = Vec::new();
+        let mut skipped = 0;
         for group in &groups {
             let id = text(group, "/id");
             let name = text(group, "/profile/name");
+            if self
+                .members_of
+                .as_ref()
+                .is_some_and(|wanted| !wanted.contains(&name))
+            {
+                // No mapping, scope or policy names it: listed, its members not read.
+                skipped += 1;
+                directory_groups.push(Group {
+                    name,
+                    description: text(group, "/profile/description"),
+                    members: Vec::new(),
+                    groups: Vec::new(),
+                });
+                continue;
+            }
             let members = self
                 .list(&format!("/api/v1/groups/{id}/users?limit=1000"))
                 .await?;
@@ -252,6 +279,12 @@ impl IdentitySource for OktaSource {
                 groups: Vec::new(),
             });
         }
+        tracing::info!(
+            groups = groups.len(),
+            members_read = groups.len() - skipped,
+            skipped,
+            "read Okta: members of the groups the config names"
+        );
         if people.is_empty() {
             return Err(IdentityError::Read {
                 source_name: self.base.clone(),

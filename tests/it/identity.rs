@@ -499,6 +499,37 @@ async fn reads_okta_with_link_paging_and_its_rate_limit_headers() {
         ]
     );
 
+    // Only the groups the config names have their members read; the rest are listed.
+    control.lock().unwrap().requests.clear();
+    let only_ops = OktaSource::new(base.clone(), "okta-token".into())
+        .reading_members_of(["ops".to_string()].into())
+        .read()
+        .await
+        .unwrap();
+    let everyone = only_ops
+        .groups
+        .iter()
+        .find(|g| g.name == "everyone")
+        .unwrap();
+    assert!(everyone.members.is_empty());
+    assert_eq!(
+        only_ops
+            .groups
+            .iter()
+            .find(|g| g.name == "ops")
+            .unwrap()
+            .members
+            .len(),
+        4
+    );
+    let requests = control.lock().unwrap().requests.clone();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.starts_with("/api/v1/groups/00g2/users")),
+        "{requests:?}"
+    );
+
     control.lock().unwrap().broken = Some("/api/v1/groups/00g2".into());
     let error = OktaSource::new(base, "okta-token".into())
         .read()

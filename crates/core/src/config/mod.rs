@@ -100,6 +100,30 @@ impl Repository {
         managed
     }
 
+    /// Every IdP group the config names: `users.scope`, the mappings' `groups` and
+    /// `exclude`, and the policies' protected groups. What an identity source needs the
+    /// members of; no other group changes a plan.
+    pub fn referenced_groups(&self) -> std::collections::BTreeSet<String> {
+        let mut names: std::collections::BTreeSet<String> =
+            self.config.value.users.scope.iter().cloned().collect();
+        for file in &self.mappings {
+            let specs = file.value.usergroups.iter().map(|u| &u.members).chain(
+                file.value
+                    .channels
+                    .iter()
+                    .filter_map(|c| c.members.as_ref()),
+            );
+            for spec in specs {
+                names.extend(spec.groups.iter().cloned());
+                names.extend(spec.exclude.iter().cloned());
+            }
+        }
+        for policy in &self.policies {
+            names.extend(policy.value.protected.groups.iter().cloned());
+        }
+        names
+    }
+
     /// The IdP groups it names that `known` (the identity snapshot's group names) lacks,
     /// as errors at their lines: what [`load`] reports when given the known groups, for a
     /// repository already loaded without them.
