@@ -18,6 +18,8 @@ pub struct EntraSource {
     login_base: String,
     graph_base: String,
     http: reqwest::Client,
+    /// The groups whose members are read, with their nested groups (`None`: all).
+    members_of: Option<std::collections::BTreeSet<String>>,
 }
 
 impl EntraSource {
@@ -39,6 +41,7 @@ impl EntraSource {
                 .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
             graph_base: base.unwrap_or_else(|| "https://graph.microsoft.com".into()),
             http: super::http::client(),
+            members_of: None,
         }
     }
 
@@ -135,11 +138,8 @@ impl IdentitySource for EntraSource {
             .iter()
             .map(|g| (text(g, "id"), text(g, "displayName")))
             .collect();
-        let mut directory_groups = Vec::new();
-        for group in &groups {
-            let names = (&group_names, &email_of);
-            directory_groups.push(self.group(&token, group, names).await?);
-        }
+        let names = (&group_names, &email_of);
+        let directory_groups = self.read_groups(&token, &groups, names).await?;
         Ok(Directory {
             source: self.name(),
             people,
@@ -195,6 +195,61 @@ impl EntraSource {
             person(user, &email_of),
             groups,
         ))
+    }
+
+    /// Reads the groups' members: every group's, or (with `reading_members_of`) those of
+    /// the groups the config names and of the groups nested in them, however deep. Any
+    /// other group is listed by name with no members.
+    async fn read_groups(
+        &self,
+        token: &str,
+        groups: &[Value],
+        names: (&BTreeMap<String, String>, &BTreeMap<String, String>),
+    ) -> Result<Vec<Group>, IdentityError> {
+        let Some(wanted) = &self.members_of else {
+            let mut read = Vec::new();
+            for group in groups {
+                read.push(self.group(token, group, names).await?);
+            }
+            return Ok(read);
+        };
+        let mut queue: Vec<String> = wanted.iter().cloned().collect();
+        let mut read: BTreeMap<String, Group> = BTreeMap::new();
+        while let Some(name) = queue.pop() {
+            if read.contains_key(&name) {
+                continue;
+            }
+            let Some(group) = groups.iter().find(|g| text(g, "displayName") == name) else {
+                continue;
+            };
+            let group = self.group(token, group, names).await?;
+            queue.extend(group.groups.iter().cloned());
+            read.insert(name, group);
+        }
+        tracing::info!(
+            groups = groups.len(),
+            members_read = read.len(),
+            skipped = groups.len() - read.len(),
+            "read Entra: members of the groups the config names and their nested groups"
+        );
+        Ok(groups
+            .iter()
+            .map(|group| {
+                let name = text(group, "displayName");
+                read.remove(&name).unwrap_or_else(|| Group {
+                    name,
+                    description: text(group, "description"),
+                    members: Vec::new(),
+                    groups: Vec::new(),
+                })
+            })
+            .collect())
+    }
+
+    /// Reads the members of these groups and the groups nested in them only.
+    pub fn reading_members_of(mut self, groups: std::collections::BTreeSet<String>) -> Self {
+        self.members_of = Some(groups);
+        self
     }
 
     fn inconsistent(&self, message: String) -> IdentityError {

@@ -131,11 +131,13 @@ impl Source {
         })
     }
 
-    /// Reads the members of `groups` only, where listing members costs a call per group
-    /// (Okta); every group is still listed by name. Other sources read what they read.
+    /// Reads the members of `groups` only (and, in Entra, of the groups nested in them),
+    /// where listing members costs a call per group; every group is still listed by
+    /// name. A file or a SCIM server is read whole.
     pub fn reading_members_of(self, groups: std::collections::BTreeSet<String>) -> Source {
         match self {
             Source::Okta(source) => Source::Okta(source.reading_members_of(groups)),
+            Source::Entra(source) => Source::Entra(source.reading_members_of(groups)),
             other => other,
         }
     }

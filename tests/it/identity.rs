@@ -676,6 +676,43 @@ async fn reads_entra_through_graph_with_next_links_and_throttling() {
     assert_eq!(all.groups, ["developers"]);
     assert_eq!(directory.resolve().member_emails("all-staff").len(), 3);
 
+    // Only the groups the config names, and those nested in them, have their members
+    // read: naming all-staff reads developers too; naming developers reads it alone.
+    let nested = EntraSource::new(
+        "tenant-1".into(),
+        "app-1".into(),
+        "entra-secret".into(),
+        Some(base.clone()),
+    )
+    .reading_members_of(["all-staff".to_string()].into())
+    .read()
+    .await
+    .unwrap();
+    assert_eq!(nested.resolve().member_emails("all-staff").len(), 3);
+    control.lock().unwrap().requests.clear();
+    let developers = EntraSource::new(
+        "tenant-1".into(),
+        "app-1".into(),
+        "entra-secret".into(),
+        Some(base.clone()),
+    )
+    .reading_members_of(["developers".to_string()].into())
+    .read()
+    .await
+    .unwrap();
+    let all = developers
+        .groups
+        .iter()
+        .find(|g| g.name == "all-staff")
+        .unwrap();
+    assert!(all.members.is_empty() && all.groups.is_empty());
+    assert_eq!(developers.resolve().member_emails("developers").len(), 1);
+    let requests = control.lock().unwrap().requests.clone();
+    assert!(
+        !requests.iter().any(|r| r.contains("g-all/members")),
+        "{requests:?}"
+    );
+
     // One person, for an identity event: found by mail, with every group Graph resolves
     // for them (nested ones included), in two Graph calls after the token.
     control.lock().unwrap().requests.clear();
