@@ -13,6 +13,7 @@ pub mod apply;
 pub mod cli;
 pub mod clock;
 pub mod controller;
+pub mod doctor;
 pub mod export;
 pub mod gitops;
 pub mod identity;

@@ -6,6 +6,7 @@
 
 mod apply;
 mod controller;
+mod doctor;
 mod emulator;
 mod export;
 mod plan;
@@ -93,6 +94,9 @@ pub enum Command {
     History(export::HistoryArgs),
     /// Save the live Slack state and the identity directory as versioned JSON.
     Snapshot(plan::SnapshotArgs),
+    /// Check what plan, apply and the controller need (tokens, scopes, the Slack plan,
+    /// SCIM, the bot in private channels, the identity source), each problem with its fix.
+    Doctor(doctor::DoctorArgs),
     /// Print the JSON schema of a file kind (config, mappings, policy, approval), or all.
     Schema(validate::SchemaArgs),
 }
@@ -103,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate(args) => validate::validate(&args),
         Command::Schema(args) => validate::print_schema(&args),
         Command::Snapshot(args) => plan::snapshot(&args),
+        Command::Doctor(args) => doctor::doctor(&args),
         Command::Plan(args) => plan::plan(&args),
         Command::Approve(args) => plan::approve(args),
         Command::Apply(args) => apply::apply(&args),

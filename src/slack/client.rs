@@ -423,6 +423,47 @@ impl SlackClient {
         }]
     }
 
+    /// `auth.test` for a credential, with the scopes Slack names in its `x-oauth-scopes`
+    /// header (`None` when it sends none). One attempt: this is a check, not a read.
+    pub async fn auth_test(
+        &self,
+        credential: Credential,
+    ) -> Result<(Value, Option<Vec<String>>), SlackError> {
+        let url = format!("{}auth.test", self.inner.api_base);
+        let token = self.token(credential).clone();
+        let transport = |error: reqwest::Error| SlackError::Transport {
+            call: "auth.test".into(),
+            message: describe_transport(&error),
+            attempts: 1,
+        };
+        let response = self
+            .inner
+            .http
+            .post(&url)
+            .bearer_auth(token.secret())
+            .send()
+            .await
+            .map_err(transport)?;
+        let scopes = response
+            .headers()
+            .get("x-oauth-scopes")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            });
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(transport)?;
+        Ok((web_body("auth.test", status, &text)?, scopes))
+    }
+
+    /// Whether a bot token was given (channel work falls back to the admin token).
+    pub fn has_bot(&self) -> bool {
+        self.inner.bot.is_some()
+    }
+
     /// A Web API read (HTTP GET with query arguments). Retried when it fails in passing.
     pub async fn web_read(
         &self,

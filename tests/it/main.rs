@@ -16,6 +16,7 @@ mod controller_ha;
 mod deploy;
 mod desired;
 mod docs;
+mod doctor;
 mod emulator_control;
 mod emulator_scim;
 mod emulator_web;

@@ -533,6 +533,8 @@ async fn web_api(
         Ok(token) => token,
         Err(response) => return *response,
     };
+    // Slack names the token's scopes on every answer (`x-oauth-scopes`).
+    let scopes = token.scopes.join(",");
     let caller = Caller {
         token,
         now: now as u64,
@@ -545,7 +547,7 @@ async fn web_api(
     if http_method == Method::POST {
         emulator.dirty.store(true, Ordering::SeqCst);
     }
-    match reply {
+    let mut response = match reply {
         Ok(fields) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
@@ -553,7 +555,11 @@ async fn web_api(
         )
             .into_response(),
         Err(error) => slack_json(error.body()),
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&scopes) {
+        response.headers_mut().insert("x-oauth-scopes", value);
     }
+    response
 }
 
 /// A call's arguments from the query string and the body: a form, or JSON where the

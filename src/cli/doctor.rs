@@ -1,0 +1,57 @@
+//! `doctor`: what plan, apply and the controller need, checked before they need it.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{SlackArgs, emit, environment, runtime};
+use crate::doctor::{Check, Status};
+use crate::pipeline;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The config repository.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    #[command(flatten)]
+    slack: SlackArgs,
+    /// `text` or `json`.
+    #[arg(long, default_value = "text")]
+    format: String,
+}
+
+/// Exit 0 when all is ready, 1 when something blocks a command, 2 for warnings only.
+pub(super) fn doctor(args: &DoctorArgs) -> anyhow::Result<u8> {
+    anyhow::ensure!(
+        matches!(args.format.as_str(), "text" | "json"),
+        "--format must be text or json"
+    );
+    let connection = pipeline::connect(&args.dir, &args.slack.connect(), &environment)?;
+    let checks = runtime()?.block_on(crate::doctor::check(&connection));
+    let out = match args.format.as_str() {
+        "json" => {
+            let mut text = serde_json::to_string_pretty(&serde_json::json!({ "checks": checks }))?;
+            text.push('\n');
+            text
+        }
+        _ => text(&checks),
+    };
+    emit(&out)?;
+    Ok(crate::doctor::exit_code(&checks) as u8)
+}
+
+fn text(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for check in checks {
+        let mark = match check.status {
+            Status::Ok => "ok     ",
+            Status::Warning => "warning",
+            Status::Blocking => "BLOCKS ",
+        };
+        out.push_str(&format!("{mark} {}: {}\n", check.name, check.detail));
+        if let Some(fix) = &check.fix {
+            out.push_str(&format!("        fix: {fix}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,141 @@
+//! `doctor` against the emulator: a ready org passes; a wrong token, a missing scope, a
+//! bot missing from a private managed channel and a Grid config against a Business+ org
+//! each block, with the fix.
+
+use crate::common;
+use crate::common::org::Org;
+use serde_json::Value;
+
+async fn doctor(org: &Org) -> (i32, Value) {
+    let (code, out, err) = org
+        .run(&["doctor", org.repo_arg(), "--format", "json"])
+        .await;
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    (code, report)
+}
+
+/// The check named `name` that blocks, with its detail and fix.
+fn blocking<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name && c["status"] == "blocking")
+        .unwrap_or_else(|| panic!("no blocking {name}: {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ready_org_passes_every_check() {
+    let org = Org::new(|_| {}).await;
+    let (code, report) = doctor(&org).await;
+    assert_eq!(code, 0, "{report:#}");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "admin token",
+        "slack plan",
+        "admin token scopes",
+        "bot token scopes",
+        "scim",
+        "private channels",
+        "identity source",
+    ] {
+        assert!(names.contains(&name), "{name}: {report:#}");
+    }
+    // Text too, with the same verdict.
+    let (code, out, _) = org.run(&["doctor", org.repo_arg()]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("ok      scim: reachable"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_blocks_with_its_fix() {
+    let mut org = Org::new(|_| {}).await;
+    org.admin = "xoxp-not-a-token".into();
+    let (code, report) = doctor(&org).await;
+    assert_eq!(code, 1);
+    let check = blocking(&report, "admin token");
+    assert!(
+        check["detail"].as_str().unwrap().contains("invalid_auth"),
+        "{check}"
+    );
+    assert!(check["fix"].as_str().unwrap().contains("slack.token_env"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_scope_is_named() {
+    let org = Org::new(|world| {
+        let admin = world
+            .tokens
+            .iter_mut()
+            .find(|t| t.token == "xoxp-acme-admin")
+            .unwrap();
+        admin.scopes.retain(|s| s != "usergroups:write");
+    })
+    .await;
+    let (code, report) = doctor(&org).await;
+    assert_eq!(code, 1);
+    let check = blocking(&report, "admin token scopes");
+    assert_eq!(check["detail"], "missing: usergroups:write", "{check}");
+    assert!(check["fix"].as_str().unwrap().contains("usergroups:write"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_missing_from_a_private_channel_is_named() {
+    let org = Org::new(|world| {
+        let bot = world
+            .users
+            .iter()
+            .find(|u| u.email == "slack-gitops-bot@acme.example")
+            .unwrap()
+            .id
+            .clone();
+        let leadership = world
+            .channels
+            .iter_mut()
+            .find(|c| c.name == "leadership")
+            .unwrap();
+        leadership.members.retain(|m| *m != bot);
+    })
+    .await;
+    let (code, report) = doctor(&org).await;
+    assert_eq!(code, 1);
+    let check = blocking(&report, "private channels");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("#leadership in main"),
+        "{check}"
+    );
+    assert!(check["fix"].as_str().unwrap().contains("/invite"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grid_config_against_a_business_plus_org_blocks() {
+    let org = Org::example("northwind", |_| {}).await;
+    common::edit(
+        &org.repo.join("slack-gitops.yaml"),
+        "plan: business-plus",
+        "plan: enterprise-grid",
+    );
+    let (code, report) = doctor(&org).await;
+    assert_eq!(code, 1);
+    let check = blocking(&report, "slack plan");
+    assert_eq!(
+        check["fix"], "set `slack.plan: business-plus` in slack-gitops.yaml",
+        "{check}"
+    );
+    // And the Grid-only scopes the config asks for are named missing.
+    let scopes = blocking(&report, "admin token scopes");
+    assert!(
+        scopes["detail"]
+            .as_str()
+            .unwrap()
+            .contains("admin.users:read")
+    );
+}
