@@ -293,6 +293,26 @@ async fn identity(connection: &Connection) -> Check {
     }
 }
 
+/// The state store: one that does not exist yet is fine (apply and the controller create
+/// it); one that exists, or a PostgreSQL URL, must open.
+pub fn store(spec: &str, exists: bool, opened: impl FnOnce() -> Result<(), String>) -> Check {
+    if !exists {
+        return Check::ok(
+            "state store",
+            format!("{spec} does not exist yet; apply and the controller create it"),
+        );
+    }
+    match opened() {
+        Ok(()) => Check::ok("state store", format!("{spec} opens")),
+        Err(error) => Check::failed(
+            "state store",
+            Status::Blocking,
+            error,
+            "check --state (or SLACK_GITOPS_STATE), the file's permissions, or the database's URL and SLACK_GITOPS_STATE_PASSWORD",
+        ),
+    }
+}
+
 /// The exit code: 0 when all is ready, 1 when something blocks a command, 2 for
 /// warnings only.
 pub fn exit_code(checks: &[Check]) -> i32 {

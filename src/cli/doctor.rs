@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{SlackArgs, emit, environment, runtime};
+use super::{SlackArgs, StateArgs, emit, environment, runtime};
 use crate::doctor::{Check, Status};
 use crate::pipeline;
 
@@ -15,6 +15,8 @@ pub struct DoctorArgs {
     dir: PathBuf,
     #[command(flatten)]
     slack: SlackArgs,
+    #[command(flatten)]
+    state: StateArgs,
     /// `text` or `json`.
     #[arg(long, default_value = "text")]
     format: String,
@@ -27,7 +29,19 @@ pub(super) fn doctor(args: &DoctorArgs) -> anyhow::Result<u8> {
         "--format must be text or json"
     );
     let connection = pipeline::connect(&args.dir, &args.slack.connect(), &environment)?;
-    let checks = runtime()?.block_on(crate::doctor::check(&connection));
+    let mut checks = runtime()?.block_on(crate::doctor::check(&connection));
+    if let Ok(spec) = args.state.spec() {
+        let text = spec.to_string_lossy().to_string();
+        let exists = crate::store::is_url(&text) || spec.exists();
+        let shown = if crate::store::is_url(&text) {
+            crate::store::redact_url(&text)
+        } else {
+            text.clone()
+        };
+        checks.push(crate::doctor::store(&shown, exists, || {
+            args.state.open().map(|_| ()).map_err(|e| e.to_string())
+        }));
+    }
     let out = match args.format.as_str() {
         "json" => {
             let mut text = serde_json::to_string_pretty(&serde_json::json!({ "checks": checks }))?;

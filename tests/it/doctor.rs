@@ -139,3 +139,44 @@ async fn a_grid_config_against_a_business_plus_org_blocks() {
             .contains("admin.users:read")
     );
 }
+
+/// A store that does not exist yet is fine (apply creates it); one that cannot be opened
+/// blocks, with the fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_store_opens_or_is_yet_to_be_made() {
+    let org = Org::new(|_| {}).await;
+    let state = org.state.to_str().unwrap().to_string();
+    let (code, out, _) = org
+        .run(&["doctor", org.repo_arg(), "--state", &state])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("does not exist yet; apply and the controller create it"),
+        "{out}"
+    );
+    // A directory where the file should be cannot be opened as a store.
+    let broken = org.temp.path().join("not-a-store");
+    std::fs::create_dir_all(&broken).unwrap();
+    let (code, report) = {
+        let (code, out, err) = org
+            .run(&[
+                "doctor",
+                org.repo_arg(),
+                "--state",
+                broken.to_str().unwrap(),
+                "--format",
+                "json",
+            ])
+            .await;
+        (
+            code,
+            serde_json::from_str::<Value>(&out).unwrap_or_else(|_| panic!("{out}{err}")),
+        )
+    };
+    assert_eq!(code, 1);
+    let check = blocking(&report, "state store");
+    assert!(
+        check["fix"].as_str().unwrap().contains("--state"),
+        "{check}"
+    );
+}
