@@ -31,6 +31,7 @@ use crate::store::{Store, StoreError};
 
 mod actions;
 mod audit;
+mod bulk;
 
 /// How one action ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,7 +99,7 @@ pub struct Execution {
     pub results: Vec<ActionResult>,
     pub halt: Option<Halt>,
     /// Write calls sent, and how many of them failed (a failure the read-back resolved
-    /// counts here too).
+    /// counts here too). A bulk sign-out counts once for each person it carries.
     pub writes: u64,
     pub failed_writes: u64,
     /// Actions that wrote, and how many of them ended failed: what the circuit breaker
@@ -283,6 +284,7 @@ const DECISIONS: usize = 4;
 pub struct Executor<'a> {
     context: Context<'a>,
     ids: Mutex<Ids>,
+    sessions: bulk::Sessions,
 }
 
 impl<'a> Executor<'a> {
@@ -290,6 +292,7 @@ impl<'a> Executor<'a> {
         Executor {
             context,
             ids: Mutex::new(Ids::from_live(live)),
+            sessions: bulk::Sessions::from_live(live),
         }
     }
 
@@ -325,12 +328,28 @@ impl<'a> Executor<'a> {
                     return Ok(execution);
                 }
                 let canary = !canaried.get(&kind).copied().unwrap_or(false);
-                let size = if canary { 1 } else { wave.min(kind.burst()) };
+                let bulk = match kind {
+                    WriteKind::Sessions if !canary => {
+                        bulk::bulk_len(actions, next, end, kind.burst())
+                    }
+                    _ => 0,
+                };
+                let size = if canary {
+                    1
+                } else if bulk > 0 {
+                    bulk
+                } else {
+                    wave.min(kind.burst())
+                };
                 let batch = next..(next + size).min(end);
-                let runs = batch
-                    .clone()
-                    .map(|seq| self.journalled(seq, &actions[seq], canary));
-                let results = futures_util::future::join_all(runs).await;
+                let results = if bulk > 0 {
+                    self.journalled_bulk(batch.clone(), actions).await
+                } else {
+                    let runs = batch
+                        .clone()
+                        .map(|seq| self.journalled(seq, &actions[seq], canary));
+                    futures_util::future::join_all(runs).await
+                };
                 for (seq, ran) in batch.clone().zip(results) {
                     let (result, ran) = ran?;
                     (self.context.on_result)(&result, &actions[seq]);
@@ -413,14 +432,58 @@ impl<'a> Executor<'a> {
         action: &Action,
         canary: bool,
     ) -> Result<(ActionResult, Ran), StoreError> {
+        let started = self.intent(seq, action)?;
+        let ran = self.execute(action, canary).await;
+        self.outcome(seq, action, started, ran)
+    }
+
+    /// Sign-outs carried by one bulk call: every intent journalled before it, every
+    /// outcome after the read-back.
+    async fn journalled_bulk(
+        &self,
+        seqs: std::ops::Range<usize>,
+        actions: &[Action],
+    ) -> Vec<Result<(ActionResult, Ran), StoreError>> {
+        let mut started = Vec::with_capacity(seqs.len());
+        for seq in seqs.clone() {
+            match self.intent(seq, &actions[seq]) {
+                Ok(at) => started.push(at),
+                Err(error) => return vec![Err(error)],
+            }
+        }
+        let batch: Vec<&Action> = actions[seqs.clone()].iter().collect();
+        let rans = self.sign_out_in_bulk(&batch).await;
+        seqs.zip(started)
+            .zip(rans)
+            .map(|((seq, at), ran)| self.outcome(seq, &actions[seq], at, ran))
+            .collect()
+    }
+
+    /// Journals an action's intent; returns when it started.
+    fn intent(&self, seq: usize, action: &Action) -> Result<i64, StoreError> {
         let context = &self.context;
-        let key = action.journal_key();
         let started = (context.clock)();
         let json = serde_json::to_string(action).unwrap_or_default();
-        context
-            .store
-            .intent(context.run_id, seq as i64, &key, &json, started)?;
-        let ran = self.execute(action, canary).await;
+        context.store.intent(
+            context.run_id,
+            seq as i64,
+            &action.journal_key(),
+            &json,
+            started,
+        )?;
+        Ok(started)
+    }
+
+    /// Journals an action's outcome and records what it did.
+    fn outcome(
+        &self,
+        seq: usize,
+        action: &Action,
+        started: i64,
+        ran: Ran,
+    ) -> Result<(ActionResult, Ran), StoreError> {
+        let context = &self.context;
+        let key = action.journal_key();
         let ended = (context.clock)();
         context.store.outcome(
             context.run_id,

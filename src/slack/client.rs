@@ -459,6 +459,12 @@ impl SlackClient {
         Ok((web_body("auth.test", status, &text)?, scopes))
     }
 
+    /// Waits `emulated` seconds on the client's scaled clock (for an asynchronous Slack
+    /// job to finish before it is read back).
+    pub async fn wait(&self, emulated: f64) {
+        tokio::time::sleep(self.inner.pacer.real(emulated)).await;
+    }
+
     /// Whether a bot token was given (channel work falls back to the admin token).
     pub fn has_bot(&self) -> bool {
         self.inner.bot.is_some()

@@ -194,6 +194,45 @@ pub async fn reset_sessions(client: &SlackClient, user_id: &str) -> Result<(), S
         .map(|_| ())
 }
 
+/// The most people one `admin.users.session.resetBulk` call takes.
+pub const RESET_BULK_MAX: usize = 1000;
+
+/// `admin.users.session.resetBulk`: enqueues a job that signs up to [`RESET_BULK_MAX`]
+/// people out everywhere. `ok` means enqueued, not done: read the sessions back.
+pub async fn reset_sessions_bulk(
+    client: &SlackClient,
+    user_ids: &[String],
+) -> Result<(), SlackError> {
+    client
+        .web_write(
+            Credential::Admin,
+            "admin.users.session.resetBulk",
+            &[("user_ids", user_ids.join(","))],
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Every person with an active session anywhere in the org (`admin.users.session.list`
+/// without a user: 1,000 sessions a page), as Slack ids. With the pages read.
+pub async fn people_with_sessions(
+    client: &SlackClient,
+) -> Result<(std::collections::HashSet<String>, u64), SlackError> {
+    #[derive(serde::Deserialize)]
+    struct Session {
+        user_id: String,
+    }
+    let (sessions, pages) = client
+        .web_paginate_as::<Session>(
+            Credential::Admin,
+            "admin.users.session.list",
+            &[("limit", "1000".to_string())],
+            "active_sessions",
+        )
+        .await?;
+    Ok((sessions.into_iter().map(|s| s.user_id).collect(), pages))
+}
+
 /// `admin.users.session.list`: whether a person still has an active session in any of
 /// `teams`. Slack answers `no_active_sessions` when there is none.
 pub async fn has_sessions(

@@ -1416,3 +1416,68 @@ fn every_method_in_the_table_is_served_and_no_other() {
     let reply = slack_emulator::web::call(&mut world, &caller, "users.setPhoto", &args);
     assert_eq!(reply.unwrap_err().body()["error"], "unknown_method");
 }
+
+/// `admin.users.session.resetBulk` is a job, as on Slack: `ok` means enqueued, and the
+/// sessions stay listed until it has run a few emulated seconds later.
+#[tokio::test]
+async fn a_bulk_session_reset_signs_people_out_only_once_its_job_has_run() {
+    let slack = common::small(10.0).await;
+    let listed = |body: Value| body["active_sessions"].as_array().unwrap().len();
+    let before = listed(
+        slack
+            .ok(
+                "xoxp-admin",
+                "admin.users.session.list",
+                &[("user_id", "W00000010"), ("team_id", "T0000MAIN")],
+            )
+            .await,
+    );
+    assert_eq!(before, 1);
+    slack
+        .ok(
+            "xoxp-admin",
+            "admin.users.session.resetBulk",
+            &[("user_ids", "W00000010,W00000009")],
+        )
+        .await;
+    let args = [("user_id", "W00000010"), ("team_id", "T0000MAIN")];
+    assert_eq!(
+        listed(
+            slack
+                .ok("xoxp-admin", "admin.users.session.list", &args)
+                .await
+        ),
+        1,
+        "signed out before the job ran"
+    );
+    // Three emulated seconds at time scale 10, and some slack.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        slack
+            .error("xoxp-admin", "admin.users.session.list", &args)
+            .await,
+        "no_active_sessions"
+    );
+    // Over a thousand people, or a bot among them, and nothing is enqueued.
+    let many: Vec<String> = (0..1001).map(|n| format!("W{n:08}")).collect();
+    assert_eq!(
+        slack
+            .error(
+                "xoxp-admin",
+                "admin.users.session.resetBulk",
+                &[("user_ids", many.join(",").as_str())]
+            )
+            .await,
+        "invalid_arguments"
+    );
+    assert_eq!(
+        slack
+            .error(
+                "xoxp-admin",
+                "admin.users.session.resetBulk",
+                &[("user_ids", "W00000003,W00000007")]
+            )
+            .await,
+        "failed_for_some_users"
+    );
+}

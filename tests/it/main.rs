@@ -23,6 +23,7 @@ mod emulator_web;
 mod identity;
 mod layout;
 mod leaver_rule;
+mod leaver_wave;
 mod loader_properties;
 mod plan_acme;
 mod plan_cases;

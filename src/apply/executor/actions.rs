@@ -696,7 +696,7 @@ impl Executor<'_> {
 impl Executor<'_> {
     /// The Slack id of a leaver to sign out: skipped when an earlier action failed them
     /// (their deactivation), unknown when no account was found.
-    fn leaver_id(&self, person: &Person) -> Result<String, Ran> {
+    pub(super) fn leaver_id(&self, person: &Person) -> Result<String, Ran> {
         if let Some(why) = self.ids().failed_people.get(&person.email) {
             return Err(Ran::new(Outcome::Skipped(format!(
                 "{}: {why}",

@@ -307,6 +307,7 @@ pub fn is_write(call: &str) -> bool {
         "conversations.kick",
         "admin.users.assign",
         "admin.users.session.reset",
+        "admin.users.session.resetBulk",
         "admin.users.setAdmin",
         "admin.users.setOwner",
     ];

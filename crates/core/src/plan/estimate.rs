@@ -13,6 +13,23 @@ use crate::model::limits::{Tier, scim_buckets, web_tier};
 /// People per `conversations.invite` call (the executor's batch).
 const INVITES_PER_CALL: usize = 100;
 
+/// People per `admin.users.session.resetBulk` call.
+const SIGN_OUTS_PER_BULK: usize = 1000;
+
+/// The calls of a run of `n` sign-outs by session reset: the first alone
+/// (`admin.users.session.reset`, the canary), the rest a thousand a call
+/// (`admin.users.session.resetBulk`) unless they fit in Tier 2's burst of 5, which is as
+/// quick one at a time. The read-back of the bulk job comes with the reads.
+fn sign_out_calls(n: usize) -> usize {
+    let rest = n.saturating_sub(1);
+    let burst = (web_tier("admin.users.session.resetBulk").per_minute() / 4.0) as usize;
+    if rest > burst {
+        1 + rest.div_ceil(SIGN_OUTS_PER_BULK)
+    } else {
+        n
+    }
+}
+
 /// One kind of write in the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Load {
@@ -113,7 +130,14 @@ pub fn estimate(plan: &Plan) -> Estimate {
             .iter()
             .position(|a| writes(a).0 != what)
             .map_or(plan.actions.len(), |n| start + n);
-        let calls: usize = plan.actions[start..end].iter().map(|a| writes(a).4).sum();
+        let run = &plan.actions[start..end];
+        let calls: usize = match &run[0] {
+            Action::ResetSessions {
+                by: SignOut::SessionReset,
+                ..
+            } => sign_out_calls(run.len()),
+            _ => run.iter().map(|a| writes(a).4).sum(),
+        };
         let seconds = (calls as f64 - burst).max(0.0) * 60.0 / per_minute;
         estimate.seconds += seconds;
         estimate.calls += calls;
@@ -227,23 +251,56 @@ mod tests {
         );
     }
 
+    fn role(n: usize) -> Action {
+        Action::SetRole {
+            person: Person {
+                email: format!("p{n}@x"),
+                user_id: SlackId::Live(format!("U{n}")),
+            },
+            workspace: "T1".into(),
+            role: crate::plan::action::Role::Admin,
+        }
+    }
+
     #[test]
     fn runs_of_one_kind_each_pay_beyond_their_burst_and_add_up() {
-        // 10 sign-outs, 10 group updates, 10 sign-outs: each run bursts 5 and paces 5
-        // at 20 a minute (15 s each).
-        let mut actions: Vec<Action> = (0..10).map(signout).collect();
+        // 10 role changes, 10 group updates, 10 role changes: each run bursts 5 and
+        // paces 5 at 20 a minute (15 s each).
+        let mut actions: Vec<Action> = (0..10).map(role).collect();
         actions.extend((0..10).map(|i| members(&format!("g{i}"))));
-        actions.extend((10..20).map(signout));
+        actions.extend((10..20).map(role));
         let estimate = estimate(&Plan {
             actions,
             ..Default::default()
         });
         assert!((estimate.seconds - 45.0).abs() < 1e-9, "{estimate:?}");
-        assert_eq!(estimate.loads[0].what, "sign-outs");
+        assert_eq!(estimate.loads[0].what, "role changes");
         assert_eq!(estimate.loads[0].calls, 20);
         assert_eq!(duration_words(estimate.seconds), "about 1 min");
         assert_eq!(duration_words(2.0 * 3600.0 + 600.0), "about 2 h 10 min");
         assert_eq!(duration_words(20.0), "under a minute");
+    }
+
+    #[test]
+    fn a_wave_of_leavers_is_signed_out_a_thousand_a_call_after_one_alone() {
+        // 2,400 sign-outs: one reset, then 2,399 in three bulk calls, inside the burst.
+        let estimate = estimate(&Plan {
+            actions: (0..2400).map(signout).collect(),
+            ..Default::default()
+        });
+        assert_eq!(estimate.calls, 4);
+        assert_eq!(estimate.seconds, 0.0);
+        assert_eq!(estimate.loads[0].what, "sign-outs");
+        let one = super::estimate(&Plan {
+            actions: vec![signout(1)],
+            ..Default::default()
+        });
+        assert_eq!(one.calls, 1);
+        let few = super::estimate(&Plan {
+            actions: (0..6).map(signout).collect(),
+            ..Default::default()
+        });
+        assert_eq!(few.calls, 6);
     }
 
     #[test]

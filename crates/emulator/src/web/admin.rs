@@ -136,6 +136,10 @@ pub(super) fn admin_users_remove(world: &mut World, caller: &Caller, args: &Args
     ok(Vec::new())
 }
 
+/// Emulated seconds between `admin.users.session.resetBulk` answering `ok` and its job
+/// signing the people out.
+pub const BULK_RESET_DELAY: u64 = 3;
+
 pub(super) fn admin_session_reset(
     world: &mut World,
     caller: &Caller,
@@ -184,10 +188,18 @@ pub(super) fn admin_session_reset(
     }
     let mobile_only = args.flag("mobile_only");
     let web_only = args.flag("web_only");
+    // `resetBulk` is asynchronous on Slack: `ok` means the job was enqueued. The emulator
+    // runs the job a few emulated seconds later; `admin.users.session.list` shows the
+    // sessions until then.
+    let at = if bulk {
+        caller.now + BULK_RESET_DELAY
+    } else {
+        caller.now
+    };
     for id in ids {
         world.session_resets.push(crate::world::SessionReset {
             user: id,
-            at: caller.now,
+            at,
             mobile_only,
             web_only,
         });
@@ -214,12 +226,13 @@ pub(super) fn admin_session_list(world: &World, caller: &Caller, args: &Args) ->
             Some(_) => {}
         }
     }
-    let signed_out = |id: &str| {
-        world
-            .session_resets
-            .iter()
-            .any(|r| r.user == id && !r.mobile_only && !r.web_only)
-    };
+    let signed_out: std::collections::HashSet<&str> = world
+        .session_resets
+        .iter()
+        .filter(|r| r.at <= caller.now && !r.mobile_only && !r.web_only)
+        .map(|r| r.user.as_str())
+        .collect();
+    let signed_out = |id: &str| signed_out.contains(id);
     let sessions: Vec<Value> = world
         .users
         .iter()
