@@ -124,16 +124,13 @@ async fn the_april_2024_regression_costs_one_person_and_the_undo_restores_them()
 /// Acme with the deactivation limit at 2: its 3 leavers need an approval.
 async fn over_the_limit() -> Org {
     let org = Org::new(|_| {}).await;
-    let policy = org.repo.join("policies/guardrails.yaml");
-    let text = std::fs::read_to_string(&policy).unwrap();
-    std::fs::write(
-        &policy,
-        text.replace(
+    org.replace_in(
+        "policies/guardrails.yaml",
+        &[(
             "deactivate: { max: 10, max_percent: 2 }",
             "deactivate: { max: 2 }",
-        ),
-    )
-    .unwrap();
+        )],
+    );
     org.merge("tighter deactivation limit");
     org
 }

@@ -56,24 +56,23 @@ async fn layoff() -> (Org, BTreeSet<String>) {
         }
     }
     std::fs::write(&path, out).unwrap();
-    let policy = org.repo.join("policies/guardrails.yaml");
-    let text = std::fs::read_to_string(&policy).unwrap();
-    std::fs::write(
-        &policy,
-        text.replace(
-            "deactivate: { max: 10, max_percent: 2 }",
-            "deactivate: { max: 100, max_percent: 20 }",
-        )
-        .replace(
-            "remove_from_usergroup: { max: 200, max_percent: 25 }",
-            "remove_from_usergroup: { max: 400, max_percent: 50 }",
-        )
-        .replace(
-            "remove_from_channel: { max: 200 }",
-            "remove_from_channel: { max: 400 }",
-        ),
-    )
-    .unwrap();
+    org.replace_in(
+        "policies/guardrails.yaml",
+        &[
+            (
+                "deactivate: { max: 10, max_percent: 2 }",
+                "deactivate: { max: 100, max_percent: 20 }",
+            ),
+            (
+                "remove_from_usergroup: { max: 200, max_percent: 25 }",
+                "remove_from_usergroup: { max: 400, max_percent: 50 }",
+            ),
+            (
+                "remove_from_channel: { max: 200 }",
+                "remove_from_channel: { max: 400 }",
+            ),
+        ],
+    );
     org.merge("A layoff");
     (org, leavers)
 }

@@ -213,6 +213,18 @@ impl Org {
         self.temp.path().join("remote.git")
     }
 
+    /// Replaces text in a file of the config repository, each `(from, to)` in turn; each
+    /// `from` must be there. The caller commits.
+    pub fn replace_in(&self, file: &str, edits: &[(&str, &str)]) {
+        let path = self.repo.join(file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "{file} has no {from:?}");
+            text = text.replace(from, to);
+        }
+        std::fs::write(&path, text).unwrap();
+    }
+
     /// Commits everything on `main` and pushes it to `origin`: a merged commit.
     pub fn merge(&self, message: &str) -> String {
         let commit = commit(&self.repo, message);

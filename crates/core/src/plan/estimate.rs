@@ -19,11 +19,11 @@ const SIGN_OUTS_PER_BULK: usize = 1000;
 /// The calls of a run of `n` sign-outs by session reset: the first alone
 /// (`admin.users.session.reset`, the canary), the rest a thousand a call
 /// (`admin.users.session.resetBulk`) unless they fit in Tier 2's burst of 5, which is as
-/// quick one at a time. The read-back of the bulk job comes with the reads.
-fn sign_out_calls(n: usize) -> usize {
+/// quick one at a time (`burst`: the bucket's). The read-back of the bulk job comes with
+/// the reads.
+fn sign_out_calls(n: usize, burst: f64) -> usize {
     let rest = n.saturating_sub(1);
-    let burst = (web_tier("admin.users.session.resetBulk").per_minute() / 4.0) as usize;
-    if rest > burst {
+    if rest as f64 > burst {
         1 + rest.div_ceil(SIGN_OUTS_PER_BULK)
     } else {
         n
@@ -135,7 +135,7 @@ pub fn estimate(plan: &Plan) -> Estimate {
             Action::ResetSessions {
                 by: SignOut::SessionReset,
                 ..
-            } => sign_out_calls(run.len()),
+            } => sign_out_calls(run.len(), burst),
             _ => run.iter().map(|a| writes(a).4).sum(),
         };
         let seconds = (calls as f64 - burst).max(0.0) * 60.0 / per_minute;
