@@ -84,6 +84,10 @@ pub struct ConnectOptions {
     /// Wait this many times shorter (to match an emulator's `--time-scale`).
     pub time_scale: f64,
     pub fallback: Fallback,
+    /// The state store (a path or a `postgres://` URL) to keep the identity directory in
+    /// between reads, so that a read follows the provider's change feed. Without one,
+    /// every read is a full read.
+    pub identity_store: Option<String>,
 }
 
 impl Default for ConnectOptions {
@@ -92,6 +96,7 @@ impl Default for ConnectOptions {
             slack_url: None,
             time_scale: 1.0,
             fallback: Fallback::default(),
+            identity_store: None,
         }
     }
 }
@@ -104,6 +109,8 @@ pub struct Connection {
     pub repository: Repository,
     pub source: crate::identity::Source,
     pub client: SlackClient,
+    /// Where the identity directory is kept between reads, if anywhere.
+    pub identity_store: Option<crate::store::Store>,
 }
 
 /// Connects to the identity provider and Slack as the repository at `dir` says, with
@@ -155,11 +162,25 @@ pub fn connect(
             ..ClientOptions::default()
         },
     )?;
+    let identity_store = match (&options.identity_store, source.fingerprint()) {
+        (Some(spec), Some(_)) => {
+            let password = crate::store::password(&environment).ok().flatten();
+            match crate::store::Store::open_spec(spec, password) {
+                Ok(store) => Some(store),
+                Err(error) => {
+                    tracing::warn!(%error, "the identity directory cannot be kept in the state store; every read is a full read");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     Ok(Connection {
         dir: dir.to_path_buf(),
         repository,
         source,
         client,
+        identity_store,
     })
 }
 
@@ -169,11 +190,69 @@ impl Connection {
         let scope = ReadScope::from_repository(&self.repository);
         tracing::info!("reading the identity provider and Slack");
         let (directory, live) = tokio::join!(
-            self.source.read(),
+            self.read_identity(),
             crate::slack::reader::read_live(&self.client, &scope)
         );
         let (live, report) = live?;
         Ok((directory?, live, report))
+    }
+
+    /// Reads the identity provider: through the directory kept in the state store when
+    /// there is one (following the provider's change feed, and in full when nothing is
+    /// kept, the settings changed, or the periodic full read is due), else in full. The
+    /// kept directory is a cache: a store that cannot be read or written costs a full
+    /// read and a warning, never the read.
+    pub async fn read_identity(&self) -> Result<Directory, PipelineError> {
+        let (Some(store), Some(fingerprint)) = (&self.identity_store, self.source.fingerprint())
+        else {
+            return Ok(self.source.read().await?);
+        };
+        let org = self.org();
+        let kept = store.kept_identity(&org).unwrap_or_else(|error| {
+            tracing::warn!(%error, "the kept identity directory cannot be read; reading in full");
+            None
+        });
+        let every_hours = self
+            .repository
+            .config
+            .value
+            .identity
+            .full_read_every_hours
+            .unwrap_or(24);
+        let now = crate::clock::now_millis();
+        let full = kept.as_ref().and_then(|kept| {
+            if kept.fingerprint != fingerprint {
+                Some("the identity settings changed".to_string())
+            } else if now - kept.full_read_at >= i64::from(every_hours) * 3_600_000 {
+                Some(format!("the periodic full read (every {every_hours} h)"))
+            } else {
+                None
+            }
+        });
+        let document = kept
+            .as_ref()
+            .filter(|_| full.is_none())
+            .map(|k| k.document.as_str());
+        let read = self.source.read_keeping(document, full).await?;
+        tracing::info!(how = %read.how.describe(), calls = read.calls, "read the identity provider");
+        if let Some(document) = read.kept {
+            let full_read_at = match (&read.how, &kept) {
+                (crate::identity::kept::HowRead::Incremental { .. }, Some(kept)) => {
+                    kept.full_read_at
+                }
+                _ => now,
+            };
+            let keep = crate::store::KeptIdentity {
+                fingerprint,
+                document,
+                full_read_at,
+                read_at: now,
+            };
+            if let Err(error) = store.keep_identity(&org, &keep) {
+                tracing::warn!(%error, "the identity directory read cannot be kept; the next read is a full read");
+            }
+        }
+        Ok(read.directory)
     }
 
     /// The key of the org in the state store: its workspaces' team ids, sorted.

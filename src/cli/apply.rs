@@ -101,6 +101,7 @@ pub(super) fn apply(args: &ApplyArgs) -> anyhow::Result<u8> {
     let store = args.state.open()?;
     let runtime = runtime()?;
     let mut connect = args.slack.connect();
+    connect.identity_store = Some(args.state.spec()?.to_string_lossy().into_owned());
     let built_in = match &args.emulator {
         Some(seed) => Some(super::emulator::start_built_in(
             seed,

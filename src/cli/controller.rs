@@ -103,13 +103,15 @@ fn options(args: ControllerArgs) -> anyhow::Result<crate::controller::Options> {
         }
     };
     let secret = |name: &str| environment(name).filter(|v| !v.is_empty());
+    let mut connect = args.slack.connect();
+    connect.identity_store = Some(args.state.spec()?.to_string_lossy().into_owned());
     Ok(crate::controller::Options {
         repo: args.repo,
         branch: args.branch,
         config_path: args.config_path,
         workdir,
         poll: std::time::Duration::from_secs_f64(args.poll),
-        connect: args.slack.connect(),
+        connect,
         git_secret: secret("SLACK_GITOPS_GIT_WEBHOOK_SECRET"),
         identity_secret: secret("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET"),
         environment: std::sync::Arc::new(environment),

@@ -185,7 +185,7 @@ pub struct StateArgs {
 
 impl StateArgs {
     /// The store `--state` names (a file or a `postgres://` URL), else the default file.
-    fn spec(&self) -> anyhow::Result<PathBuf> {
+    pub(super) fn spec(&self) -> anyhow::Result<PathBuf> {
         match &self.state {
             Some(path) => Ok(path.clone()),
             None => crate::store::default_path(&environment).ok_or_else(|| {

@@ -47,6 +47,11 @@ pub struct PlanArgs {
     /// When to colour text output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// Keep the identity directory in this state store between plans (a file or a
+    /// `postgres://` URL; default `$SLACK_GITOPS_STATE` when set), so that a plan reads
+    /// only what changed in Okta or Entra since the last read.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +96,11 @@ pub(super) fn plan(options: &PlanArgs) -> anyhow::Result<u8> {
     };
     let runtime = runtime()?;
     let mut connect = options.slack.connect();
+    connect.identity_store = options
+        .state
+        .as_ref()
+        .map(|path| path.to_string_lossy().into_owned())
+        .or_else(|| environment("SLACK_GITOPS_STATE").filter(|s| !s.is_empty()));
     let built_in = match &options.emulator {
         Some(seed) => {
             let built_in = super::emulator::start_built_in(seed, &runtime, &mut connect)?;

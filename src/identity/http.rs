@@ -63,9 +63,10 @@ pub async fn get_json(
     call: &str,
     request: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Fetched, IdentityError> {
-    get_json_inner(source, call, request, false)
-        .await
-        .map(|fetched| fetched.expect("a 404 is an error here"))
+    match get_json_or(source, call, request, &[]).await? {
+        Answer::Body(fetched) => Ok(fetched),
+        Answer::Status(..) => unreachable!("no status is expected"),
+    }
 }
 
 /// As [`get_json`], with a 404 answered as `None`: for one resource that may not exist.
@@ -74,15 +75,27 @@ pub async fn get_json_if_found(
     call: &str,
     request: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Option<Fetched>, IdentityError> {
-    get_json_inner(source, call, request, true).await
+    Ok(match get_json_or(source, call, request, &[404]).await? {
+        Answer::Body(fetched) => Some(fetched),
+        Answer::Status(..) => None,
+    })
 }
 
-async fn get_json_inner(
+/// A JSON body, or one of the statuses the caller handles itself (with the body's text,
+/// for a log line; never echoed whole).
+pub enum Answer {
+    Body(Fetched),
+    Status(u16, String),
+}
+
+/// GETs JSON as [`get_json`] does, except that a status in `expected` (an expired cursor's
+/// 400 or 410, a missing resource's 404) is answered rather than failed or retried.
+pub async fn get_json_or(
     source: &str,
     call: &str,
     request: impl Fn() -> reqwest::RequestBuilder,
-    missing_is_none: bool,
-) -> Result<Option<Fetched>, IdentityError> {
+    expected: &[u16],
+) -> Result<Answer, IdentityError> {
     let fail = |message: String| IdentityError::Call {
         source_name: source.to_string(),
         call: call.to_string(),
@@ -99,8 +112,9 @@ async fn get_json_inner(
                     tokio::time::sleep(rate_limit_wait(&headers)).await;
                     continue;
                 }
-                if status == 404 && missing_is_none {
-                    return Ok(None);
+                if expected.contains(&status) {
+                    let text = response.text().await.unwrap_or_default();
+                    return Ok(Answer::Status(status, text.chars().take(200).collect()));
                 }
                 if status >= 500 {
                     last = format!("HTTP {status}");
@@ -109,7 +123,7 @@ async fn get_json_inner(
                         Ok(text) if (200..300).contains(&status) => {
                             let body = serde_json::from_str(&text)
                                 .map_err(|_| fail("the answer is not JSON".into()))?;
-                            return Ok(Some(Fetched { body, headers }));
+                            return Ok(Answer::Body(Fetched { body, headers }));
                         }
                         Ok(text) => {
                             let hint = match status {

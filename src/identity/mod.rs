@@ -9,6 +9,7 @@
 pub mod entra;
 pub mod file;
 pub mod http;
+pub mod kept;
 pub mod okta;
 pub mod scim;
 
@@ -164,4 +165,106 @@ impl Source {
             Source::Entra(source) => source.read().await,
         }
     }
+
+    /// What a kept directory of this source depends on; `None` for a source read whole
+    /// every time (a file is local; a SCIM server has no change feed).
+    pub fn fingerprint(&self) -> Option<String> {
+        match self {
+            Source::Okta(source) => Some(source.fingerprint()),
+            Source::Entra(source) => Some(source.fingerprint()),
+            Source::File(_) | Source::Scim(_) => None,
+        }
+    }
+
+    /// Reads the directory from a kept one (`kept`, the document an earlier read left)
+    /// by following the provider's change feed, or in full when there is nothing kept,
+    /// when `full` gives a reason to, or when the feed cannot be followed (logged with its
+    /// reason). The read carries the document to keep for next time.
+    pub async fn read_keeping(
+        &self,
+        kept: Option<&str>,
+        full: Option<String>,
+    ) -> Result<kept::Read, IdentityError> {
+        match self {
+            Source::Okta(source) => read_keeping(source, kept, full).await,
+            Source::Entra(source) => read_keeping(source, kept, full).await,
+            Source::File(_) | Source::Scim(_) => Ok(kept::Read {
+                directory: self.read().await?,
+                how: kept::HowRead::Whole,
+                kept: None,
+                calls: 0,
+            }),
+        }
+    }
+}
+
+/// An adapter that keeps its directory between reads.
+trait Keeping {
+    type Kept: serde::Serialize + for<'de> serde::Deserialize<'de>;
+    fn calls(&self) -> u64;
+    fn read_full(&self) -> impl std::future::Future<Output = Result<Self::Kept, IdentityError>>;
+    fn follow(
+        &self,
+        kept: Self::Kept,
+    ) -> impl std::future::Future<Output = Result<kept::Followed<Self::Kept>, IdentityError>>;
+    fn directory(&self, kept: &Self::Kept) -> Result<Directory, IdentityError>;
+}
+
+macro_rules! keeping {
+    ($source:ty, $kept:ty) => {
+        impl Keeping for $source {
+            type Kept = $kept;
+            fn calls(&self) -> u64 {
+                <$source>::calls(self)
+            }
+            async fn read_full(&self) -> Result<$kept, IdentityError> {
+                <$source>::read_full(self).await
+            }
+            async fn follow(&self, kept: $kept) -> Result<kept::Followed<$kept>, IdentityError> {
+                <$source>::follow(self, kept).await
+            }
+            fn directory(&self, kept: &$kept) -> Result<Directory, IdentityError> {
+                <$source>::directory(self, kept)
+            }
+        }
+    };
+}
+keeping!(okta::OktaSource, okta::OktaKept);
+keeping!(entra::EntraSource, entra::EntraKept);
+
+async fn read_keeping<S: Keeping>(
+    source: &S,
+    document: Option<&str>,
+    full: Option<String>,
+) -> Result<kept::Read, IdentityError> {
+    let before = source.calls();
+    let parsed = document.and_then(kept::from_json::<S::Kept>);
+    let reason = match (full, document, &parsed) {
+        (Some(reason), ..) => Some(reason),
+        (None, None, _) => Some("nothing was kept from an earlier read".to_string()),
+        (None, Some(_), None) => Some("the kept directory is of another format".to_string()),
+        (None, Some(_), Some(_)) => None,
+    };
+    let (kept, how) = match (reason, parsed) {
+        (None, Some(kept)) => match source.follow(kept).await? {
+            kept::Followed::Updated { kept, changes } => {
+                (kept, kept::HowRead::Incremental { changes })
+            }
+            kept::Followed::ReadInFull(reason) => {
+                tracing::warn!(%reason, "the identity provider's change feed cannot be followed; reading it in full");
+                (source.read_full().await?, kept::HowRead::Full { reason })
+            }
+        },
+        (reason, _) => {
+            let reason = reason.unwrap_or_default();
+            (source.read_full().await?, kept::HowRead::Full { reason })
+        }
+    };
+    let directory = source.directory(&kept)?;
+    Ok(kept::Read {
+        directory,
+        how,
+        kept: Some(kept::to_json(kept)),
+        calls: source.calls() - before,
+    })
 }

@@ -151,6 +151,19 @@ pub struct AuditEvent {
     pub approval: Option<String>,
 }
 
+/// An identity directory kept between reads (times in unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptIdentity {
+    /// What the document depends on (the adapter and its settings); another means a full
+    /// read.
+    pub fingerprint: String,
+    /// The adapter's document: its directory by id, and its cursor.
+    pub document: String,
+    /// When the last full read (the verified resync) started.
+    pub full_read_at: i64,
+    pub read_at: i64,
+}
+
 /// A leaver's timestamps (unix milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaver {
@@ -624,6 +637,46 @@ impl Store {
             ],
         )
         .map(|_| ())
+    }
+
+    /// The identity directory kept for `org` by its adapter, if any.
+    pub fn kept_identity(&self, org: &str) -> Result<Option<KeptIdentity>, StoreError> {
+        let rows = self.unfenced(
+            "SELECT fingerprint, document, full_read_at, read_at FROM identity_kept WHERE org = ?1",
+            vec![org.into()],
+        )?;
+        Ok(rows.first().map(|row| KeptIdentity {
+            fingerprint: row.text(0),
+            document: row.text(1),
+            full_read_at: row.int(2),
+            read_at: row.int(3),
+        }))
+    }
+
+    /// Keeps the identity directory an adapter read for `org`, unless a newer read was
+    /// kept meanwhile (another process read later). Unfenced: it caches the provider and
+    /// decides nothing, so any replica may write it.
+    pub fn keep_identity(&self, org: &str, kept: &KeptIdentity) -> Result<(), StoreError> {
+        self.engine
+            .transaction(
+                None,
+                vec![Statement::new(
+                    "INSERT INTO identity_kept (org, fingerprint, document, full_read_at, read_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (org) DO UPDATE SET fingerprint = ?2, document = ?3,
+                         full_read_at = ?4, read_at = ?5
+                     WHERE identity_kept.read_at <= ?5",
+                    vec![
+                        org.into(),
+                        (&kept.fingerprint).into(),
+                        (&kept.document).into(),
+                        kept.full_read_at.into(),
+                        kept.read_at.into(),
+                    ],
+                )],
+            )
+            .map_err(|e| self.error(e))
+            .map(|_| ())
     }
 
     /// Records that `email` was seen as a leaver (the first time counts).

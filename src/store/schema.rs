@@ -92,6 +92,18 @@ ALTER TABLE runs ADD COLUMN generation INTEGER;
 ALTER TABLE journal ADD COLUMN generation INTEGER;
 ALTER TABLE locks ADD COLUMN generation INTEGER;
 ",
+    // The identity provider's directory as an adapter keeps it between reads, with its
+    // cursor (the System Log's position, Graph's delta links): a cache of the provider,
+    // written by whoever reads it, so unfenced.
+    r"
+CREATE TABLE identity_kept (
+    org TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    document TEXT NOT NULL,
+    full_read_at INTEGER NOT NULL,
+    read_at INTEGER NOT NULL
+);
+",
 ];
 
 /// A migration in PostgreSQL's dialect: integers are 64-bit, and a table's own `id` is

@@ -200,7 +200,7 @@ async fn the_fast_path_and_the_full_sync_deactivate_and_refuse_the_same_people()
 }
 
 /// Acme's directory served by Okta, and the org's config pointed at it.
-async fn through_okta(org: &Org) -> common::okta::Okta {
+async fn through_okta(org: &Org) -> slack_emulator::idp::Idp {
     let source =
         slack_gitops::identity::file::FileSource::new(org.repo.join("identity/directory.yaml"));
     use slack_gitops::identity::IdentitySource;
@@ -267,29 +267,19 @@ async fn through_okta_the_fast_path_reads_one_person_and_agrees_with_the_full_sy
             store
                 .set_last_good_identity(&connection.org(), &planned.identity, 0, 0)
                 .unwrap();
-            {
-                let mut state = okta.lock().unwrap();
-                match change {
-                    Some("deprovisioned") => state.deprovisioned.push(email.to_string()),
-                    Some(_) => {
-                        let person = state
-                            .directory
-                            .people
-                            .iter_mut()
-                            .find(|p| p.email == email)
-                            .unwrap();
-                        person.status = slack_gitops::model::directory::PersonStatus::Suspended;
-                    }
-                    None => {}
-                }
-                state.requests.clear();
+            use slack_emulator::idp::Standing;
+            match change {
+                Some("deprovisioned") => okta.set_standing(email, Standing::Deactivated),
+                Some(_) => okta.set_standing(email, Standing::Suspended),
+                None => {}
             }
+            okta.take_requests();
             let fate = if fast {
                 fast_path(&org, email).await
             } else {
                 full_sync(&org, email).await
             };
-            let requests = okta.lock().unwrap().requests.clone();
+            let requests = okta.take_requests();
             if fast {
                 assert!(
                     requests.len() <= 2,

@@ -21,6 +21,8 @@ mod emulator_control;
 mod emulator_scim;
 mod emulator_web;
 mod identity;
+mod identity_incremental;
+mod idp_fakes;
 mod layout;
 mod leaver_rule;
 mod leaver_wave;

@@ -6,7 +6,9 @@
 use crate::common::postgres;
 
 use slack_gitops::policy::IdentityCounts;
-use slack_gitops::store::{AuditEvent, Fence, LeaverStep, NewRun, RunOutcome, Store, StoreError};
+use slack_gitops::store::{
+    AuditEvent, Fence, KeptIdentity, LeaverStep, NewRun, RunOutcome, Store, StoreError,
+};
 
 type Open<'a> = &'a dyn Fn() -> Store;
 type Case = fn(Open);
@@ -178,6 +180,40 @@ fn identity_counts_and_leavers(open: Open) {
         (1_000, Some(1_200), Some(1_300), Some(3))
     );
     assert!(store.leavers("globex").unwrap().is_empty());
+}
+
+/// The identity directory kept between reads: absent, kept, replaced by a later read,
+/// never by an earlier one (a slower reader finishing last); a document of megabytes.
+fn the_kept_identity_directory(open: Open) {
+    let store = open();
+    assert!(store.kept_identity("acme").unwrap().is_none());
+    let kept = |document: &str, read_at| KeptIdentity {
+        fingerprint: "okta https://acme.okta.example manager managerId:Id".into(),
+        document: document.into(),
+        full_read_at: 100,
+        read_at,
+    };
+    store.keep_identity("acme", &kept("first", 100)).unwrap();
+    store.keep_identity("acme", &kept("second", 200)).unwrap();
+    store
+        .keep_identity("acme", &kept("late and older", 150))
+        .unwrap();
+    assert_eq!(
+        open().kept_identity("acme").unwrap(),
+        Some(kept("second", 200))
+    );
+    assert!(open().kept_identity("globex").unwrap().is_none());
+    let big = "x".repeat(5 << 20);
+    store.keep_identity("acme", &kept(&big, 300)).unwrap();
+    assert_eq!(
+        open()
+            .kept_identity("acme")
+            .unwrap()
+            .unwrap()
+            .document
+            .len(),
+        5 << 20
+    );
 }
 
 fn the_lease_moves_only_when_it_expires(open: Open) {
@@ -369,6 +405,7 @@ const CASES: &[(&str, Case)] = &[
         snapshots_and_the_audit_trail,
     ),
     ("identity counts and leavers", identity_counts_and_leavers),
+    ("the kept identity directory", the_kept_identity_directory),
     (
         "the lease moves only when it expires",
         the_lease_moves_only_when_it_expires,

@@ -11,6 +11,7 @@
 //! `/_emulator/` is the control surface real Slack does not have: faults, the call log,
 //! reset, state and settings.
 
+pub mod idp;
 pub mod limits;
 pub mod scim;
 pub mod web;

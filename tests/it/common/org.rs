@@ -132,6 +132,11 @@ impl Org {
     }
 
     pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        self.spawn_with(args, &[])
+    }
+
+    /// As [`Org::spawn`], with more environment variables (an identity provider's token).
+    pub fn spawn_with(&self, args: &[&str], environment: &[(&str, &str)]) -> tokio::process::Child {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"));
         command.args(args);
         if matches!(args.first(), Some(&"apply") | Some(&"restore")) {
@@ -149,6 +154,7 @@ impl Org {
             .env("SLACK_ADMIN_TOKEN", &self.admin)
             .env("SLACK_BOT_TOKEN", &self.bot)
             .env("SLACK_GITOPS_LOG", "info")
+            .envs(environment.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);

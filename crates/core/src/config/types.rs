@@ -258,6 +258,12 @@ pub struct IdentitySettings {
     /// manager's Okta user id.
     #[serde(default)]
     pub manager: Option<ManagerSettings>,
+    /// `okta`, `entra`: with a state store, the directory is kept there and later reads
+    /// follow the provider's change feed (Okta's System Log, Graph's delta queries); a
+    /// full read, the verified resync, runs at least this often (hours; 24 when absent).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 720))]
+    pub full_read_every_hours: Option<u32>,
 }
 
 /// Where the identity provider keeps a person's manager: a profile attribute, and which
