@@ -111,6 +111,8 @@ pub struct Connection {
     pub client: SlackClient,
     /// Where the identity directory is kept between reads, if anywhere.
     pub identity_store: Option<crate::store::Store>,
+    /// What the last identity read did (how, calls, groups read), for the command's output.
+    pub identity_read: std::sync::Mutex<Option<crate::identity::kept::Summary>>,
 }
 
 /// Connects to the identity provider and Slack as the repository at `dir` says, with
@@ -181,6 +183,7 @@ pub fn connect(
         source,
         client,
         identity_store,
+        identity_read: std::sync::Mutex::new(None),
     })
 }
 
@@ -203,9 +206,28 @@ impl Connection {
     /// kept directory is a cache: a store that cannot be read or written costs a full
     /// read and a warning, never the read.
     pub async fn read_identity(&self) -> Result<Directory, PipelineError> {
+        let read = self.read_identity_keeping().await?;
+        let summary = read.summary();
+        tracing::info!(how = %summary.how.describe(), calls = summary.calls, groups = summary.groups, groups_read = summary.groups_read, "read the identity provider");
+        *self
+            .identity_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(summary);
+        Ok(read.directory)
+    }
+
+    /// What the last identity read did, if one was made.
+    pub fn identity_summary(&self) -> Option<crate::identity::kept::Summary> {
+        self.identity_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    async fn read_identity_keeping(&self) -> Result<crate::identity::kept::Read, PipelineError> {
         let (Some(store), Some(fingerprint)) = (&self.identity_store, self.source.fingerprint())
         else {
-            return Ok(self.source.read().await?);
+            return Ok(self.source.read_once().await?);
         };
         let org = self.org();
         let kept = store.kept_identity(&org).unwrap_or_else(|error| {
@@ -234,8 +256,7 @@ impl Connection {
             .filter(|_| full.is_none())
             .map(|k| k.document.as_str());
         let read = self.source.read_keeping(document, full).await?;
-        tracing::info!(how = %read.how.describe(), calls = read.calls, "read the identity provider");
-        if let Some(document) = read.kept {
+        if let Some(document) = read.kept.clone() {
             let full_read_at = match (&read.how, &kept) {
                 (crate::identity::kept::HowRead::Incremental { .. }, Some(kept)) => {
                     kept.full_read_at
@@ -252,7 +273,7 @@ impl Connection {
                 tracing::warn!(%error, "the identity directory read cannot be kept; the next read is a full read");
             }
         }
-        Ok(read.directory)
+        Ok(read)
     }
 
     /// The key of the org in the state store: its workspaces' team ids, sorted.

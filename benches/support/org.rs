@@ -9,6 +9,8 @@ use slack_gitops::model::live::{Live, LiveChannel, LiveUser, LiveUsergroup};
 pub struct Org {
     pub repository: config::Repository,
     pub directory: Directory,
+    /// Live Slack (not read by the identity benchmark).
+    #[allow(dead_code)]
     pub live: Live,
     /// What building each took in resident memory (KiB): the directory, and live Slack
     /// (read by the planning benchmark only).

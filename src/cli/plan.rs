@@ -115,6 +115,9 @@ pub(super) fn plan(options: &PlanArgs) -> anyhow::Result<u8> {
     let connection = pipeline::connect(dir, &connect, &environment)?;
     let planned = runtime.block_on(pipeline::plan_org(&connection, &baseline))?;
     drop(built_in);
+    if let Some(summary) = connection.identity_summary() {
+        progress(&summary.line());
+    }
     for warning in &planned.warnings {
         eprintln!("warning: {warning}");
     }

@@ -279,13 +279,9 @@ impl IdentitySource for EntraSource {
 }
 
 impl EntraSource {
-    /// Reads everything the config needs, with delta links taken just before.
-    pub async fn read_full(&self) -> Result<EntraKept, IdentityError> {
-        self.read_full_with(true).await
-    }
-
-    /// Reads everything the config needs, and the delta links to keep when `keep`.
-    async fn read_full_with(&self, keep: bool) -> Result<EntraKept, IdentityError> {
+    /// Reads everything the config needs, with the delta links to keep (taken just
+    /// before) when `keep`.
+    pub async fn read_full_with(&self, keep: bool) -> Result<EntraKept, IdentityError> {
         let token = self.access_token().await?;
         let users_path =
             format!("/v1.0/users?$select={USER_FIELDS}&$expand=manager($select=id)&$top=999");
@@ -374,13 +370,6 @@ impl EntraSource {
                 }
             }
         }
-        let read = kept.groups.values().filter(|g| g.members.is_some()).count();
-        tracing::info!(
-            groups = kept.groups.len(),
-            members_read = read,
-            skipped = kept.groups.len() - read,
-            "read Entra: members of the groups the config names and their nested groups"
-        );
         Ok(())
     }
 

@@ -58,6 +58,46 @@ pub struct Read {
     pub kept: Option<String>,
     /// Calls made to the identity provider.
     pub calls: u64,
+    /// Groups whose members are known (the rest are listed by name only).
+    pub groups_read: usize,
+}
+
+impl Read {
+    /// What the read did, without the directory.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            how: self.how.clone(),
+            calls: self.calls,
+            groups: self.directory.groups.len(),
+            groups_read: self.groups_read,
+        }
+    }
+}
+
+/// What a read did: how, its calls, and the groups whose members it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub how: HowRead,
+    pub calls: u64,
+    pub groups: usize,
+    pub groups_read: usize,
+}
+
+impl Summary {
+    /// One line for a command's progress output.
+    pub fn line(&self) -> String {
+        let calls = match self.how {
+            HowRead::Whole => String::new(),
+            _ => format!("; {} calls", self.calls),
+        };
+        format!(
+            "identity provider {}: {} groups, members of {} read, {} skipped (no mapping names them){calls}",
+            self.how.describe(),
+            self.groups,
+            self.groups_read,
+            self.groups - self.groups_read.min(self.groups),
+        )
+    }
 }
 
 /// A kept document with its format version.

@@ -188,12 +188,25 @@ impl Source {
         match self {
             Source::Okta(source) => read_keeping(source, kept, full).await,
             Source::Entra(source) => read_keeping(source, kept, full).await,
-            Source::File(_) | Source::Scim(_) => Ok(kept::Read {
-                directory: self.read().await?,
-                how: kept::HowRead::Whole,
-                kept: None,
-                calls: 0,
-            }),
+            Source::File(_) | Source::Scim(_) => self.read_once().await,
+        }
+    }
+
+    /// Reads the directory in full once, keeping nothing (no state store to keep it in).
+    pub async fn read_once(&self) -> Result<kept::Read, IdentityError> {
+        match self {
+            Source::Okta(source) => read_once(source).await,
+            Source::Entra(source) => read_once(source).await,
+            Source::File(_) | Source::Scim(_) => {
+                let directory = self.read().await?;
+                Ok(kept::Read {
+                    groups_read: directory.groups.len(),
+                    directory,
+                    how: kept::HowRead::Whole,
+                    kept: None,
+                    calls: 0,
+                })
+            }
         }
     }
 }
@@ -202,7 +215,13 @@ impl Source {
 trait Keeping {
     type Kept: serde::Serialize + for<'de> serde::Deserialize<'de>;
     fn calls(&self) -> u64;
-    fn read_full(&self) -> impl std::future::Future<Output = Result<Self::Kept, IdentityError>>;
+    /// A full read; with `keep`, also the cursor a later read follows.
+    fn read_full(
+        &self,
+        keep: bool,
+    ) -> impl std::future::Future<Output = Result<Self::Kept, IdentityError>>;
+    /// The groups whose members are kept.
+    fn groups_read(kept: &Self::Kept) -> usize;
     fn follow(
         &self,
         kept: Self::Kept,
@@ -217,8 +236,11 @@ macro_rules! keeping {
             fn calls(&self) -> u64 {
                 <$source>::calls(self)
             }
-            async fn read_full(&self) -> Result<$kept, IdentityError> {
-                <$source>::read_full(self).await
+            async fn read_full(&self, keep: bool) -> Result<$kept, IdentityError> {
+                <$source>::read_full_with(self, keep).await
+            }
+            fn groups_read(kept: &$kept) -> usize {
+                kept.groups.values().filter(|g| g.members.is_some()).count()
             }
             async fn follow(&self, kept: $kept) -> Result<kept::Followed<$kept>, IdentityError> {
                 <$source>::follow(self, kept).await
@@ -252,19 +274,40 @@ async fn read_keeping<S: Keeping>(
             }
             kept::Followed::ReadInFull(reason) => {
                 tracing::warn!(%reason, "the identity provider's change feed cannot be followed; reading it in full");
-                (source.read_full().await?, kept::HowRead::Full { reason })
+                (
+                    source.read_full(true).await?,
+                    kept::HowRead::Full { reason },
+                )
             }
         },
         (reason, _) => {
             let reason = reason.unwrap_or_default();
-            (source.read_full().await?, kept::HowRead::Full { reason })
+            (
+                source.read_full(true).await?,
+                kept::HowRead::Full { reason },
+            )
         }
     };
     let directory = source.directory(&kept)?;
     Ok(kept::Read {
         directory,
         how,
+        groups_read: S::groups_read(&kept),
         kept: Some(kept::to_json(kept)),
+        calls: source.calls() - before,
+    })
+}
+
+async fn read_once<S: Keeping>(source: &S) -> Result<kept::Read, IdentityError> {
+    let before = source.calls();
+    let kept = source.read_full(false).await?;
+    Ok(kept::Read {
+        directory: source.directory(&kept)?,
+        how: kept::HowRead::Full {
+            reason: "no state store to keep it in".into(),
+        },
+        groups_read: S::groups_read(&kept),
+        kept: None,
         calls: source.calls() - before,
     })
 }

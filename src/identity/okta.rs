@@ -384,8 +384,9 @@ impl OktaSource {
         Ok(())
     }
 
-    /// Reads everything the config needs, with a System Log cursor from just before.
-    pub async fn read_full(&self) -> Result<OktaKept, IdentityError> {
+    /// Reads everything the config needs, with a System Log cursor from just before (it
+    /// costs no call, so it is taken whether or not it is kept).
+    pub async fn read_full_with(&self, _keep: bool) -> Result<OktaKept, IdentityError> {
         let since = now_secs() - FULL_READ_MARGIN_SECS;
         let (users, groups) = tokio::try_join!(self.users(), self.groups())?;
         let mut kept = OktaKept {
@@ -418,13 +419,6 @@ impl OktaSource {
                 groups: Vec::new(),
             })
             .collect();
-        let read = kept.groups.values().filter(|g| g.members.is_some()).count();
-        tracing::info!(
-            groups = kept.groups.len(),
-            members_read = read,
-            skipped = kept.groups.len() - read,
-            "read Okta: members of the groups the config names"
-        );
         Ok(Directory {
             source: self.base.clone(),
             people,
@@ -627,7 +621,7 @@ impl Events {
 
 impl IdentitySource for OktaSource {
     async fn read(&self) -> Result<Directory, IdentityError> {
-        let kept = self.read_full().await?;
+        let kept = self.read_full_with(false).await?;
         self.directory(&kept)
     }
 }

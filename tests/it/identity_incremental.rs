@@ -279,7 +279,11 @@ async fn plan_with_a_state_store_reads_okta_incrementally_and_plans_the_same() {
     };
     std::fs::create_dir_all(org.state.parent().unwrap()).unwrap();
     let (_, first) = plan(true).await;
-    assert!(first.contains("read in full"), "{first}");
+    assert!(
+        first.contains("identity provider read in full (nothing was kept from an earlier read): ")
+            && first.contains(" skipped (no mapping names them); "),
+        "{first}"
+    );
     // Ten changes: people moved between groups the mappings use, a suspension, a
     // deactivation, a new title.
     let members = |name: &str| {

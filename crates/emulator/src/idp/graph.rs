@@ -206,7 +206,8 @@ fn base_of(headers: &HeaderMap) -> String {
 /// A collection page: `$top` items (100 by default, 999 at most) from `$skiptoken`, with
 /// `@odata.nextLink` when more follow, else the `last` entries (a delta link).
 fn collection(
-    items: Vec<Value>,
+    len: usize,
+    item: impl Fn(usize) -> Value,
     uri: &Uri,
     headers: &HeaderMap,
     last: BTreeMap<&str, Value>,
@@ -222,12 +223,12 @@ fn collection(
         .and_then(|s| s.rsplit('.').next())
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(0);
-    let end = (start + top).min(items.len());
+    let end = (start + top).min(len);
     let mut body = json!({
         "@odata.context": format!("{}/v1.0/$metadata#{}", base_of(headers), uri.path().trim_start_matches("/v1.0/")),
-        "value": items.get(start..end).unwrap_or_default(),
+        "value": (start.min(end)..end).map(item).collect::<Vec<_>>(),
     });
-    if end < items.len() {
+    if end < len {
         let mut next: BTreeMap<String, String> = query.into_iter().collect();
         let prefix = next
             .get("$skiptoken")
@@ -292,11 +293,8 @@ async fn users(State(idp): State<Idp>, uri: Uri, headers: HeaderMap) -> Response
         None => (0..state.people.len()).collect(),
     };
     let expand = expands_manager(&uri);
-    let items = indices
-        .into_iter()
-        .map(|i| user_object(&state, i, expand))
-        .collect();
-    collection(items, &uri, &headers, BTreeMap::new())
+    let item = |k: usize| user_object(&state, indices[k], expand);
+    collection(indices.len(), item, &uri, &headers, BTreeMap::new())
 }
 
 fn find_user(state: &IdpState, key: &str) -> Option<usize> {
@@ -340,23 +338,18 @@ async fn transitive_groups(
         .filter(|(_, members)| members.contains(&i))
         .map(|(g, _)| g)
         .collect();
-    let items = groups
-        .into_iter()
-        .map(|g| {
-            let mut group = group_object(&state, g);
-            group["@odata.type"] = json!("#microsoft.graph.group");
-            group
-        })
-        .collect();
-    collection(items, &uri, &headers, BTreeMap::new())
+    let item = |k: usize| {
+        let mut group = group_object(&state, groups[k]);
+        group["@odata.type"] = json!("#microsoft.graph.group");
+        group
+    };
+    collection(groups.len(), item, &uri, &headers, BTreeMap::new())
 }
 
 async fn groups(State(idp): State<Idp>, uri: Uri, headers: HeaderMap) -> Response {
     let state = idp.state();
-    let items = (0..state.groups.len())
-        .map(|g| group_object(&state, g))
-        .collect();
-    collection(items, &uri, &headers, BTreeMap::new())
+    let item = |g: usize| group_object(&state, g);
+    collection(state.groups.len(), item, &uri, &headers, BTreeMap::new())
 }
 
 /// A group's direct members: users, then nested groups.
@@ -391,7 +384,13 @@ async fn members(
         );
     };
     let items = direct_members(&state, g);
-    collection(items, &uri, &headers, BTreeMap::new())
+    collection(
+        items.len(),
+        |k| items[k].clone(),
+        &uri,
+        &headers,
+        BTreeMap::new(),
+    )
 }
 
 /// Where a delta query starts: the whole set (`None`), or the changes after a sequence.
@@ -439,7 +438,8 @@ fn resync_required() -> Response {
 /// A delta query's pages: `items` paged by `$top` (with the round's bounds carried in
 /// `$skiptoken`), the last page carrying the delta link for the next round.
 fn delta_pages(
-    items: Vec<Value>,
+    len: usize,
+    item: impl Fn(usize) -> Value,
     uri: &Uri,
     headers: &HeaderMap,
     from: &DeltaFrom,
@@ -466,7 +466,8 @@ fn delta_pages(
     .parse()
     .unwrap_or_else(|_| uri.clone());
     collection(
-        items,
+        len,
+        item,
         &uri,
         headers,
         BTreeMap::from([("@odata.deltaLink", json!(delta_link))]),
@@ -501,11 +502,8 @@ async fn users_delta(State(idp): State<Idp>, uri: Uri, headers: HeaderMap) -> Re
             .into_iter()
             .collect(),
     };
-    let items = indices
-        .into_iter()
-        .map(|i| user_object(&state, i, false))
-        .collect();
-    delta_pages(items, &uri, &headers, &from, upto)
+    let item = |k: usize| user_object(&state, indices[k], false);
+    delta_pages(indices.len(), item, &uri, &headers, &from, upto)
 }
 
 async fn groups_delta(State(idp): State<Idp>, uri: Uri, headers: HeaderMap) -> Response {
@@ -549,5 +547,12 @@ async fn groups_delta(State(idp): State<Idp>, uri: Uri, headers: HeaderMap) -> R
                 .collect()
         }
     };
-    delta_pages(items, &uri, &headers, &from, upto)
+    delta_pages(
+        items.len(),
+        |k| items[k].clone(),
+        &uri,
+        &headers,
+        &from,
+        upto,
+    )
 }

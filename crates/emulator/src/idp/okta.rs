@@ -268,7 +268,8 @@ fn listing(items: Vec<Value>, uri: &Uri, headers: &HeaderMap, next: Option<Strin
 
 async fn users(State(idp): State<Idp>, uri: Uri, headers: HeaderMap) -> Response {
     let state = idp.state();
-    let deprovisioned = match query(&uri).get("search").map(String::as_str) {
+    let query = query(&uri);
+    let deprovisioned = match query.get("search").map(String::as_str) {
         None => false,
         Some("status eq \"DEPROVISIONED\"") => true,
         Some(_) => {
@@ -279,12 +280,42 @@ async fn users(State(idp): State<Idp>, uri: Uri, headers: HeaderMap) -> Response
             );
         }
     };
-    let listed: Vec<usize> = (0..state.people.len())
-        .filter(|&i| (state.standing[i] == Standing::Deactivated) == deprovisioned)
-        .collect();
-    let (slice, next) = page(&listed, &uri, &headers, 200, 200);
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(200)
+        .clamp(1, 200);
+    // The cursor is the index to go on from, so a page costs its own size.
+    let start = query
+        .get("after")
+        .and_then(|a| a.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut listed = Vec::with_capacity(limit);
+    let mut next_index = start;
+    for i in start..state.people.len() {
+        if listed.len() == limit {
+            break;
+        }
+        next_index = i + 1;
+        if (state.standing[i] == Standing::Deactivated) == deprovisioned {
+            listed.push(i);
+        }
+    }
+    let more = (next_index..state.people.len())
+        .any(|i| (state.standing[i] == Standing::Deactivated) == deprovisioned);
+    let next = more.then(|| {
+        let mut next_query = query.clone();
+        next_query.insert("after".into(), next_index.to_string());
+        next_query.insert("limit".into(), limit.to_string());
+        let encoded = serde_urlencoded::to_string(&next_query).unwrap_or_default();
+        format!(
+            "<{}{}?{encoded}>; rel=\"next\"",
+            base_of(&headers),
+            uri.path()
+        )
+    });
     let base = base_of(&headers);
-    let items = slice
+    let items = listed
         .into_iter()
         .map(|i| user_object(&state, i, &base))
         .collect();
