@@ -33,5 +33,6 @@ mod plan_cli;
 mod reader;
 mod readme;
 mod schema_files;
+mod slack_events;
 mod store;
 mod validate_cases;

@@ -11,6 +11,8 @@
 //! `/_emulator/` is the control surface real Slack does not have: faults, the call log,
 //! reset, state and settings.
 
+pub mod changes;
+pub mod events;
 pub mod idp;
 pub mod limits;
 pub mod scim;
@@ -121,6 +123,7 @@ pub struct Emulator {
     faults: Mutex<Vec<Fault>>,
     locks: Mutex<HashMap<String, f64>>,
     clock: Clock,
+    events: events::delivery::Events,
     started_at: f64,
     seq: AtomicU64,
     dirty: AtomicBool,
@@ -174,6 +177,7 @@ impl Emulator {
             faults: Mutex::new(Vec::new()),
             locks: Mutex::new(HashMap::new()),
             clock,
+            events: events::delivery::Events::default(),
             seq: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             state_path: options.state_path,
@@ -188,6 +192,21 @@ impl Emulator {
     /// The call log so far.
     pub fn calls(&self) -> Vec<CallRecord> {
         lock(&self.log).clone()
+    }
+
+    /// The Events API pipeline: what was emitted and delivered.
+    pub fn events(&self) -> &events::delivery::Events {
+        &self.events
+    }
+
+    /// The emulated clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Marks the state as changed since the last save.
+    fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
     }
 
     /// Saves the world if it changed since the last save. Atomic: the file is written
@@ -252,7 +271,13 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         )
         .route("/_emulator/reset", post(reset))
         .route("/_emulator/state", get(get_state))
-        .route("/_emulator/settings", get(get_settings).put(put_settings));
+        .route("/_emulator/settings", get(get_settings).put(put_settings))
+        .route("/_emulator/clock", get(get_clock).post(set_clock))
+        .route("/_emulator/events", get(get_events).post(set_events))
+        .route(
+            "/_emulator/events/faults",
+            post(add_event_fault).delete(clear_event_faults),
+        );
     let slack = Router::new()
         .route("/api/{method}", any(web_api))
         .route("/scim/v2/{*rest}", any(scim_api))
@@ -279,10 +304,12 @@ pub async fn serve(
             }
         })
     };
+    let dispatcher = tokio::spawn(events::delivery::dispatch(emulator.clone()));
     let result = axum::serve(listener, router(emulator.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     saver.abort();
+    dispatcher.abort();
     if let Err(error) = emulator.save() {
         tracing::error!("emulator state not saved: {error}");
     }
@@ -543,7 +570,9 @@ async fn web_api(
     let reply = {
         let mut world = lock(&emulator.world);
         world.run_due_jobs(now);
-        web::call(&mut world, &caller, &method, &args)
+        let reply = web::call(&mut world, &caller, &method, &args);
+        emulator.events.publish(&mut world, now);
+        reply
     };
     if http_method == Method::POST {
         emulator.dirty.store(true, Ordering::SeqCst);
@@ -738,7 +767,12 @@ async fn scim_api(
         base: format!("http://{host}/scim/v2"),
         required_fields,
     };
-    let reply = scim::handle(&mut lock(&emulator.world), &request);
+    let reply = {
+        let mut world = lock(&emulator.world);
+        let reply = scim::handle(&mut world, &request);
+        emulator.events.publish(&mut world, now);
+        reply
+    };
     if method != "GET" {
         emulator.dirty.store(true, Ordering::SeqCst);
         // The write is in flight for this long; its resource stays locked meanwhile.
@@ -813,6 +847,7 @@ async fn clear_faults(State(emulator): State<Arc<Emulator>>) -> StatusCode {
 /// Puts everything back as seeded: state, rate limits, log, faults and locks.
 async fn reset(State(emulator): State<Arc<Emulator>>) -> StatusCode {
     *lock(&emulator.world) = emulator.seed.clone();
+    emulator.events.clear();
     lock(&emulator.limiter).clear();
     lock(&emulator.log).clear();
     lock(&emulator.faults).clear();
@@ -838,4 +873,110 @@ async fn put_settings(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Res
         }
         Err(error) => (StatusCode::BAD_REQUEST, format!("not settings: {error}\n")).into_response(),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockChange {
+    time_scale: f64,
+}
+
+async fn get_clock(State(emulator): State<Arc<Emulator>>) -> Response {
+    axum::Json(json!({"now": emulator.clock.now(), "time_scale": emulator.clock.scale()}))
+        .into_response()
+}
+
+/// `{"time_scale": N}`: emulated time runs N times faster from now on (rate limits,
+/// retries and delays follow).
+async fn set_clock(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<ClockChange>(&body) {
+        Ok(change) if change.time_scale.is_finite() && change.time_scale > 0.0 => {
+            emulator.clock.set_scale(change.time_scale);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(_) => (
+            StatusCode::BAD_REQUEST,
+            "time_scale must be a positive number\n",
+        )
+            .into_response(),
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            format!("not a clock change: {error}\n"),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    since: usize,
+}
+
+async fn get_events(
+    State(emulator): State<Arc<Emulator>>,
+    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+) -> Response {
+    let subscription = lock(&emulator.world).events.clone();
+    axum::Json(emulator.events.report(subscription, query.since)).into_response()
+}
+
+/// Changes the subscription: any of its fields. A new request URL must pass Slack's
+/// `url_verification` handshake first, as when it is entered in the app's settings.
+async fn set_events(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    let current = lock(&emulator.world).events.clone().unwrap_or_default();
+    let mut merged = serde_json::to_value(&current).expect("a subscription serialises");
+    let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not a JSON object\n").into_response();
+    };
+    for (key, value) in changes {
+        merged[key] = value;
+    }
+    let next: events::Subscription = match serde_json::from_value(merged) {
+        Ok(next) => next,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not a subscription: {error}\n"),
+            )
+                .into_response();
+        }
+    };
+    if let Some(url) = &next.request_url
+        && current.request_url.as_ref() != Some(url)
+        && let Err(why) = events::delivery::verify_url(&emulator.events, &next, url).await
+    {
+        return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+    }
+    lock(&emulator.world).events = Some(next);
+    emulator.mark_dirty();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct EventFaultRequest {
+    #[serde(flatten)]
+    fault: events::delivery::EventFault,
+    /// Seeds the generator that decides which events a fraction hits.
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+async fn add_event_fault(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<EventFaultRequest>(&body) {
+        Ok(request) => {
+            emulator.events.add_fault(request.fault, request.seed);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            format!("not an event fault: {error}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn clear_event_faults(State(emulator): State<Arc<Emulator>>) -> StatusCode {
+    emulator.events.clear_faults();
+    StatusCode::NO_CONTENT
 }

@@ -11,36 +11,73 @@ use std::time::Duration;
 
 use super::world::Bucket;
 
-/// Emulated time: unix seconds, running `scale` times faster than the wall clock.
-#[derive(Debug, Clone)]
+/// Emulated time: unix seconds, running `scale` times faster than the wall clock. The
+/// scale can change while the emulator runs (`POST /_emulator/clock`): time stays
+/// continuous and runs at the new rate from then on, so rate limits and retries follow.
+#[derive(Debug)]
 pub struct Clock {
+    segment: std::sync::Mutex<Segment>,
+}
+
+/// Time since the last scale change.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
     origin: tokio::time::Instant,
     epoch: f64,
     scale: f64,
+}
+
+impl Segment {
+    fn now(&self) -> f64 {
+        self.epoch + self.origin.elapsed().as_secs_f64() * self.scale
+    }
 }
 
 impl Clock {
     /// A clock that reads `epoch` (unix seconds) now and runs `scale` times faster.
     pub fn new(epoch: f64, scale: f64) -> Clock {
         Clock {
-            origin: tokio::time::Instant::now(),
-            epoch,
-            scale: scale.max(f64::MIN_POSITIVE),
+            segment: std::sync::Mutex::new(Segment {
+                origin: tokio::time::Instant::now(),
+                epoch,
+                scale: scale.max(f64::MIN_POSITIVE),
+            }),
         }
+    }
+
+    fn segment(&self) -> Segment {
+        *self
+            .segment
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Emulated unix time in seconds.
     pub fn now(&self) -> f64 {
-        self.epoch + self.origin.elapsed().as_secs_f64() * self.scale
+        self.segment().now()
     }
 
-    /// The real duration of an emulated one.
+    /// The real duration of an emulated one, at the current scale.
     pub fn real(&self, emulated_secs: f64) -> Duration {
-        Duration::from_secs_f64((emulated_secs / self.scale).max(0.0))
+        Duration::from_secs_f64((emulated_secs / self.segment().scale).max(0.0))
     }
 
     pub fn scale(&self) -> f64 {
-        self.scale
+        self.segment().scale
+    }
+
+    /// Runs the clock `scale` times faster than real time from now on.
+    pub fn set_scale(&self, scale: f64) {
+        let mut segment = self
+            .segment
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = segment.now();
+        *segment = Segment {
+            origin: tokio::time::Instant::now(),
+            epoch: now,
+            scale: scale.max(f64::MIN_POSITIVE),
+        };
     }
 }
 
@@ -101,6 +138,23 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_scale_keeps_time_continuous() {
+        let clock = Clock::new(1_000.0, 1_000.0);
+        std::thread::sleep(Duration::from_millis(20));
+        let before = clock.now();
+        assert!(before >= 1_020.0, "{before}");
+        clock.set_scale(1.0);
+        let after = clock.now();
+        // Continuous (no jump back or ahead), and a real second is now a second.
+        assert!(
+            after >= before && after - before < 1.0,
+            "{before} -> {after}"
+        );
+        assert_eq!(clock.real(60.0), Duration::from_secs(60));
+        assert_eq!(clock.scale(), 1.0);
+    }
 
     #[test]
     fn a_burst_over_the_bucket_waits_for_one_token() {

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::changes::Change;
+
 /// The whole emulated org. Serialised as the seed / state file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +36,9 @@ pub struct World {
     pub tokens: Vec<Token>,
     #[serde(default)]
     pub settings: Settings,
+    /// The app's Events API subscription, if it has one.
+    #[serde(default)]
+    pub events: Option<crate::events::Subscription>,
     /// Events the emulator produced that tests may inspect: session resets, app logs.
     #[serde(default)]
     pub integration_logs: Vec<IntegrationLog>,
@@ -52,6 +57,9 @@ pub struct World {
     /// orgs. Rebuilt by [`World::reindex`]; people and channels are only ever appended.
     #[serde(skip)]
     index: Index,
+    /// Changes noted since the emulator last turned them into events.
+    #[serde(skip)]
+    pub changes: crate::changes::Changes,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -571,15 +579,12 @@ impl World {
                 web_only: false,
             });
         }
+        self.note(Change::UserChanged { id: id.to_string() });
         if removes {
-            for group in &mut self.usergroups {
-                group.users.retain(|u| u != id);
-            }
+            self.leave_usergroups_where(id, now, |_| true);
         }
         if leaves_channels {
-            for channel in &mut self.channels {
-                channel.members.retain(|u| u != id);
-            }
+            self.leave_channels_where(id, |_| true);
         }
     }
 
@@ -598,13 +603,15 @@ impl World {
             }
             // Everyone in a workspace is in its #general, so that one comes back.
             let workspaces = user.workspaces.clone();
-            for channel in &mut self.channels {
-                if channel.general
-                    && workspaces.contains(&channel.workspace)
-                    && !channel.members.iter().any(|m| m == id)
-                {
-                    channel.members.push(id.to_string());
-                }
+            let generals: Vec<String> = self
+                .channels
+                .iter()
+                .filter(|c| c.general && workspaces.contains(&c.workspace))
+                .map(|c| c.id.clone())
+                .collect();
+            self.note(Change::UserChanged { id: id.to_string() });
+            for channel in generals {
+                self.join_channel(&channel, id, None);
             }
         }
         self.pending_deactivations.retain(|p| p.user != id);

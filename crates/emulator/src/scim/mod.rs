@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+use crate::changes::Change;
 use crate::world::{Guest, IdpGroup, User, World};
 
 mod discovery;
@@ -132,11 +133,14 @@ fn groups_to_usergroups(world: &mut World, groups: Vec<IdpGroup>, now: u64) {
     for group in groups {
         match world.usergroups.iter_mut().find(|u| u.id == group.id) {
             Some(usergroup) => {
-                if usergroup.name != group.name || usergroup.users != group.members {
+                if usergroup.name != group.name {
                     usergroup.name = group.name;
-                    usergroup.users = group.members;
                     usergroup.updated = now;
+                    world.note(Change::SubteamUpdated {
+                        id: group.id.clone(),
+                    });
                 }
+                world.set_usergroup_users(&group.id, group.members, now, "");
             }
             None => {
                 let handle: String = group
@@ -145,6 +149,9 @@ fn groups_to_usergroups(world: &mut World, groups: Vec<IdpGroup>, now: u64) {
                     .chars()
                     .map(|c| if c.is_alphanumeric() { c } else { '-' })
                     .collect();
+                world.note(Change::SubteamCreated {
+                    id: group.id.clone(),
+                });
                 world.usergroups.push(crate::world::Usergroup {
                     id: group.id,
                     workspace: workspace.clone(),

@@ -98,7 +98,14 @@ pub(super) fn create_user(world: &mut World, request: &ScimRequest) -> ScimReply
         return reply;
     }
     user.active = body.get("active").and_then(Value::as_bool).unwrap_or(true);
+    let workspaces = user.workspaces.clone();
     world.add_user(user);
+    for team in workspaces {
+        world.note(Change::TeamJoin {
+            user: id.clone(),
+            team,
+        });
+    }
     let user = world.user(&id).expect("just added");
     reply(201, user_resource(world, user, &request.base))
 }
@@ -266,6 +273,7 @@ pub(super) fn finish_user_update(
     id: &str,
     sent: impl Fn(&str) -> bool,
 ) -> ScimReply {
+    world.note(Change::UserChanged { id: id.to_string() });
     if request.required_fields.iter().any(|field| !sent(field)) {
         world.deactivate(id, request.now as u64);
     }

@@ -73,9 +73,7 @@ pub(super) fn admin_users_assign(world: &mut World, caller: &Caller, args: &Args
         return Err(ApiError::new("user_already_team_member"));
     }
     let id = user.id.clone();
-    let user = world.user_mut(&id).expect("found above");
-    user.workspaces.push(team);
-    user.updated = caller.now;
+    world.join_workspace(&id, &team, caller.now);
     ok(Vec::new())
 }
 
@@ -111,6 +109,7 @@ pub(super) fn admin_users_set_role(
     user.admin = role != Role::Regular;
     user.owner = role == Role::Owner;
     user.updated = caller.now;
+    world.note(Change::UserChanged { id });
     ok(Vec::new())
 }
 
@@ -127,12 +126,9 @@ pub(super) fn admin_users_remove(world: &mut World, caller: &Caller, args: &Args
     let user = world.user_mut(&id).expect("found above");
     user.workspaces.retain(|w| *w != team);
     user.updated = caller.now;
-    for group in world.usergroups.iter_mut().filter(|g| g.workspace == team) {
-        group.users.retain(|u| *u != id);
-    }
-    for channel in world.channels.iter_mut().filter(|c| c.workspace == team) {
-        channel.members.retain(|u| *u != id);
-    }
+    world.note(Change::UserChanged { id: id.clone() });
+    world.leave_usergroups_where(&id, caller.now, |w| w == team);
+    world.leave_channels_where(&id, |w| w == team);
     ok(Vec::new())
 }
 
@@ -311,12 +307,8 @@ pub(super) fn admin_usergroups_channels(
         // Linking a channel adds the group's members to it.
         let members = group.members.clone();
         for (id, _) in &valid {
-            if let Some(channel) = world.channel_mut(id) {
-                for member in &members {
-                    if !channel.members.contains(member) {
-                        channel.members.push(member.clone());
-                    }
-                }
+            for member in &members {
+                world.join_channel(id, member, None);
             }
         }
     } else {
@@ -380,12 +372,8 @@ pub(super) fn admin_usergroups_add_teams(world: &mut World, caller: &Caller, arg
     if auto_provision {
         let members = group.members.clone();
         for member in members {
-            if let Some(user) = world.user_mut(&member) {
-                for team in &teams {
-                    if !user.workspaces.contains(team) {
-                        user.workspaces.push(team.clone());
-                    }
-                }
+            for team in &teams {
+                world.join_workspace(&member, team, caller.now);
             }
         }
     }
@@ -418,11 +406,9 @@ pub(super) fn admin_conversations_invite(world: &mut World, caller: &Caller, arg
             _ => failed.push(id),
         }
     }
-    world
-        .channel_mut(&channel_id)
-        .expect("found above")
-        .members
-        .extend(accepted);
+    for user in &accepted {
+        world.join_channel(&channel_id, user, Some(&caller.token.user));
+    }
     if failed.is_empty() {
         ok(Vec::new())
     } else {

@@ -152,6 +152,16 @@ pub(super) fn conversations_create(world: &mut World, caller: &Caller, args: &Ar
     };
     let object = channel_object(&channel, &caller.token.user, false);
     world.add_channel(channel);
+    if !private {
+        world.note(Change::ChannelCreated {
+            channel: id.clone(),
+        });
+    }
+    world.note(Change::Joined {
+        channel: id,
+        user: caller.token.user.clone(),
+        inviter: None,
+    });
     ok(vec![("channel", object)])
 }
 
@@ -195,6 +205,11 @@ pub(super) fn conversations_set_archived(
         .channel_mut(&channel.id)
         .expect("found above")
         .archived = archive;
+    world.note(Change::Archived {
+        channel: channel.id.clone(),
+        by: caller.token.user.clone(),
+        archived: archive,
+    });
     ok(Vec::new())
 }
 
@@ -241,8 +256,10 @@ pub(super) fn conversations_invite(world: &mut World, caller: &Caller, args: &Ar
             .to_string();
         return Err(ApiError::new(&first).with("errors", json!(errors)));
     }
-    let target = world.channel_mut(&channel.id).expect("found above");
-    target.members.extend(accepted);
+    for user in &accepted {
+        world.join_channel(&channel.id, user, Some(&caller.token.user));
+    }
+    let target = world.channel(&channel.id).expect("found above");
     let object = channel_object(target, &caller.token.user, false);
     let mut reply = vec![("channel", object)];
     if !errors.is_empty() {
@@ -271,11 +288,7 @@ pub(super) fn conversations_kick(world: &mut World, caller: &Caller, args: &Args
     if !channel.members.iter().any(|m| m == user) {
         return Err(ApiError::new("not_in_channel"));
     }
-    world
-        .channel_mut(&channel.id)
-        .expect("found above")
-        .members
-        .retain(|m| m != user);
+    world.leave_channel(&channel.id, user);
     ok(vec![("errors", json!({}))])
 }
 

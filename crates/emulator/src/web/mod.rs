@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::changes::Change;
 use crate::world::{Guest, Token, TokenKind, Usergroup, World};
 
 mod admin;
@@ -745,6 +746,16 @@ fn user_object<'a>(
                 teams: &user.workspaces,
             }),
     }
+}
+
+/// A person as `users.info` renders them (without email), for events.
+pub(crate) fn user_json(world: &World, user: &crate::world::User) -> Value {
+    serde_json::to_value(user_object(world, user, false)).expect("a user serialises")
+}
+
+/// A usergroup as `usergroups.list` renders it, with its users, for events.
+pub(crate) fn usergroup_json(world: &World, group: &Usergroup) -> Value {
+    usergroup_object(world, group, true)
 }
 
 fn usergroup_object(world: &World, group: &Usergroup, include_users: bool) -> Value {

@@ -120,6 +120,7 @@ pub(super) fn usergroups_create(world: &mut World, caller: &Caller, args: &Args)
         updated_by: caller.token.user.clone(),
     };
     world.usergroups.push(group);
+    world.note(Change::SubteamCreated { id: id.clone() });
     reply_usergroup(world, &id, args)
 }
 
@@ -207,6 +208,7 @@ pub(super) fn usergroups_update(world: &mut World, caller: &Caller, args: &Args)
     }
     group.updated = caller.now;
     group.updated_by = caller.token.user.clone();
+    world.note(Change::SubteamUpdated { id: id.clone() });
     reply_usergroup(world, &id, args)
 }
 
@@ -231,6 +233,7 @@ pub(super) fn usergroups_set_enabled(
     group.disabled = !enable;
     group.updated = caller.now;
     group.updated_by = caller.token.user.clone();
+    world.note(Change::SubteamUpdated { id: id.clone() });
     reply_usergroup(world, &id, args)
 }
 
@@ -273,9 +276,6 @@ pub(super) fn usergroups_users_update(world: &mut World, caller: &Caller, args: 
             .filter(|u| seen.insert(u.clone()))
             .collect()
     };
-    let group = world.usergroup_mut(&id).expect("found above");
-    group.users = unique;
-    group.updated = caller.now;
-    group.updated_by = caller.token.user.clone();
+    world.set_usergroup_users(&id, unique, caller.now, &caller.token.user);
     reply_usergroup(world, &id, args)
 }
