@@ -17,6 +17,7 @@ pub mod doctor;
 pub mod export;
 pub mod gitops;
 pub mod identity;
+pub mod mirror;
 pub mod pipeline;
 pub mod slack;
 pub mod store;

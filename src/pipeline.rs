@@ -113,6 +113,8 @@ pub struct Connection {
     pub identity_store: Option<crate::store::Store>,
     /// What the last identity read did (how, calls, groups read), for the command's output.
     pub identity_read: std::sync::Mutex<Option<crate::identity::kept::Summary>>,
+    /// Where full reads of Slack are written through (the controller's mirror).
+    pub mirror: Option<crate::mirror::Sink>,
 }
 
 /// Connects to the identity provider and Slack as the repository at `dir` says, with
@@ -184,6 +186,7 @@ pub fn connect(
         client,
         identity_store,
         identity_read: std::sync::Mutex::new(None),
+        mirror: None,
     })
 }
 
@@ -192,11 +195,15 @@ impl Connection {
     pub async fn read(&self) -> Result<(Directory, Live, ReadReport), PipelineError> {
         let scope = ReadScope::from_repository(&self.repository);
         tracing::info!("reading the identity provider and Slack");
+        let started_at = crate::clock::now_millis();
         let (directory, live) = tokio::join!(
             self.read_identity(),
             crate::slack::reader::read_live(&self.client, &scope)
         );
         let (live, report) = live?;
+        if let Some(mirror) = &self.mirror {
+            mirror.full_read(&live, &report.usergroup_updates, started_at);
+        }
         Ok((directory?, live, report))
     }
 

@@ -679,7 +679,7 @@ async fn run_planned(
         resumes: report.interrupted.last().map(|r| r.run_id),
         live: &planned.live,
         directory: &planned.directory,
-        read: planned.read,
+        read: planned.read.clone(),
         leavers: &leavers,
     };
     let run_id = begin(store, org, options, &started)?;

@@ -114,6 +114,7 @@ fn options(args: ControllerArgs) -> anyhow::Result<crate::controller::Options> {
         connect,
         git_secret: secret("SLACK_GITOPS_GIT_WEBHOOK_SECRET"),
         identity_secret: secret("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET"),
+        slack_signing_secret: secret("SLACK_SIGNING_SECRET"),
         environment: std::sync::Arc::new(environment),
         git: crate::controller::git::Access {
             token: secret("SLACK_GITOPS_GIT_TOKEN"),

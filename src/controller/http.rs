@@ -57,6 +57,7 @@ pub async fn serve(
             "/hooks/identity",
             post(identity_hook).get(identity_verification),
         )
+        .route("/hooks/slack", post(slack_hook))
         .with_state(shared.clone());
     let admin = Router::new()
         .route("/livez", get(|| async { "ok\n" }))
@@ -189,6 +190,20 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 
 /// OpenMetrics when the scraper asks for it, the classic text format otherwise.
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let mirror = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        match mirror.store.mirror_summary(&mirror.election.lease) {
+            Ok(summary) => {
+                let now = crate::clock::now_millis();
+                let age = summary
+                    .oldest_verified_at
+                    .map(|at| (now - at).max(0) as f64 / 1000.0);
+                mirror.metrics.mirror(&mirror.events.status(summary), age);
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the mirror for /metrics"),
+        }
+    })
+    .await;
     let open = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -230,7 +245,7 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", crate::model::hex(&mac.finalize().into_bytes()))
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
+pub(super) fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -352,6 +367,111 @@ async fn identity_hook(
             "too many leavers wait for the next sync; try again\n",
         )
             .into_response(),
+    }
+}
+
+/// Slack's Events API: verified with `SLACK_SIGNING_SECRET`, the `url_verification`
+/// challenge answered, an event kept in the store once per event id (any replica; the
+/// leader drains them) and acknowledged at once, well within Slack's 3 s. Events only
+/// invalidate the mirror, so a lost one costs a re-read, never a wrong action.
+async fn slack_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    use crate::mirror::Delivery;
+    use std::sync::atomic::Ordering;
+    let counters = &shared.events;
+    let Some(secret) = shared.slack_signing_secret.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "Slack events are not configured (SLACK_SIGNING_SECRET)\n",
+        )
+            .into_response();
+    };
+    let body = match read_hook_body(
+        &shared,
+        &headers,
+        body,
+        super::mirror::MAX_SLACK_EVENT_BYTES,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let now = crate::clock::now_millis();
+    if !super::mirror::signed_by_slack(&secret, &headers, &body, now / 1000) {
+        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::UNAUTHORIZED,
+            "bad, missing or expired X-Slack-Signature\n",
+        )
+            .into_response();
+    }
+    let event = match Delivery::parse(&body) {
+        Ok(Delivery::UrlVerification { challenge }) => {
+            return axum::Json(serde_json::json!({ "challenge": challenge })).into_response();
+        }
+        Ok(Delivery::RateLimited { minute }) => {
+            counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            counters.gap(now);
+            tracing::warn!(
+                minute,
+                "Slack dropped events over its hourly limit (app_rate_limited); the mirror re-reads"
+            );
+            return StatusCode::OK.into_response();
+        }
+        Ok(Delivery::Event(event)) => event,
+        Err(refusal) => {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return (StatusCode::BAD_REQUEST, format!("{refusal}\n")).into_response();
+        }
+    };
+    keep_slack_event(&shared, event, &body, now).await
+}
+
+/// Keeps a verified event in the store for the leader, once per event id.
+async fn keep_slack_event(
+    shared: &Arc<Shared>,
+    event: crate::mirror::Inbound,
+    body: &[u8],
+    now: i64,
+) -> Response {
+    use crate::store::Offered;
+    use std::sync::atomic::Ordering;
+    let counters = &shared.events;
+    let (store, scope) = (shared.store.clone(), shared.election.lease.clone());
+    let text = String::from_utf8_lossy(body).into_owned();
+    let offered =
+        tokio::task::spawn_blocking(move || store.offer_slack_event(&scope, &event, &text, now))
+            .await;
+    match offered {
+        Ok(Ok(Offered::New)) => {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            *counters
+                .last_event_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(now);
+            shared.mirror_wake.notify_one();
+            StatusCode::OK.into_response()
+        }
+        Ok(Ok(Offered::Duplicate)) => {
+            counters.deduplicated.fetch_add(1, Ordering::Relaxed);
+            StatusCode::OK.into_response()
+        }
+        Ok(Ok(Offered::Full)) => {
+            // Acknowledged anyway: refusing would only make Slack disable the
+            // subscription. The lost event is a gap the mirror answers by re-reading.
+            counters.overflowed.fetch_add(1, Ordering::Relaxed);
+            counters.gap(now);
+            StatusCode::OK.into_response()
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "a Slack event was not kept; Slack retries it");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the event was not kept; retry\n",
+            )
+                .into_response()
+        }
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
     }
 }
 

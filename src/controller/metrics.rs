@@ -51,6 +51,11 @@ pub struct Metrics {
     lease_generation: Gauge,
     git_fetch_failures: Counter,
     git_remote_up: Gauge,
+    mirror_objects: Gauge,
+    mirror_stale: Gauge,
+    mirror_oldest_age: Gauge<f64, AtomicU64>,
+    mirror_pending_events: Gauge,
+    mirror_events: Family<KindLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,6 +77,11 @@ impl Default for Metrics {
             lease_generation: Gauge::default(),
             git_fetch_failures: Counter::default(),
             git_remote_up: Gauge::default(),
+            mirror_objects: Gauge::default(),
+            mirror_stale: Gauge::default(),
+            mirror_oldest_age: Gauge::default(),
+            mirror_pending_events: Gauge::default(),
+            mirror_events: Family::default(),
         };
         {
             let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -135,6 +145,31 @@ impl Default for Metrics {
                 "1 while the last fetch of the config repository succeeded, else 0",
                 metrics.git_remote_up.clone(),
             );
+            registry.register(
+                "mirror_objects",
+                "Channels, usergroups and people in the live Slack mirror",
+                metrics.mirror_objects.clone(),
+            );
+            registry.register(
+                "mirror_stale",
+                "Mirror objects an event marked stale, or never read",
+                metrics.mirror_stale.clone(),
+            );
+            registry.register(
+                "mirror_oldest_verification_age_seconds",
+                "Age of the oldest verification of a clean mirror object",
+                metrics.mirror_oldest_age.clone(),
+            );
+            registry.register(
+                "mirror_pending_events",
+                "Slack events received and not drained into the mirror yet",
+                metrics.mirror_pending_events.clone(),
+            );
+            registry.register(
+                "mirror_events",
+                "Slack events by what became of them (received, deduplicated, rejected, overflowed, drained, delta_applied, rate_limited_minute)",
+                metrics.mirror_events.clone(),
+            );
         }
         metrics
     }
@@ -190,6 +225,29 @@ impl Metrics {
         self.git_remote_up.set(i64::from(ok));
         if !ok {
             self.git_fetch_failures.inc();
+        }
+    }
+
+    /// The mirror as the store and this replica's receiver see it, at a scrape.
+    pub fn mirror(&self, status: &super::mirror::MirrorStatus, oldest_age_secs: Option<f64>) {
+        self.mirror_objects.set(status.objects as i64);
+        self.mirror_stale.set(status.stale as i64);
+        self.mirror_oldest_age.set(oldest_age_secs.unwrap_or(0.0));
+        self.mirror_pending_events.set(status.pending_events as i64);
+        for (kind, value) in [
+            ("received", status.events_received),
+            ("deduplicated", status.events_deduplicated),
+            ("rejected", status.events_rejected),
+            ("overflowed", status.events_overflowed),
+            ("drained", status.events_drained),
+            ("delta_applied", status.deltas_applied),
+            ("rate_limited_minute", status.rate_limited_minutes),
+        ] {
+            let counter = self
+                .mirror_events
+                .get_or_create(&KindLabel { kind: kind.into() });
+            // The receiver counts; the metric follows (counts only grow).
+            counter.inc_by(value.saturating_sub(counter.get()));
         }
     }
 

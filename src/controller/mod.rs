@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod leader;
 pub mod listener;
 pub mod metrics;
+pub mod mirror;
 pub mod notify;
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ pub struct Options {
     pub git_secret: Option<String>,
     /// The secret of `POST /hooks/identity`.
     pub identity_secret: Option<String>,
+    /// The Slack app's signing secret, for `POST /hooks/slack` (Slack's Events API).
+    pub slack_signing_secret: Option<String>,
     /// Secrets and tokens come from here (the environment, injected for tests).
     pub environment: Environment,
     /// How to authenticate to the repository.
@@ -188,6 +191,8 @@ pub struct Status {
     pub leadership: leader::LeaderStatus,
     /// Whether the config repository's remote answers.
     pub remote: RemoteStatus,
+    /// The live Slack mirror and its event stream.
+    pub mirror: mirror::MirrorStatus,
 }
 
 /// The config repository's remote, as the last fetches found it.
@@ -232,6 +237,11 @@ pub struct Shared {
     pub gate: std::sync::OnceLock<crate::slack::client::WriteGate>,
     pub git_secret: Option<String>,
     pub identity_secret: Option<String>,
+    pub slack_signing_secret: Option<String>,
+    /// Slack events received and drained into the mirror.
+    pub events: mirror::EventCounters,
+    /// Wakes the leader's event drain.
+    pub mirror_wake: tokio::sync::Notify,
     /// People named by identity events, deactivated first at the next sync.
     pub inbox: std::sync::Mutex<inbox::Inbox>,
     /// The drift last posted, so the same drift is not posted every tick.
@@ -270,6 +280,10 @@ impl Shared {
                     .collect()
             }
             Err(error) => tracing::warn!(%error, "cannot read the locks for /status"),
+        }
+        match self.store.mirror_summary(&self.election.lease) {
+            Ok(summary) => status.mirror = self.events.status(summary),
+            Err(error) => tracing::warn!(%error, "cannot read the mirror for /status"),
         }
         status
     }
@@ -354,6 +368,9 @@ pub async fn run(
             .map_err(|e| ControllerError::Setup(e.to_string()))?,
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
+        slack_signing_secret: options.slack_signing_secret.clone(),
+        events: Default::default(),
+        mirror_wake: tokio::sync::Notify::new(),
         posted_drift: Default::default(),
         inbox: Default::default(),
         store: store.clone(),
@@ -362,6 +379,7 @@ pub async fn run(
     });
     let _ = shared.gate.set(leader::gate(Arc::downgrade(&shared)));
     let election = tokio::spawn(leader::elect(shared.clone(), options.election.clone()));
+    let drain = tokio::spawn(mirror::drain_loop(shared.clone()));
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(listeners, shared.clone(), async move {
         let _ = server_stopped.await;
@@ -406,6 +424,8 @@ pub async fn run(
     shared.stop.store(true, Ordering::SeqCst);
     shared.stopping.notify_one();
     let _ = election.await;
+    shared.mirror_wake.notify_one();
+    let _ = drain.await;
     let _ = stop_server.send(());
     let _ = server.await;
     result
@@ -686,10 +706,14 @@ fn load(options: &Options, shared: &Shared, commit: &str) -> Result<Loaded, Load
     let checkout =
         crate::gitops::commit::checkout(&checkout_dir, Some(commit), Some(&options.branch))?;
     let environment = options.environment.clone();
-    let connection = pipeline::connect(&checkout.dir, &options.connect, &*environment)?;
+    let mut connection = pipeline::connect(&checkout.dir, &options.connect, &*environment)?;
     if let Some(gate) = shared.gate.get() {
         connection.client.set_write_gate(gate.clone());
     }
+    connection.mirror = Some(crate::mirror::Sink {
+        store: shared.store.clone(),
+        scope: options.election.lease.clone(),
+    });
     Ok(Loaded {
         connection,
         _checkout: checkout,

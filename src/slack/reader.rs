@@ -33,8 +33,11 @@ pub struct ReadScope {
 }
 
 /// How the read went, for logs and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReadReport {
+    /// Each usergroup's `date_update` as read: the link the mirror chains
+    /// `subteam_members_changed` deltas from.
+    pub usergroup_updates: std::collections::BTreeMap<String, i64>,
     /// Calls the listings needed: one per page Slack handed out.
     pub minimum_calls: u64,
     /// Calls made, retries and 429s included.
@@ -77,8 +80,19 @@ pub async fn read_live(
         channels.0,
         members,
     );
+    let usergroup_updates = usergroups
+        .0
+        .iter()
+        .filter_map(|g| {
+            Some((
+                g.get("id")?.as_str()?.to_string(),
+                g.get("date_update")?.as_i64()?,
+            ))
+        })
+        .collect();
     let after = client.counts();
     let report = ReadReport {
+        usergroup_updates,
         minimum_calls: minimum,
         calls: after.calls - before.calls,
         rate_limited: after.rate_limited - before.rate_limited,

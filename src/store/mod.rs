@@ -16,6 +16,7 @@
 
 mod engine;
 mod lease;
+mod mirror;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -25,6 +26,7 @@ use std::sync::RwLock;
 
 use engine::{Done, Engine, EngineError, Row, Statement, Value};
 pub use lease::{Fence, Lease, LeaseHolder};
+pub use mirror::{MAX_PENDING_EVENTS, MirrorRow, MirrorSummary, Offered, PendingEvent};
 pub use postgres::{is_url, redact as redact_url};
 pub use schema::SCHEMA_VERSION;
 
@@ -314,6 +316,16 @@ impl Store {
             .transaction(None, vec![Statement::new(sql, params)])
             .map_err(|e| self.error(e))?;
         Ok(done.pop().unwrap_or_default().rows)
+    }
+
+    /// One statement outside any fence, and how many rows it changed: caches any
+    /// replica may write.
+    fn unfenced_change(&self, sql: &str, params: Vec<Value>) -> Result<u64, StoreError> {
+        let mut done = self
+            .engine
+            .transaction(None, vec![Statement::new(sql, params)])
+            .map_err(|e| self.error(e))?;
+        Ok(done.pop().unwrap_or_default().changed)
     }
 
     /// The generation writes run under, if fenced.

@@ -104,6 +104,35 @@ CREATE TABLE identity_kept (
     read_at INTEGER NOT NULL
 );
 ",
+    // The live Slack mirror: Slack's events as they arrived (any replica takes them,
+    // deduplicated by event id; the leader drains them), and one row per mirrored
+    // object with the time of its last authoritative read and, while an event says it
+    // changed since, the time it went stale.
+    r"
+CREATE TABLE slack_events (
+    org TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event_time INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    drained_at INTEGER,
+    PRIMARY KEY (org, event_id)
+);
+CREATE INDEX slack_events_pending ON slack_events (org, drained_at, received_at);
+CREATE TABLE slack_mirror (
+    org TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    document TEXT,
+    date_update INTEGER,
+    verified_at INTEGER,
+    stale_since INTEGER,
+    listed_at INTEGER,
+    generation INTEGER,
+    PRIMARY KEY (org, kind, id)
+);
+",
 ];
 
 /// A migration in PostgreSQL's dialect: integers are 64-bit, and a table's own `id` is

@@ -27,6 +27,7 @@ mod layout;
 mod leaver_rule;
 mod leaver_wave;
 mod loader_properties;
+mod mirror;
 mod plan_acme;
 mod plan_cases;
 mod plan_cli;

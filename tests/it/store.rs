@@ -216,6 +216,163 @@ fn the_kept_identity_directory(open: Open) {
     );
 }
 
+/// The live Slack mirror: events taken once, drained into invalidations, a delta chain
+/// applied in place and agreed with by its `subteam_updated`, a broken chain marking the
+/// usergroup stale, and a full read verifying what it read and dropping what it did not.
+fn the_slack_mirror(open: Open) {
+    use slack_gitops::controller::mirror::{EventCounters, drain};
+    use slack_gitops::mirror::{Inbound, ObjectKind, Row};
+    use slack_gitops::model::live::LiveUsergroup;
+    use slack_gitops::store::Offered;
+
+    let store = open();
+    let group = |members: &[&str]| LiveUsergroup {
+        id: "S1".into(),
+        workspace: "T1".into(),
+        handle: "eng".into(),
+        name: "Eng".into(),
+        description: "Engineers".into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        channels: Vec::new(),
+        disabled: false,
+    };
+    let row = |kind, id: &str, document: String, date_update| Row {
+        kind,
+        id: id.into(),
+        document,
+        date_update,
+    };
+    let read = |at: i64, with_user: bool, date_update: i64| {
+        let mut rows = vec![
+            row(
+                ObjectKind::Usergroup,
+                "S1",
+                serde_json::to_string(&group(&["U1"])).unwrap(),
+                Some(date_update),
+            ),
+            row(ObjectKind::Channel, "C1", r#"{"id":"C1"}"#.into(), None),
+        ];
+        if with_user {
+            rows.push(row(ObjectKind::User, "U9", r#"{"id":"U9"}"#.into(), None));
+        }
+        open().mirror_full_read("controller", &rows, at).unwrap();
+    };
+    read(1_000, true, 10);
+    let summary = store.mirror_summary("controller").unwrap();
+    assert_eq!(
+        (summary.objects, summary.stale, summary.oldest_verified_at),
+        (3, 0, Some(1_000))
+    );
+
+    let offer = |id: &str, event: serde_json::Value, now: i64| {
+        let body = serde_json::json!({"type": "event_callback", "event_id": id, "event_time": 2, "event": event});
+        let inbound = Inbound {
+            event_id: id.into(),
+            kind: event["type"].as_str().unwrap().into(),
+            event_time: 2,
+        };
+        open()
+            .offer_slack_event("controller", &inbound, &body.to_string(), now)
+            .unwrap()
+    };
+    let delta = serde_json::json!({"type": "subteam_members_changed", "subteam_id": "S1",
+        "date_previous_update": 10, "date_update": 20, "added_users": ["U2"], "removed_users": []});
+    assert_eq!(offer("Ev1", delta.clone(), 3_000), Offered::New);
+    assert_eq!(
+        offer("Ev1", delta, 3_001),
+        Offered::Duplicate,
+        "a retry is taken once"
+    );
+    let updated = serde_json::json!({"type": "subteam_updated", "subteam": {"id": "S1", "name": "Eng",
+        "handle": "eng", "description": "Engineers", "date_update": 20, "date_delete": 0,
+        "user_count": 2, "users": ["U1", "U2"]}});
+    assert_eq!(offer("Ev2", updated, 3_002), Offered::New);
+    assert_eq!(
+        offer(
+            "Ev3",
+            serde_json::json!({"type": "member_joined_channel", "channel": "C1", "user": "U2"}),
+            3_003
+        ),
+        Offered::New
+    );
+    assert_eq!(
+        store.mirror_summary("controller").unwrap().pending_events,
+        3
+    );
+
+    let counters = EventCounters::default();
+    assert_eq!(drain(&open(), "controller", &counters, 4_000).unwrap(), 3);
+    assert_eq!(
+        drain(&open(), "controller", &counters, 4_001).unwrap(),
+        0,
+        "drained once"
+    );
+    let rows = open().mirror_rows("controller").unwrap();
+    let find = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
+    let s1 = find("S1");
+    assert_eq!(
+        s1.stale_since, None,
+        "the chain and its subteam_updated agree"
+    );
+    assert_eq!(s1.date_update, Some(20));
+    let members: LiveUsergroup = serde_json::from_str(s1.document.as_deref().unwrap()).unwrap();
+    assert_eq!(members.members, ["U1", "U2"]);
+    assert_eq!(s1.verified_at, Some(1_000), "a delta never verifies");
+    assert_eq!(
+        find("C1").stale_since,
+        Some(3_003),
+        "stale from its arrival, by our clock"
+    );
+
+    // A read still in flight from before the delta (it saw update 10) does not undo it,
+    // nor clear what became stale after it started.
+    read(1_500, true, 10);
+    let s1 = open()
+        .mirror_usergroup("controller", "S1")
+        .unwrap()
+        .unwrap();
+    assert_eq!((s1.date_update, s1.verified_at), (Some(20), Some(1_000)));
+    assert!(s1.document.unwrap().contains("U2"));
+    let rows = open().mirror_rows("controller").unwrap();
+    assert_eq!(
+        rows.iter().find(|r| r.id == "C1").unwrap().stale_since,
+        Some(3_003)
+    );
+
+    // A delta from an update the mirror never saw: stale.
+    offer(
+        "Ev4",
+        serde_json::json!({"type": "subteam_members_changed", "subteam_id": "S1",
+        "date_previous_update": 25, "date_update": 30, "added_users": ["U3"], "removed_users": []}),
+        5_000,
+    );
+    // An event about an object never read: a stale row without a copy.
+    offer(
+        "Ev5",
+        serde_json::json!({"type": "channel_created", "channel": {"id": "C2", "name": "new"}}),
+        5_001,
+    );
+    drain(&open(), "controller", &counters, 5_002).unwrap();
+    let summary = open().mirror_summary("controller").unwrap();
+    assert_eq!((summary.objects, summary.stale), (4, 3));
+
+    // A full read verifies what it read and forgets U9, which it did not read; C2, known
+    // only from an event, waits for a read of it.
+    read(6_000, false, 30);
+    let rows = open().mirror_rows("controller").unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["C1", "C2", "S1"]);
+    assert!(
+        rows.iter()
+            .filter(|r| r.id != "C2")
+            .all(|r| r.stale_since.is_none() && r.verified_at == Some(6_000))
+    );
+    assert_eq!(
+        counters.chained.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
 fn the_lease_moves_only_when_it_expires(open: Open) {
     let (a, b) = (open(), open());
     let lease = a
@@ -406,6 +563,7 @@ const CASES: &[(&str, Case)] = &[
     ),
     ("identity counts and leavers", identity_counts_and_leavers),
     ("the kept identity directory", the_kept_identity_directory),
+    ("the slack mirror", the_slack_mirror),
     (
         "the lease moves only when it expires",
         the_lease_moves_only_when_it_expires,

@@ -203,46 +203,8 @@ fn events_for(world: &World, viewer: &Viewer, change: &Change) -> Vec<(String, V
             removed,
             previous,
             update,
-        } => {
-            let Some(group) = world.usergroups.iter().find(|g| g.id == *id) else {
-                return Vec::new();
-            };
-            if !viewer.sees_workspace(&group.workspace) {
-                return Vec::new();
-            }
-            vec![(
-                group.workspace.clone(),
-                json!({
-                    "type": "subteam_members_changed",
-                    "subteam_id": id,
-                    "team_id": group.workspace,
-                    "date_previous_update": previous,
-                    "date_update": update,
-                    "added_users": added,
-                    "added_users_count": added.len().to_string(),
-                    "removed_users": removed,
-                    "removed_users_count": removed.len().to_string(),
-                }),
-            )]
-        }
-        Change::UserChanged { id } => {
-            let Some(user) = world.user(id) else {
-                return Vec::new();
-            };
-            let team = user
-                .workspaces
-                .iter()
-                .find(|w| viewer.sees_workspace(w))
-                .cloned();
-            team.map(|team| {
-                (
-                    team,
-                    json!({"type": "user_change", "user": crate::web::user_json(world, user)}),
-                )
-            })
-            .into_iter()
-            .collect()
-        }
+        } => members_changed(world, viewer, id, added, removed, (*previous, *update)),
+        Change::UserChanged { id } => user_changed(world, viewer, id),
         Change::TeamJoin { user, team } => match world.user(user) {
             Some(person) if viewer.sees_workspace(team) => vec![(
                 team.clone(),
@@ -251,6 +213,55 @@ fn events_for(world: &World, viewer: &Viewer, change: &Change) -> Vec<(String, V
             _ => Vec::new(),
         },
     }
+}
+
+/// `subteam_members_changed`: the delta, and the two `date_update`s it links.
+fn members_changed(
+    world: &World,
+    viewer: &Viewer,
+    id: &str,
+    added: &[String],
+    removed: &[String],
+    (previous, update): (u64, u64),
+) -> Vec<(String, Value)> {
+    let Some(group) = world.usergroups.iter().find(|g| g.id == id) else {
+        return Vec::new();
+    };
+    if !viewer.sees_workspace(&group.workspace) {
+        return Vec::new();
+    }
+    vec![(
+        group.workspace.clone(),
+        json!({
+            "type": "subteam_members_changed",
+            "subteam_id": id,
+            "team_id": group.workspace,
+            "date_previous_update": previous,
+            "date_update": update,
+            "added_users": added,
+            "added_users_count": added.len().to_string(),
+            "removed_users": removed,
+            "removed_users_count": removed.len().to_string(),
+        }),
+    )]
+}
+
+/// `user_change`, to the first workspace of the person's that the app sees.
+fn user_changed(world: &World, viewer: &Viewer, id: &str) -> Vec<(String, Value)> {
+    let Some(user) = world.user(id) else {
+        return Vec::new();
+    };
+    user.workspaces
+        .iter()
+        .find(|w| viewer.sees_workspace(w))
+        .map(|team| {
+            (
+                team.clone(),
+                json!({"type": "user_change", "user": crate::web::user_json(world, user)}),
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 /// `member_joined_channel` / `member_left_channel`: only where the bot is a member (a

@@ -1,0 +1,334 @@
+//! The controller's side of the live Slack mirror: Slack's events in at `/hooks/slack`
+//! (any replica: verified, deduplicated by event id in the store, acknowledged at once),
+//! and the leader's drain, which turns them into the mirror's invalidations.
+//!
+//! Signing follows Slack's "Verifying requests from Slack": the HMAC-SHA256 of
+//! `v0:{X-Slack-Request-Timestamp}:{body}` under the app's signing secret, hex, after
+//! `v0=`, compared in constant time; a timestamp more than five minutes from our clock
+//! is a replay and refused.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use hmac::{KeyInit, Mac};
+use serde::Serialize;
+
+use super::Shared;
+use crate::mirror::{Effect, agrees, effects};
+use crate::model::live::LiveUsergroup;
+use crate::store::{MirrorSummary, Store, StoreError};
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// A request older or newer than this (five minutes) is refused as a replay.
+pub const SIGNATURE_WINDOW_SECS: i64 = 300;
+/// The largest event body taken (a `subteam_updated` with 500 users is about 10 KB).
+pub const MAX_SLACK_EVENT_BYTES: usize = 256 * 1024;
+/// Events drained per store transaction.
+const DRAIN_BATCH: i64 = 1_000;
+/// Drained events are remembered this long (a day) to recognise Slack's retries and
+/// delayed deliveries.
+const REMEMBER_MILLIS: i64 = 24 * 3_600_000;
+
+/// What the receiver and the drain counted, for `/status` and the metrics.
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    pub received: AtomicU64,
+    pub deduplicated: AtomicU64,
+    pub rejected: AtomicU64,
+    /// Events refused because too many waited to be drained.
+    pub overflowed: AtomicU64,
+    /// `app_rate_limited` notices: minutes in which Slack dropped events.
+    pub rate_limited: AtomicU64,
+    pub drained: AtomicU64,
+    /// Deltas applied in place (an unbroken `subteam_members_changed` chain).
+    pub chained: AtomicU64,
+    /// When the last event arrived (unix ms), and when the stream last had a gap.
+    pub last_event_at: Mutex<Option<i64>>,
+    pub last_gap_at: Mutex<Option<i64>>,
+}
+
+/// The mirror as `/status` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MirrorStatus {
+    pub objects: u64,
+    pub stale: u64,
+    /// The oldest verification of a clean object (UTC), if any.
+    pub oldest_verified: Option<String>,
+    pub pending_events: u64,
+    pub events_received: u64,
+    pub events_deduplicated: u64,
+    pub events_rejected: u64,
+    pub events_overflowed: u64,
+    pub rate_limited_minutes: u64,
+    pub events_drained: u64,
+    /// `subteam_members_changed` deltas applied in place (an unbroken chain).
+    pub deltas_applied: u64,
+    pub last_event: Option<String>,
+    /// The last time the stream is known to have lost events (UTC).
+    pub last_gap: Option<String>,
+}
+
+impl EventCounters {
+    pub fn status(&self, summary: MirrorSummary) -> MirrorStatus {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let time = |at: &Mutex<Option<i64>>| {
+            at.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(crate::model::iso_time)
+        };
+        MirrorStatus {
+            objects: summary.objects,
+            stale: summary.stale,
+            oldest_verified: summary.oldest_verified_at.map(crate::model::iso_time),
+            pending_events: summary.pending_events,
+            events_received: load(&self.received),
+            events_deduplicated: load(&self.deduplicated),
+            events_rejected: load(&self.rejected),
+            events_overflowed: load(&self.overflowed),
+            rate_limited_minutes: load(&self.rate_limited),
+            events_drained: load(&self.drained),
+            deltas_applied: load(&self.chained),
+            last_event: time(&self.last_event_at),
+            last_gap: time(&self.last_gap_at),
+        }
+    }
+
+    pub fn gap(&self, now: i64) {
+        *self.last_gap_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+    }
+}
+
+/// Whether a request carries Slack's signature of `body` under `secret`, made within
+/// [`SIGNATURE_WINDOW_SECS`] of `now` (unix seconds).
+pub fn signed_by_slack(secret: &str, headers: &HeaderMap, body: &[u8], now: i64) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(timestamp), Some(signature)) = (
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+    ) else {
+        return false;
+    };
+    let Ok(timestamp) = timestamp.parse::<i64>() else {
+        return false;
+    };
+    if (now - timestamp).abs() > SIGNATURE_WINDOW_SECS {
+        return false;
+    }
+    let Some(expected) = signature
+        .strip_prefix("v0=")
+        .and_then(super::http::decode_hex)
+    else {
+        return false;
+    };
+    let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(format!("v0:{timestamp}:").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// Drains events while this replica leads: woken by each new event, and every second.
+pub async fn drain_loop(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            _ = shared.mirror_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if shared.leader.leading().is_none() {
+            continue;
+        }
+        let (store, scope, counters) = (
+            shared.store.clone(),
+            shared.election.lease.clone(),
+            shared.clone(),
+        );
+        let drained = tokio::task::spawn_blocking(move || {
+            drain(&store, &scope, &counters.events, crate::clock::now_millis())
+        })
+        .await;
+        match drained {
+            Ok(Ok(count)) if count as i64 == DRAIN_BATCH => shared.mirror_wake.notify_one(),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "Slack events not drained; retrying"),
+            Err(error) => tracing::warn!(%error, "the event drain failed"),
+        }
+    }
+}
+
+/// Drains one batch of events into the mirror; how many it drained.
+pub fn drain(
+    store: &Store,
+    scope: &str,
+    counters: &EventCounters,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let pending = store.pending_slack_events(scope, DRAIN_BATCH)?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut all = Vec::new();
+    let mut applied = Vec::new();
+    // Usergroups as this batch leaves them: (date_update, document), for deltas that
+    // chain within the batch.
+    let mut chained: BTreeMap<String, Option<(i64, String)>> = BTreeMap::new();
+    for event in &pending {
+        let Ok(body) = serde_json::from_str::<serde_json::Value>(&event.body) else {
+            continue;
+        };
+        // Our clock, not Slack's `event_time`: a read that started before the event
+        // arrived may have missed the change, and only our own times compare safely with
+        // a read's start.
+        let at = event.received_at;
+        for effect in effects(&body) {
+            let keep = match &effect {
+                Effect::Members {
+                    usergroup,
+                    previous,
+                    update,
+                    added,
+                    removed,
+                } => {
+                    let state = chain_state(store, scope, &chained, usergroup)?;
+                    let next = state
+                        .filter(|(date, _)| date == previous)
+                        .and_then(|(_, document)| with_delta(&document, added, removed))
+                        .map(|document| (*update, document));
+                    if let Some((date, document)) = &next {
+                        applied.push((usergroup.clone(), *previous, *date, document.clone()));
+                        counters.chained.fetch_add(1, Ordering::Relaxed);
+                    }
+                    chained.insert(usergroup.clone(), next);
+                    true
+                }
+                Effect::Updated {
+                    usergroup,
+                    date_update,
+                    subteam,
+                } => {
+                    // The update a delta applied: stale only if it shows something else.
+                    let state = chain_state(store, scope, &chained, usergroup)?;
+                    let same = state.is_some_and(|(date, document)| {
+                        date == *date_update
+                            && serde_json::from_str::<LiveUsergroup>(&document)
+                                .is_ok_and(|copy| agrees(subteam, &copy))
+                    });
+                    if !same {
+                        chained.insert(usergroup.clone(), None);
+                    }
+                    !same
+                }
+                Effect::Stale { .. } => true,
+            };
+            if keep {
+                all.push((effect, at, event.received_at));
+            }
+        }
+    }
+    let ids: Vec<String> = pending.iter().map(|e| e.event_id.clone()).collect();
+    store.drain_slack_events(scope, &ids, &all, &applied, now)?;
+    counters
+        .drained
+        .fetch_add(pending.len() as u64, Ordering::Relaxed);
+    store.prune_slack_events(scope, now - REMEMBER_MILLIS)?;
+    Ok(pending.len())
+}
+
+/// A usergroup's `(date_update, document)` as this batch left it, else as the mirror
+/// holds it; `None` when stale or unknown.
+fn chain_state(
+    store: &Store,
+    scope: &str,
+    chained: &BTreeMap<String, Option<(i64, String)>>,
+    usergroup: &str,
+) -> Result<Option<(i64, String)>, StoreError> {
+    if let Some(state) = chained.get(usergroup) {
+        return Ok(state.clone());
+    }
+    Ok(store
+        .mirror_usergroup(scope, usergroup)?
+        .filter(|row| row.stale_since.is_none())
+        .and_then(|row| Some((row.date_update?, row.document?))))
+}
+
+/// A usergroup document with a delta applied, or `None` if it is not a usergroup.
+fn with_delta(document: &str, added: &[String], removed: &[String]) -> Option<String> {
+    let mut group: LiveUsergroup = serde_json::from_str(document).ok()?;
+    group.members.retain(|m| !removed.contains(m));
+    for member in added {
+        if !group.members.contains(member) {
+            group.members.push(member.clone());
+        }
+    }
+    serde_json::to_string(&group).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn slack_signatures_are_checked_with_their_timestamp() {
+        // Slack's example: "Verifying requests from Slack".
+        let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+        let body = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-slack-request-timestamp",
+            HeaderValue::from_static("1531420618"),
+        );
+        headers.insert(
+            "x-slack-signature",
+            HeaderValue::from_static(
+                "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            ),
+        );
+        assert!(signed_by_slack(secret, &headers, body, 1531420618 + 299));
+        assert!(
+            !signed_by_slack(secret, &headers, body, 1531420618 + 301),
+            "a replay"
+        );
+        assert!(!signed_by_slack("another", &headers, body, 1531420618));
+        assert!(!signed_by_slack(
+            secret,
+            &headers,
+            b"token=changed",
+            1531420618
+        ));
+        headers.insert(
+            "x-slack-request-timestamp",
+            HeaderValue::from_static("1531420619"),
+        );
+        assert!(
+            !signed_by_slack(secret, &headers, body, 1531420618),
+            "the timestamp is signed"
+        );
+    }
+
+    #[test]
+    fn a_delta_adds_and_removes_members() {
+        let group = LiveUsergroup {
+            id: "S1".into(),
+            workspace: "T1".into(),
+            handle: "eng".into(),
+            name: "Eng".into(),
+            description: String::new(),
+            members: vec!["U1".into(), "U2".into()],
+            channels: Vec::new(),
+            disabled: false,
+        };
+        let document = serde_json::to_string(&group).unwrap();
+        let next = with_delta(&document, &["U3".into(), "U1".into()], &["U2".into()]).unwrap();
+        let next: LiveUsergroup = serde_json::from_str(&next).unwrap();
+        assert_eq!(next.members, ["U1", "U3"]);
+        assert_eq!(with_delta("{}", &[], &[]), None);
+    }
+}

@@ -1,0 +1,253 @@
+//! The controller's live Slack mirror through the real binaries: the emulator's Events
+//! API delivering to `/hooks/slack`, the mirror written from the controller's reads,
+//! invalidated by events, a usergroup's delta chain applied in place, and a later read
+//! verifying everything again.
+
+use crate::common::controller::Controller;
+use crate::common::org::{Org, git};
+
+use serde_json::{Value, json};
+
+const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+async fn subscribe(org: &Org, url: &str) {
+    let response = org
+        .emulator
+        .http
+        .post(format!("{}/_emulator/events", org.emulator.base))
+        .json(&json!({"request_url": url, "signing_secret": SIGNING_SECRET}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(status, 204, "{}", response.text().await.unwrap());
+}
+
+/// A new commit with no change: the controller syncs, and so reads Slack again.
+fn nudge(org: &Org, message: &str) -> String {
+    git(&org.repo, &["commit", "-q", "--allow-empty", "-m", message]);
+    git(&org.repo, &["push", "-q", "origin", "main"]);
+    git(&org.repo, &["rev-parse", "HEAD"])
+}
+
+fn mirror(status: &Value) -> &Value {
+    &status["mirror"]
+}
+
+/// Posts a body to `/hooks/slack` signed with `secret` at `timestamp`.
+async fn post_signed(
+    controller: &Controller,
+    body: &Value,
+    secret: &str,
+    timestamp: i64,
+) -> (u16, String) {
+    let body = serde_json::to_vec(body).unwrap();
+    let signature = slack_emulator::events::delivery::signature(secret, timestamp as u64, &body);
+    let response = controller
+        .http
+        .post(format!("{}/hooks/slack", controller.base))
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let controller =
+        Controller::start_with(&org, &remote, &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)]).await;
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    // A second read after the first apply's writes: the mirror holds Slack as it is now.
+    let second = nudge(&org, "read again");
+    let status = controller
+        .wait("the mirror written from the second read", |s| {
+            s["commit_in_force"] == second.as_str() && mirror(s)["objects"].as_u64() > Some(300)
+        })
+        .await;
+    assert_eq!(mirror(&status)["stale"], 0, "{status:#}");
+    assert!(mirror(&status)["oldest_verified"].is_string());
+
+    // Slack checks the request URL through the controller (url_verification).
+    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+
+    // A member added to @sre by hand: subteam_members_changed chains from the mirror's
+    // date_update and is applied in place; its subteam_updated agrees.
+    let world = org.world().await;
+    let sre = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
+        .unwrap();
+    let extra = world
+        .users
+        .iter()
+        .find(|u| {
+            u.active
+                && !u.bot
+                && u.guest.is_none()
+                && u.workspaces.contains(&sre.workspace)
+                && !sre.users.contains(&u.id)
+        })
+        .unwrap();
+    org.add_by_hand("sre", &extra.email).await;
+    // Either the drain applies the delta in place, or a drift tick's read got there
+    // first (and the event, received before that read began, changes nothing): either
+    // way the mirror's @sre is clean and has them.
+    let status = controller
+        .wait("the delta drained", |s| {
+            mirror(s)["events_drained"].as_u64() >= Some(2) && mirror(s)["pending_events"] == 0
+        })
+        .await;
+    // A read in flight when the event arrived may have missed the change: the row is
+    // then stale until the next drift tick's read. Never clean without them.
+    let store = slack_gitops::store::Store::open(&org.state).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let rows = store.mirror_rows("controller").unwrap();
+        let row = rows.iter().find(|r| r.id == sre.id).unwrap();
+        let copy: slack_gitops::model::live::LiveUsergroup =
+            serde_json::from_str(row.document.as_deref().unwrap()).unwrap();
+        let has = copy.members.contains(&extra.id);
+        if row.stale_since.is_none() {
+            assert!(has, "a clean @sre without the person added: {row:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{row:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(mirror(&status)["events_received"].as_u64() >= Some(2));
+
+    // Someone joins #eng-oncall (private; the bot is in it): the channel goes stale.
+    let outsider = world
+        .users
+        .iter()
+        .find(|u| {
+            u.active
+                && !u.bot
+                && u.workspaces.contains(&"T0000MAIN".to_string())
+                && !world
+                    .channels
+                    .iter()
+                    .any(|c| c.id == "C00000005" && c.members.contains(&u.id))
+        })
+        .unwrap();
+    org.emulator
+        .ok(
+            &org.admin,
+            "admin.conversations.invite",
+            &[
+                ("channel_id", "C00000005"),
+                ("user_ids", outsider.id.as_str()),
+            ],
+        )
+        .await;
+    let status = controller
+        .wait("the channel invalidated", |s| {
+            mirror(s)["stale"].as_u64() >= Some(1)
+        })
+        .await;
+    assert!(mirror(&status)["oldest_verified"].is_string());
+
+    // Slack's retries and duplicates are taken once.
+    let response = org
+        .emulator
+        .http
+        .post(format!("{}/_emulator/events/faults", org.emulator.base))
+        .json(&json!({"kind": "duplicate"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    org.emulator
+        .ok(
+            &org.admin,
+            "admin.conversations.invite",
+            &[
+                ("channel_id", "C00000007"),
+                ("user_ids", outsider.id.as_str()),
+            ],
+        )
+        .await;
+    controller
+        .wait("a duplicate recognised", |s| {
+            mirror(s)["events_deduplicated"].as_u64() >= Some(1)
+        })
+        .await;
+
+    // Forged, replayed and malformed deliveries are refused and change nothing.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let forged = json!({"type": "event_callback", "event_id": "EvFORGED", "event_time": now,
+        "event": {"type": "member_left_channel", "channel": "C00000011", "user": "W00000001"}});
+    assert_eq!(
+        post_signed(&controller, &forged, "not-the-secret", now)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post_signed(&controller, &forged, SIGNING_SECRET, now - 600)
+            .await
+            .0,
+        401,
+        "a replay"
+    );
+    let malformed = json!({"type": "event_callback", "event_id": "Ev 1", "event_time": now, "event": {"type": "x"}});
+    let (status, text) = post_signed(&controller, &malformed, SIGNING_SECRET, now).await;
+    assert_eq!(status, 400);
+    assert!(!text.contains("Ev 1"), "errors never echo the body: {text}");
+    let (status, text) = post_signed(
+        &controller,
+        &json!({"type": "url_verification", "challenge": "abc"}),
+        SIGNING_SECRET,
+        now,
+    )
+    .await;
+    assert_eq!((status, text.as_str()), (200, r#"{"challenge":"abc"}"#));
+    let status = controller.status().await;
+    assert!(
+        mirror(&status)["events_rejected"].as_u64() >= Some(3),
+        "{status:#}"
+    );
+
+    // The next sync reads, and puts the hand-made changes right (its writes are events
+    // again); the one after reads a converged Slack and verifies everything.
+    let third = nudge(&org, "read once more");
+    controller
+        .wait("the third sync", |s| s["commit_in_force"] == third.as_str())
+        .await;
+    let fourth = nudge(&org, "and once more");
+    let status = controller
+        .wait("the mirror verified again", |s| {
+            s["commit_in_force"] == fourth.as_str() && mirror(s)["stale"] == 0
+        })
+        .await;
+    assert_eq!(mirror(&status)["pending_events"], 0);
+    let (code, metrics) = controller.admin_get("/metrics").await;
+    assert_eq!(code, 200);
+    let sample = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name}: {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(sample("slack_gitops_mirror_objects") > 300);
+    assert!(sample("slack_gitops_mirror_events_total{kind=\"drained\"}") >= 5);
+    assert_eq!(sample("slack_gitops_mirror_pending_events"), 0);
+}
