@@ -59,6 +59,10 @@ pub struct ControllerArgs {
     /// Fetch this often without a webhook, in seconds.
     #[arg(long, default_value_t = 30.0)]
     poll: f64,
+    /// How many mirrored channels (or a workspace's usergroups) the live mirror's
+    /// refresher re-reads a minute, stale ones first, then the oldest.
+    #[arg(long, default_value_t = crate::controller::mirror::REFRESH_PER_MINUTE)]
+    mirror_refresh_per_minute: f64,
     #[command(flatten)]
     slack: SlackArgs,
 }
@@ -68,6 +72,10 @@ pub(super) fn controller(args: ControllerArgs) -> anyhow::Result<u8> {
     anyhow::ensure!(
         args.poll.is_finite() && args.poll > 0.0,
         "--poll must be a positive number of seconds"
+    );
+    anyhow::ensure!(
+        args.mirror_refresh_per_minute.is_finite() && args.mirror_refresh_per_minute > 0.0,
+        "--mirror-refresh-per-minute must be a positive number"
     );
     anyhow::ensure!(
         args.lease_ttl.is_finite() && args.lease_ttl >= 1.0,
@@ -115,6 +123,7 @@ fn options(args: ControllerArgs) -> anyhow::Result<crate::controller::Options> {
         git_secret: secret("SLACK_GITOPS_GIT_WEBHOOK_SECRET"),
         identity_secret: secret("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET"),
         slack_signing_secret: secret("SLACK_SIGNING_SECRET"),
+        mirror_refresh_per_minute: args.mirror_refresh_per_minute,
         environment: std::sync::Arc::new(environment),
         git: crate::controller::git::Access {
             token: secret("SLACK_GITOPS_GIT_TOKEN"),

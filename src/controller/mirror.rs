@@ -46,6 +46,8 @@ pub struct EventCounters {
     pub drained: AtomicU64,
     /// Deltas applied in place (an unbroken `subteam_members_changed` chain).
     pub chained: AtomicU64,
+    /// Objects (a channel, or a workspace's usergroups) the refresher re-read.
+    pub refreshed: AtomicU64,
     /// When the last event arrived (unix ms), and when the stream last had a gap.
     pub last_event_at: Mutex<Option<i64>>,
     pub last_gap_at: Mutex<Option<i64>>,
@@ -67,6 +69,8 @@ pub struct MirrorStatus {
     pub events_drained: u64,
     /// `subteam_members_changed` deltas applied in place (an unbroken chain).
     pub deltas_applied: u64,
+    /// Re-reads by the refresher (a channel, or a workspace's usergroups).
+    pub refreshed: u64,
     pub last_event: Option<String>,
     /// The last time the stream is known to have lost events (UTC).
     pub last_gap: Option<String>,
@@ -92,6 +96,7 @@ impl EventCounters {
             rate_limited_minutes: load(&self.rate_limited),
             events_drained: load(&self.drained),
             deltas_applied: load(&self.chained),
+            refreshed: load(&self.refreshed),
             last_event: time(&self.last_event_at),
             last_gap: time(&self.last_gap_at),
         }
@@ -130,6 +135,119 @@ pub fn signed_by_slack(secret: &str, headers: &HeaderMap, body: &[u8], now: i64)
     mac.update(format!("v0:{timestamp}:").as_bytes());
     mac.update(body);
     mac.verify_slice(&expected).is_ok()
+}
+
+/// What the refresher reads with: the commit in force's Slack client, its workspaces,
+/// and the time scale its waits run at.
+#[derive(Clone)]
+pub struct RefreshWith {
+    pub client: crate::slack::client::SlackClient,
+    pub workspaces: Vec<String>,
+    pub time_scale: f64,
+}
+
+/// The refresher's default pace: channels re-read a minute (half of
+/// `conversations.info`'s Tier 3, so syncs keep the other half).
+pub const REFRESH_PER_MINUTE: f64 = 25.0;
+
+/// Re-reads the mirror's channels and usergroups while this replica leads: the stale
+/// first, then the one verified longest ago, `per_minute` reads a minute (emulated
+/// minutes under a time scale), stepping aside while a sync reads and writes. Every
+/// object is re-read at least every `objects / per_minute` minutes, whatever events say.
+pub async fn refresh_loop(shared: Arc<Shared>, per_minute: f64) {
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let context = shared
+            .refresh_with
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let ready = shared.leader.leading().is_some() && !shared.syncing.load(Ordering::SeqCst);
+        let Some(context) = context.filter(|_| ready) else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        let pause = Duration::from_secs_f64(60.0 / per_minute / context.time_scale.max(1e-9));
+        match refresh_one(&shared, &context).await {
+            Ok(true) => tokio::time::sleep(pause).await,
+            Ok(false) => tokio::time::sleep(Duration::from_secs(1)).await,
+            Err(error) => {
+                tracing::warn!(%error, "the mirror refresher could not read; trying again later");
+                tokio::time::sleep(pause.max(Duration::from_secs(5))).await;
+            }
+        }
+    }
+}
+
+/// Re-reads the one object most due; false when the mirror is empty.
+async fn refresh_one(shared: &Arc<Shared>, context: &RefreshWith) -> Result<bool, String> {
+    use crate::mirror::{ObjectKind, Row};
+    let (store, scope) = (shared.store.clone(), shared.election.lease.clone());
+    let due = {
+        let (store, scope) = (store.clone(), scope.clone());
+        tokio::task::spawn_blocking(move || {
+            store.mirror_due(&scope, &[ObjectKind::Channel, ObjectKind::Usergroup])
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+    };
+    let Some(due) = due else {
+        return Ok(false);
+    };
+    let started = crate::clock::now_millis();
+    let (rows, gone) = match due.kind {
+        ObjectKind::Channel => {
+            // Members only where they were read before (a managed channel), or when the
+            // channel is known only from an event.
+            let with_members = due.document.as_deref().is_none_or(|d| {
+                serde_json::from_str::<crate::model::live::LiveChannel>(d)
+                    .is_ok_and(|c| c.members.is_some())
+            });
+            match crate::slack::reader::read_channel(&context.client, &due.id, with_members)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(channel) => (vec![Row::channel(&channel)], Vec::new()),
+                None => (Vec::new(), vec![(ObjectKind::Channel, due.id.clone())]),
+            }
+        }
+        _ => {
+            // One usergroups.list re-reads every usergroup of the workspace.
+            let team = due
+                .document
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<LiveUsergroup>(d).ok())
+                .map(|g| g.workspace);
+            let teams = team.map_or_else(|| context.workspaces.clone(), |t| vec![t]);
+            let mut rows = Vec::new();
+            for team in &teams {
+                let (groups, updates) =
+                    crate::slack::reader::read_usergroups_in(&context.client, team)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                rows.extend(
+                    groups
+                        .iter()
+                        .map(|g| Row::usergroup(g, updates.get(&g.id).copied())),
+                );
+            }
+            let gone = if rows.iter().any(|r| r.id == due.id) {
+                Vec::new()
+            } else {
+                vec![(ObjectKind::Usergroup, due.id.clone())]
+            };
+            (rows, gone)
+        }
+    };
+    tokio::task::spawn_blocking(move || store.mirror_partial_read(&scope, &rows, &gone, started))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    shared.events.refreshed.fetch_add(1, Ordering::Relaxed);
+    Ok(true)
 }
 
 /// Drains events while this replica leads: woken by each new event, and every second.

@@ -50,6 +50,8 @@ pub struct Options {
     pub identity_secret: Option<String>,
     /// The Slack app's signing secret, for `POST /hooks/slack` (Slack's Events API).
     pub slack_signing_secret: Option<String>,
+    /// How many mirrored objects the refresher re-reads a minute.
+    pub mirror_refresh_per_minute: f64,
     /// Secrets and tokens come from here (the environment, injected for tests).
     pub environment: Environment,
     /// How to authenticate to the repository.
@@ -242,6 +244,10 @@ pub struct Shared {
     pub events: mirror::EventCounters,
     /// Wakes the leader's event drain.
     pub mirror_wake: tokio::sync::Notify,
+    /// What the mirror's refresher reads with (set when a commit loads).
+    pub refresh_with: std::sync::Mutex<Option<mirror::RefreshWith>>,
+    /// A sync is reading or writing: the refresher steps aside.
+    pub syncing: AtomicBool,
     /// People named by identity events, deactivated first at the next sync.
     pub inbox: std::sync::Mutex<inbox::Inbox>,
     /// The drift last posted, so the same drift is not posted every tick.
@@ -371,6 +377,8 @@ pub async fn run(
         slack_signing_secret: options.slack_signing_secret.clone(),
         events: Default::default(),
         mirror_wake: tokio::sync::Notify::new(),
+        refresh_with: Default::default(),
+        syncing: AtomicBool::new(false),
         posted_drift: Default::default(),
         inbox: Default::default(),
         store: store.clone(),
@@ -380,6 +388,10 @@ pub async fn run(
     let _ = shared.gate.set(leader::gate(Arc::downgrade(&shared)));
     let election = tokio::spawn(leader::elect(shared.clone(), options.election.clone()));
     let drain = tokio::spawn(mirror::drain_loop(shared.clone()));
+    let refresher = tokio::spawn(mirror::refresh_loop(
+        shared.clone(),
+        options.mirror_refresh_per_minute,
+    ));
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(listeners, shared.clone(), async move {
         let _ = server_stopped.await;
@@ -426,6 +438,7 @@ pub async fn run(
     let _ = election.await;
     shared.mirror_wake.notify_one();
     let _ = drain.await;
+    refresher.abort();
     let _ = stop_server.send(());
     let _ = server.await;
     result
@@ -472,7 +485,10 @@ async fn sync_loop(
             trigger = Trigger::Start;
             next_drift = None;
         }
-        if let Some(every) = sync_once(options, store, shared, trigger).await {
+        shared.syncing.store(true, Ordering::SeqCst);
+        let every = sync_once(options, store, shared, trigger).await;
+        shared.syncing.store(false, Ordering::SeqCst);
+        if let Some(every) = every {
             drift_every = Some(every);
         }
         // A drift tick always schedules the next, even when this one could not load its
@@ -713,6 +729,15 @@ fn load(options: &Options, shared: &Shared, commit: &str) -> Result<Loaded, Load
     connection.mirror = Some(crate::mirror::Sink {
         store: shared.store.clone(),
         scope: options.election.lease.clone(),
+    });
+    *shared
+        .refresh_with
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(mirror::RefreshWith {
+        client: connection.client.clone(),
+        workspaces: crate::slack::reader::ReadScope::from_repository(&connection.repository)
+            .workspaces,
+        time_scale: options.connect.time_scale,
     });
     Ok(Loaded {
         connection,

@@ -280,18 +280,12 @@ pub struct Row {
 pub fn rows_of(live: &Live, usergroup_updates: &BTreeMap<String, i64>) -> Vec<Row> {
     let mut rows =
         Vec::with_capacity(live.channels.len() + live.usergroups.len() + live.users.len());
-    rows.extend(live.channels.iter().map(|c| Row {
-        kind: ObjectKind::Channel,
-        id: c.id.clone(),
-        document: json(c),
-        date_update: None,
-    }));
-    rows.extend(live.usergroups.iter().map(|g| Row {
-        kind: ObjectKind::Usergroup,
-        id: g.id.clone(),
-        document: json(g),
-        date_update: usergroup_updates.get(&g.id).copied(),
-    }));
+    rows.extend(live.channels.iter().map(Row::channel));
+    rows.extend(
+        live.usergroups
+            .iter()
+            .map(|g| Row::usergroup(g, usergroup_updates.get(&g.id).copied())),
+    );
     rows.extend(live.users.iter().map(|u| Row {
         kind: ObjectKind::User,
         id: u.id.clone(),
@@ -299,6 +293,26 @@ pub fn rows_of(live: &Live, usergroup_updates: &BTreeMap<String, i64>) -> Vec<Ro
         date_update: None,
     }));
     rows
+}
+
+impl Row {
+    pub fn channel(channel: &crate::model::live::LiveChannel) -> Row {
+        Row {
+            kind: ObjectKind::Channel,
+            id: channel.id.clone(),
+            document: json(channel),
+            date_update: None,
+        }
+    }
+
+    pub fn usergroup(group: &crate::model::live::LiveUsergroup, date_update: Option<i64>) -> Row {
+        Row {
+            kind: ObjectKind::Usergroup,
+            id: group.id.clone(),
+            document: json(group),
+            date_update,
+        }
+    }
 }
 
 /// Whether a `subteam_updated` event's usergroup shows exactly what the mirror's copy

@@ -288,6 +288,80 @@ pub fn scim_user(resource: &Value, extra: Option<&Value>) -> LiveUser {
 }
 
 /// Builds the snapshot from the listings. Pure, so it is tested without a server.
+/// A usergroup as `usergroups.list` gives it.
+fn live_usergroup(g: &Value) -> LiveUsergroup {
+    let prefs = g.get("prefs");
+    let mut channels = ids(prefs.and_then(|p| p.get("channels")));
+    channels.extend(ids(prefs.and_then(|p| p.get("groups"))));
+    LiveUsergroup {
+        id: text(g, "id"),
+        workspace: text(g, "team_id"),
+        handle: text(g, "handle"),
+        name: text(g, "name"),
+        description: text(g, "description"),
+        members: ids(g.get("users")),
+        channels,
+        disabled: g.get("date_delete").and_then(Value::as_u64).unwrap_or(0) != 0,
+    }
+}
+
+/// Every usergroup of one workspace, with its members and Slack's `date_update` by id:
+/// one `usergroups.list` (and `usergroups.users.list` for a group it cut short).
+pub async fn read_usergroups_in(
+    client: &SlackClient,
+    team: &str,
+) -> Result<(Vec<LiveUsergroup>, BTreeMap<String, i64>), SlackError> {
+    let (groups, _) = read_usergroups(client, &[team.to_string()]).await?;
+    let updates = groups
+        .iter()
+        .filter_map(|g| {
+            Some((
+                g.get("id")?.as_str()?.to_string(),
+                g.get("date_update")?.as_i64()?,
+            ))
+        })
+        .collect();
+    Ok((groups.iter().map(live_usergroup).collect(), updates))
+}
+
+/// One channel as it is now: `conversations.info`, and its members when `with_members`
+/// (`conversations.members`, paged). `None` when Slack no longer has it.
+pub async fn read_channel(
+    client: &SlackClient,
+    id: &str,
+    with_members: bool,
+) -> Result<Option<LiveChannel>, SlackError> {
+    let info = client
+        .web_read(
+            Credential::Bot,
+            "conversations.info",
+            &[("channel", id.to_string())],
+        )
+        .await;
+    let info = match info {
+        Ok(info) => info,
+        Err(SlackError::Api { error, .. }) if error == "channel_not_found" => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let object = info.get("channel").cloned().unwrap_or_default();
+    let team = text(&object, "context_team_id");
+    let channel: wire::Channel =
+        serde_json::from_value(object).map_err(|e| SlackError::Protocol {
+            call: "conversations.info".into(),
+            message: e.to_string(),
+        })?;
+    let members = if with_members {
+        let args = [("channel", id.to_string()), ("limit", "1000".to_string())];
+        let (members, _) = client
+            .web_paginate_as::<String>(Credential::Bot, "conversations.members", &args, "members")
+            .await?;
+        Some(members)
+    } else {
+        None
+    };
+    Ok(Some(wire::live_channel(team, channel, members)))
+}
+
 fn assemble(
     scim_users: Vec<wire::ScimUser>,
     flags: Vec<wire::UserFlags>,
@@ -309,24 +383,7 @@ fn assemble(
         .collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
 
-    let mut usergroups: Vec<LiveUsergroup> = usergroups
-        .iter()
-        .map(|g| {
-            let prefs = g.get("prefs");
-            let mut channels = ids(prefs.and_then(|p| p.get("channels")));
-            channels.extend(ids(prefs.and_then(|p| p.get("groups"))));
-            LiveUsergroup {
-                id: text(g, "id"),
-                workspace: text(g, "team_id"),
-                handle: text(g, "handle"),
-                name: text(g, "name"),
-                description: text(g, "description"),
-                members: ids(g.get("users")),
-                channels,
-                disabled: g.get("date_delete").and_then(Value::as_u64).unwrap_or(0) != 0,
-            }
-        })
-        .collect();
+    let mut usergroups: Vec<LiveUsergroup> = usergroups.iter().map(live_usergroup).collect();
     usergroups.sort_by(|a, b| (&a.workspace, &a.handle).cmp(&(&b.workspace, &b.handle)));
 
     let mut channels: Vec<LiveChannel> = channels

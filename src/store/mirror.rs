@@ -200,16 +200,76 @@ impl Store {
         rows: &[Row],
         started_at: i64,
     ) -> Result<(), StoreError> {
-        let generation = self.generation();
-        let mut statements: Vec<Statement> = rows
-            .chunks(ROWS_PER_STATEMENT)
-            .map(|chunk| upsert(scope, chunk, started_at, &generation))
-            .collect();
+        let mut statements = self.upserts(scope, rows, started_at);
         statements.push(Statement::new(
             "DELETE FROM slack_mirror WHERE org = ?1 AND listed_at < ?2 AND stale_since IS NULL",
             vec![scope.into(), started_at.into()],
         ));
         self.write(statements).map(|_| ())
+    }
+
+    /// Writes through a read of some objects (the refresher's) that started at
+    /// `started_at`, as a full read does for what it read; and forgets `gone`, objects
+    /// the read found Slack no longer has.
+    pub fn mirror_partial_read(
+        &self,
+        scope: &str,
+        rows: &[Row],
+        gone: &[(ObjectKind, String)],
+        started_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut statements = self.upserts(scope, rows, started_at);
+        for (kind, id) in gone {
+            statements.push(Statement::new(
+                "DELETE FROM slack_mirror WHERE org = ?1 AND kind = ?2 AND id = ?3
+                   AND (stale_since IS NULL OR stale_since <= ?4)",
+                vec![
+                    scope.into(),
+                    kind.as_str().into(),
+                    id.into(),
+                    started_at.into(),
+                ],
+            ));
+        }
+        self.write(statements).map(|_| ())
+    }
+
+    fn upserts(&self, scope: &str, rows: &[Row], started_at: i64) -> Vec<Statement> {
+        let generation = self.generation();
+        rows.chunks(ROWS_PER_STATEMENT)
+            .map(|chunk| upsert(scope, chunk, started_at, &generation))
+            .collect()
+    }
+
+    /// What the refresher reads next: the longest-stale row of `kinds`, else the one
+    /// verified longest ago (never-read rows first).
+    pub fn mirror_due(
+        &self,
+        scope: &str,
+        kinds: &[ObjectKind],
+    ) -> Result<Option<MirrorRow>, StoreError> {
+        let kinds: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+        let rows = self.unfenced(
+            &format!(
+                "SELECT kind, id, document, date_update, verified_at, stale_since FROM slack_mirror
+                 WHERE org = ?1 AND kind IN ({})
+                 ORDER BY CASE WHEN stale_since IS NULL AND verified_at IS NOT NULL THEN 1 ELSE 0 END,
+                          COALESCE(stale_since, verified_at, 0), kind, id
+                 LIMIT 1",
+                kinds.join(", ")
+            ),
+            vec![scope.into()],
+        )?;
+        Ok(rows.first().and_then(|row| {
+            Some(MirrorRow {
+                kind: ObjectKind::parse(&row.text(0))?,
+                id: row.text(1),
+                document: row.opt_text(2),
+                date_update: row.opt_int(3),
+                verified_at: row.opt_int(4),
+                stale_since: row.opt_int(5),
+            })
+        }))
     }
 
     /// Every row of the scope.

@@ -251,3 +251,128 @@ async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
     assert!(sample("slack_gitops_mirror_events_total{kind=\"drained\"}") >= 5);
     assert_eq!(sample("slack_gitops_mirror_pending_events"), 0);
 }
+
+/// The mirror row of `id`, once it is clean and `done` holds for its copy (20 s at most).
+async fn wait_for_row(
+    org: &Org,
+    id: &str,
+    what: &str,
+    done: impl Fn(&slack_gitops::store::MirrorRow) -> bool,
+) -> slack_gitops::store::MirrorRow {
+    let store = slack_gitops::store::Store::open(&org.state).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let rows = store.mirror_rows("controller").unwrap();
+        if let Some(row) = rows.iter().find(|r| r.id == id && done(r)) {
+            return row.clone();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{what} did not happen: {:?}",
+            rows.iter().find(|r| r.id == id)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date() {
+    let org = Org::new(|_| {}).await;
+    // No drift ticks: only the refresher reads Slack after the first sync.
+    org.replace_in(
+        "policies/guardrails.yaml",
+        &[(
+            "drift: { every: 15m, action: report }",
+            "drift: { every: 24h, action: report }",
+        )],
+    );
+    crate::common::org::commit(&org.repo, "no drift ticks");
+    let remote = org.bare_remote();
+    let controller = Controller::spawn(
+        &org,
+        remote.as_os_str(),
+        &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)],
+        &["--mirror-refresh-per-minute", "600"],
+        std::process::Stdio::null(),
+    )
+    .await;
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+    let response = org
+        .emulator
+        .http
+        .post(format!("{}/_emulator/events/faults", org.emulator.base))
+        .json(&json!({"kind": "drop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+
+    // Changes nobody hears of: someone joins #eng-oncall, someone is added to @sre.
+    let world = org.world().await;
+    let joiner = world
+        .users
+        .iter()
+        .find(|u| {
+            u.active
+                && !u.bot
+                && u.workspaces.contains(&"T0000MAIN".to_string())
+                && !world
+                    .channels
+                    .iter()
+                    .any(|c| c.id == "C00000005" && c.members.contains(&u.id))
+        })
+        .unwrap();
+    org.emulator
+        .ok(
+            &org.admin,
+            "admin.conversations.invite",
+            &[
+                ("channel_id", "C00000005"),
+                ("user_ids", joiner.id.as_str()),
+            ],
+        )
+        .await;
+    let sre = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
+        .unwrap();
+    let extra = world
+        .users
+        .iter()
+        .find(|u| {
+            u.active
+                && !u.bot
+                && u.guest.is_none()
+                && u.workspaces.contains(&sre.workspace)
+                && !sre.users.contains(&u.id)
+        })
+        .unwrap();
+    org.add_by_hand("sre", &extra.email).await;
+
+    let has = |row: &slack_gitops::store::MirrorRow, person: &str| {
+        row.stale_since.is_none()
+            && row
+                .document
+                .as_deref()
+                .is_some_and(|d| d.contains(&format!("\"{person}\"")))
+    };
+    wait_for_row(&org, "C00000005", "#eng-oncall re-read", |r| {
+        has(r, &joiner.id)
+    })
+    .await;
+    wait_for_row(&org, &sre.id, "@sre re-read", |r| has(r, &extra.id)).await;
+    let status = controller.status().await;
+    assert_eq!(mirror(&status)["events_received"], 0, "{status:#}");
+    assert!(mirror(&status)["refreshed"].as_u64() >= Some(2));
+    assert_eq!(
+        status["last_syncs"].as_array().unwrap().len(),
+        1,
+        "no other sync read Slack"
+    );
+}

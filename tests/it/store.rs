@@ -371,6 +371,36 @@ fn the_slack_mirror(open: Open) {
         counters.chained.load(std::sync::atomic::Ordering::Relaxed),
         1
     );
+
+    // The refresher reads the stale first, then the oldest; a read that finds an
+    // object gone forgets it.
+    let kinds = [ObjectKind::Channel, ObjectKind::Usergroup];
+    let due = open().mirror_due("controller", &kinds).unwrap().unwrap();
+    assert_eq!(due.id, "C2");
+    open()
+        .mirror_partial_read(
+            "controller",
+            &[],
+            &[(ObjectKind::Channel, "C2".into())],
+            7_000,
+        )
+        .unwrap();
+    open()
+        .mirror_partial_read(
+            "controller",
+            &[row(
+                ObjectKind::Channel,
+                "C1",
+                r#"{"id":"C1"}"#.into(),
+                None,
+            )],
+            &[],
+            8_000,
+        )
+        .unwrap();
+    let due = open().mirror_due("controller", &kinds).unwrap().unwrap();
+    assert_eq!((due.id.as_str(), due.verified_at), ("S1", Some(6_000)));
+    assert_eq!(open().mirror_rows("controller").unwrap().len(), 2);
 }
 
 fn the_lease_moves_only_when_it_expires(open: Open) {
