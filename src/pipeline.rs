@@ -115,7 +115,14 @@ pub struct Connection {
     pub identity_read: std::sync::Mutex<Option<crate::identity::kept::Summary>>,
     /// Where full reads of Slack are written through (the controller's mirror).
     pub mirror: Option<crate::mirror::Sink>,
+    /// Read Slack from the mirror when it can serve (a drift tick's report).
+    pub prefer_mirror: std::sync::atomic::AtomicBool,
+    /// What the last read took from the mirror.
+    pub mirror_read: std::sync::Mutex<Option<crate::mirror::read::FromMirror>>,
 }
+
+/// The most objects a read from the mirror reads live before a full read is cheaper.
+pub const MIRROR_MAX_LIVE: usize = 200;
 
 /// Connects to the identity provider and Slack as the repository at `dir` says, with
 /// secrets from `environment` (a lookup such as `std::env::var`, injected for tests).
@@ -187,6 +194,8 @@ pub fn connect(
         identity_store,
         identity_read: std::sync::Mutex::new(None),
         mirror: None,
+        prefer_mirror: std::sync::atomic::AtomicBool::new(false),
+        mirror_read: std::sync::Mutex::new(None),
     })
 }
 
@@ -195,16 +204,50 @@ impl Connection {
     pub async fn read(&self) -> Result<(Directory, Live, ReadReport), PipelineError> {
         let scope = ReadScope::from_repository(&self.repository);
         tracing::info!("reading the identity provider and Slack");
-        let started_at = crate::clock::now_millis();
-        let (directory, live) = tokio::join!(
-            self.read_identity(),
-            crate::slack::reader::read_live(&self.client, &scope)
-        );
+        let (directory, live) = tokio::join!(self.read_identity(), self.read_slack(&scope));
         let (live, report) = live?;
+        Ok((directory?, live, report))
+    }
+
+    /// Reads live Slack: from the mirror when asked to ([`Connection::prefer_mirror`])
+    /// and it can serve, else in full (written through to the mirror, if any).
+    async fn read_slack(&self, scope: &ReadScope) -> Result<(Live, ReadReport), PipelineError> {
+        if let Some(mirror) = self
+            .mirror
+            .as_ref()
+            .filter(|_| self.prefer_mirror.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            match crate::mirror::read::read(&self.client, mirror, scope, MIRROR_MAX_LIVE).await {
+                Ok((live, report, from)) => {
+                    *self
+                        .mirror_read
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(from);
+                    return Ok((live, report));
+                }
+                Err(declined) => {
+                    tracing::info!(reason = %declined, "reading Slack in full instead of from the mirror");
+                }
+            }
+        }
+        *self
+            .mirror_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        let started_at = crate::clock::now_millis();
+        let (live, report) = crate::slack::reader::read_live(&self.client, scope).await?;
         if let Some(mirror) = &self.mirror {
             mirror.full_read(&live, &report.usergroup_updates, started_at);
         }
-        Ok((directory?, live, report))
+        Ok((live, report))
+    }
+
+    /// What the last read took from the mirror, if it was served from it.
+    pub fn mirror_read(&self) -> Option<crate::mirror::read::FromMirror> {
+        self.mirror_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Reads the identity provider: through the directory kept in the state store when

@@ -188,7 +188,10 @@ async fn refresh_one(shared: &Arc<Shared>, context: &RefreshWith) -> Result<bool
     let due = {
         let (store, scope) = (store.clone(), scope.clone());
         tokio::task::spawn_blocking(move || {
-            store.mirror_due(&scope, &[ObjectKind::Channel, ObjectKind::Usergroup])
+            store.mirror_due(
+                &scope,
+                &[ObjectKind::Channel, ObjectKind::Usergroup, ObjectKind::User],
+            )
         })
         .await
         .map_err(|e| e.to_string())?
@@ -214,7 +217,16 @@ async fn refresh_one(shared: &Arc<Shared>, context: &RefreshWith) -> Result<bool
                 None => (Vec::new(), vec![(ObjectKind::Channel, due.id.clone())]),
             }
         }
-        _ => {
+        ObjectKind::User => {
+            match crate::slack::reader::read_user(&context.client, &due.id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(user) => (vec![Row::user(&user)], Vec::new()),
+                None => (Vec::new(), vec![(ObjectKind::User, due.id.clone())]),
+            }
+        }
+        ObjectKind::Usergroup => {
             // One usergroups.list re-reads every usergroup of the workspace.
             let team = due
                 .document

@@ -1017,7 +1017,29 @@ async fn report_drift(
         drift: Some(pipeline::DriftScope { only: None }),
         changes: None,
     };
-    match pipeline::plan_org(connection, &baseline).await {
+    // From the mirror first; drift it shows is confirmed by a full read before it is
+    // reported, so a copy that missed an event can make a tick slower, never wrong.
+    connection.prefer_mirror.store(true, Ordering::SeqCst);
+    let mut planned = pipeline::plan_org(connection, &baseline).await;
+    connection.prefer_mirror.store(false, Ordering::SeqCst);
+    let from_mirror = connection.mirror_read();
+    if from_mirror.is_some() && planned.as_ref().is_ok_and(|p| !p.plan.actions.is_empty()) {
+        tracing::info!(
+            commit,
+            "drift seen in the mirror; confirming with a full read"
+        );
+        planned = pipeline::plan_org(connection, &baseline).await;
+    }
+    let source = connection.mirror_read().map(|from| {
+        format!(
+            " (Slack from the mirror: {} objects read live, {} mirrored, the oldest verified {})",
+            from.read_live,
+            from.mirrored,
+            from.oldest_verified_at
+                .map_or_else(|| "never".to_string(), crate::model::iso_time)
+        )
+    });
+    match planned {
         Ok(planned) => {
             let drift = metrics::drift_by_kind(&planned.plan);
             for (kind, count) in &drift {
@@ -1034,7 +1056,11 @@ async fn report_drift(
                 } else {
                     SyncOutcome::DriftReported
                 },
-                crate::render::plan::summary(&planned.plan),
+                format!(
+                    "{}{}",
+                    crate::render::plan::summary(&planned.plan),
+                    source.unwrap_or_default()
+                ),
                 planned.plan.actions.len(),
             );
             // Post drift when it is new: not the same drift every tick.

@@ -10,7 +10,10 @@
 //!
 //! This module is the pure part: what an event body is ([`Inbound`]), what it does to the
 //! mirror ([`Effect`]), and the rows a read of Slack gives ([`rows_of`]). The store
-//! (`store::mirror`) keeps them; the controller receives events and drains them.
+//! (`store::mirror`) keeps them; the controller receives events and drains them;
+//! [`read`] serves live Slack from the mirror, reading live what it cannot vouch for.
+
+pub mod read;
 
 use std::collections::BTreeMap;
 
@@ -286,16 +289,20 @@ pub fn rows_of(live: &Live, usergroup_updates: &BTreeMap<String, i64>) -> Vec<Ro
             .iter()
             .map(|g| Row::usergroup(g, usergroup_updates.get(&g.id).copied())),
     );
-    rows.extend(live.users.iter().map(|u| Row {
-        kind: ObjectKind::User,
-        id: u.id.clone(),
-        document: json(u),
-        date_update: None,
-    }));
+    rows.extend(live.users.iter().map(Row::user));
     rows
 }
 
 impl Row {
+    pub fn user(user: &crate::model::live::LiveUser) -> Row {
+        Row {
+            kind: ObjectKind::User,
+            id: user.id.clone(),
+            document: json(user),
+            date_update: None,
+        }
+    }
+
     pub fn channel(channel: &crate::model::live::LiveChannel) -> Row {
         Row {
             kind: ObjectKind::Channel,

@@ -362,6 +362,44 @@ pub async fn read_channel(
     Ok(Some(wire::live_channel(team, channel, members)))
 }
 
+/// One person as they are now: their SCIM resource and their flags from `users.info`
+/// (roles, guest kind, bot, workspaces). `None` when Slack no longer has them.
+pub async fn read_user(client: &SlackClient, id: &str) -> Result<Option<LiveUser>, SlackError> {
+    let resource = match client.scim_get(&format!("Users/{id}")).await {
+        Ok(resource) => resource,
+        // Slack's SCIM answers 404 with `no_such_user`.
+        Err(SlackError::Api { error, .. }) if error == "no_such_user" => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let protocol = |call: &str, e: serde_json::Error| SlackError::Protocol {
+        call: call.into(),
+        message: e.to_string(),
+    };
+    let resource: wire::ScimUser =
+        serde_json::from_value(resource).map_err(|e| protocol("SCIM GET /Users", e))?;
+    let info = client
+        .web_read(Credential::Bot, "users.info", &[("user", id.to_string())])
+        .await?;
+    let object = info.get("user").cloned().unwrap_or_default();
+    let mut flags: wire::UserFlags =
+        serde_json::from_value(object.clone()).map_err(|e| protocol("users.info", e))?;
+    if let Some(teams) = object
+        .pointer("/enterprise_user/teams")
+        .and_then(Value::as_array)
+    {
+        flags.workspaces = Some(ids(Some(&Value::Array(teams.clone()))));
+    }
+    Ok(Some(wire::live_user(resource, Some(&flags))))
+}
+
+/// The org's IdP groups (Enterprise Grid's SCIM groups).
+pub async fn read_idp_groups(client: &SlackClient) -> Result<Vec<LiveIdpGroup>, SlackError> {
+    let (groups, _) = client.scim_list_as::<wire::ScimGroup>("Groups").await?;
+    let mut groups: Vec<LiveIdpGroup> = groups.into_iter().map(wire::live_idp_group).collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(groups)
+}
+
 fn assemble(
     scim_users: Vec<wire::ScimUser>,
     flags: Vec<wire::UserFlags>,

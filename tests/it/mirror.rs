@@ -376,3 +376,83 @@ async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date(
         "no other sync read Slack"
     );
 }
+
+#[tokio::test]
+async fn drift_ticks_plan_from_the_mirror_and_confirm_drift_with_a_full_read() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let controller =
+        Controller::start_with(&org, &remote, &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)]).await;
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+    let from_mirror = |s: &Value| {
+        s["last_syncs"][0]["trigger"] == "drift"
+            && s["last_syncs"][0]["outcome"] == "no-change"
+            && s["last_syncs"][0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Slack from the mirror"))
+    };
+    controller
+        .wait("a drift tick from the mirror", from_mirror)
+        .await;
+
+    // Ticks without drift read no channel's members and list no channels.
+    let response = org
+        .emulator
+        .http
+        .delete(format!("{}/_emulator/log", org.emulator.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let ticks = |s: &Value| s["last_syncs"].as_array().unwrap().len();
+    let before = ticks(&controller.status().await);
+    controller
+        .wait("two more drift ticks", |s| {
+            ticks(s) >= before + 2 && from_mirror(s)
+        })
+        .await;
+    let calls = org.emulator.log().await;
+    let costly: Vec<&str> = calls
+        .iter()
+        .map(|c| c.call.as_str())
+        .filter(|c| {
+            matches!(
+                *c,
+                "conversations.members" | "conversations.list" | "admin.users.list"
+            )
+        })
+        .collect();
+    assert!(costly.is_empty(), "{costly:?}");
+
+    // A hand-made change: its event makes @sre stale, the tick reads it live, and the
+    // drift is confirmed by a full read before it is reported.
+    let world = org.world().await;
+    let sre = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
+        .unwrap();
+    let extra = world
+        .users
+        .iter()
+        .find(|u| {
+            u.active
+                && !u.bot
+                && u.guest.is_none()
+                && u.workspaces.contains(&sre.workspace)
+                && !sre.users.contains(&u.id)
+        })
+        .unwrap();
+    org.add_by_hand("sre", &extra.email).await;
+    let status = controller
+        .wait("the drift reported", |s| {
+            s["last_syncs"][0]["outcome"] == "drift-reported"
+        })
+        .await;
+    assert_eq!(status["drift"]["manual_add"], 1, "{status:#}");
+}
