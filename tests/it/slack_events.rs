@@ -731,3 +731,176 @@ async fn the_time_scale_changes_at_run_time_and_rate_limits_follow() {
     }
     panic!("the bucket never ran out at time scale 1");
 }
+
+async fn audit(slack: &common::Running, token: &str, query: &[(&str, &str)]) -> (u16, Value) {
+    let response = slack
+        .http
+        .get(format!("{}/audit/v1/logs", slack.base))
+        .bearer_auth(token)
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The small org with an org owner's token that may read the audit logs.
+async fn audited(time_scale: f64) -> common::Running {
+    let mut seed = common::small_seed();
+    seed.tokens.push(slack_emulator::world::Token {
+        token: "xoxp-auditor".into(),
+        kind: slack_emulator::world::TokenKind::User,
+        user: "W00000002".into(),
+        app: "A0000SIEM".into(),
+        org_level: true,
+        workspace: None,
+        scopes: vec!["auditlogs:read".into()],
+        revoked: false,
+    });
+    common::start(
+        seed,
+        slack_emulator::Options {
+            time_scale,
+            ..slack_emulator::Options::default()
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_audit_logs_api_names_what_changed_newest_first_with_filters_and_pages() {
+    let slack = audited(1000.0).await;
+    slack
+        .ok(
+            ADMIN,
+            "conversations.invite",
+            &[("channel", "C00000002"), ("users", "W00000004")],
+        )
+        .await;
+    slack
+        .ok(
+            ADMIN,
+            "conversations.kick",
+            &[("channel", "C00000002"), ("user", "W00000004")],
+        )
+        .await;
+    slack
+        .ok(
+            BOT,
+            "conversations.create",
+            &[
+                ("name", "quiet-room"),
+                ("is_private", "true"),
+                ("team_id", "T0000MAIN"),
+            ],
+        )
+        .await;
+    slack
+        .ok(
+            BOT,
+            "usergroups.users.update",
+            &[
+                ("usergroup", "S00000001"),
+                ("users", "W00000003,W00000004,W00000010"),
+                ("team_id", "T0000MAIN"),
+            ],
+        )
+        .await;
+
+    let (status, body) = audit(&slack, "xoxp-auditor", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let actions: Vec<&str> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "usergroup_updated",
+            "user_added_to_usergroup",
+            "user_channel_join",
+            "private_channel_created",
+            "user_channel_leave",
+            "user_channel_join",
+        ],
+        "newest first"
+    );
+    let join = &body["entries"][5];
+    assert_eq!(join["actor"]["user"]["id"], "W00000004");
+    assert_eq!(join["entity"]["channel"]["id"], "C00000002");
+    assert_eq!(join["entity"]["channel"]["privacy"], "public");
+    assert_eq!(join["details"]["inviter"], "W00000002");
+    assert_eq!(join["context"]["location"]["id"], "T0000MAIN");
+
+    // Filters: action, entity, time; pages by cursor.
+    let (_, body) = audit(
+        &slack,
+        "xoxp-auditor",
+        &[
+            ("action", "user_channel_join,user_channel_leave"),
+            ("entity", "C00000002"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        body["entries"].as_array().unwrap().len(),
+        2,
+        "the join and the leave of #eng"
+    );
+    let (_, body) = audit(&slack, "xoxp-auditor", &[("oldest", "4102444800")]).await;
+    assert!(body["entries"].as_array().unwrap().is_empty());
+    let (_, first) = audit(&slack, "xoxp-auditor", &[("limit", "4")]).await;
+    let cursor = first["response_metadata"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(first["entries"].as_array().unwrap().len(), 4);
+    let (_, second) = audit(
+        &slack,
+        "xoxp-auditor",
+        &[("limit", "4"), ("cursor", &cursor)],
+    )
+    .await;
+    assert_eq!(second["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(second["response_metadata"]["next_cursor"], "");
+
+    // Refusals, as Slack names them.
+    assert_eq!(audit(&slack, BOT, &[]).await.1["error"], "missing_scope");
+    assert_eq!(
+        audit(&slack, "xoxp-nobody", &[]).await.1["error"],
+        "invalid_auth"
+    );
+    assert_eq!(
+        audit(&slack, "xoxp-auditor", &[("limit", "10000")]).await.1["error"],
+        "invalid_arguments"
+    );
+    let many = vec!["user_channel_join"; 31].join(",");
+    assert_eq!(
+        audit(&slack, "xoxp-auditor", &[("action", &many)]).await.1["error"],
+        "invalid_arguments"
+    );
+    let logged = slack.log().await;
+    assert!(logged.iter().any(|c| c.call == "audit.logs"));
+    slack.stop().await;
+}
+
+#[tokio::test]
+async fn the_audit_logs_api_allows_fifty_calls_a_minute_for_the_whole_org() {
+    let slack = audited(1.0).await;
+    for _ in 0..50 {
+        assert_eq!(audit(&slack, "xoxp-auditor", &[]).await.0, 200);
+    }
+    let response = slack
+        .http
+        .get(format!("{}/audit/v1/logs", slack.base))
+        .bearer_auth("xoxp-auditor")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    slack.stop().await;
+}

@@ -20,8 +20,8 @@ pub enum Change {
     },
     /// `member_left_channel`.
     Left { channel: String, user: String },
-    /// `channel_created` (public channels; a private one shows only as its creator
-    /// joining).
+    /// A channel was created: `channel_created` for a public one (a private one shows
+    /// only as its creator joining); an audit entry either way.
     ChannelCreated { channel: String },
     /// `channel_archive`/`channel_unarchive`, or `group_*` for a private channel.
     Archived {

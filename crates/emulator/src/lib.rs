@@ -11,6 +11,7 @@
 //! `/_emulator/` is the control surface real Slack does not have: faults, the call log,
 //! reset, state and settings.
 
+pub mod audit;
 pub mod changes;
 pub mod events;
 pub mod idp;
@@ -281,6 +282,7 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
     let slack = Router::new()
         .route("/api/{method}", any(web_api))
         .route("/scim/v2/{*rest}", any(scim_api))
+        .route("/audit/v1/logs", get(audit_api))
         .layer(middleware::from_fn_with_state(emulator.clone(), observe));
     control.merge(slack).with_state(emulator)
 }
@@ -369,6 +371,7 @@ pub enum StartError {
 fn call_name(method: &Method, path: &str) -> String {
     match path.strip_prefix("/api/") {
         Some(name) => name.to_string(),
+        None if path.starts_with("/audit/") => "audit.logs".to_string(),
         None => format!("SCIM {method} {}", path.trim_start_matches("/scim/v2")),
     }
 }
@@ -571,7 +574,7 @@ async fn web_api(
         let mut world = lock(&emulator.world);
         world.run_due_jobs(now);
         let reply = web::call(&mut world, &caller, &method, &args);
-        emulator.events.publish(&mut world, now);
+        emulator.events.publish(&mut world, &caller.token.user, now);
         reply
     };
     if http_method == Method::POST {
@@ -676,6 +679,55 @@ fn admit(
     Ok(token)
 }
 
+// ---- Audit Logs API ----------------------------------------------------------------------
+
+/// Calls to the Audit Logs API a minute, org-wide (Tier 3, shared by every app).
+const AUDIT_PER_MINUTE: f64 = 50.0;
+
+/// `GET /audit/v1/logs`: an org owner's user token with `auditlogs:read`, Enterprise
+/// Grid only, 50 calls a minute for the whole org.
+async fn audit_api(
+    State(emulator): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<audit::Query>,
+) -> Response {
+    let Some(token_text) = bearer(&headers) else {
+        return slack_json(ApiError::new("not_authed").body());
+    };
+    let now = emulator.clock.now();
+    let rate_limits = {
+        let world = lock(&emulator.world);
+        let Some(token) = world
+            .tokens
+            .iter()
+            .find(|t| t.token == token_text && !t.revoked)
+        else {
+            return slack_json(ApiError::new("invalid_auth").body());
+        };
+        if world.enterprise.is_none() {
+            return slack_json(ApiError::new("feature_not_enabled").body());
+        }
+        if token.kind != TokenKind::User || !token.scopes.iter().any(|s| s == "auditlogs:read") {
+            return slack_json(ApiError::new("missing_scope").body());
+        }
+        world.settings.rate_limits
+    };
+    if rate_limits {
+        let bucket = Bucket {
+            per_minute: AUDIT_PER_MINUTE,
+            burst: AUDIT_PER_MINUTE,
+        };
+        if let Err(retry_after) = lock(&emulator.limiter).take(now, &[("audit:org".into(), bucket)])
+        {
+            return rate_limited(retry_after, false);
+        }
+    }
+    match audit::logs(&lock(&emulator.world), &query) {
+        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+        Err(error) => slack_json(ApiError::new(error).body()),
+    }
+}
+
 // ---- SCIM ------------------------------------------------------------------------------------
 
 fn scim_response(reply: scim::ScimReply) -> Response {
@@ -770,7 +822,13 @@ async fn scim_api(
     let reply = {
         let mut world = lock(&emulator.world);
         let reply = scim::handle(&mut world, &request);
-        emulator.events.publish(&mut world, now);
+        let actor = world
+            .tokens
+            .iter()
+            .find(|t| t.token == token_text)
+            .map(|t| t.user.clone())
+            .unwrap_or_default();
+        emulator.events.publish(&mut world, &actor, now);
         reply
     };
     if method != "GET" {

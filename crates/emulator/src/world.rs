@@ -36,6 +36,9 @@ pub struct World {
     pub tokens: Vec<Token>,
     #[serde(default)]
     pub settings: Settings,
+    /// What the Audit Logs API serves (Enterprise Grid), oldest first.
+    #[serde(default)]
+    pub audit_log: Vec<crate::audit::AuditEntry>,
     /// The app's Events API subscription, if it has one.
     #[serde(default)]
     pub events: Option<crate::events::Subscription>,

@@ -186,10 +186,12 @@ pub struct Report {
 }
 
 impl Events {
-    /// Renders the world's noted changes into events and queues them. Runs under the
-    /// world's lock, right after the call that made them.
-    pub fn publish(&self, world: &mut crate::world::World, now: f64) {
+    /// Records the world's noted changes, made by `actor`, in the audit log and renders
+    /// them into events it queues. Runs under the world's lock, right after the call
+    /// that made them.
+    pub fn publish(&self, world: &mut crate::world::World, actor: &str, now: f64) {
         let changes = world.take_changes();
+        crate::audit::record(world, &changes, actor, now);
         let Some(subscription) = &world.events else {
             return;
         };

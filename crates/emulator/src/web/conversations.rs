@@ -152,11 +152,9 @@ pub(super) fn conversations_create(world: &mut World, caller: &Caller, args: &Ar
     };
     let object = channel_object(&channel, &caller.token.user, false);
     world.add_channel(channel);
-    if !private {
-        world.note(Change::ChannelCreated {
-            channel: id.clone(),
-        });
-    }
+    world.note(Change::ChannelCreated {
+        channel: id.clone(),
+    });
     world.note(Change::Joined {
         channel: id,
         user: caller.token.user.clone(),
