@@ -48,6 +48,9 @@ pub struct EventCounters {
     pub chained: AtomicU64,
     /// Objects (a channel, or a workspace's usergroups) the refresher re-read.
     pub refreshed: AtomicU64,
+    /// Managed channels the bot joined, and those it is not in and could not join.
+    pub bot_joined: AtomicU64,
+    pub bot_missing: Mutex<Vec<String>>,
     /// When the last event arrived (unix ms), and when the stream last had a gap.
     pub last_event_at: Mutex<Option<i64>>,
     pub last_gap_at: Mutex<Option<i64>>,
@@ -71,6 +74,11 @@ pub struct MirrorStatus {
     pub deltas_applied: u64,
     /// Re-reads by the refresher (a channel, or a workspace's usergroups).
     pub refreshed: u64,
+    /// Managed channels the bot joined to see their membership events.
+    pub bot_joined: u64,
+    /// Managed channels the bot is not in and could not join (a private one must invite
+    /// it).
+    pub bot_missing: Vec<String>,
     pub last_event: Option<String>,
     /// The last time the stream is known to have lost events (UTC).
     pub last_gap: Option<String>,
@@ -97,6 +105,12 @@ impl EventCounters {
             events_drained: load(&self.drained),
             deltas_applied: load(&self.chained),
             refreshed: load(&self.refreshed),
+            bot_joined: load(&self.bot_joined),
+            bot_missing: self
+                .bot_missing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             last_event: time(&self.last_event_at),
             last_gap: time(&self.last_gap_at),
         }
@@ -143,8 +157,16 @@ pub fn signed_by_slack(secret: &str, headers: &HeaderMap, body: &[u8], now: i64)
 pub struct RefreshWith {
     pub client: crate::slack::client::SlackClient,
     pub workspaces: Vec<String>,
+    /// `(team id, name)` of the channels the config manages.
+    pub managed: std::collections::BTreeSet<(String, String)>,
     pub time_scale: f64,
+    /// The commit loaded (the bot's memberships are checked once per commit, and hourly).
+    pub commit: String,
 }
+
+/// How often the bot's membership of the managed channels is checked again (emulated
+/// seconds: an hour).
+const MEMBERSHIP_EVERY_SECS: f64 = 3_600.0;
 
 /// The refresher's default pace: channels re-read a minute (half of
 /// `conversations.info`'s Tier 3, so syncs keep the other half).
@@ -155,6 +177,7 @@ pub const REFRESH_PER_MINUTE: f64 = 25.0;
 /// minutes under a time scale), stepping aside while a sync reads and writes. Every
 /// object is re-read at least every `objects / per_minute` minutes, whatever events say.
 pub async fn refresh_loop(shared: Arc<Shared>, per_minute: f64) {
+    let mut checked: Option<(String, tokio::time::Instant)> = None;
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return;
@@ -170,6 +193,16 @@ pub async fn refresh_loop(shared: Arc<Shared>, per_minute: f64) {
             continue;
         };
         let pause = Duration::from_secs_f64(60.0 / per_minute / context.time_scale.max(1e-9));
+        let recheck = Duration::from_secs_f64(MEMBERSHIP_EVERY_SECS / context.time_scale.max(1e-9));
+        if checked
+            .as_ref()
+            .is_none_or(|(commit, at)| *commit != context.commit || at.elapsed() >= recheck)
+        {
+            checked = Some((context.commit.clone(), tokio::time::Instant::now()));
+            if let Err(error) = bot_membership(&shared, &context).await {
+                tracing::warn!(%error, "the bot's channel memberships could not be checked");
+            }
+        }
         match refresh_one(&shared, &context).await {
             Ok(true) => tokio::time::sleep(pause).await,
             Ok(false) => tokio::time::sleep(Duration::from_secs(1)).await,
@@ -179,6 +212,77 @@ pub async fn refresh_loop(shared: Arc<Shared>, per_minute: f64) {
             }
         }
     }
+}
+
+/// Makes sure the bot is a member of every managed channel the mirror holds (it sees
+/// no membership event of a channel it is not in): joins the public ones, and says which
+/// private ones it must be invited to.
+async fn bot_membership(shared: &Arc<Shared>, context: &RefreshWith) -> Result<(), String> {
+    use crate::slack::client::Credential;
+    let (identity, _) = context
+        .client
+        .auth_test(Credential::Bot)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(bot) = identity.get("user_id").and_then(serde_json::Value::as_str) else {
+        return Err("auth.test did not name the bot".into());
+    };
+    let (store, scope) = (shared.store.clone(), shared.election.lease.clone());
+    let rows = tokio::task::spawn_blocking(move || store.mirror_rows(&scope))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut missing = Vec::new();
+    for row in rows
+        .iter()
+        .filter(|r| r.kind == crate::mirror::ObjectKind::Channel)
+    {
+        let Some(channel) = row
+            .document
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<crate::model::live::LiveChannel>(d).ok())
+        else {
+            continue;
+        };
+        let managed = context
+            .managed
+            .contains(&(channel.workspace.clone(), channel.name.clone()));
+        let member = channel
+            .members
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|id| id == bot));
+        if !managed || member || channel.archived {
+            continue;
+        }
+        if channel.private {
+            missing.push(format!("#{} (private: invite the bot)", channel.name));
+            continue;
+        }
+        let joined = context
+            .client
+            .web_write(
+                Credential::Bot,
+                "conversations.join",
+                &[("channel", channel.id.clone())],
+            )
+            .await;
+        match joined {
+            Ok(_) => {
+                shared.events.bot_joined.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(channel = %channel.name, "the bot joined a managed channel");
+            }
+            Err(error) => missing.push(format!("#{} ({error})", channel.name)),
+        }
+    }
+    if !missing.is_empty() {
+        tracing::warn!(channels = ?missing, "the bot is not in every managed channel; their membership events are not seen");
+    }
+    *shared
+        .events
+        .bot_missing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = missing;
+    Ok(())
 }
 
 /// Re-reads the one object most due; false when the mirror is empty.

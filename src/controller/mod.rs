@@ -248,6 +248,7 @@ pub struct Shared {
     pub refresh_with: std::sync::Mutex<Option<mirror::RefreshWith>>,
     /// A sync is reading or writing: the refresher steps aside.
     pub syncing: AtomicBool,
+
     /// People named by identity events, deactivated first at the next sync.
     pub inbox: std::sync::Mutex<inbox::Inbox>,
     /// The drift last posted, so the same drift is not posted every tick.
@@ -379,6 +380,7 @@ pub async fn run(
         mirror_wake: tokio::sync::Notify::new(),
         refresh_with: Default::default(),
         syncing: AtomicBool::new(false),
+
         posted_drift: Default::default(),
         inbox: Default::default(),
         store: store.clone(),
@@ -730,14 +732,16 @@ fn load(options: &Options, shared: &Shared, commit: &str) -> Result<Loaded, Load
         store: shared.store.clone(),
         scope: options.election.lease.clone(),
     });
+    let scope = crate::slack::reader::ReadScope::from_repository(&connection.repository);
     *shared
         .refresh_with
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = Some(mirror::RefreshWith {
         client: connection.client.clone(),
-        workspaces: crate::slack::reader::ReadScope::from_repository(&connection.repository)
-            .workspaces,
+        workspaces: scope.workspaces,
+        managed: scope.managed_channels,
         time_scale: options.connect.time_scale,
+        commit: commit.to_string(),
     });
     Ok(Loaded {
         connection,

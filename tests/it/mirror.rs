@@ -456,3 +456,59 @@ async fn drift_ticks_plan_from_the_mirror_and_confirm_drift_with_a_full_read() {
         .await;
     assert_eq!(status["drift"]["manual_add"], 1, "{status:#}");
 }
+
+#[tokio::test]
+async fn the_bot_joins_the_managed_public_channels_and_names_those_it_cannot() {
+    // With `channels:join` the bot joins; acme's own bot lacks it.
+    let org = Org::new(|world| {
+        for token in world
+            .tokens
+            .iter_mut()
+            .filter(|t| t.token == "xoxb-acme-bot")
+        {
+            token.scopes.push("channels:join".into());
+        }
+    })
+    .await;
+    let remote = org.bare_remote();
+    let controller = Controller::start(&org, &remote).await;
+    let status = controller
+        .wait("the bot joining", |s| {
+            mirror(s)["bot_joined"].as_u64() >= Some(1)
+        })
+        .await;
+    let world = org.world().await;
+    let bot = "W00000292";
+    let managed: Vec<&str> = ["it-helpdesk"].to_vec();
+    for name in managed {
+        let channel = world.channels.iter().find(|c| c.name == name).unwrap();
+        assert!(
+            channel.members.iter().any(|m| m == bot),
+            "#{name}: {status:#}"
+        );
+    }
+    let missing = mirror(&status)["bot_missing"].as_array().unwrap().clone();
+    assert!(
+        missing
+            .iter()
+            .all(|m| m.as_str().unwrap().contains("private: invite the bot")),
+        "{missing:?}"
+    );
+
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let controller = Controller::start(&org, &remote).await;
+    let status = controller
+        .wait("the bot's memberships checked", |s| {
+            mirror(s)["bot_missing"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+        })
+        .await;
+    let missing = mirror(&status)["bot_missing"].to_string();
+    assert!(
+        missing.contains("#it-helpdesk") && missing.contains("channels:join"),
+        "{missing}"
+    );
+    assert_eq!(mirror(&status)["bot_joined"], 0);
+}

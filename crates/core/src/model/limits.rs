@@ -55,7 +55,8 @@ pub fn web_tier(method: &str) -> Tier {
         "users.lookupByEmail"
         | "conversations.info"
         | "conversations.invite"
-        | "conversations.kick" => Tier::Tier3,
+        | "conversations.kick"
+        | "conversations.join" => Tier::Tier3,
         _ => Tier::Tier2,
     }
 }

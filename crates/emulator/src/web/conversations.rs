@@ -290,6 +290,33 @@ pub(super) fn conversations_kick(world: &mut World, caller: &Caller, args: &Args
     ok(vec![("errors", json!({}))])
 }
 
+/// `conversations.join`: the caller joins a public channel (a private one must invite
+/// it); joining one it is in answers `ok` with the `already_in_channel` warning.
+pub(super) fn conversations_join(world: &mut World, caller: &Caller, args: &Args) -> Reply {
+    let id = args.required("channel")?.to_string();
+    let channel = world
+        .channel(&id)
+        .filter(|c| !c.private || c.members.contains(&caller.token.user))
+        .ok_or_else(|| ApiError::new("channel_not_found"))?;
+    if channel.private {
+        return Err(ApiError::new("method_not_supported_for_channel_type"));
+    }
+    if channel.archived {
+        return Err(ApiError::new("is_archived"));
+    }
+    let joined = world.join_channel(&id, &caller.token.user, None);
+    let object = channel_object(
+        world.channel(&id).expect("found above"),
+        &caller.token.user,
+        false,
+    );
+    let mut reply = vec![("channel", object)];
+    if !joined {
+        reply.push(("warning", json!("already_in_channel")));
+    }
+    ok(reply)
+}
+
 /// `chat.postMessage`: `channel` is an id or a name (`#it-ops`), in `team_id`'s workspace
 /// or the caller's; a private channel needs the caller in it, a public one too unless the
 /// token has `chat:write.public`. The message is kept for tests to read.

@@ -191,6 +191,13 @@ pub const METHODS: &[MethodSpec] = &[
         conversations_kick,
     ),
     spec(
+        "conversations.join",
+        true,
+        false,
+        &["channels:join", "channels:write"],
+        conversations_join,
+    ),
+    spec(
         "admin.users.list",
         true,
         true,
