@@ -191,6 +191,10 @@ fn assemble<'r>(
 ) -> (Live, BTreeMap<String, i64>, Vec<&'r MirrorRow>) {
     let fresh_by: BTreeMap<(ObjectKind, &str), &Row> =
         fresh.iter().map(|r| ((r.kind, r.id.as_str()), r)).collect();
+    let gone: std::collections::BTreeSet<(ObjectKind, &str)> =
+        gone.iter().map(|(kind, id)| (*kind, id.as_str())).collect();
+    let mirrored: std::collections::HashSet<(ObjectKind, &str)> =
+        rows.iter().map(|r| (r.kind, r.id.as_str())).collect();
     let mut live = Live {
         idp_groups,
         ..Live::default()
@@ -199,7 +203,7 @@ fn assemble<'r>(
     let mut taken = Vec::new();
     let mut documents: Vec<(ObjectKind, &str, Option<i64>)> = Vec::new();
     for row in rows {
-        if gone.iter().any(|(k, id)| *k == row.kind && *id == row.id) {
+        if gone.contains(&(row.kind, row.id.as_str())) {
             continue;
         }
         match fresh_by.get(&(row.kind, row.id.as_str())) {
@@ -216,7 +220,7 @@ fn assemble<'r>(
     // Objects the live reads found that the mirror had no row for (a usergroup created
     // since): they are Slack's too.
     for read in fresh {
-        if !rows.iter().any(|r| r.kind == read.kind && r.id == read.id) {
+        if !mirrored.contains(&(read.kind, read.id.as_str())) {
             documents.push((read.kind, &read.document, read.date_update));
         }
     }

@@ -73,20 +73,21 @@ impl Store {
         body: &str,
         now: i64,
     ) -> Result<Offered, StoreError> {
-        let known = self.unfenced(
-            "SELECT 1 FROM slack_events WHERE org = ?1 AND event_id = ?2",
-            vec![scope.into(), (&event.event_id).into()],
-        )?;
-        if !known.is_empty() {
-            return Ok(Offered::Duplicate);
-        }
         // A soft bound: replicas taking events at once may pass it by a few.
         let waiting = self.unfenced(
             "SELECT COUNT(*) FROM slack_events WHERE org = ?1 AND drained_at IS NULL",
             vec![scope.into()],
         )?;
         if waiting.first().map_or(0, |row| row.int(0)) >= MAX_PENDING_EVENTS {
-            return Ok(Offered::Full);
+            let known = self.unfenced(
+                "SELECT 1 FROM slack_events WHERE org = ?1 AND event_id = ?2",
+                vec![scope.into(), (&event.event_id).into()],
+            )?;
+            return Ok(if known.is_empty() {
+                Offered::Full
+            } else {
+                Offered::Duplicate
+            });
         }
         let inserted = self.unfenced_change(
             "INSERT INTO slack_events (org, event_id, kind, event_time, received_at, body)

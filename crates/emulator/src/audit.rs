@@ -18,11 +18,16 @@ use crate::world::World;
 pub const MAX_LIMIT: usize = 9_999;
 /// The most actions one call may filter on.
 pub const MAX_ACTIONS: usize = 30;
+/// Entries kept; the oldest go first (a long benchmark makes hundreds of thousands).
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// One audit entry as kept: the fields the filters use, and the entry as served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEntry {
+    /// Increasing from 1, whatever was dropped.
+    #[serde(default)]
+    pub number: u64,
     pub id: String,
     pub date_create: u64,
     pub action: String,
@@ -44,7 +49,7 @@ pub fn record(world: &mut World, changes: &[Change], actor: &str, now: f64) {
         }
     }
     for (action, actor, entity, details) in entries {
-        let number = world.audit_log.len() + 1;
+        let number = world.audit_log.back().map_or(0, |e| e.number) + 1;
         let id = format!("0123a4b5-{number:04x}-4000-8000-{number:012x}");
         let team = entity_team(world, &entity);
         let body = json!({
@@ -60,7 +65,8 @@ pub fn record(world: &mut World, changes: &[Change], actor: &str, now: f64) {
             },
             "details": details,
         });
-        world.audit_log.push(AuditEntry {
+        world.audit_log.push_back(AuditEntry {
+            number,
             id,
             date_create: now as u64,
             action: action.to_string(),
@@ -68,6 +74,9 @@ pub fn record(world: &mut World, changes: &[Change], actor: &str, now: f64) {
             entity: entity.id().to_string(),
             body,
         });
+    }
+    while world.audit_log.len() > MAX_ENTRIES {
+        world.audit_log.pop_front();
     }
 }
 
@@ -291,4 +300,60 @@ pub fn logs(world: &World, query: &Query) -> Result<Value, &'static str> {
         String::new()
     };
     Ok(json!({"entries": page, "response_metadata": {"next_cursor": next}}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::{Channel, Enterprise};
+
+    #[test]
+    fn the_log_keeps_the_newest_entries_and_numbers_on() {
+        let mut world = World::default();
+        world.enterprise = Some(Enterprise {
+            id: "E1".into(),
+            name: "Org".into(),
+        });
+        world.add_channel(Channel {
+            id: "C1".into(),
+            workspace: "T1".into(),
+            name: "eng".into(),
+            private: false,
+            archived: false,
+            general: false,
+            topic: String::new(),
+            purpose: String::new(),
+            members: Vec::new(),
+            creator: String::new(),
+            created: 0,
+        });
+        world.audit_log = (1..=MAX_ENTRIES as u64)
+            .map(|number| AuditEntry {
+                number,
+                id: number.to_string(),
+                date_create: 0,
+                action: "old".into(),
+                actor: String::new(),
+                entity: String::new(),
+                body: Value::Null,
+            })
+            .collect();
+        let join = Change::Joined {
+            channel: "C1".into(),
+            user: "U1".into(),
+            inviter: None,
+        };
+        record(&mut world, &[join], "U2", 10.0);
+        assert_eq!(world.audit_log.len(), MAX_ENTRIES);
+        assert_eq!(
+            world.audit_log.front().unwrap().number,
+            2,
+            "the oldest went"
+        );
+        let newest = world.audit_log.back().unwrap();
+        assert_eq!(
+            (newest.number, newest.action.as_str()),
+            (MAX_ENTRIES as u64 + 1, "user_channel_join")
+        );
+    }
 }

@@ -38,7 +38,7 @@ pub struct World {
     pub settings: Settings,
     /// What the Audit Logs API serves (Enterprise Grid), oldest first.
     #[serde(default)]
-    pub audit_log: Vec<crate::audit::AuditEntry>,
+    pub audit_log: std::collections::VecDeque<crate::audit::AuditEntry>,
     /// The app's Events API subscription, if it has one.
     #[serde(default)]
     pub events: Option<crate::events::Subscription>,
