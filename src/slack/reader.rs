@@ -80,16 +80,7 @@ pub async fn read_live(
         channels.0,
         members,
     );
-    let usergroup_updates = usergroups
-        .0
-        .iter()
-        .filter_map(|g| {
-            Some((
-                g.get("id")?.as_str()?.to_string(),
-                g.get("date_update")?.as_i64()?,
-            ))
-        })
-        .collect();
+    let usergroup_updates = date_updates(&usergroups.0);
     let after = client.counts();
     let report = ReadReport {
         usergroup_updates,
@@ -288,6 +279,19 @@ pub fn scim_user(resource: &Value, extra: Option<&Value>) -> LiveUser {
 }
 
 /// Builds the snapshot from the listings. Pure, so it is tested without a server.
+/// Each usergroup's `date_update` by id, as `usergroups.list` gives them.
+fn date_updates(groups: &[Value]) -> BTreeMap<String, i64> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            Some((
+                g.get("id")?.as_str()?.to_string(),
+                g.get("date_update")?.as_i64()?,
+            ))
+        })
+        .collect()
+}
+
 /// A usergroup as `usergroups.list` gives it.
 fn live_usergroup(g: &Value) -> LiveUsergroup {
     let prefs = g.get("prefs");
@@ -312,15 +316,7 @@ pub async fn read_usergroups_in(
     team: &str,
 ) -> Result<(Vec<LiveUsergroup>, BTreeMap<String, i64>), SlackError> {
     let (groups, _) = read_usergroups(client, &[team.to_string()]).await?;
-    let updates = groups
-        .iter()
-        .filter_map(|g| {
-            Some((
-                g.get("id")?.as_str()?.to_string(),
-                g.get("date_update")?.as_i64()?,
-            ))
-        })
-        .collect();
+    let updates = date_updates(&groups);
     Ok((groups.iter().map(live_usergroup).collect(), updates))
 }
 

@@ -252,64 +252,36 @@ impl Store {
         let kinds: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
         let rows = self.unfenced(
             &format!(
-                "SELECT kind, id, document, date_update, verified_at, stale_since FROM slack_mirror
+                "SELECT {COLUMNS} FROM slack_mirror
                  WHERE org = ?1 AND kind IN ({})
                  ORDER BY CASE WHEN stale_since IS NULL AND verified_at IS NOT NULL THEN 1 ELSE 0 END,
                           COALESCE(stale_since, verified_at, 0), kind, id
                  LIMIT 1",
-                kinds.join(", ")
+                kinds.join(", "),
             ),
             vec![scope.into()],
         )?;
-        Ok(rows.first().and_then(|row| {
-            Some(MirrorRow {
-                kind: ObjectKind::parse(&row.text(0))?,
-                id: row.text(1),
-                document: row.opt_text(2),
-                date_update: row.opt_int(3),
-                verified_at: row.opt_int(4),
-                stale_since: row.opt_int(5),
-            })
-        }))
+        Ok(rows.first().and_then(mirror_row))
     }
 
     /// Every row of the scope.
     pub fn mirror_rows(&self, scope: &str) -> Result<Vec<MirrorRow>, StoreError> {
         let rows = self.unfenced(
-            "SELECT kind, id, document, date_update, verified_at, stale_since FROM slack_mirror
-             WHERE org = ?1 ORDER BY kind, id",
+            &format!("SELECT {COLUMNS} FROM slack_mirror WHERE org = ?1 ORDER BY kind, id"),
             vec![scope.into()],
         )?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                Some(MirrorRow {
-                    kind: ObjectKind::parse(&row.text(0))?,
-                    id: row.text(1),
-                    document: row.opt_text(2),
-                    date_update: row.opt_int(3),
-                    verified_at: row.opt_int(4),
-                    stale_since: row.opt_int(5),
-                })
-            })
-            .collect())
+        Ok(rows.iter().filter_map(mirror_row).collect())
     }
 
     /// One usergroup row, for applying a delta.
     pub fn mirror_usergroup(&self, scope: &str, id: &str) -> Result<Option<MirrorRow>, StoreError> {
         let rows = self.unfenced(
-            "SELECT document, date_update, verified_at, stale_since FROM slack_mirror
-             WHERE org = ?1 AND kind = 'usergroup' AND id = ?2",
+            &format!(
+                "SELECT {COLUMNS} FROM slack_mirror WHERE org = ?1 AND kind = 'usergroup' AND id = ?2"
+            ),
             vec![scope.into(), id.into()],
         )?;
-        Ok(rows.first().map(|row| MirrorRow {
-            kind: ObjectKind::Usergroup,
-            id: id.to_string(),
-            document: row.opt_text(0),
-            date_update: row.opt_int(1),
-            verified_at: row.opt_int(2),
-            stale_since: row.opt_int(3),
-        }))
+        Ok(rows.first().and_then(mirror_row))
     }
 
     /// Counts for `/status` and the metrics.
@@ -333,6 +305,20 @@ impl Store {
             })
             .unwrap_or_default())
     }
+}
+
+/// The columns [`mirror_row`] reads, in its order.
+const COLUMNS: &str = "kind, id, document, date_update, verified_at, stale_since";
+
+fn mirror_row(row: &super::engine::Row) -> Option<MirrorRow> {
+    Some(MirrorRow {
+        kind: ObjectKind::parse(&row.text(0))?,
+        id: row.text(1),
+        document: row.opt_text(2),
+        date_update: row.opt_int(3),
+        verified_at: row.opt_int(4),
+        stale_since: row.opt_int(5),
+    })
 }
 
 /// Marks an effect's object stale from `at`, keeping an earlier time, unless a read that

@@ -11,16 +11,52 @@ use serde_json::{Value, json};
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 
 async fn subscribe(org: &Org, url: &str) {
-    let response = org
-        .emulator
-        .http
-        .post(format!("{}/_emulator/events", org.emulator.base))
-        .json(&json!({"request_url": url, "signing_secret": SIGNING_SECRET}))
-        .send()
-        .await
+    let settings = json!({"request_url": url, "signing_secret": SIGNING_SECRET});
+    let (status, text) = org.emulator.control_post("events", &settings).await;
+    assert_eq!(status, 204, "{text}");
+}
+
+/// Acme's @sre, and an active person of its workspace who could join it.
+fn sre_and_newcomer(
+    world: &slack_emulator::world::World,
+) -> (
+    &slack_emulator::world::Usergroup,
+    &slack_emulator::world::User,
+) {
+    let sre = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
         .unwrap();
-    let status = response.status().as_u16();
-    assert_eq!(status, 204, "{}", response.text().await.unwrap());
+    let newcomer = world
+        .users
+        .iter()
+        .find(|u| {
+            u.active
+                && !u.bot
+                && u.guest.is_none()
+                && u.workspaces.contains(&sre.workspace)
+                && !sre.users.contains(&u.id)
+        })
+        .unwrap();
+    (sre, newcomer)
+}
+
+/// An active person of acme's main workspace who is not in #eng-oncall (C00000005).
+fn not_on_call(world: &slack_emulator::world::World) -> &slack_emulator::world::User {
+    world
+        .users
+        .iter()
+        .find(|u| {
+            u.active
+                && !u.bot
+                && u.workspaces.contains(&"T0000MAIN".to_string())
+                && !world
+                    .channels
+                    .iter()
+                    .any(|c| c.id == "C00000005" && c.members.contains(&u.id))
+        })
+        .unwrap()
 }
 
 /// A new commit with no change: the controller syncs, and so reads Slack again.
@@ -32,6 +68,21 @@ fn nudge(org: &Org, message: &str) -> String {
 
 fn mirror(status: &Value) -> &Value {
     &status["mirror"]
+}
+
+/// Writes `request` to the controller at `base` and reads the whole answer.
+async fn raw_request(base: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// Posts a body to `/hooks/slack` signed with `secret` at `timestamp`.
@@ -82,22 +133,7 @@ async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
     // A member added to @sre by hand: subteam_members_changed chains from the mirror's
     // date_update and is applied in place; its subteam_updated agrees.
     let world = org.world().await;
-    let sre = world
-        .usergroups
-        .iter()
-        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
-        .unwrap();
-    let extra = world
-        .users
-        .iter()
-        .find(|u| {
-            u.active
-                && !u.bot
-                && u.guest.is_none()
-                && u.workspaces.contains(&sre.workspace)
-                && !sre.users.contains(&u.id)
-        })
-        .unwrap();
+    let (sre, extra) = sre_and_newcomer(&world);
     org.add_by_hand("sre", &extra.email).await;
     // Either the drain applies the delta in place, or a drift tick's read got there
     // first (and the event, received before that read began, changes nothing): either
@@ -130,19 +166,7 @@ async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
     assert!(mirror(&status)["events_received"].as_u64() >= Some(2));
 
     // Someone joins #eng-oncall (private; the bot is in it): the channel goes stale.
-    let outsider = world
-        .users
-        .iter()
-        .find(|u| {
-            u.active
-                && !u.bot
-                && u.workspaces.contains(&"T0000MAIN".to_string())
-                && !world
-                    .channels
-                    .iter()
-                    .any(|c| c.id == "C00000005" && c.members.contains(&u.id))
-        })
-        .unwrap();
+    let outsider = not_on_call(&world);
     let received = mirror(&controller.status().await)["events_received"]
         .as_u64()
         .unwrap();
@@ -175,15 +199,11 @@ async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
     .await;
 
     // Slack's retries and duplicates are taken once.
-    let response = org
-        .emulator
-        .http
-        .post(format!("{}/_emulator/events/faults", org.emulator.base))
-        .json(&json!({"kind": "duplicate"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 204);
+    let fault = json!({"kind": "duplicate"});
+    assert_eq!(
+        org.emulator.control_post("events/faults", &fault).await.0,
+        204
+    );
     org.emulator
         .ok(
             &org.admin,
@@ -224,10 +244,17 @@ async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
     let (status, text) = post_signed(&controller, &malformed, SIGNING_SECRET, now).await;
     assert_eq!(status, 400);
     assert!(!text.contains("Ev 1"), "errors never echo the body: {text}");
-    let huge = json!({"type": "event_callback", "event_id": "EvHUGE", "event_time": now,
-        "event": {"type": "user_change", "padding": "x".repeat(70_000)}});
-    let (status, _) = post_signed(&controller, &huge, SIGNING_SECRET, now).await;
-    assert_eq!(status, 413, "an event body is at most 64 KiB");
+    // A body over 64 KiB is refused from its Content-Length, before it is read (the
+    // request is written by hand: a client still sending would see the connection close).
+    let head = format!(
+        "POST /hooks/slack HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        70 * 1024
+    );
+    let answer = raw_request(&controller.base, head.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "an event body is at most 64 KiB: {answer}"
+    );
     let (status, text) = post_signed(
         &controller,
         &json!({"type": "url_verification", "challenge": "abc"}),
@@ -320,31 +347,15 @@ async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date(
         })
         .await;
     subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
-    let response = org
-        .emulator
-        .http
-        .post(format!("{}/_emulator/events/faults", org.emulator.base))
-        .json(&json!({"kind": "drop"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 204);
+    let fault = json!({"kind": "drop"});
+    assert_eq!(
+        org.emulator.control_post("events/faults", &fault).await.0,
+        204
+    );
 
     // Changes nobody hears of: someone joins #eng-oncall, someone is added to @sre.
     let world = org.world().await;
-    let joiner = world
-        .users
-        .iter()
-        .find(|u| {
-            u.active
-                && !u.bot
-                && u.workspaces.contains(&"T0000MAIN".to_string())
-                && !world
-                    .channels
-                    .iter()
-                    .any(|c| c.id == "C00000005" && c.members.contains(&u.id))
-        })
-        .unwrap();
+    let joiner = not_on_call(&world);
     org.emulator
         .ok(
             &org.admin,
@@ -355,22 +366,7 @@ async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date(
             ],
         )
         .await;
-    let sre = world
-        .usergroups
-        .iter()
-        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
-        .unwrap();
-    let extra = world
-        .users
-        .iter()
-        .find(|u| {
-            u.active
-                && !u.bot
-                && u.guest.is_none()
-                && u.workspaces.contains(&sre.workspace)
-                && !sre.users.contains(&u.id)
-        })
-        .unwrap();
+    let (sre, extra) = sre_and_newcomer(&world);
     org.add_by_hand("sre", &extra.email).await;
 
     let has = |row: &slack_gitops::store::MirrorRow, person: &str| {
@@ -450,22 +446,7 @@ async fn drift_ticks_plan_from_the_mirror_and_confirm_drift_with_a_full_read() {
     // A hand-made change: its event makes @sre stale, the tick reads it live, and the
     // drift is confirmed by a full read before it is reported.
     let world = org.world().await;
-    let sre = world
-        .usergroups
-        .iter()
-        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
-        .unwrap();
-    let extra = world
-        .users
-        .iter()
-        .find(|u| {
-            u.active
-                && !u.bot
-                && u.guest.is_none()
-                && u.workspaces.contains(&sre.workspace)
-                && !sre.users.contains(&u.id)
-        })
-        .unwrap();
+    let (_, extra) = sre_and_newcomer(&world);
     org.add_by_hand("sre", &extra.email).await;
     let status = controller
         .wait("the drift reported", |s| {

@@ -173,26 +173,11 @@ impl Receiver {
 }
 
 async fn subscribe(slack: &common::Running, settings: Value) -> (u16, String) {
-    let response = slack
-        .http
-        .post(format!("{}/_emulator/events", slack.base))
-        .json(&settings)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    slack.control_post("events", &settings).await
 }
 
 async fn report(slack: &common::Running) -> Value {
-    slack
-        .http
-        .get(format!("{}/_emulator/events", slack.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    slack.control("events").await
 }
 
 /// The small org at time scale 1,000 with its bot's app subscribed to `receiver`.
@@ -536,14 +521,7 @@ async fn over_the_hourly_limit_events_are_dropped_and_app_rate_limited_is_sent()
 }
 
 async fn event_fault(slack: &common::Running, fault: Value) {
-    let response = slack
-        .http
-        .post(format!("{}/_emulator/events/faults", slack.base))
-        .json(&fault)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(slack.control_post("events/faults", &fault).await.0, 204);
 }
 
 #[tokio::test]
@@ -692,24 +670,8 @@ async fn the_time_scale_changes_at_run_time_and_rate_limits_follow() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     slack.ok(ADMIN, "usergroups.list", &args).await;
 
-    let response = slack
-        .http
-        .post(format!("{}/_emulator/clock", slack.base))
-        .json(&clock(1.0))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 204);
-    let now: Value = slack
-        .http
-        .get(format!("{}/_emulator/clock", slack.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(now["time_scale"], 1.0);
+    assert_eq!(slack.control_post("clock", &clock(1.0)).await.0, 204);
+    assert_eq!(slack.control("clock").await["time_scale"], 1.0);
     for _ in 0..25 {
         let (status, _) = slack.web(ADMIN, "usergroups.list", &args).await;
         if status == 429 {
@@ -717,14 +679,8 @@ async fn the_time_scale_changes_at_run_time_and_rate_limits_follow() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let (status, _) = slack.web(ADMIN, "usergroups.list", &args).await;
             assert_eq!(status, 429);
-            let response = slack
-                .http
-                .post(format!("{}/_emulator/clock", slack.base))
-                .json(&clock(0.0))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status().as_u16(), 400, "a scale must be positive");
+            let (status, _) = slack.control_post("clock", &clock(0.0)).await;
+            assert_eq!(status, 400, "a scale must be positive");
             slack.stop().await;
             return;
         }
@@ -732,15 +688,23 @@ async fn the_time_scale_changes_at_run_time_and_rate_limits_follow() {
     panic!("the bucket never ran out at time scale 1");
 }
 
-async fn audit(slack: &common::Running, token: &str, query: &[(&str, &str)]) -> (u16, Value) {
-    let response = slack
+async fn audit_response(
+    slack: &common::Running,
+    token: &str,
+    query: &[(&str, &str)],
+) -> reqwest::Response {
+    slack
         .http
         .get(format!("{}/audit/v1/logs", slack.base))
         .bearer_auth(token)
         .query(query)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn audit(slack: &common::Running, token: &str, query: &[(&str, &str)]) -> (u16, Value) {
+    let response = audit_response(slack, token, query).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -893,13 +857,7 @@ async fn the_audit_logs_api_allows_fifty_calls_a_minute_for_the_whole_org() {
     for _ in 0..50 {
         assert_eq!(audit(&slack, "xoxp-auditor", &[]).await.0, 200);
     }
-    let response = slack
-        .http
-        .get(format!("{}/audit/v1/logs", slack.base))
-        .bearer_auth("xoxp-auditor")
-        .send()
-        .await
-        .unwrap();
+    let response = audit_response(&slack, "xoxp-auditor", &[]).await;
     assert_eq!(response.status().as_u16(), 429);
     assert!(response.headers().contains_key("retry-after"));
     slack.stop().await;

@@ -245,6 +245,30 @@ impl Running {
         assert_eq!(response.status().as_u16(), 204);
     }
 
+    /// A GET on the control surface (`/_emulator/{path}`), as JSON.
+    pub async fn control(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/_emulator/{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A POST of JSON to the control surface (`/_emulator/{path}`): (status, text).
+    pub async fn control_post(&self, path: &str, body: &Value) -> (u16, String) {
+        let response = self
+            .http
+            .post(format!("{}/_emulator/{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
     pub async fn fault(&self, fault: Value) {
         let response = self
             .http
