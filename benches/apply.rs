@@ -276,6 +276,7 @@ fn apply_once(runtime: &tokio::runtime::Runtime, config: &Path, seed: &World) ->
                 clock: &clock,
                 on_result: &on_result,
                 stop: None,
+                recheck: false,
             },
             &planned.live,
         );

@@ -115,14 +115,20 @@ pub struct Connection {
     pub identity_read: std::sync::Mutex<Option<crate::identity::kept::Summary>>,
     /// Where full reads of Slack are written through (the controller's mirror).
     pub mirror: Option<crate::mirror::Sink>,
-    /// Read Slack from the mirror when it can serve (a drift tick's report).
-    pub prefer_mirror: std::sync::atomic::AtomicBool,
+    /// Read Slack from the mirror when it can serve, taking copies verified before this
+    /// time (unix ms: the event stream's last gap) as unverified; in full when `None`.
+    /// The controller sets it while its event stream is healthy.
+    pub mirror_trust: std::sync::Mutex<Option<i64>>,
     /// What the last read took from the mirror.
     pub mirror_read: std::sync::Mutex<Option<crate::mirror::read::FromMirror>>,
 }
 
 /// The most objects a read from the mirror reads live before a full read is cheaper.
 pub const MIRROR_MAX_LIVE: usize = 200;
+
+/// How many times a plan from the mirror is made again after reading live what it
+/// changes, before Slack is read in full instead.
+pub const CONFIRM_ROUNDS: usize = 3;
 
 /// Connects to the identity provider and Slack as the repository at `dir` says, with
 /// secrets from `environment` (a lookup such as `std::env::var`, injected for tests).
@@ -194,7 +200,7 @@ pub fn connect(
         identity_store,
         identity_read: std::sync::Mutex::new(None),
         mirror: None,
-        prefer_mirror: std::sync::atomic::AtomicBool::new(false),
+        mirror_trust: std::sync::Mutex::new(None),
         mirror_read: std::sync::Mutex::new(None),
     })
 }
@@ -209,20 +215,24 @@ impl Connection {
         Ok((directory?, live, report))
     }
 
-    /// Reads live Slack: from the mirror when asked to ([`Connection::prefer_mirror`])
-    /// and it can serve, else in full (written through to the mirror, if any).
+    /// Reads live Slack: from the mirror when trusted ([`Connection::mirror_trust`]) and
+    /// it can serve, else in full (written through to the mirror, if any).
     async fn read_slack(&self, scope: &ReadScope) -> Result<(Live, ReadReport), PipelineError> {
-        if let Some(mirror) = self
-            .mirror
-            .as_ref()
-            .filter(|_| self.prefer_mirror.load(std::sync::atomic::Ordering::SeqCst))
-        {
-            match crate::mirror::read::read(&self.client, mirror, scope, MIRROR_MAX_LIVE).await {
+        let trust = *self
+            .mirror_trust
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let (Some(mirror), Some(unverified_before)) = (&self.mirror, trust) {
+            let read = crate::mirror::read::read(
+                &self.client,
+                mirror,
+                scope,
+                MIRROR_MAX_LIVE,
+                unverified_before,
+            );
+            match read.await {
                 Ok((live, report, from)) => {
-                    *self
-                        .mirror_read
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(from);
+                    self.set_mirror_read(Some(from));
                     return Ok((live, report));
                 }
                 Err(declined) => {
@@ -230,16 +240,106 @@ impl Connection {
                 }
             }
         }
-        *self
-            .mirror_read
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        self.set_mirror_read(None);
+        self.read_slack_in_full(scope).await
+    }
+
+    /// Reads live Slack in full, written through to the mirror, if any.
+    async fn read_slack_in_full(
+        &self,
+        scope: &ReadScope,
+    ) -> Result<(Live, ReadReport), PipelineError> {
         let started_at = crate::clock::now_millis();
         let (live, report) = crate::slack::reader::read_live(&self.client, scope).await?;
         if let Some(mirror) = &self.mirror {
             mirror.full_read(&live, &report.usergroup_updates, started_at);
         }
         Ok((live, report))
+    }
+
+    fn set_mirror_read(&self, from: Option<crate::mirror::read::FromMirror>) {
+        *self
+            .mirror_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = from;
+    }
+
+    /// The plan against `live`, after asking Slack for the apps the plan's leavers
+    /// installed (what they lose includes them), so a plan is computed from inputs that
+    /// are all read.
+    async fn plan_against(
+        &self,
+        desired: &crate::plan::desired::Desired<'_>,
+        directory: &Directory,
+        live: &mut Live,
+        warnings: &mut Vec<String>,
+    ) -> Plan {
+        let leavers = crate::plan::leaver::leaving(desired, directory, live);
+        if !leavers.is_empty() {
+            match crate::slack::reader::read_installed_apps(&self.client, &leavers).await {
+                Ok(apps) => live.apps = InstalledApps::Known(apps),
+                Err(error) => warnings.push(format!(
+                    "the apps leavers installed are unknown ({error}); the plan is otherwise complete"
+                )),
+            }
+        }
+        crate::plan::diff::plan(desired, directory, live)
+    }
+
+    /// The plan, believed: when live Slack came from the mirror, every object the plan
+    /// changes (those it removes from first) is read live and the plan made again, until
+    /// it changes nothing it has not read ([`CONFIRM_ROUNDS`] at most); when that would
+    /// read more than [`MIRROR_MAX_LIVE`] objects, Slack is read in full instead.
+    async fn plan_confirmed(
+        &self,
+        desired: &crate::plan::desired::Desired<'_>,
+        directory: &Directory,
+        live: &mut Live,
+        mut read: ReadReport,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Plan, ReadReport), PipelineError> {
+        let mut plan = self.plan_against(desired, directory, live, warnings).await;
+        let (Some(sink), Some(mut from)) = (&self.mirror, self.mirror_read()) else {
+            return Ok((plan, read));
+        };
+        let scope = ReadScope::from_repository(&self.repository);
+        let before = self.client.counts();
+        let mut confirmed = std::collections::BTreeSet::new();
+        for round in 0..=CONFIRM_ROUNDS {
+            let wanted: Vec<crate::mirror::Wanted> = crate::mirror::touched(&plan)
+                .into_iter()
+                .filter(|w| !confirmed.contains(w))
+                .collect();
+            if wanted.is_empty() {
+                let after = self.client.counts();
+                read.calls += after.calls - before.calls;
+                read.minimum_calls += after.calls - before.calls;
+                read.rate_limited += after.rate_limited - before.rate_limited;
+                read.retries += after.retries - before.retries;
+                self.set_mirror_read(Some(from));
+                return Ok((plan, read));
+            }
+            if round == CONFIRM_ROUNDS || confirmed.len() + wanted.len() > MIRROR_MAX_LIVE {
+                break;
+            }
+            from.read_live += crate::mirror::read::reread(
+                &self.client,
+                sink,
+                &scope,
+                &wanted,
+                live,
+                &mut read.usergroup_updates,
+            )
+            .await?;
+            confirmed.extend(wanted);
+            plan = self.plan_against(desired, directory, live, warnings).await;
+        }
+        tracing::info!("the plan changes more than the mirror can confirm; reading Slack in full");
+        self.set_mirror_read(None);
+        let (full, report) = self.read_slack_in_full(&scope).await?;
+        *live = full;
+        let plan = self.plan_against(desired, directory, live, warnings).await;
+        Ok((plan, report))
     }
 
     /// What the last read took from the mirror, if it was served from it.
@@ -454,18 +554,9 @@ pub async fn plan_org(
     }
 
     let desired = crate::plan::desired::desired(repository, &directory, &resolution);
-    // What leavers lose includes the apps they installed: asked of Slack for them only,
-    // before planning, so the plan is computed from inputs that are all read.
-    let leavers = crate::plan::leaver::leaving(&desired, &directory, &live);
-    if !leavers.is_empty() {
-        match crate::slack::reader::read_installed_apps(&connection.client, &leavers).await {
-            Ok(apps) => live.apps = InstalledApps::Known(apps),
-            Err(error) => warnings.push(format!(
-                "the apps leavers installed are unknown ({error}); the plan is otherwise complete"
-            )),
-        }
-    }
-    let mut plan = crate::plan::diff::plan(&desired, &directory, &live);
+    let (mut plan, read) = connection
+        .plan_confirmed(&desired, &directory, &mut live, read, &mut warnings)
+        .await?;
     // Against the last good plan, a removal the plans cannot explain is either the
     // mapping's doing or drift in Slack.
     let mappings = desired.mapping_digests();

@@ -32,6 +32,7 @@ use crate::store::{Store, StoreError};
 mod actions;
 mod audit;
 mod bulk;
+mod recheck;
 
 /// How one action ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,6 +125,9 @@ pub struct Context<'a> {
     pub on_result: &'a (dyn Fn(&ActionResult, &Action) + Sync),
     /// Set to stop: the actions in flight finish and are journalled, then the run halts.
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// The plan was made from the mirror: each destructive action reads its object again
+    /// first and goes ahead only if it is still needed (see `recheck`).
+    pub recheck: bool,
 }
 
 /// Ids known so far: live ones, and those of objects created in this run.
@@ -285,6 +289,8 @@ pub struct Executor<'a> {
     context: Context<'a>,
     ids: Mutex<Ids>,
     sessions: bulk::Sessions,
+    /// Channels read again before their kicks, by id (`None`: gone from Slack).
+    channels_now: tokio::sync::Mutex<HashMap<String, Option<crate::model::live::LiveChannel>>>,
 }
 
 impl<'a> Executor<'a> {
@@ -293,6 +299,7 @@ impl<'a> Executor<'a> {
             context,
             ids: Mutex::new(Ids::from_live(live)),
             sessions: bulk::Sessions::from_live(live),
+            channels_now: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 

@@ -278,8 +278,18 @@ pub async fn restore(
         };
         let run_id = begin(store, &org, options, &started)?;
         report.run_id = Some(run_id);
-        report.execution =
-            execute(connection, store, options, &org, run_id, None, &plan, &live).await?;
+        report.execution = execute(
+            connection,
+            store,
+            options,
+            &org,
+            run_id,
+            None,
+            &plan,
+            &live,
+            Read::of(connection),
+        )
+        .await?;
         let outcome = match &report.execution.halt {
             Some(halt) => {
                 report.outcome = ApplyOutcome::Halted {
@@ -469,7 +479,15 @@ async fn run_leaver(
     let run_id = begin(store, org, options, &started)?;
     report.run_id = Some(run_id);
     report.execution = execute(
-        connection, store, options, org, run_id, None, &run.plan, &run.live,
+        connection,
+        store,
+        options,
+        org,
+        run_id,
+        None,
+        &run.plan,
+        &run.live,
+        Read::Fresh,
     )
     .await?;
     let outcome = match &report.execution.halt {
@@ -532,6 +550,25 @@ fn leaver_refusals(
     }
 }
 
+/// Where the live state a plan was made against came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Read from Slack for this run.
+    Fresh,
+    /// Taken from the mirror (what the plan changes was read live): each destructive
+    /// action reads its object again before it is sent.
+    Mirror,
+}
+
+impl Read {
+    fn of(connection: &Connection) -> Read {
+        match connection.mirror_read() {
+            Some(_) => Read::Mirror,
+            None => Read::Fresh,
+        }
+    }
+}
+
 /// Runs a plan's actions through the executor for run `run_id`.
 #[allow(clippy::too_many_arguments)]
 async fn execute(
@@ -543,6 +580,7 @@ async fn execute(
     approval: Option<&str>,
     plan: &crate::plan::action::Plan,
     live: &crate::model::live::Live,
+    from: Read,
 ) -> Result<Execution, ApplyError> {
     let executor = Executor::new(
         Context {
@@ -556,6 +594,7 @@ async fn execute(
             clock: options.clock,
             on_result: options.on_result,
             stop: options.stop,
+            recheck: from == Read::Mirror,
         },
         live,
     );
@@ -693,6 +732,7 @@ async fn run_planned(
         approval,
         &planned.plan,
         &planned.live,
+        Read::of(connection),
     )
     .await?;
     let outcome = match &report.execution.halt {

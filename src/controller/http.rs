@@ -192,14 +192,9 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let mirror = shared.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        match mirror.store.mirror_summary(&mirror.election.lease) {
-            Ok(summary) => {
-                let now = crate::clock::now_millis();
-                let age = summary
-                    .oldest_verified_at
-                    .map(|at| (now - at).max(0) as f64 / 1000.0);
-                mirror.metrics.mirror(&mirror.events.status(summary), age);
-            }
+        let now = crate::clock::now_millis();
+        match super::mirror::mirror_status(&mirror, now) {
+            Ok(status) => mirror.metrics.mirror(&status, now),
             Err(error) => tracing::warn!(%error, "cannot read the mirror for /metrics"),
         }
     })
@@ -411,7 +406,7 @@ async fn slack_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body:
         }
         Ok(Delivery::RateLimited { minute }) => {
             counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-            counters.gap(now);
+            super::mirror::gap(&shared, now).await;
             tracing::warn!(
                 minute,
                 "Slack dropped events over its hourly limit (app_rate_limited); the mirror re-reads"
@@ -460,7 +455,7 @@ async fn keep_slack_event(
             // Acknowledged anyway: refusing would only make Slack disable the
             // subscription. The lost event is a gap the mirror answers by re-reading.
             counters.overflowed.fetch_add(1, Ordering::Relaxed);
-            counters.gap(now);
+            super::mirror::gap(shared, now).await;
             StatusCode::OK.into_response()
         }
         Ok(Err(error)) => {

@@ -55,6 +55,8 @@ pub struct Metrics {
     mirror_stale: Gauge,
     mirror_oldest_age: Gauge<f64, AtomicU64>,
     mirror_pending_events: Gauge,
+    mirror_stream_healthy: Gauge,
+    mirror_watermark_age: Gauge<f64, AtomicU64>,
     mirror_events: Family<KindLabel, Counter>,
 }
 
@@ -81,6 +83,8 @@ impl Default for Metrics {
             mirror_stale: Gauge::default(),
             mirror_oldest_age: Gauge::default(),
             mirror_pending_events: Gauge::default(),
+            mirror_stream_healthy: Gauge::default(),
+            mirror_watermark_age: Gauge::default(),
             mirror_events: Family::default(),
         };
         {
@@ -166,6 +170,16 @@ impl Default for Metrics {
                 metrics.mirror_pending_events.clone(),
             );
             registry.register(
+                "mirror_stream_healthy",
+                "1 while the Slack event stream's canary comes back and reads trust the mirror",
+                metrics.mirror_stream_healthy.clone(),
+            );
+            registry.register(
+                "mirror_watermark_age_seconds",
+                "Age of the watermark: when the newest canary event that came back was sent",
+                metrics.mirror_watermark_age.clone(),
+            );
+            registry.register(
                 "mirror_events",
                 "Slack events by what became of them (received, deduplicated, rejected, overflowed, drained, delta_applied, rate_limited_minute)",
                 metrics.mirror_events.clone(),
@@ -229,10 +243,17 @@ impl Metrics {
     }
 
     /// The mirror as the store and this replica's receiver see it, at a scrape.
-    pub fn mirror(&self, status: &super::mirror::MirrorStatus, oldest_age_secs: Option<f64>) {
+    pub fn mirror(&self, status: &super::mirror::MirrorStatus, now: i64) {
         self.mirror_objects.set(status.objects as i64);
         self.mirror_stale.set(status.stale as i64);
-        self.mirror_oldest_age.set(oldest_age_secs.unwrap_or(0.0));
+        let oldest_age = status
+            .oldest_verified_at
+            .map(|at| (now - at).max(0) as f64 / 1000.0);
+        self.mirror_oldest_age.set(oldest_age.unwrap_or(0.0));
+        self.mirror_stream_healthy
+            .set(i64::from(status.stream.healthy));
+        self.mirror_watermark_age
+            .set(status.stream.watermark_age_seconds.unwrap_or(0.0));
         self.mirror_pending_events.set(status.pending_events as i64);
         for (kind, value) in [
             ("received", status.events_received),

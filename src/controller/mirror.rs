@@ -17,6 +17,7 @@ use hmac::{KeyInit, Mac};
 use serde::Serialize;
 
 use super::Shared;
+use crate::mirror::stream::Health;
 use crate::mirror::{Effect, agrees, effects};
 use crate::model::live::LiveUsergroup;
 use crate::store::{MirrorSummary, Store, StoreError};
@@ -53,6 +54,11 @@ pub struct EventCounters {
     /// Managed channels the bot joined, and those it is not in and could not join.
     pub bot_joined: AtomicU64,
     pub bot_missing: Mutex<Vec<String>>,
+    /// Canaries sent, and those that came back (see `mirror::stream`).
+    pub canaries_sent: AtomicU64,
+    pub canaries: AtomicU64,
+    /// Why the last canary could not be sent, until one is.
+    pub canary_error: Mutex<Option<String>>,
     /// When the last event arrived (unix ms), and when the stream last had a gap.
     pub last_event_at: Mutex<Option<i64>>,
     pub last_gap_at: Mutex<Option<i64>>,
@@ -65,6 +71,8 @@ pub struct MirrorStatus {
     pub stale: u64,
     /// The oldest verification of a clean object (UTC), if any.
     pub oldest_verified: Option<String>,
+    #[serde(skip)]
+    pub oldest_verified_at: Option<i64>,
     pub pending_events: u64,
     pub events_received: u64,
     pub events_deduplicated: u64,
@@ -82,8 +90,57 @@ pub struct MirrorStatus {
     /// it).
     pub bot_missing: Vec<String>,
     pub last_event: Option<String>,
+    /// The event stream's health: whether reads trust the mirror, and why not.
+    pub stream: StreamStatus,
     /// The last time the stream is known to have lost events (UTC).
     pub last_gap: Option<String>,
+}
+
+/// The event stream as `/status` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamStatus {
+    /// Reads take the mirror's copies (what a plan changes is read live anyway).
+    pub healthy: bool,
+    /// Why reads do not trust the mirror, when they do not.
+    pub untrusted: Option<String>,
+    /// When the newest canary that came back was sent (UTC): up to then, every change's
+    /// event has had its chance to arrive.
+    pub watermark: Option<String>,
+    pub watermark_age_seconds: Option<f64>,
+    /// The last gap: copies verified before it count as unverified.
+    pub gap: Option<String>,
+    pub canaries_sent: u64,
+    pub canaries_back: u64,
+    /// Why the last canary could not be sent, until one is.
+    pub canary_error: Option<String>,
+}
+
+/// The mirror, its events and its stream's health at `now`, for `/status` and the
+/// metrics.
+pub fn mirror_status(shared: &Shared, now: i64) -> Result<MirrorStatus, StoreError> {
+    let summary = shared.store.mirror_summary(&shared.election.lease)?;
+    let stream = shared.store.slack_stream(&shared.election.lease)?;
+    let mut status = shared.events.status(summary);
+    let health = health(shared, now);
+    let counters = &shared.events;
+    status.stream = StreamStatus {
+        healthy: matches!(health, Health::Healthy { .. }),
+        untrusted: match health {
+            Health::Untrusted(why) => Some(why),
+            Health::Healthy { .. } => None,
+        },
+        watermark: stream.watermark.map(crate::model::iso_time),
+        watermark_age_seconds: stream.watermark.map(|at| (now - at).max(0) as f64 / 1000.0),
+        gap: stream.gap_at.map(crate::model::iso_time),
+        canaries_sent: counters.canaries_sent.load(Ordering::Relaxed),
+        canaries_back: counters.canaries.load(Ordering::Relaxed),
+        canary_error: counters
+            .canary_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    };
+    Ok(status)
 }
 
 impl EventCounters {
@@ -98,6 +155,7 @@ impl EventCounters {
             objects: summary.objects,
             stale: summary.stale,
             oldest_verified: summary.oldest_verified_at.map(crate::model::iso_time),
+            oldest_verified_at: summary.oldest_verified_at,
             pending_events: summary.pending_events,
             events_received: load(&self.received),
             events_deduplicated: load(&self.deduplicated),
@@ -115,12 +173,51 @@ impl EventCounters {
                 .clone(),
             last_event: time(&self.last_event_at),
             last_gap: time(&self.last_gap_at),
+            stream: StreamStatus::default(),
         }
     }
 
     pub fn gap(&self, now: i64) {
         *self.last_gap_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
     }
+}
+
+/// The event stream had a gap at `now` (Slack dropped events, or the receiver could not
+/// keep one): counted, and recorded in the store, so that every replica's reads take
+/// the copies verified before it as unverified.
+pub async fn gap(shared: &Shared, now: i64) {
+    shared.events.gap(now);
+    let (store, scope) = (shared.store.clone(), shared.election.lease.clone());
+    let recorded = tokio::task::spawn_blocking(move || store.slack_stream_gap(&scope, now)).await;
+    if !matches!(recorded, Ok(Ok(()))) {
+        tracing::warn!(
+            "a gap in the Slack event stream could not be recorded; reads may trust copies older than it"
+        );
+    }
+}
+
+/// The event stream's health at `now`: untrusted unless Slack events are configured and
+/// the canary comes back (see `mirror::stream`).
+pub fn health(shared: &Shared, now: i64) -> Health {
+    if shared.slack_signing_secret.is_none() {
+        return Health::Untrusted("Slack events are not configured (SLACK_SIGNING_SECRET)".into());
+    }
+    match shared.store.slack_stream(&shared.election.lease) {
+        Ok(stream) => {
+            crate::mirror::stream::health(&stream, now, super::canary::bound(shared.time_scale))
+        }
+        Err(error) => Health::Untrusted(format!("the stream's state cannot be read: {error}")),
+    }
+}
+
+/// How far a read may trust the mirror now: `None` to read Slack in full, else the time
+/// before which copies count as unverified.
+pub fn trust(shared: &Shared) -> Option<i64> {
+    let health = health(shared, crate::clock::now_millis());
+    if let Health::Untrusted(why) = &health {
+        tracing::debug!(%why, "reading Slack in full, not from the mirror");
+    }
+    health.trust()
 }
 
 /// Whether a request carries Slack's signature of `body` under `secret`, made within
@@ -424,6 +521,14 @@ pub fn drain(
         // arrived may have missed the change, and only our own times compare safely with
         // a read's start.
         let at = event.received_at;
+        // The canary's own change says the stream works; the usergroup is not managed,
+        // so it is not marked stale either.
+        if let Some(nonce) = crate::mirror::stream::canary_nonce(&body) {
+            if store.canary_seen(scope, nonce, now)? {
+                counters.canaries.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        }
         for effect in effects(&body) {
             let keep = match &effect {
                 Effect::Members {

@@ -8,6 +8,7 @@
 //! stop flag the executor checks between actions: the actions in flight finish and are
 //! journalled, the lock is released, and the loop ends.
 
+pub mod canary;
 pub mod git;
 pub mod http;
 pub mod inbox;
@@ -240,6 +241,8 @@ pub struct Shared {
     pub git_secret: Option<String>,
     pub identity_secret: Option<String>,
     pub slack_signing_secret: Option<String>,
+    /// Emulated seconds per real second (1 against Slack).
+    pub time_scale: f64,
     /// Slack events received and drained into the mirror.
     pub events: mirror::EventCounters,
     /// Wakes the leader's event drain.
@@ -288,8 +291,8 @@ impl Shared {
             }
             Err(error) => tracing::warn!(%error, "cannot read the locks for /status"),
         }
-        match self.store.mirror_summary(&self.election.lease) {
-            Ok(summary) => status.mirror = self.events.status(summary),
+        match mirror::mirror_status(self, crate::clock::now_millis()) {
+            Ok(mirror) => status.mirror = mirror,
             Err(error) => tracing::warn!(%error, "cannot read the mirror for /status"),
         }
         status
@@ -376,6 +379,7 @@ pub async fn run(
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
         slack_signing_secret: options.slack_signing_secret.clone(),
+        time_scale: options.connect.time_scale,
         events: Default::default(),
         mirror_wake: tokio::sync::Notify::new(),
         refresh_with: Default::default(),
@@ -390,6 +394,7 @@ pub async fn run(
     let _ = shared.gate.set(leader::gate(Arc::downgrade(&shared)));
     let election = tokio::spawn(leader::elect(shared.clone(), options.election.clone()));
     let drain = tokio::spawn(mirror::drain_loop(shared.clone()));
+    let canary = tokio::spawn(canary::canary_loop(shared.clone()));
     let refresher = tokio::spawn(mirror::refresh_loop(
         shared.clone(),
         options.mirror_refresh_per_minute,
@@ -441,6 +446,7 @@ pub async fn run(
     shared.mirror_wake.notify_one();
     let _ = drain.await;
     refresher.abort();
+    canary.abort();
     let _ = stop_server.send(());
     let _ = server.await;
     result
@@ -962,6 +968,7 @@ async fn apply_commit(
         action_done(shared, result)
     };
     let options = apply_options(shared, commit, drift, &on_result);
+    trust_mirror(connection, shared);
     match crate::apply::apply(connection, store, &options).await {
         Ok(report) => {
             {
@@ -1007,6 +1014,15 @@ async fn apply_commit(
     }
 }
 
+/// Lets the connection's next reads come from the mirror as far as the event stream's
+/// health allows.
+fn trust_mirror(connection: &pipeline::Connection, shared: &Shared) {
+    *connection
+        .mirror_trust
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = mirror::trust(shared);
+}
+
 /// A drift tick under `report`: plan the commit in force and tell what drifted.
 async fn report_drift(
     connection: &pipeline::Connection,
@@ -1021,19 +1037,11 @@ async fn report_drift(
         drift: Some(pipeline::DriftScope { only: None }),
         changes: None,
     };
-    // From the mirror first; drift it shows is confirmed by a full read before it is
-    // reported, so a copy that missed an event can make a tick slower, never wrong.
-    connection.prefer_mirror.store(true, Ordering::SeqCst);
-    let mut planned = pipeline::plan_org(connection, &baseline).await;
-    connection.prefer_mirror.store(false, Ordering::SeqCst);
-    let from_mirror = connection.mirror_read();
-    if from_mirror.is_some() && planned.as_ref().is_ok_and(|p| !p.plan.actions.is_empty()) {
-        tracing::info!(
-            commit,
-            "drift seen in the mirror; confirming with a full read"
-        );
-        planned = pipeline::plan_org(connection, &baseline).await;
-    }
+    // From the mirror while the event stream is healthy: what the plan changes is read
+    // live before it is believed (`plan_org`), so a copy that missed an event can hide
+    // drift until the refresher re-reads it, never invent it.
+    trust_mirror(connection, shared);
+    let planned = pipeline::plan_org(connection, &baseline).await;
     let source = connection.mirror_read().map(|from| {
         format!(
             " (Slack from the mirror: {} objects read live, {} mirrored, the oldest verified {})",

@@ -14,6 +14,7 @@
 //! [`read`] serves live Slack from the mirror, reading live what it cannot vouch for.
 
 pub mod read;
+pub mod stream;
 
 use std::collections::BTreeMap;
 
@@ -343,6 +344,93 @@ pub fn agrees(subteam: &Value, copy: &crate::model::live::LiveUsergroup) -> bool
 
 fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("a live object serialises")
+}
+
+/// An object to read live: a channel or person by id, or the usergroups of a workspace
+/// (one `usergroups.list` reads them all; `id` is empty for a usergroup a plan creates).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Wanted {
+    pub kind: ObjectKind,
+    pub id: String,
+    /// A usergroup's workspace; every managed workspace when unknown.
+    pub workspace: Option<String>,
+}
+
+impl Wanted {
+    fn new(kind: ObjectKind, id: &str, workspace: Option<&str>) -> Wanted {
+        Wanted {
+            kind,
+            id: id.to_string(),
+            workspace: workspace.map(str::to_string),
+        }
+    }
+}
+
+/// Every live object a plan's actions change, those that lose something (a member, an
+/// account, a name) first: what a plan made from the mirror reads live before it is
+/// believed. An object created by the plan has no id and is not read.
+pub fn touched(plan: &crate::plan::action::Plan) -> Vec<Wanted> {
+    use crate::plan::action::Action;
+    let mut removing = std::collections::BTreeSet::new();
+    let mut adding = std::collections::BTreeSet::new();
+    let user = |person: &crate::plan::action::Person| {
+        person
+            .user_id
+            .live()
+            .map(|id| Wanted::new(ObjectKind::User, id, None))
+    };
+    let usergroup =
+        |workspace: &str, id: &str| Some(Wanted::new(ObjectKind::Usergroup, id, Some(workspace)));
+    let channel = |id: &str| Some(Wanted::new(ObjectKind::Channel, id, None));
+    for action in &plan.actions {
+        let (wanted, removes) = match action {
+            Action::CreateUser { .. } | Action::CreateChannel { .. } => (None, false),
+            Action::ReactivateUser { person }
+            | Action::AssignWorkspace { person, .. }
+            | Action::UpdateProfile { person, .. }
+            | Action::SetRole { person, .. } => (user(person), false),
+            Action::DeactivateUser { removal, .. } => (user(&removal.person), true),
+            Action::ResetSessions { person, .. } => (user(person), true),
+            Action::CreateUsergroup { workspace, .. } => (usergroup(workspace, ""), false),
+            Action::EnableUsergroup {
+                workspace,
+                usergroup_id,
+                ..
+            } => (usergroup(workspace, usergroup_id), false),
+            Action::UpdateUsergroup {
+                workspace,
+                usergroup_id,
+                ..
+            }
+            | Action::DisableUsergroup {
+                workspace,
+                usergroup_id,
+                ..
+            } => (usergroup(workspace, usergroup_id), true),
+            Action::SetUsergroupMembers {
+                workspace,
+                usergroup_id,
+                removes,
+                ..
+            } => (
+                usergroup_id.live().and_then(|id| usergroup(workspace, id)),
+                !removes.is_empty(),
+            ),
+            Action::InviteToChannel { channel_id, .. } => {
+                (channel_id.live().and_then(channel), false)
+            }
+            Action::KickFromChannel { channel_id, .. } => (channel(channel_id), true),
+        };
+        if let Some(wanted) = wanted {
+            if removes {
+                removing.insert(wanted);
+            } else {
+                adding.insert(wanted);
+            }
+        }
+    }
+    adding.retain(|w| !removing.contains(w));
+    removing.into_iter().chain(adding).collect()
 }
 
 #[cfg(test)]

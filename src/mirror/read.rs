@@ -6,9 +6,9 @@
 //! It declines (answers `None`, and the caller reads Slack in full) when the mirror was
 //! never filled, or when more objects would have to be read live than `max_live`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ObjectKind, Row, Sink};
+use super::{ObjectKind, Row, Sink, Wanted};
 use crate::model::live::{Live, LiveChannel, LiveUser, LiveUsergroup};
 use crate::slack::client::{SlackClient, SlackError};
 use crate::slack::reader::{self, ReadReport, ReadScope};
@@ -39,12 +39,15 @@ pub enum Declined {
     Slack(#[from] SlackError),
 }
 
-/// Live Slack for `scope` from the mirror, reading live at most `max_live` objects.
+/// Live Slack for `scope` from the mirror, reading live at most `max_live` objects;
+/// copies verified before `unverified_before` (unix ms: the event stream's last gap)
+/// count as unverified.
 pub async fn read(
     client: &SlackClient,
     sink: &Sink,
     scope: &ReadScope,
     max_live: usize,
+    unverified_before: i64,
 ) -> Result<(Live, ReadReport, FromMirror), Declined> {
     let before = client.counts();
     let started = crate::clock::now_millis();
@@ -61,22 +64,13 @@ pub async fn read(
     {
         return Err(Declined::Empty);
     }
-    let due = due_live(&rows, scope);
+    let due = due_live(&rows, scope, unverified_before);
     if due.len() > max_live {
         return Err(Declined::TooStale(due.len()));
     }
-    let (fresh, gone) = read_due(client, &due, scope).await?;
-    let written = {
-        let (sink, fresh, gone) = (sink.clone(), fresh.clone(), gone.clone());
-        tokio::task::spawn_blocking(move || {
-            sink.store
-                .mirror_partial_read(&sink.scope, &fresh, &gone, started)
-        })
-        .await
-    };
-    if !matches!(written, Ok(Ok(()))) {
-        tracing::warn!("objects read live were not written through to the mirror");
-    }
+    let wanted: Vec<Wanted> = due.iter().map(|row| wanted(row)).collect();
+    let (fresh, gone, _) = read_wanted(client, &wanted, scope).await?;
+    write_through(sink, &fresh, &gone, started).await;
     let idp_groups = if scope.grid {
         reader::read_idp_groups(client).await?
     } else {
@@ -105,12 +99,19 @@ pub async fn read(
     Ok((live, report, from))
 }
 
-/// The objects to read live: stale or never read, and managed channels whose members
-/// the mirror does not hold.
-fn due_live<'r>(rows: &'r [MirrorRow], scope: &ReadScope) -> Vec<&'r MirrorRow> {
+/// The objects to read live: stale, never read or verified before `unverified_before`,
+/// and managed channels whose members the mirror does not hold.
+fn due_live<'r>(
+    rows: &'r [MirrorRow],
+    scope: &ReadScope,
+    unverified_before: i64,
+) -> Vec<&'r MirrorRow> {
     rows.iter()
         .filter(|row| {
-            if row.stale_since.is_some() || row.document.is_none() {
+            if row.stale_since.is_some()
+                || row.document.is_none()
+                || row.verified_at.is_none_or(|at| at < unverified_before)
+            {
                 return true;
             }
             row.kind == ObjectKind::Channel
@@ -126,19 +127,38 @@ fn due_live<'r>(rows: &'r [MirrorRow], scope: &ReadScope) -> Vec<&'r MirrorRow> 
         .collect()
 }
 
-/// Reads the due objects: each channel and person, and the usergroups of each workspace
-/// that has a due one. Gives the rows read and the objects Slack no longer has.
-async fn read_due(
+/// What a due row asks to be read: a usergroup by the workspace its copy names (every
+/// workspace when the copy is missing).
+fn wanted(row: &MirrorRow) -> Wanted {
+    let workspace = match row.kind {
+        ObjectKind::Usergroup => row
+            .document
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<LiveUsergroup>(d).ok())
+            .map(|g| g.workspace),
+        _ => None,
+    };
+    Wanted {
+        kind: row.kind,
+        id: row.id.clone(),
+        workspace,
+    }
+}
+
+/// Reads the wanted objects: each channel and person, and the usergroups of each
+/// workspace that has a wanted one. Gives the rows read, the objects Slack no longer
+/// has, and the workspaces whose usergroups were read.
+async fn read_wanted(
     client: &SlackClient,
-    due: &[&MirrorRow],
+    wanted: &[Wanted],
     scope: &ReadScope,
-) -> Result<(Vec<Row>, Vec<(ObjectKind, String)>), SlackError> {
+) -> Result<(Vec<Row>, Vec<(ObjectKind, String)>, BTreeSet<String>), SlackError> {
     let mut rows = Vec::new();
     let mut gone = Vec::new();
-    let mut workspaces = std::collections::BTreeSet::new();
-    for row in due {
-        match row.kind {
-            ObjectKind::Channel => match reader::read_channel(client, &row.id, true).await? {
+    let mut workspaces = BTreeSet::new();
+    for object in wanted {
+        match object.kind {
+            ObjectKind::Channel => match reader::read_channel(client, &object.id, true).await? {
                 Some(channel) => {
                     let managed = scope
                         .managed_channels
@@ -149,36 +169,87 @@ async fn read_due(
                     };
                     rows.push(Row::channel(&channel));
                 }
-                None => gone.push((ObjectKind::Channel, row.id.clone())),
+                None => gone.push((ObjectKind::Channel, object.id.clone())),
             },
-            ObjectKind::User => match reader::read_user(client, &row.id).await? {
+            ObjectKind::User => match reader::read_user(client, &object.id).await? {
                 Some(user) => rows.push(Row::user(&user)),
-                None => gone.push((ObjectKind::User, row.id.clone())),
+                None => gone.push((ObjectKind::User, object.id.clone())),
             },
-            ObjectKind::Usergroup => {
-                let team = row
-                    .document
-                    .as_deref()
-                    .and_then(|d| serde_json::from_str::<LiveUsergroup>(d).ok())
-                    .map(|g| g.workspace);
-                match team {
-                    Some(team) => {
-                        workspaces.insert(team);
-                    }
-                    None => workspaces.extend(scope.workspaces.iter().cloned()),
+            ObjectKind::Usergroup => match &object.workspace {
+                Some(team) => {
+                    workspaces.insert(team.clone());
                 }
-            }
+                None => workspaces.extend(scope.workspaces.iter().cloned()),
+            },
         }
     }
-    for team in workspaces {
-        let (groups, updates) = reader::read_usergroups_in(client, &team).await?;
+    for team in &workspaces {
+        let (groups, updates) = reader::read_usergroups_in(client, team).await?;
         rows.extend(
             groups
                 .iter()
                 .map(|g| Row::usergroup(g, updates.get(&g.id).copied())),
         );
     }
-    Ok((rows, gone))
+    Ok((rows, gone, workspaces))
+}
+
+/// Writes objects read live through to the mirror; a store that fails costs a warning.
+async fn write_through(sink: &Sink, fresh: &[Row], gone: &[(ObjectKind, String)], started: i64) {
+    let written = {
+        let (sink, fresh, gone) = (sink.clone(), fresh.to_vec(), gone.to_vec());
+        tokio::task::spawn_blocking(move || {
+            sink.store
+                .mirror_partial_read(&sink.scope, &fresh, &gone, started)
+        })
+        .await
+    };
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::warn!("objects read live were not written through to the mirror");
+    }
+}
+
+/// Reads `wanted` from Slack now and puts what it finds into `live` in place of the
+/// copies there (a usergroup read replaces its whole workspace's usergroups), writing it
+/// through to the mirror. Gives how many objects were read.
+pub async fn reread(
+    client: &SlackClient,
+    sink: &Sink,
+    scope: &ReadScope,
+    wanted: &[Wanted],
+    live: &mut Live,
+    updates: &mut BTreeMap<String, i64>,
+) -> Result<usize, SlackError> {
+    let started = crate::clock::now_millis();
+    let (fresh, gone, workspaces) = read_wanted(client, wanted, scope).await?;
+    write_through(sink, &fresh, &gone, started).await;
+    let replaced: BTreeSet<(ObjectKind, &str)> = fresh
+        .iter()
+        .map(|r| (r.kind, r.id.as_str()))
+        .chain(gone.iter().map(|(kind, id)| (*kind, id.as_str())))
+        .collect();
+    live.channels
+        .retain(|c| !replaced.contains(&(ObjectKind::Channel, c.id.as_str())));
+    live.users
+        .retain(|u| !replaced.contains(&(ObjectKind::User, u.id.as_str())));
+    live.usergroups
+        .retain(|g| !workspaces.contains(&g.workspace));
+    for row in &fresh {
+        match row.kind {
+            ObjectKind::Channel => live.channels.extend(parse::<LiveChannel>(&row.document)),
+            ObjectKind::User => live.users.extend(parse::<LiveUser>(&row.document)),
+            ObjectKind::Usergroup => {
+                if let Some(group) = parse::<LiveUsergroup>(&row.document) {
+                    if let Some(date) = row.date_update {
+                        updates.insert(group.id.clone(), date);
+                    }
+                    live.usergroups.push(group);
+                }
+            }
+        }
+    }
+    sort(live);
+    Ok(wanted.len())
 }
 
 /// Live from the fresh rows, else the mirror's copies, sorted as a full read sorts; with
@@ -238,12 +309,17 @@ fn assemble<'r>(
             }
         }
     }
+    sort(&mut live);
+    (live, updates, taken)
+}
+
+/// Sorts live Slack as a full read does.
+fn sort(live: &mut Live) {
     live.users.sort_by(|a, b| a.id.cmp(&b.id));
     live.usergroups
         .sort_by(|a, b| (&a.workspace, &a.handle).cmp(&(&b.workspace, &b.handle)));
     live.channels
         .sort_by(|a, b| (&a.workspace, &a.name).cmp(&(&b.workspace, &b.name)));
-    (live, updates, taken)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(document: &str) -> Option<T> {

@@ -9,6 +9,7 @@
 
 use super::engine::{Statement, Value};
 use super::{Store, StoreError};
+use crate::mirror::stream::Stream;
 use crate::mirror::{Effect, Inbound, ObjectKind, Row};
 
 /// Events waiting to be drained, at most; beyond, new events are refused (and the
@@ -62,6 +63,8 @@ pub struct MirrorSummary {
     /// Unix milliseconds of the oldest verification of a clean row.
     pub oldest_verified_at: Option<i64>,
     pub pending_events: u64,
+    /// When the newest event remembered arrived (unix ms), if any.
+    pub last_event_at: Option<i64>,
 }
 
 impl Store {
@@ -284,6 +287,73 @@ impl Store {
         Ok(rows.first().and_then(mirror_row))
     }
 
+    /// Records a gap in the event stream at `at` (unix ms): copies verified before it
+    /// count as unverified. A later gap moves it forward, never back.
+    pub fn slack_stream_gap(&self, scope: &str, at: i64) -> Result<(), StoreError> {
+        self.unfenced_change(
+            "INSERT INTO slack_stream (org, gap_at) VALUES (?1, ?2)
+             ON CONFLICT (org) DO UPDATE SET gap_at = excluded.gap_at
+             WHERE slack_stream.gap_at IS NULL OR slack_stream.gap_at < excluded.gap_at",
+            vec![scope.into(), at.into()],
+        )
+        .map(|_| ())
+    }
+
+    /// The event stream's state.
+    pub fn slack_stream(&self, scope: &str) -> Result<Stream, StoreError> {
+        let rows = self.unfenced(
+            "SELECT gap_at, canary_nonce, canary_sent_at, watermark, frozen_since
+             FROM slack_stream WHERE org = ?1",
+            vec![scope.into()],
+        )?;
+        Ok(rows
+            .first()
+            .map(|row| Stream {
+                gap_at: row.opt_int(0),
+                canary_nonce: row.opt_int(1),
+                canary_sent_at: row.opt_int(2),
+                watermark: row.opt_int(3),
+                frozen_since: row.opt_int(4),
+            })
+            .unwrap_or_default())
+    }
+
+    /// A canary was sent at `at` with `nonce`; an earlier one not back by now is
+    /// overdue, and freezes the stream from when it was sent.
+    pub fn canary_sent(&self, scope: &str, nonce: i64, at: i64) -> Result<(), StoreError> {
+        self.unfenced_change(
+            "INSERT INTO slack_stream (org, canary_nonce, canary_sent_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (org) DO UPDATE SET
+                frozen_since = CASE
+                    WHEN slack_stream.frozen_since IS NOT NULL THEN slack_stream.frozen_since
+                    WHEN slack_stream.canary_sent_at IS NOT NULL
+                         AND (slack_stream.watermark IS NULL
+                              OR slack_stream.watermark < slack_stream.canary_sent_at)
+                    THEN slack_stream.canary_sent_at
+                    ELSE NULL END,
+                canary_nonce = excluded.canary_nonce,
+                canary_sent_at = excluded.canary_sent_at",
+            vec![scope.into(), nonce.into(), at.into()],
+        )
+        .map(|_| ())
+    }
+
+    /// The canary `nonce` came back at `now`: the watermark moves to when it was sent,
+    /// and a freeze ends in a gap at `now`. Gives whether it was the newest canary.
+    pub fn canary_seen(&self, scope: &str, nonce: i64, now: i64) -> Result<bool, StoreError> {
+        let changed = self.unfenced_change(
+            "UPDATE slack_stream SET
+                watermark = canary_sent_at,
+                gap_at = CASE
+                    WHEN frozen_since IS NOT NULL AND (gap_at IS NULL OR gap_at < ?3) THEN ?3
+                    ELSE gap_at END,
+                frozen_since = NULL
+             WHERE org = ?1 AND canary_nonce = ?2",
+            vec![scope.into(), nonce.into(), now.into()],
+        )?;
+        Ok(changed > 0)
+    }
+
     /// Counts for `/status` and the metrics.
     pub fn mirror_summary(&self, scope: &str) -> Result<MirrorSummary, StoreError> {
         let rows = self.unfenced(
@@ -291,7 +361,8 @@ impl Store {
                     CAST(COALESCE(SUM(CASE WHEN stale_since IS NOT NULL OR verified_at IS NULL
                                            THEN 1 ELSE 0 END), 0) AS BIGINT),
                     MIN(CASE WHEN stale_since IS NULL THEN verified_at END),
-                    (SELECT COUNT(*) FROM slack_events WHERE org = ?1 AND drained_at IS NULL)
+                    (SELECT COUNT(*) FROM slack_events WHERE org = ?1 AND drained_at IS NULL),
+                    (SELECT MAX(received_at) FROM slack_events WHERE org = ?1)
              FROM slack_mirror WHERE org = ?1",
             vec![scope.into()],
         )?;
@@ -302,6 +373,7 @@ impl Store {
                 stale: row.int(1) as u64,
                 oldest_verified_at: row.opt_int(2),
                 pending_events: row.int(3) as u64,
+                last_event_at: row.opt_int(4),
             })
             .unwrap_or_default())
     }

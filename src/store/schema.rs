@@ -133,6 +133,19 @@ CREATE TABLE slack_mirror (
     PRIMARY KEY (org, kind, id)
 );
 ",
+    // The health of the Slack event stream, shared by the replicas: the newest canary
+    // sent, the watermark (when the newest canary that came back was sent), since when
+    // one is overdue, and the last gap (copies verified before it count as unverified).
+    r"
+CREATE TABLE slack_stream (
+    org TEXT PRIMARY KEY,
+    gap_at INTEGER,
+    canary_nonce INTEGER,
+    canary_sent_at INTEGER,
+    watermark INTEGER,
+    frozen_since INTEGER
+);
+",
 ];
 
 /// A migration in PostgreSQL's dialect: integers are 64-bit, and a table's own `id` is

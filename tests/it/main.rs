@@ -33,6 +33,7 @@ mod plan_cases;
 mod plan_cli;
 mod reader;
 mod readme;
+mod recheck;
 mod schema_files;
 mod slack_events;
 mod store;

@@ -383,6 +383,7 @@ async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date(
     wait_for_row(&org, &sre.id, "@sre re-read", |r| has(r, &extra.id)).await;
     let status = controller.status().await;
     assert_eq!(mirror(&status)["events_received"], 0, "{status:#}");
+    assert_eq!(mirror(&status)["stream"]["healthy"], false, "{status:#}");
     assert!(mirror(&status)["refreshed"].as_u64() >= Some(2));
     assert_eq!(
         status["last_syncs"].as_array().unwrap().len(),
@@ -392,7 +393,7 @@ async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date(
 }
 
 #[tokio::test]
-async fn drift_ticks_plan_from_the_mirror_and_confirm_drift_with_a_full_read() {
+async fn drift_ticks_plan_from_the_mirror_and_read_live_only_what_drifted() {
     let org = Org::new(|_| {}).await;
     let remote = org.bare_remote();
     let controller =
@@ -403,6 +404,14 @@ async fn drift_ticks_plan_from_the_mirror_and_confirm_drift_with_a_full_read() {
         })
         .await;
     subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+    let status = controller
+        .wait("the canary back", |s| {
+            s["mirror"]["stream"]["healthy"] == true
+        })
+        .await;
+    let stream = &mirror(&status)["stream"];
+    assert!(stream["canaries_back"].as_u64() >= Some(1), "{stream}");
+    assert!(stream["watermark"].is_string(), "{stream}");
     let from_mirror = |s: &Value| {
         s["last_syncs"][0]["trigger"] == "drift"
             && s["last_syncs"][0]["outcome"] == "no-change"
@@ -430,21 +439,10 @@ async fn drift_ticks_plan_from_the_mirror_and_confirm_drift_with_a_full_read() {
             ticks(s) >= before + 2 && from_mirror(s)
         })
         .await;
-    let calls = org.emulator.log().await;
-    let costly: Vec<&str> = calls
-        .iter()
-        .map(|c| c.call.as_str())
-        .filter(|c| {
-            matches!(
-                *c,
-                "conversations.members" | "conversations.list" | "admin.users.list"
-            )
-        })
-        .collect();
-    assert!(costly.is_empty(), "{costly:?}");
+    assert!(costly(&org.emulator.log().await).is_empty());
 
     // A hand-made change: its event makes @sre stale, the tick reads it live, and the
-    // drift is confirmed by a full read before it is reported.
+    // drift it shows is read live once more before it is reported; nothing else is.
     let world = org.world().await;
     let (_, extra) = sre_and_newcomer(&world);
     org.add_by_hand("sre", &extra.email).await;
@@ -454,6 +452,105 @@ async fn drift_ticks_plan_from_the_mirror_and_confirm_drift_with_a_full_read() {
         })
         .await;
     assert_eq!(status["drift"]["manual_add"], 1, "{status:#}");
+    let detail = status["last_syncs"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("Slack from the mirror"), "{detail}");
+    let calls = org.emulator.log().await;
+    assert!(costly(&calls).is_empty(), "{:?}", costly(&calls));
+    assert!(calls.iter().any(|c| c.call == "usergroups.list"));
+}
+
+/// The calls of a full read of Slack: what a read from the mirror never makes.
+fn costly(calls: &[slack_emulator::CallRecord]) -> Vec<&str> {
+    calls
+        .iter()
+        .map(|c| c.call.as_str())
+        .filter(|c| {
+            matches!(
+                *c,
+                "conversations.members" | "conversations.list" | "admin.users.list"
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_canary_that_does_not_come_back_freezes_the_stream_and_reads_go_in_full() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let controller =
+        Controller::start_with(&org, &remote, &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)]).await;
+    let status = controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    let untrusted = mirror(&status)["stream"]["untrusted"].as_str().unwrap();
+    assert!(untrusted.contains("canary"), "{untrusted}");
+    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+    controller
+        .wait("the canary back", |s| {
+            s["mirror"]["stream"]["healthy"] == true
+        })
+        .await;
+    let read = |s: &Value, from_mirror: bool| {
+        s["last_syncs"][0]["trigger"] == "drift"
+            && s["last_syncs"][0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Slack from the mirror") == from_mirror)
+    };
+    controller
+        .wait("a drift tick from the mirror", |s| read(s, true))
+        .await;
+
+    // Slack stops delivering: the next canary does not come back.
+    let fault = json!({"kind": "drop"});
+    assert_eq!(
+        org.emulator.control_post("events/faults", &fault).await.0,
+        204
+    );
+    let status = controller
+        .wait("the stream frozen", |s| {
+            s["mirror"]["stream"]["healthy"] == false
+        })
+        .await;
+    let untrusted = mirror(&status)["stream"]["untrusted"].as_str().unwrap();
+    assert!(untrusted.contains("has not come back"), "{untrusted}");
+    controller
+        .wait("a drift tick reading Slack in full", |s| read(s, false))
+        .await;
+    let (_, metrics) = controller.get("/metrics").await;
+    assert!(
+        metrics.contains("slack_gitops_mirror_stream_healthy 0"),
+        "{metrics}"
+    );
+
+    // Delivery resumes: the stream is healthy again after a gap, and copies verified
+    // before the gap were read again before the mirror served a tick.
+    assert_eq!(
+        org.emulator
+            .http
+            .delete(format!("{}/_emulator/events/faults", org.emulator.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        204
+    );
+    let status = controller
+        .wait("healthy again after a gap", |s| {
+            s["mirror"]["stream"]["healthy"] == true && s["mirror"]["stream"]["gap"].is_string()
+        })
+        .await;
+    let gap = mirror(&status)["stream"]["gap"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = controller
+        .wait("a drift tick from the mirror again", |s| read(s, true))
+        .await;
+    let oldest = mirror(&status)["oldest_verified"].as_str().unwrap();
+    assert!(oldest >= gap.as_str(), "{oldest} < {gap}");
 }
 
 #[tokio::test]

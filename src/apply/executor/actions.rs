@@ -19,6 +19,9 @@ impl Executor<'_> {
     /// One piece: one arm per [`Action`] variant, exhaustive, each a call to the method
     /// that writes it; a new action cannot be planned and then silently not written.
     pub(super) async fn execute(&self, action: &Action, canary: bool) -> Ran {
+        if let Some(ran) = self.recheck(action).await {
+            return ran;
+        }
         match action {
             Action::CreateUser {
                 person, profile, ..
@@ -72,10 +75,20 @@ impl Executor<'_> {
                 usergroup_id,
                 handle,
                 members,
+                adds,
+                removes,
                 ..
             } => {
-                self.set_members(workspace, usergroup_id, handle, members, canary)
-                    .await
+                let members = self
+                    .members_now(workspace, usergroup_id, handle, members, adds, removes)
+                    .await;
+                match members {
+                    Ok(members) => {
+                        self.set_members(workspace, usergroup_id, handle, &members, canary)
+                            .await
+                    }
+                    Err(ran) => ran,
+                }
             }
             Action::CreateChannel {
                 workspace,

@@ -290,6 +290,33 @@ pub(super) fn conversations_kick(world: &mut World, caller: &Caller, args: &Args
     ok(vec![("errors", json!({}))])
 }
 
+/// `conversations.rename`: a new name, checked as `conversations.create` checks one; an
+/// archived channel cannot be renamed.
+pub(super) fn conversations_rename(world: &mut World, caller: &Caller, args: &Args) -> Reply {
+    let channel = writable_channel(world, caller, args.required("channel")?)?;
+    if channel.archived {
+        return Err(ApiError::new("is_archived"));
+    }
+    let name = args.required("name")?.to_string();
+    if name != channel.name {
+        check_channel_name(world, &channel.workspace, &name)?;
+    }
+    let user = caller.token.user.clone();
+    let object = {
+        let stored = world
+            .channels
+            .iter_mut()
+            .find(|c| c.id == channel.id)
+            .expect("found above");
+        stored.name = name;
+        channel_object(stored, &user, false)
+    };
+    world.note(Change::Renamed {
+        channel: channel.id.clone(),
+    });
+    ok(vec![("channel", object)])
+}
+
 /// `conversations.join`: the caller joins a public channel (a private one must invite
 /// it); joining one it is in answers `ok` with the `already_in_channel` warning.
 pub(super) fn conversations_join(world: &mut World, caller: &Caller, args: &Args) -> Reply {

@@ -177,6 +177,13 @@ pub const METHODS: &[MethodSpec] = &[
         |w, c, a| conversations_set_archived(w, c, a, false),
     ),
     spec(
+        "conversations.rename",
+        true,
+        false,
+        CHANNEL_MANAGE,
+        conversations_rename,
+    ),
+    spec(
         "conversations.invite",
         true,
         false,
