@@ -47,6 +47,11 @@ pub struct PlanArgs {
     /// When to colour text output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// Plan on the controller at this URL, against its mirror of live Slack: what the
+    /// change touches is read live, the rest comes from the mirror, and the plan says
+    /// how old the oldest mirrored copy is. The token is `SLACK_GITOPS_CONTROLLER_TOKEN`.
+    #[arg(long, conflicts_with_all = ["emulator", "state"])]
+    controller: Option<String>,
     /// Keep the identity directory in this state store between plans (a file or a
     /// `postgres://` URL; default `$SLACK_GITOPS_STATE` when set), so that a plan reads
     /// only what changed in Okta or Entra since the last read.
@@ -89,6 +94,9 @@ pub struct ApproveArgs {
 }
 
 pub(super) fn plan(options: &PlanArgs) -> anyhow::Result<u8> {
+    if let Some(url) = &options.controller {
+        return plan_on_controller(url, options);
+    }
     let dir = options.dir.as_path();
     let baseline = match &options.baseline {
         Some(path) => pipeline::read_baseline(path)?,
@@ -132,17 +140,96 @@ pub(super) fn plan(options: &PlanArgs) -> anyhow::Result<u8> {
     if let Some(dir) = &options.comment_dir {
         write_comments(dir, &render::plan::markdown_comments(&report))?;
     }
-    let code = match (options.detailed_exitcode, &planned.verdict) {
-        (false, _) => EXIT_OK,
-        (true, crate::policy::Verdict::Refused { .. }) => EXIT_NEEDS_APPROVAL,
-        (true, _) if planned.plan.actions.is_empty() => EXIT_OK,
-        (true, crate::policy::Verdict::NeedsApproval { .. }) => EXIT_NEEDS_APPROVAL,
-        (true, _) => EXIT_CHANGES,
-    };
+    let code = exit_code(options, planned.verdict.word(), planned.plan.actions.len());
     // The process ends next: freeing the live model, the directory and the plan one
     // allocation at a time would cost about 5% of a 200,000-person plan for nothing.
     std::mem::forget(planned);
     Ok(code)
+}
+
+/// `--detailed-exitcode`: 0 with no changes, 2 with changes, 3 when they need approval
+/// or were refused; 0 without the flag.
+/// `verdict` is [`crate::policy::Verdict::word`].
+fn exit_code(options: &PlanArgs, verdict: &str, actions: usize) -> u8 {
+    match (options.detailed_exitcode, verdict) {
+        (false, _) => EXIT_OK,
+        (true, "refused") => EXIT_NEEDS_APPROVAL,
+        (true, _) if actions == 0 => EXIT_OK,
+        (true, "needs_approval") => EXIT_NEEDS_APPROVAL,
+        (true, _) => EXIT_CHANGES,
+    }
+}
+
+/// `plan --controller URL`: the repository is checked here, sent to the controller,
+/// planned there against its mirror, and printed as a local plan is.
+fn plan_on_controller(url: &str, options: &PlanArgs) -> anyhow::Result<u8> {
+    use crate::controller::plans::{PlanAnswer, PlanRequest};
+    let token = environment("SLACK_GITOPS_CONTROLLER_TOKEN")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "plan --controller needs SLACK_GITOPS_CONTROLLER_TOKEN: the token the controller was started with"
+            )
+        })?;
+    let dir = options.dir.as_path();
+    let repository = pipeline::load_repository(dir)?;
+    let mut request = PlanRequest::from_dir(dir, &repository).map_err(anyhow::Error::msg)?;
+    if let Some(path) = &options.baseline {
+        request.baseline = Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?,
+        );
+    }
+    if let Some(tree) = crate::gitops::commit::describe(dir) {
+        request.config_dir = Some(tree.config_dir);
+        request.commit = tree.commit;
+        request.dirty = tree.dirty;
+    }
+    request.color = options.color.enabled();
+    let endpoint = format!("{}/plan", url.trim_end_matches('/'));
+    progress(&format!("planning on the controller at {url}"));
+    let answer: PlanAnswer = runtime()?.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(900))
+            .build()?;
+        let response = client
+            .post(&endpoint)
+            .bearer_auth(&token)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the controller at {endpoint}: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let text: String = text.chars().take(4096).collect();
+            anyhow::bail!(
+                "the controller did not plan ({status}): {}",
+                text.trim_end()
+            );
+        }
+        Ok(response.json::<PlanAnswer>().await?)
+    })?;
+    if let Some(read) = &answer.slack_read {
+        progress(&read.words());
+    }
+    for warning in &answer.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let Some(path) = &options.out {
+        std::fs::write(path, &answer.json)
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+    }
+    let shown = match options.format {
+        PlanFormat::Json => &answer.json,
+        PlanFormat::Text => &answer.text,
+        PlanFormat::Markdown => &answer.markdown,
+    };
+    super::emit(shown)?;
+    if let Some(dir) = &options.comment_dir {
+        write_comments(dir, &answer.comments)?;
+    }
+    Ok(exit_code(options, &answer.verdict, answer.actions))
 }
 
 /// Prints the plan in its format and writes the JSON plan to `--out`. The JSON streams

@@ -23,7 +23,7 @@ use super::inbox::{IdentityEvent, Offer};
 use super::listener::Bounded;
 use super::{Shared, Trigger};
 
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+pub(super) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// The largest git webhook body: GitHub's push events are kilobytes, but list the files
 /// of up to 20 commits. A bigger one is refused (413) and the poll picks the push up.
@@ -58,6 +58,7 @@ pub async fn serve(
             post(identity_hook).get(identity_verification),
         )
         .route("/hooks/slack", post(slack_hook))
+        .route("/plan", post(plan))
         .with_state(shared.clone());
     let admin = Router::new()
         .route("/livez", get(|| async { "ok\n" }))
@@ -96,7 +97,7 @@ pub async fn serve(
 /// Reads a hook's body: at most `limit` bytes (413 beyond, told by Content-Length before
 /// anything is read when the sender says), within [`BODY_TIMEOUT`], and at most
 /// [`MAX_HOOK_BODIES`] at once.
-async fn read_hook_body(
+pub(super) async fn read_hook_body(
     shared: &Shared,
     headers: &HeaderMap,
     body: Body,
@@ -136,6 +137,11 @@ async fn read_hook_body(
         )
             .into_response()),
     }
+}
+
+/// `POST /plan`: a pull request's plan from the mirror (see `plans`).
+async fn plan(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    super::plans::serve(shared, headers, body).await
 }
 
 /// The leader is ready once it read config, identity and Slack; a replica that does not

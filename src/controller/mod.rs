@@ -17,6 +17,7 @@ pub mod listener;
 pub mod metrics;
 pub mod mirror;
 pub mod notify;
+pub mod plans;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub struct Options {
     pub identity_secret: Option<String>,
     /// The Slack app's signing secret, for `POST /hooks/slack` (Slack's Events API).
     pub slack_signing_secret: Option<String>,
+    /// The token `POST /plan` requires (`SLACK_GITOPS_CONTROLLER_TOKEN`); without it,
+    /// pull requests' plans are not served.
+    pub plan_token: Option<String>,
     /// How many mirrored objects the refresher re-reads a minute.
     pub mirror_refresh_per_minute: f64,
     /// Secrets and tokens come from here (the environment, injected for tests).
@@ -241,6 +245,11 @@ pub struct Shared {
     pub git_secret: Option<String>,
     pub identity_secret: Option<String>,
     pub slack_signing_secret: Option<String>,
+    pub plan_token: Option<String>,
+    /// What a pull request's plan needs from the commit in force (set when one loads).
+    pub plan_with: std::sync::Mutex<Option<plans::PlanWith>>,
+    /// One pull request's plan at a time.
+    pub plan_lock: tokio::sync::Mutex<()>,
     /// Emulated seconds per real second (1 against Slack).
     pub time_scale: f64,
     /// Slack events received and drained into the mirror.
@@ -379,6 +388,9 @@ pub async fn run(
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
         slack_signing_secret: options.slack_signing_secret.clone(),
+        plan_token: options.plan_token.clone(),
+        plan_with: Default::default(),
+        plan_lock: tokio::sync::Mutex::new(()),
         time_scale: options.connect.time_scale,
         events: Default::default(),
         mirror_wake: tokio::sync::Notify::new(),
@@ -748,6 +760,13 @@ fn load(options: &Options, shared: &Shared, commit: &str) -> Result<Loaded, Load
         managed: scope.managed_channels,
         time_scale: options.connect.time_scale,
         commit: commit.to_string(),
+    });
+    *shared.plan_with.lock().unwrap_or_else(|p| p.into_inner()) = Some(plans::PlanWith {
+        connect: options.connect.clone(),
+        environment: options.environment.clone(),
+        workdir: options.workdir.join("plans"),
+        settings: connection.repository.config.value.clone(),
+        client: connection.client.clone(),
     });
     Ok(Loaded {
         connection,

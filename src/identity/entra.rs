@@ -515,14 +515,16 @@ impl EntraSource {
         kept: &mut EntraKept,
         ids: &BTreeSet<String>,
     ) -> Result<(), IdentityError> {
-        let reads = ids.iter().map(|id| async move {
+        // Owned ids: a closure over borrowed ones makes a future no task can be sure is
+        // `Send` (rust-lang/rust#102211).
+        let reads = ids.iter().cloned().map(|id| async move {
             let url = format!(
                 "{}/v1.0/users/{id}?$select={USER_FIELDS}&$expand=manager($select=id)",
                 self.graph_base
             );
             Ok::<_, IdentityError>(match self.get(token, &url, &[404]).await? {
-                Answer::Body(fetched) => (id.clone(), Some(user(&fetched.body).1)),
-                Answer::Status(..) => (id.clone(), None),
+                Answer::Body(fetched) => (id, Some(user(&fetched.body).1)),
+                Answer::Status(..) => (id, None),
             })
         });
         let mut stream = futures_util::stream::iter(reads).buffered(MEMBER_READS_AT_ONCE);

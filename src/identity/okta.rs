@@ -537,11 +537,13 @@ impl OktaSource {
         kept: &mut OktaKept,
         ids: &BTreeSet<String>,
     ) -> Result<(), IdentityError> {
-        let reads = ids.iter().map(|id| async move {
+        // Owned ids: a closure over borrowed ones makes a future no task can be sure is
+        // `Send` (rust-lang/rust#102211).
+        let reads = ids.iter().cloned().map(|id| async move {
             let url = format!("{}/api/v1/users/{id}", self.base);
             let user = match self.get(&url, &[404]).await? {
                 Answer::Body(fetched) => self.user(&fetched.body),
-                Answer::Status(..) => return Ok((id.clone(), None)),
+                Answer::Status(..) => return Ok((id, None)),
             };
             let groups: BTreeSet<String> = self
                 .list(&format!("/api/v1/users/{id}/groups?limit=200"), |g| {
@@ -550,7 +552,7 @@ impl OktaSource {
                 .await?
                 .into_iter()
                 .collect();
-            Ok::<_, IdentityError>((id.clone(), Some((user, groups))))
+            Ok::<_, IdentityError>((id, Some((user, groups))))
         });
         let mut stream = futures_util::stream::iter(reads).buffered(MEMBER_READS_AT_ONCE);
         while let Some(read) = stream.next().await {

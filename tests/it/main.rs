@@ -13,6 +13,7 @@ mod ci_flow;
 mod cli;
 mod controller;
 mod controller_ha;
+mod controller_plans;
 mod deploy;
 mod desired;
 mod docs;

@@ -72,6 +72,17 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// `allowed`, `needs_approval` or `refused`: the JSON plan's `verdict`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Allowed { .. } => "allowed",
+            Verdict::NeedsApproval { .. } => "needs_approval",
+            Verdict::Refused { .. } => "refused",
+        }
+    }
+}
+
 /// The destructive action set as canonical lines, sorted, so the hash does not depend on
 /// the order actions were planned in.
 pub fn destructive_set(plan: &Plan) -> BTreeSet<String> {

@@ -19,6 +19,9 @@ struct JsonPlan<'a> {
     /// The commit planned at, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     commit: Option<&'a str>,
+    /// Where live Slack came from, when it came from the controller's mirror.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slack_read: Option<&'a super::SlackRead>,
     plan: &'a Plan,
 }
 
@@ -85,6 +88,7 @@ fn json_plan<'a>(report: &'a PlanReport) -> JsonPlan<'a> {
             .collect(),
         changes: report.plan.change_lines(),
         commit: report.context.commit.as_deref(),
+        slack_read: report.context.slack_read.as_ref(),
         plan: report.plan,
     }
 }

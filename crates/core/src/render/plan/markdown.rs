@@ -324,6 +324,9 @@ fn provenance(report: &PlanReport) -> String {
             .collect();
         parts.push(format!("workspaces {}", names.join(", ")));
     }
+    if let Some(read) = &context.slack_read {
+        parts.push(read.words());
+    }
     let line = parts.join(" · ");
     let mut chars = line.chars();
     let first = chars.next().map(|c| c.to_uppercase().collect::<String>());

@@ -69,6 +69,59 @@ pub struct PlanContext {
     /// The change lines of the previous plan on the same pull request (`--baseline`),
     /// when it recorded them.
     pub previous: Option<Vec<String>>,
+    /// Where live Slack came from, when the controller planned from its mirror.
+    pub slack_read: Option<SlackRead>,
+}
+
+/// Live Slack taken from the controller's mirror: what a reviewer needs to know how
+/// fresh the plan's view is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SlackRead {
+    /// Objects read from Slack for this plan (stale copies, and everything it changes).
+    pub read_live: usize,
+    /// Objects taken from the mirror.
+    pub mirrored: usize,
+    /// The oldest verification (unix ms) among the mirrored copies taken.
+    pub oldest_verified_at: Option<i64>,
+    /// When the plan was made (unix ms).
+    pub planned_at: i64,
+}
+
+impl SlackRead {
+    /// "live Slack from the controller's mirror: 5 objects read live, 3412 mirrored,
+    /// the oldest verified 4 min before this plan".
+    pub fn words(&self) -> String {
+        let oldest = match self.oldest_verified_at {
+            Some(at) => format!(
+                ", the oldest verified {} before this plan",
+                age_words(self.planned_at - at)
+            ),
+            None => String::new(),
+        };
+        format!(
+            "live Slack from the controller's mirror: {} read live, {} mirrored{oldest}",
+            objects(self.read_live),
+            self.mirrored
+        )
+    }
+}
+
+fn objects(count: usize) -> String {
+    match count {
+        1 => "1 object".to_string(),
+        n => format!("{n} objects"),
+    }
+}
+
+/// A duration in words, rounded down: "40 s", "4 min", "3 h", "2 days".
+fn age_words(millis: i64) -> String {
+    let seconds = millis.max(0) / 1000;
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7_200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3_600),
+        s => format!("{} days", s / 86_400),
+    }
 }
 
 impl PlanReport<'_> {
@@ -636,8 +689,34 @@ mod tests {
                 dirty: false,
                 workspaces: vec![("main".into(), "T0000MAIN".into())],
                 previous: None,
+                slack_read: None,
             },
         }
+    }
+
+    #[test]
+    fn a_plan_from_the_mirror_says_how_fresh_its_view_is() {
+        let read = SlackRead {
+            read_live: 5,
+            mirrored: 3412,
+            oldest_verified_at: Some(1_000_000),
+            planned_at: 1_000_000 + 4 * 60_000 + 30_000,
+        };
+        assert_eq!(
+            read.words(),
+            "live Slack from the controller's mirror: 5 objects read live, 3412 mirrored, the oldest verified 4 min before this plan"
+        );
+        let one = SlackRead {
+            read_live: 1,
+            oldest_verified_at: None,
+            ..read
+        };
+        assert_eq!(
+            one.words(),
+            "live Slack from the controller's mirror: 1 object read live, 3412 mirrored"
+        );
+        assert_eq!(age_words(3 * 3_600_000 + 5), "3 h");
+        assert_eq!(age_words(-5), "0 s");
     }
 
     fn allowed() -> Verdict {

@@ -39,6 +39,11 @@ pub fn text(report: &PlanReport, color: bool) -> String {
     for step in &plan.manual_steps {
         let _ = writeln!(out, "{}", paint.code("35", &manual_step_line(step)));
     }
+    if let Some(read) = &report.context.slack_read {
+        let mut words = read.words();
+        words[..1].make_ascii_uppercase();
+        let _ = writeln!(out, "{words}");
+    }
     let _ = writeln!(
         out,
         "Unmanaged (never changed): {} usergroups, {} channels",
