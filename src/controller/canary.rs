@@ -28,10 +28,17 @@ fn pause(time_scale: f64) -> Duration {
     Duration::from_secs_f64(CANARY_EVERY_SECS / time_scale.max(1e-9)).max(CANARY_MIN_PAUSE)
 }
 
+/// How long (real ms) a canary has to come back before the next one is sent and it
+/// counts as overdue: a period, and never under 5 s (a fast time scale must not make a
+/// busy machine look like a frozen stream).
+fn grace(time_scale: f64) -> i64 {
+    (pause(time_scale).as_millis() as i64).max(5_000)
+}
+
 /// How long (real ms) after the newest canary that came back was sent the stream still
-/// counts as healthy: two periods and one more for the event to arrive.
+/// counts as healthy: two periods and a grace for the event to arrive.
 pub fn bound(time_scale: f64) -> i64 {
-    (pause(time_scale).as_millis() as i64) * 3
+    pause(time_scale).as_millis() as i64 * 2 + grace(time_scale)
 }
 
 /// Sends a canary every period while this replica leads and events are configured.
@@ -41,13 +48,9 @@ pub async fn canary_loop(shared: Arc<Shared>) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let context = shared
-            .refresh_with
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let ready = shared.leader.leading().is_some() && shared.slack_signing_secret.is_some();
-        let Some(context) = context.filter(|_| ready) else {
+        let Some(context) =
+            super::mirror::leading_with(&shared, shared.slack_signing_secret.is_some())
+        else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };

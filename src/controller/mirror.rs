@@ -121,7 +121,7 @@ pub fn mirror_status(shared: &Shared, now: i64) -> Result<MirrorStatus, StoreErr
     let summary = shared.store.mirror_summary(&shared.election.lease)?;
     let stream = shared.store.slack_stream(&shared.election.lease)?;
     let mut status = shared.events.status(summary);
-    let health = health(shared, now);
+    let health = health_of(shared, &stream, now);
     let counters = &shared.events;
     status.stream = StreamStatus {
         healthy: matches!(health, Health::Healthy { .. }),
@@ -199,15 +199,18 @@ pub async fn gap(shared: &Shared, now: i64) {
 /// The event stream's health at `now`: untrusted unless Slack events are configured and
 /// the canary comes back (see `mirror::stream`).
 pub fn health(shared: &Shared, now: i64) -> Health {
+    match shared.store.slack_stream(&shared.election.lease) {
+        Ok(stream) => health_of(shared, &stream, now),
+        Err(error) => Health::Untrusted(format!("the stream's state cannot be read: {error}")),
+    }
+}
+
+/// [`health`] from the stream's state as read.
+fn health_of(shared: &Shared, stream: &crate::mirror::stream::Stream, now: i64) -> Health {
     if shared.slack_signing_secret.is_none() {
         return Health::Untrusted("Slack events are not configured (SLACK_SIGNING_SECRET)".into());
     }
-    match shared.store.slack_stream(&shared.election.lease) {
-        Ok(stream) => {
-            crate::mirror::stream::health(&stream, now, super::canary::bound(shared.time_scale))
-        }
-        Err(error) => Health::Untrusted(format!("the stream's state cannot be read: {error}")),
-    }
+    crate::mirror::stream::health(stream, now, super::canary::bound(shared.time_scale))
 }
 
 /// How far a read may trust the mirror now: `None` to read Slack in full, else the time
@@ -282,13 +285,7 @@ pub async fn refresh_loop(shared: Arc<Shared>, per_minute: f64) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let context = shared
-            .refresh_with
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let ready = shared.leader.leading().is_some() && !shared.syncing.load(Ordering::SeqCst);
-        let Some(context) = context.filter(|_| ready) else {
+        let Some(context) = leading_with(&shared, !shared.syncing.load(Ordering::SeqCst)) else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
@@ -312,6 +309,18 @@ pub async fn refresh_loop(shared: Arc<Shared>, per_minute: f64) {
             }
         }
     }
+}
+
+/// What the loaded commit reads Slack with, while this replica leads and `also` holds.
+pub fn leading_with(shared: &Shared, also: bool) -> Option<RefreshWith> {
+    if !also || shared.leader.leading().is_none() {
+        return None;
+    }
+    shared
+        .refresh_with
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// Makes sure the bot is a member of every managed channel the mirror holds (it sees

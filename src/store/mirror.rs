@@ -63,8 +63,6 @@ pub struct MirrorSummary {
     /// Unix milliseconds of the oldest verification of a clean row.
     pub oldest_verified_at: Option<i64>,
     pub pending_events: u64,
-    /// When the newest event remembered arrived (unix ms), if any.
-    pub last_event_at: Option<i64>,
 }
 
 impl Store {
@@ -361,8 +359,7 @@ impl Store {
                     CAST(COALESCE(SUM(CASE WHEN stale_since IS NOT NULL OR verified_at IS NULL
                                            THEN 1 ELSE 0 END), 0) AS BIGINT),
                     MIN(CASE WHEN stale_since IS NULL THEN verified_at END),
-                    (SELECT COUNT(*) FROM slack_events WHERE org = ?1 AND drained_at IS NULL),
-                    (SELECT MAX(received_at) FROM slack_events WHERE org = ?1)
+                    (SELECT COUNT(*) FROM slack_events WHERE org = ?1 AND drained_at IS NULL)
              FROM slack_mirror WHERE org = ?1",
             vec![scope.into()],
         )?;
@@ -373,7 +370,6 @@ impl Store {
                 stale: row.int(1) as u64,
                 oldest_verified_at: row.opt_int(2),
                 pending_events: row.int(3) as u64,
-                last_event_at: row.opt_int(4),
             })
             .unwrap_or_default())
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use crate::common;
 use crate::common::org::Org;
 use slack_gitops::apply::{self, ApplyOptions, ApplyOutcome};
-use slack_gitops::pipeline::{self, Baseline, ConnectOptions};
+use slack_gitops::pipeline::{self, Baseline};
 use slack_gitops::plan::action::Action;
 use slack_gitops::policy::Verdict;
 use slack_gitops::store::Store;
@@ -34,7 +34,7 @@ struct Case {
 /// allows the plan; refused when the plan would but the verdict does not, or when the
 /// plan blocks them (protected, the primary owner).
 async fn full_sync(org: &Org, email: &str) -> Fate {
-    let connection = connect(org);
+    let connection = org.connect();
     let planned = pipeline::plan_org(&connection, &Baseline::default())
         .await
         .unwrap();
@@ -55,7 +55,7 @@ async fn full_sync(org: &Org, email: &str) -> Fate {
 
 /// The fast path's fate for `email`, as the controller runs it on an identity event.
 async fn fast_path(org: &Org, email: &str) -> Fate {
-    let connection = connect(org);
+    let connection = org.connect();
     let store = Store::open(&org.state).unwrap();
     let clock = || {
         std::time::SystemTime::now()
@@ -90,21 +90,6 @@ async fn fast_path(org: &Org, email: &str) -> Fate {
         (_, true) => Fate::Deactivated,
         (_, false) => Fate::Untouched,
     }
-}
-
-fn connect(org: &Org) -> pipeline::Connection {
-    let options = ConnectOptions {
-        slack_url: Some(org.emulator.base.clone()),
-        time_scale: common::org::TIME_SCALE.parse().unwrap(),
-        ..Default::default()
-    };
-    let environment = |name: &str| match name {
-        "SLACK_ADMIN_TOKEN" => Some(org.admin.clone()),
-        "SLACK_BOT_TOKEN" => Some(org.bot.clone()),
-        "OKTA_TOKEN" => Some("okta-token".to_string()),
-        _ => None,
-    };
-    pipeline::connect(&org.repo, &options, &environment).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -259,7 +244,7 @@ async fn through_okta_the_fast_path_reads_one_person_and_agrees_with_the_full_sy
             let org = Org::new(|_| {}).await;
             let okta = through_okta(&org).await;
             // The last good run's counts, as a full sync records them.
-            let connection = connect(&org);
+            let connection = org.connect();
             let planned = pipeline::plan_org(&connection, &Baseline::default())
                 .await
                 .unwrap();

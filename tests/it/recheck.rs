@@ -6,25 +6,10 @@
 use crate::common::org::Org;
 use slack_gitops::apply::executor::{Context, Execution, Executor, Outcome};
 use slack_gitops::model::live::Live;
-use slack_gitops::pipeline::{self, ConnectOptions};
+use slack_gitops::pipeline;
 use slack_gitops::plan::action::{Action, Addition, Drift, Person, Removal, SlackId};
 use slack_gitops::plan::desired::RuleRef;
 use slack_gitops::store::{NewRun, Store};
-
-fn connect(org: &Org) -> pipeline::Connection {
-    let options = ConnectOptions {
-        slack_url: Some(org.emulator.base.clone()),
-        time_scale: crate::common::org::TIME_SCALE.parse().unwrap(),
-        ..Default::default()
-    };
-    let environment = |name: &str| match name {
-        "SLACK_ADMIN_TOKEN" => Some(org.admin.clone()),
-        "SLACK_BOT_TOKEN" => Some(org.bot.clone()),
-        "OKTA_TOKEN" => Some("okta-token".to_string()),
-        _ => None,
-    };
-    pipeline::connect(&org.repo, &options, &environment).unwrap()
-}
 
 /// Live Slack as a plan saw it.
 async fn live(connection: &pipeline::Connection) -> Live {
@@ -102,20 +87,11 @@ async fn calls_to(org: &Org, method: &str) -> usize {
         .count()
 }
 
-async fn clear_log(org: &Org) {
-    org.emulator
-        .http
-        .delete(format!("{}/_emulator/log", org.emulator.base))
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_channel_renamed_and_recreated_after_the_plan_is_not_acted_on_by_its_old_id() {
     for recheck in [true, false] {
         let org = Org::new(|_| {}).await;
-        let connection = connect(&org);
+        let connection = org.connect();
         let seen = live(&connection).await;
         let world = org.world().await;
         let oncall = world.channels.iter().find(|c| c.id == "C00000005").unwrap();
@@ -149,7 +125,7 @@ async fn a_channel_renamed_and_recreated_after_the_plan_is_not_acted_on_by_its_o
                 ],
             )
             .await;
-        clear_log(&org).await;
+        org.emulator.clear_log().await;
 
         let execution = run(&org, &connection, &seen, &[kick], recheck).await;
         let after = org.world().await;
@@ -181,7 +157,7 @@ async fn a_channel_renamed_and_recreated_after_the_plan_is_not_acted_on_by_its_o
 async fn a_usergroup_write_keeps_a_member_added_after_the_plan() {
     for recheck in [true, false] {
         let org = Org::new(|_| {}).await;
-        let connection = connect(&org);
+        let connection = org.connect();
         let seen = live(&connection).await;
         let world = org.world().await;
         let sre = world
@@ -245,7 +221,7 @@ async fn a_usergroup_write_keeps_a_member_added_after_the_plan() {
 #[tokio::test(flavor = "multi_thread")]
 async fn what_already_happened_is_not_done_again() {
     let org = Org::new(|_| {}).await;
-    let connection = connect(&org);
+    let connection = org.connect();
     let seen = live(&connection).await;
     let world = org.world().await;
     let oncall = world.channels.iter().find(|c| c.id == "C00000005").unwrap();
@@ -258,7 +234,7 @@ async fn what_already_happened_is_not_done_again() {
             &[("channel", "C00000005"), ("user", gone.as_str())],
         )
         .await;
-    clear_log(&org).await;
+    org.emulator.clear_log().await;
     let kick = Action::KickFromChannel {
         workspace: "T0000MAIN".into(),
         channel: "eng-oncall".into(),

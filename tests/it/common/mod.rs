@@ -209,6 +209,17 @@ impl Running {
         (status, body)
     }
 
+    /// Empties the call log, so that what follows is all it shows.
+    pub async fn clear_log(&self) {
+        let response = self
+            .http
+            .delete(format!("{}/_emulator/log", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 204);
+    }
+
     /// The call log through the control surface.
     pub async fn log(&self) -> Vec<slack_emulator::CallRecord> {
         let body: Value = self

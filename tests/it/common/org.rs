@@ -179,6 +179,22 @@ impl Org {
         )
     }
 
+    /// A library connection to this org's repository, emulator and tokens.
+    pub fn connect(&self) -> slack_gitops::pipeline::Connection {
+        let options = slack_gitops::pipeline::ConnectOptions {
+            slack_url: Some(self.emulator.base.clone()),
+            time_scale: TIME_SCALE.parse().unwrap(),
+            ..Default::default()
+        };
+        let environment = |name: &str| match name {
+            "SLACK_ADMIN_TOKEN" => Some(self.admin.clone()),
+            "SLACK_BOT_TOKEN" => Some(self.bot.clone()),
+            "OKTA_TOKEN" => Some("okta-token".to_string()),
+            _ => None,
+        };
+        slack_gitops::pipeline::connect(&self.repo, &options, &environment).unwrap()
+    }
+
     pub fn repo_arg(&self) -> &str {
         self.repo.to_str().unwrap()
     }
