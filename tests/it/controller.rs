@@ -153,6 +153,7 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
     );
     assert!(metrics.contains("# TYPE slack_gitops_deactivation_latency_seconds histogram"));
     promtool_accepts(&metrics);
+    exports_what_is_queried(&metrics);
     let world = org.world().await;
     let mobile = world
         .usergroups
@@ -271,6 +272,24 @@ async fn the_controller_applies_merged_commits_reports_drift_and_stops_cleanly()
         .expect("the controller stops within 10 s")
         .unwrap();
     assert_eq!(exit.code(), Some(0));
+}
+
+/// Every metric the shipped alerts and Grafana dashboard query is one `/metrics` declares
+/// (a counter's samples end in `_total`, a histogram's in `_bucket`, `_count`, `_sum`).
+fn exports_what_is_queried(metrics: &str) {
+    let families: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for name in crate::deploy::queried_metrics() {
+        let exported = families.iter().any(|family| {
+            ["", "_total", "_bucket", "_count", "_sum"]
+                .iter()
+                .any(|suffix| name == format!("{family}{suffix}"))
+        });
+        assert!(exported, "{name} is queried but not exported:\n{metrics}");
+    }
 }
 
 /// `promtool check metrics` (the distribution's `prometheus` package) accepts the text.

@@ -257,3 +257,113 @@ fn the_documented_alerts_fire_on_the_exported_series() {
     }
     assert!(readme.contains(r#"ignoring(le) increase(slack_gitops_deactivation_latency_seconds_bucket{le="16384.0"}[1d])"#));
 }
+
+/// The PrometheusRule manifest carries the tested alerts: its `spec` is alerts.yaml.
+#[test]
+fn the_prometheus_rule_manifest_is_the_tested_rule_file() {
+    let manifest = yaml(&root().join("deploy/kubernetes/common/prometheusrule.yaml"));
+    let rules = yaml(&root().join("deploy/prometheus/alerts.yaml"));
+    assert_eq!(manifest["kind"], "PrometheusRule");
+    assert_eq!(manifest["spec"], rules);
+}
+
+fn dashboard() -> Value {
+    let text = std::fs::read_to_string(root().join("deploy/grafana/slack-gitops.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every PromQL query of the Grafana dashboard, Grafana's `$__rate_interval` as `5m`.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let dashboard = dashboard();
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            queries.push((
+                panel["title"].as_str().unwrap().to_string(),
+                expr.replace("$__rate_interval", "5m"),
+            ));
+        }
+    }
+    queries
+}
+
+/// The metric names the alerts and the dashboard query: each must be one the controller
+/// exports (tests/it/controller.rs checks them against a real `/metrics`).
+pub fn queried_metrics() -> BTreeSet<String> {
+    let mut text = std::fs::read_to_string(root().join("deploy/prometheus/alerts.yaml")).unwrap();
+    for (_, expr) in dashboard_queries() {
+        text.push('\n');
+        text.push_str(&expr);
+    }
+    let mut names = BTreeSet::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("slack_gitops_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+/// The Grafana dashboard (deploy/grafana): every query is PromQL that promtool parses
+/// (each checked as a recording rule), every panel names the dashboard's data source
+/// variable, and no two panels share an id or a place on the grid.
+#[test]
+fn the_grafana_dashboard_parses_and_its_panels_do_not_overlap() {
+    let dashboard = dashboard();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut ids = BTreeSet::new();
+    let mut cells = BTreeSet::new();
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap();
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "{title}: id reused"
+        );
+        let grid = &panel["gridPos"];
+        let (x, y, w, h) = ["x", "y", "w", "h"]
+            .map(|k| grid[k].as_u64().unwrap())
+            .into();
+        assert!(x + w <= 24, "{title}: wider than the grid");
+        for cx in x..x + w {
+            for cy in y..y + h {
+                assert!(cells.insert((cx, cy)), "{title}: overlaps another panel");
+            }
+        }
+        if panel["type"] != "row" {
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+            assert!(!panel["targets"].as_array().unwrap().is_empty(), "{title}");
+        }
+    }
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(
+        variables
+            .iter()
+            .any(|v| v["name"] == "datasource" && v["type"] == "datasource")
+    );
+
+    let mut file = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (title, expr)) in dashboard_queries().iter().enumerate() {
+        let expr = serde_json::to_string(expr).unwrap();
+        file.push_str(&format!(
+            "      # {title}\n      - record: dashboard:query{i}\n        expr: {expr}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dashboard.yaml"), &file).unwrap();
+    let output = std::process::Command::new("promtool")
+        .args(["check", "rules", "dashboard.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .expect("promtool is needed: apt-get install prometheus (.ci/run installs it)");
+    assert!(
+        output.status.success(),
+        "promtool: {}{}\n{file}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
