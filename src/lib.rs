@@ -21,3 +21,4 @@ pub mod mirror;
 pub mod pipeline;
 pub mod slack;
 pub mod store;
+pub mod tls;

@@ -438,6 +438,9 @@ tokens = [
     {"token": "xoxp-acme-readonly", "kind": "user", "user": ids["slack-gitops@acme.example"],
      "app": "A0000AUDIT", "org_level": True,
      "scopes": ["users:read", "usergroups:read", "channels:read"]},
+    # The app-level token for Socket Mode (SLACK_APP_TOKEN).
+    {"token": "xapp-acme-socket", "kind": "app", "user": ids["slack-gitops-bot@acme.example"],
+     "app": "A0000GITOPS", "org_level": True, "scopes": ["connections:write"]},
 ]
 seed = {
     "enterprise": {"id": "E0000ACME", "name": "Acme Corp"},

@@ -123,6 +123,7 @@ fn options(args: ControllerArgs) -> anyhow::Result<crate::controller::Options> {
         git_secret: secret("SLACK_GITOPS_GIT_WEBHOOK_SECRET"),
         identity_secret: secret("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET"),
         slack_signing_secret: secret("SLACK_SIGNING_SECRET"),
+        slack_app_token: secret("SLACK_APP_TOKEN"),
         plan_token: secret("SLACK_GITOPS_CONTROLLER_TOKEN"),
         mirror_refresh_per_minute: args.mirror_refresh_per_minute,
         environment: std::sync::Arc::new(environment),

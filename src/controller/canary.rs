@@ -48,9 +48,7 @@ pub async fn canary_loop(shared: Arc<Shared>) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let Some(context) =
-            super::mirror::leading_with(&shared, shared.slack_signing_secret.is_some())
-        else {
+        let Some(context) = super::mirror::leading_with(&shared, shared.events_configured()) else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };

@@ -411,12 +411,7 @@ async fn slack_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body:
             return axum::Json(serde_json::json!({ "challenge": challenge })).into_response();
         }
         Ok(Delivery::RateLimited { minute }) => {
-            counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-            super::mirror::gap(&shared, now).await;
-            tracing::warn!(
-                minute,
-                "Slack dropped events over its hourly limit (app_rate_limited); the mirror re-reads"
-            );
+            super::mirror::rate_limited(&shared, minute, now).await;
             return StatusCode::OK.into_response();
         }
         Ok(Delivery::Event(event)) => event,
@@ -428,51 +423,23 @@ async fn slack_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body:
     keep_slack_event(&shared, event, &body, now).await
 }
 
-/// Keeps a verified event in the store for the leader, once per event id.
+/// Keeps a verified event for the leader ([`super::mirror::keep`]) and answers Slack:
+/// 200 unless it could not be kept (then Slack sends it again).
 async fn keep_slack_event(
     shared: &Arc<Shared>,
     event: crate::mirror::Inbound,
     body: &[u8],
     now: i64,
 ) -> Response {
-    use crate::store::Offered;
-    use std::sync::atomic::Ordering;
-    let counters = &shared.events;
-    let (store, scope) = (shared.store.clone(), shared.election.lease.clone());
-    let text = String::from_utf8_lossy(body).into_owned();
-    let offered =
-        tokio::task::spawn_blocking(move || store.offer_slack_event(&scope, &event, &text, now))
-            .await;
-    match offered {
-        Ok(Ok(Offered::New)) => {
-            counters.received.fetch_add(1, Ordering::Relaxed);
-            *counters
-                .last_event_at
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(now);
-            shared.mirror_wake.notify_one();
-            StatusCode::OK.into_response()
-        }
-        Ok(Ok(Offered::Duplicate)) => {
-            counters.deduplicated.fetch_add(1, Ordering::Relaxed);
-            StatusCode::OK.into_response()
-        }
-        Ok(Ok(Offered::Full)) => {
-            // Acknowledged anyway: refusing would only make Slack disable the
-            // subscription. The lost event is a gap the mirror answers by re-reading.
-            counters.overflowed.fetch_add(1, Ordering::Relaxed);
-            super::mirror::gap(shared, now).await;
-            StatusCode::OK.into_response()
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "a Slack event was not kept; Slack retries it");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the event was not kept; retry\n",
-            )
-                .into_response()
-        }
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
+    match super::mirror::keep(shared, event, body, now).await {
+        super::mirror::Kept::New
+        | super::mirror::Kept::Duplicate
+        | super::mirror::Kept::Overflowed => StatusCode::OK.into_response(),
+        super::mirror::Kept::Failed => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the event was not kept; retry\n",
+        )
+            .into_response(),
     }
 }
 

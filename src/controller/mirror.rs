@@ -94,6 +94,8 @@ pub struct MirrorStatus {
     pub stream: StreamStatus,
     /// The last time the stream is known to have lost events (UTC).
     pub last_gap: Option<String>,
+    /// The Socket Mode connection, when events come that way (`SLACK_APP_TOKEN`).
+    pub socket: Option<super::socket::SocketStatus>,
 }
 
 /// The event stream as `/status` shows it.
@@ -140,6 +142,9 @@ pub fn mirror_status(shared: &Shared, now: i64) -> Result<MirrorStatus, StoreErr
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
     };
+    if shared.slack_app_token.is_some() {
+        status.socket = Some(shared.socket.status());
+    }
     Ok(status)
 }
 
@@ -174,6 +179,7 @@ impl EventCounters {
             last_event: time(&self.last_event_at),
             last_gap: time(&self.last_gap_at),
             stream: StreamStatus::default(),
+            socket: None,
         }
     }
 
@@ -196,6 +202,75 @@ pub async fn gap(shared: &Shared, now: i64) {
     }
 }
 
+/// Slack dropped events in `minute` (`app_rate_limited`): a gap in the stream.
+pub async fn rate_limited(shared: &Shared, minute: i64, now: i64) {
+    shared.events.rate_limited.fetch_add(1, Ordering::Relaxed);
+    gap(shared, now).await;
+    tracing::warn!(
+        minute,
+        "Slack dropped events over its hourly limit (app_rate_limited); the mirror re-reads"
+    );
+}
+
+/// What became of an event offered to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Kept for the leader's drain.
+    New,
+    /// Kept before (Slack sent it again, or another replica took it).
+    Duplicate,
+    /// Too many wait to be drained: dropped, and the stream counts a gap. The sender is
+    /// told it arrived anyway: refusing would only make Slack disable the subscription.
+    Overflowed,
+    /// The store refused it: the sender should send it again.
+    Failed,
+}
+
+/// Keeps a verified event in the store for the leader, once per event id (both
+/// receivers, `/hooks/slack` and Socket Mode, come here).
+pub async fn keep(
+    shared: &Arc<Shared>,
+    event: crate::mirror::Inbound,
+    body: &[u8],
+    now: i64,
+) -> Kept {
+    use crate::store::Offered;
+    let counters = &shared.events;
+    let (store, scope) = (shared.store.clone(), shared.election.lease.clone());
+    let text = String::from_utf8_lossy(body).into_owned();
+    let offered =
+        tokio::task::spawn_blocking(move || store.offer_slack_event(&scope, &event, &text, now))
+            .await;
+    match offered {
+        Ok(Ok(Offered::New)) => {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            *counters
+                .last_event_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(now);
+            shared.mirror_wake.notify_one();
+            Kept::New
+        }
+        Ok(Ok(Offered::Duplicate)) => {
+            counters.deduplicated.fetch_add(1, Ordering::Relaxed);
+            Kept::Duplicate
+        }
+        Ok(Ok(Offered::Full)) => {
+            counters.overflowed.fetch_add(1, Ordering::Relaxed);
+            gap(shared, now).await;
+            Kept::Overflowed
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "a Slack event was not kept; Slack sends it again");
+            Kept::Failed
+        }
+        Err(error) => {
+            tracing::warn!(%error, "a Slack event was not kept; Slack sends it again");
+            Kept::Failed
+        }
+    }
+}
+
 /// The event stream's health at `now`: untrusted unless Slack events are configured and
 /// the canary comes back (see `mirror::stream`).
 pub fn health(shared: &Shared, now: i64) -> Health {
@@ -207,8 +282,10 @@ pub fn health(shared: &Shared, now: i64) -> Health {
 
 /// [`health`] from the stream's state as read.
 fn health_of(shared: &Shared, stream: &crate::mirror::stream::Stream, now: i64) -> Health {
-    if shared.slack_signing_secret.is_none() {
-        return Health::Untrusted("Slack events are not configured (SLACK_SIGNING_SECRET)".into());
+    if !shared.events_configured() {
+        return Health::Untrusted(
+            "Slack events are not configured (SLACK_SIGNING_SECRET or SLACK_APP_TOKEN)".into(),
+        );
     }
     crate::mirror::stream::health(stream, now, super::canary::bound(shared.time_scale))
 }

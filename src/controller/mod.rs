@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod notify;
 pub mod plans;
+pub mod socket;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub struct Options {
     pub identity_secret: Option<String>,
     /// The Slack app's signing secret, for `POST /hooks/slack` (Slack's Events API).
     pub slack_signing_secret: Option<String>,
+    /// The Slack app's app-level token (`xapp-`, `connections:write`): events over
+    /// Socket Mode.
+    pub slack_app_token: Option<String>,
     /// The token `POST /plan` requires (`SLACK_GITOPS_CONTROLLER_TOKEN`); without it,
     /// pull requests' plans are not served.
     pub plan_token: Option<String>,
@@ -245,6 +249,9 @@ pub struct Shared {
     pub git_secret: Option<String>,
     pub identity_secret: Option<String>,
     pub slack_signing_secret: Option<String>,
+    pub slack_app_token: Option<crate::slack::client::Token>,
+    /// The Socket Mode connection, when there is an app token.
+    pub socket: socket::SocketCounters,
     pub plan_token: Option<String>,
     /// What a pull request's plan needs from the commit in force (set when one loads).
     pub plan_with: std::sync::Mutex<Option<plans::PlanWith>>,
@@ -274,6 +281,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Whether Slack's events reach this controller at all: over HTTP
+    /// (`SLACK_SIGNING_SECRET`) or Socket Mode (`SLACK_APP_TOKEN`).
+    pub fn events_configured(&self) -> bool {
+        self.slack_signing_secret.is_some() || self.slack_app_token.is_some()
+    }
+
     fn status(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -388,6 +401,11 @@ pub async fn run(
         git_secret: options.git_secret.clone(),
         identity_secret: options.identity_secret.clone(),
         slack_signing_secret: options.slack_signing_secret.clone(),
+        slack_app_token: options
+            .slack_app_token
+            .clone()
+            .map(crate::slack::client::Token::new),
+        socket: Default::default(),
         plan_token: options.plan_token.clone(),
         plan_with: Default::default(),
         plan_lock: tokio::sync::Mutex::new(()),
@@ -407,6 +425,7 @@ pub async fn run(
     let election = tokio::spawn(leader::elect(shared.clone(), options.election.clone()));
     let drain = tokio::spawn(mirror::drain_loop(shared.clone()));
     let canary = tokio::spawn(canary::canary_loop(shared.clone()));
+    let socket = tokio::spawn(socket::socket_loop(shared.clone()));
     let refresher = tokio::spawn(mirror::refresh_loop(
         shared.clone(),
         options.mirror_refresh_per_minute,
@@ -459,6 +478,7 @@ pub async fn run(
     let _ = drain.await;
     refresher.abort();
     canary.abort();
+    socket.abort();
     let _ = stop_server.send(());
     let _ = server.await;
     result

@@ -459,6 +459,38 @@ impl SlackClient {
         Ok((web_body("auth.test", status, &text)?, scopes))
     }
 
+    /// `apps.connections.open` with an app-level token (`xapp-`): the URL of a new
+    /// Socket Mode WebSocket, good for one connection.
+    pub async fn open_socket(&self, app_token: &Token) -> Result<String, SlackError> {
+        const CALL: &str = "apps.connections.open";
+        let url = format!("{}{CALL}", self.inner.api_base);
+        let transport = |error: reqwest::Error| SlackError::Transport {
+            call: CALL.into(),
+            message: describe_transport(&error),
+            attempts: 1,
+        };
+        let response = self
+            .inner
+            .http
+            .post(&url)
+            .bearer_auth(app_token.secret())
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(transport)?;
+        let body = web_body(CALL, status, &text)?;
+        match body["url"].as_str() {
+            Some(url) if url.starts_with("wss://") || url.starts_with("ws://") => {
+                Ok(url.to_string())
+            }
+            _ => Err(SlackError::Protocol {
+                call: CALL.into(),
+                message: "the answer has no WebSocket URL".into(),
+            }),
+        }
+    }
+
     /// Waits `emulated` seconds on the client's scaled clock (for an asynchronous Slack
     /// job to finish before it is read back).
     pub async fn wait(&self, emulated: f64) {

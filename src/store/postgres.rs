@@ -163,31 +163,8 @@ fn take_param(url: &str, name: &str) -> (String, Option<String>) {
 /// rustls with the CA file `root` names, else the system's roots (and `SSL_CERT_FILE`,
 /// `SSL_CERT_DIR`).
 fn tls(root: Option<&str>) -> Result<MakeRustlsConnect, EngineError> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    match root {
-        Some(file) => {
-            let unreadable = |e: &dyn std::fmt::Display| {
-                EngineError::Database(format!("cannot read sslrootcert {file}: {e}"))
-            };
-            for certificate in CertificateDer::pem_file_iter(file).map_err(|e| unreadable(&e))? {
-                roots
-                    .add(certificate.map_err(|e| unreadable(&e))?)
-                    .map_err(|e| unreadable(&e))?;
-            }
-        }
-        None => {
-            for certificate in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(certificate);
-            }
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| EngineError::Database(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::tls::client_config(root)
+        .map_err(|e| EngineError::Database(format!("sslrootcert: {e}")))?;
     Ok(MakeRustlsConnect::new(config))
 }
 

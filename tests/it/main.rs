@@ -37,5 +37,6 @@ mod readme;
 mod recheck;
 mod schema_files;
 mod slack_events;
+mod socket_mode;
 mod store;
 mod validate_cases;

@@ -125,6 +125,7 @@ pub struct Emulator {
     locks: Mutex<HashMap<String, f64>>,
     clock: Clock,
     events: events::delivery::Events,
+    sockets: events::socket::Sockets,
     started_at: f64,
     seq: AtomicU64,
     dirty: AtomicBool,
@@ -179,6 +180,7 @@ impl Emulator {
             locks: Mutex::new(HashMap::new()),
             clock,
             events: events::delivery::Events::default(),
+            sockets: events::socket::Sockets::default(),
             seq: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             state_path: options.state_path,
@@ -278,11 +280,13 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         .route(
             "/_emulator/events/faults",
             post(add_event_fault).delete(clear_event_faults),
-        );
+        )
+        .route("/_emulator/events/socket", post(socket_control));
     let slack = Router::new()
         .route("/api/{method}", any(web_api))
         .route("/scim/v2/{*rest}", any(scim_api))
         .route("/audit/v1/logs", get(audit_api))
+        .route("/link/", get(events::socket::link))
         .layer(middleware::from_fn_with_state(emulator.clone(), observe));
     control.merge(slack).with_state(emulator)
 }
@@ -581,18 +585,40 @@ async fn web_api(
         emulator.dirty.store(true, Ordering::SeqCst);
     }
     let mut response = match reply {
-        Ok(fields) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            web::success_body(&fields),
-        )
-            .into_response(),
+        Ok(mut fields) => {
+            if spec.app_only {
+                socket_url(&mut fields, &headers);
+            }
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                web::success_body(&fields),
+            )
+                .into_response()
+        }
         Err(error) => slack_json(error.body()),
     };
     if let Ok(value) = header::HeaderValue::from_str(&scopes) {
         response.headers_mut().insert("x-oauth-scopes", value);
     }
     response
+}
+
+/// `apps.connections.open` answers a path; Slack answers a full `wss://` URL, so the
+/// path gets the `ws://` form of the address the caller reached.
+fn socket_url(fields: &mut web::Fields, headers: &HeaderMap) {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    for (name, value) in fields.iter_mut() {
+        if *name == "url"
+            && let Ok(path) = serde_json::from_str::<String>(value.get())
+        {
+            *value = serde_json::value::to_raw_value(&format!("ws://{host}{path}"))
+                .expect("a string serialises");
+        }
+    }
 }
 
 /// A call's arguments from the query string and the body: a form, or JSON where the
@@ -976,7 +1002,30 @@ async fn get_events(
     axum::extract::Query(query): axum::extract::Query<EventsQuery>,
 ) -> Response {
     let subscription = lock(&emulator.world).events.clone();
-    axum::Json(emulator.events.report(subscription, query.since)).into_response()
+    let mut report = serde_json::to_value(emulator.events.report(subscription, query.since))
+        .expect("a report serialises");
+    report["socket"] = serde_json::to_value(emulator.sockets.report()).expect("serialises");
+    axum::Json(report).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SocketControl {
+    /// Sends every Socket Mode connection a `disconnect` with this reason (`warning`,
+    /// `refresh_requested`, `link_disabled`); all but `warning` then close.
+    disconnect: String,
+}
+
+/// `POST /_emulator/events/socket {"disconnect": "refresh_requested"}`: what Slack does
+/// every few hours to each connection, on demand. Answers how many it reached.
+async fn socket_control(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<SocketControl>(&body) {
+        Ok(control) => {
+            let reached = emulator.sockets.disconnect(&control.disconnect);
+            axum::Json(serde_json::json!({ "connections": reached })).into_response()
+        }
+        Err(error) => (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
+    }
 }
 
 /// Changes the subscription: any of its fields. A new request URL must pass Slack's

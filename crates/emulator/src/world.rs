@@ -63,6 +63,25 @@ pub struct World {
     /// Changes noted since the emulator last turned them into events.
     #[serde(skip)]
     pub changes: crate::changes::Changes,
+    /// Socket Mode tickets `apps.connections.open` handed out and no WebSocket has used
+    /// yet: the ticket, and the app it is for.
+    #[serde(skip)]
+    pub socket_tickets: std::collections::BTreeMap<String, SocketTicket>,
+    /// Socket Mode tickets handed out so far (each ticket's number).
+    #[serde(skip)]
+    pub socket_tickets_issued: u64,
+}
+
+/// A Socket Mode ticket: single use, valid for [`SocketTicket::LIFETIME`] emulated
+/// seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketTicket {
+    pub app: String,
+    pub expires: f64,
+}
+
+impl SocketTicket {
+    pub const LIFETIME: f64 = 300.0;
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -237,6 +256,9 @@ pub enum TokenKind {
     User,
     /// `xoxb-`: acts as an app's bot user.
     Bot,
+    /// `xapp-`: an app-level token; it only opens Socket Mode connections
+    /// (`apps.connections.open`, scope `connections:write`).
+    App,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

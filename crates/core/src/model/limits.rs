@@ -56,7 +56,8 @@ pub fn web_tier(method: &str) -> Tier {
         | "conversations.info"
         | "conversations.invite"
         | "conversations.kick"
-        | "conversations.join" => Tier::Tier3,
+        | "conversations.join"
+        | "apps.connections.open" => Tier::Tier3,
         _ => Tier::Tier2,
     }
 }

@@ -1,5 +1,6 @@
 //! Delivering events as Slack does: HTTP POSTs to the request URL, signed with the
-//! signing secret (`X-Slack-Signature` v0), acknowledged within 3 s or retried at once,
+//! signing secret (`X-Slack-Signature` v0), or envelopes on a Socket Mode connection
+//! ([`super::socket`]), acknowledged within 3 s or retried at once,
 //! after a minute and after five (emulated) minutes with `x-slack-retry-num` and
 //! `x-slack-retry-reason`, then dropped. More than 95% failed deliveries in an hour
 //! disable the subscription (when the app gets at least 1,000 events an hour) until it is
@@ -118,13 +119,37 @@ pub struct Attempt {
     pub outcome: String,
 }
 
+/// Where a delivery goes.
+#[derive(Debug, Clone)]
+enum Target {
+    /// POSTed, signed, to the request URL.
+    Http { url: String, secret: String },
+    /// Sent to one of the app's Socket Mode connections.
+    Socket { app: String },
+}
+
+impl Target {
+    /// Where `subscription` sends events: Socket Mode when it is on, else the request
+    /// URL; none without either.
+    fn of(subscription: &Subscription) -> Option<Target> {
+        if subscription.socket_mode {
+            return Some(Target::Socket {
+                app: subscription.app.clone(),
+            });
+        }
+        subscription.request_url.as_ref().map(|url| Target::Http {
+            url: url.clone(),
+            secret: subscription.signing_secret.clone(),
+        })
+    }
+}
+
 /// A delivery waiting for its time.
 #[derive(Debug, Clone)]
 struct Pending {
     event_id: String,
     body: Arc<Vec<u8>>,
-    url: String,
-    secret: String,
+    target: Target,
     timeout: Duration,
     retry: u32,
     reason: Option<String>,
@@ -357,7 +382,7 @@ impl State {
             self.stats.disabled_drops += 1;
             return "disabled";
         }
-        let Some(url) = &subscription.request_url else {
+        let Some(target) = Target::of(subscription) else {
             self.stats.unsent += 1;
             return "unsent";
         };
@@ -367,15 +392,14 @@ impl State {
         }
         if sent.len() as u64 >= subscription.hourly_limit {
             self.stats.rate_limited += 1;
-            self.notice(subscription, url, &envelope.team, now);
+            self.notice(subscription, target, &envelope.team, now);
             return "rate_limited";
         }
         sent.push_back(now);
         let pending = Pending {
             event_id: envelope.event_id.clone(),
             body: Arc::new(serde_json::to_vec(&envelope.body).expect("an event serialises")),
-            url: url.clone(),
-            secret: subscription.signing_secret.clone(),
+            target,
             timeout: Duration::from_millis(subscription.ack_timeout_ms),
             retry: 0,
             reason: None,
@@ -406,7 +430,7 @@ impl State {
     }
 
     /// `app_rate_limited`, at most once a minute per workspace.
-    fn notice(&mut self, subscription: &Subscription, url: &str, team: &str, now: f64) {
+    fn notice(&mut self, subscription: &Subscription, target: Target, team: &str, now: f64) {
         let minute = (now / 60.0).floor() as u64 * 60;
         if self.noticed.get(team) == Some(&minute) {
             return;
@@ -417,8 +441,7 @@ impl State {
         let pending = Pending {
             event_id: format!("app_rate_limited:{team}:{minute}"),
             body: Arc::new(serde_json::to_vec(&body).expect("a notice serialises")),
-            url: url.to_string(),
-            secret: subscription.signing_secret.clone(),
+            target,
             timeout: Duration::from_millis(subscription.ack_timeout_ms),
             retry: 0,
             reason: None,
@@ -545,20 +568,27 @@ async fn post(
     })
 }
 
-async fn attempt(client: &reqwest::Client, pending: &Pending) -> Result<(), Failure> {
+async fn attempt(emulator: &Emulator, pending: &Pending) -> Result<(), Failure> {
     let retry = pending
         .reason
         .as_deref()
         .map(|reason| (pending.retry, reason));
-    let response = post(
-        client,
-        &pending.url,
-        &pending.secret,
-        &pending.body,
-        pending.timeout,
-        retry,
-    )
-    .await?;
+    let (url, secret) = match &pending.target {
+        Target::Http { url, secret } => (url, secret),
+        Target::Socket { app } => {
+            let reason = pending.reason.as_deref();
+            return emulator
+                .sockets
+                .deliver(app, &pending.body, pending.retry, reason, pending.timeout)
+                .await
+                .map_err(|reason| Failure {
+                    reason,
+                    no_retry: false,
+                });
+        }
+    };
+    let client = &emulator.events.client;
+    let response = post(client, url, secret, &pending.body, pending.timeout, retry).await?;
     if response.status().is_success() {
         // The body is read so that the connection is reused; a receiver that is slow to
         // finish it is still inside the timeout.
@@ -599,7 +629,7 @@ pub async fn dispatch(emulator: Arc<Emulator>) {
             };
             let emulator = emulator.clone();
             tokio::spawn(async move {
-                let outcome = attempt(&emulator.events.client, &pending).await;
+                let outcome = attempt(&emulator, &pending).await;
                 let _slot = slot;
                 let now = emulator.clock.now();
                 let subscription = lock(&emulator.world).events.clone().unwrap_or_default();

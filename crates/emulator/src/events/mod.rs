@@ -8,6 +8,7 @@
 //! the Web API renders them, once the call is done; `subteam_updated` cuts `users` at 500.
 
 pub mod delivery;
+pub mod socket;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,6 +28,10 @@ pub struct Subscription {
     /// are recorded but not sent.
     #[serde(default)]
     pub request_url: Option<String>,
+    /// Socket Mode: events go over the app's WebSocket connections
+    /// (`apps.connections.open`) instead of to the request URL.
+    #[serde(default)]
+    pub socket_mode: bool,
     /// The app's signing secret (`X-Slack-Signature`).
     #[serde(default)]
     pub signing_secret: String,
@@ -70,6 +75,7 @@ impl Default for Subscription {
         Subscription {
             app: default_app(),
             request_url: None,
+            socket_mode: false,
             signing_secret: String::new(),
             verification_token: String::new(),
             enabled: true,

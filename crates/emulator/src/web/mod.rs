@@ -37,6 +37,8 @@ pub struct MethodSpec {
     pub json: bool,
     /// Only user tokens (`xoxp-`) may call it.
     pub user_only: bool,
+    /// Only app-level tokens (`xapp-`) may call it; they may call nothing else.
+    pub app_only: bool,
     /// Scopes of which the token needs at least one (empty: none needed).
     pub scopes: &'static [&'static str],
     pub run: Handler,
@@ -53,6 +55,24 @@ const fn spec(
         name,
         json,
         user_only,
+        app_only: false,
+        scopes,
+        run,
+    }
+}
+
+/// A method only app-level tokens call.
+const fn app_spec(
+    name: &'static str,
+    json: bool,
+    scopes: &'static [&'static str],
+    run: Handler,
+) -> MethodSpec {
+    MethodSpec {
+        name,
+        json,
+        user_only: false,
+        app_only: true,
         scopes,
         run,
     }
@@ -72,6 +92,12 @@ const CHANNEL_INVITE: &[&str] = &[
 /// `model::limits::web_tier`.
 pub const METHODS: &[MethodSpec] = &[
     spec("auth.test", true, false, &[], |w, c, _| auth_test(w, c)),
+    app_spec(
+        "apps.connections.open",
+        true,
+        &["connections:write"],
+        |w, c, _| apps_connections_open(w, c),
+    ),
     spec("users.list", false, false, &["users:read"], |w, c, a| {
         users_list(w, c, a)
     }),
@@ -442,6 +468,33 @@ fn missing_scope(needed: &[&str], token: &Token) -> ApiError {
         .with("provided", json!(token.scopes.join(",")))
 }
 
+/// `apps.connections.open`: a single-use ticket for a Socket Mode WebSocket. The URL is
+/// a path here (`/link/?ticket=...&app_id=...`); the server prefixes it with the
+/// `ws://` address the caller reached, as Slack answers a `wss://` URL.
+fn apps_connections_open(world: &mut World, caller: &Caller) -> Reply {
+    use crate::world::SocketTicket;
+    let now = caller.now as f64;
+    world
+        .socket_tickets
+        .retain(|_, ticket| ticket.expires > now);
+    world.socket_tickets_issued += 1;
+    let ticket = format!(
+        "{:08x}-{:016x}",
+        world.socket_tickets_issued,
+        crate::events::socket::ticket_noise(world.socket_tickets_issued)
+    );
+    let app = caller.token.app.clone();
+    let url = format!("/link/?ticket={ticket}&app_id={app}");
+    world.socket_tickets.insert(
+        ticket,
+        SocketTicket {
+            app,
+            expires: now + SocketTicket::LIFETIME,
+        },
+    );
+    ok(vec![("url", json!(url))])
+}
+
 /// Checks the token against the method: kind, scopes, and that its person is active.
 pub fn authorize(world: &World, token: &Token, spec: &MethodSpec) -> Result<(), ApiError> {
     if token.revoked {
@@ -451,6 +504,9 @@ pub fn authorize(world: &World, token: &Token, spec: &MethodSpec) -> Result<(), 
         return Err(ApiError::new("account_inactive"));
     }
     if spec.user_only && token.kind != TokenKind::User {
+        return Err(ApiError::new("not_allowed_token_type"));
+    }
+    if spec.app_only != (token.kind == TokenKind::App) {
         return Err(ApiError::new("not_allowed_token_type"));
     }
     Caller {

@@ -1,0 +1,231 @@
+//! Slack's Socket Mode through the real binaries: the emulator hands out a WebSocket
+//! URL for the app-level token and sends its events there; the controller (with
+//! `SLACK_APP_TOKEN`, no signing secret, no public URL) keeps them in its mirror and
+//! acknowledges each, opens a new connection when Slack refreshes one, and its plans
+//! read from the mirror as over HTTP.
+
+use crate::common::controller::Controller;
+use crate::common::org::Org;
+
+use serde_json::{Value, json};
+
+const APP_TOKEN: &str = "xapp-acme-socket";
+
+/// `apps.connections.open` takes only an app-level token with `connections:write`, and
+/// answers a WebSocket URL whose ticket is good for one connection.
+#[tokio::test]
+async fn only_an_app_token_opens_a_socket_and_a_ticket_works_once() {
+    let org = Org::new(|_| {}).await;
+    let slack = &org.emulator;
+    let error = slack
+        .error("xoxb-acme-bot", "apps.connections.open", &[])
+        .await;
+    assert_eq!(error, "not_allowed_token_type");
+    let error = slack.error(APP_TOKEN, "users.list", &[]).await;
+    assert_eq!(error, "not_allowed_token_type");
+    let body = slack.ok(APP_TOKEN, "apps.connections.open", &[]).await;
+    let url = body["url"].as_str().unwrap();
+    let expected = format!("{}/link/?ticket=", slack.base.replace("http://", "ws://"));
+    assert!(url.starts_with(&expected), "{url}");
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures_util::StreamExt;
+    let hello = socket.next().await.unwrap().unwrap();
+    let hello: Value = serde_json::from_str(hello.to_text().unwrap()).unwrap();
+    assert_eq!(hello["type"], "hello", "{hello}");
+    assert_eq!(hello["connection_info"]["app_id"], "A0000GITOPS");
+    // The ticket is spent.
+    let again = tokio_tungstenite::connect_async(url).await;
+    assert!(again.is_err(), "a used ticket opened a second connection");
+    let report = slack.control("events").await;
+    assert_eq!(report["socket"]["connections"], 1, "{report}");
+}
+
+/// Events over Socket Mode: the canary comes back, drift ticks plan from the mirror,
+/// Slack's refresh of the connection is followed by a new one, and a change made after
+/// it still reaches the mirror. Every event went over the socket and was acknowledged.
+#[tokio::test]
+async fn over_socket_mode_the_mirror_stays_healthy_through_a_refresh() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let (code, text) = org
+        .emulator
+        .control_post("events", &json!({"socket_mode": true}))
+        .await;
+    assert_eq!(code, 204, "{text}");
+    let controller = Controller::start_with(&org, &remote, &[("SLACK_APP_TOKEN", APP_TOKEN)]).await;
+    let status = controller
+        .wait("connected, and the canary back over the socket", |s| {
+            s["mirror"]["socket"]["connected"] == true && s["mirror"]["stream"]["healthy"] == true
+        })
+        .await;
+    assert!(
+        status["mirror"]["events_received"].as_u64() >= Some(1),
+        "{status:#}"
+    );
+    let from_mirror = |s: &Value| {
+        s["last_syncs"][0]["trigger"] == "drift"
+            && s["last_syncs"][0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Slack from the mirror"))
+    };
+    controller
+        .wait("a drift tick from the mirror", from_mirror)
+        .await;
+
+    // Slack refreshes the connection: a new one opens at once, and no gap is recorded.
+    let (code, text) = org
+        .emulator
+        .control_post("events/socket", &json!({"disconnect": "refresh_requested"}))
+        .await;
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["connections"],
+        1
+    );
+    let status = controller
+        .wait("a new connection after the refresh", |s| {
+            let socket = &s["mirror"]["socket"];
+            socket["refreshed"].as_u64() >= Some(1)
+                && socket["opened"].as_u64() >= Some(2)
+                && socket["connected"] == true
+        })
+        .await;
+    assert_eq!(status["mirror"]["socket"]["lost"], 0, "{status:#}");
+    let received = status["mirror"]["events_received"].as_u64().unwrap();
+
+    // A hand-made change after the refresh: its event comes over the new connection and
+    // the drift tick reports it from the mirror.
+    let extra = not_in_sre(&org).await;
+    org.add_by_hand("sre", &extra).await;
+    let status = controller
+        .wait("the drift reported from the mirror", |s| {
+            s["last_syncs"][0]["outcome"] == "drift-reported" && from_mirror(s)
+        })
+        .await;
+    assert_eq!(status["drift"]["manual_add"], 1, "{status:#}");
+    assert!(status["mirror"]["events_received"].as_u64().unwrap() > received);
+    assert!(status["mirror"]["stream"]["healthy"] == true, "{status:#}");
+
+    // Slack's side: nothing was POSTed; events before the first connection failed (no
+    // socket to send them to) and none after it was given up.
+    let report = org.emulator.control("events").await;
+    assert_eq!(report["stats"]["unsent"], 0, "{report:#}");
+    assert!(report["socket"]["acked"].as_u64() >= Some(2), "{report:#}");
+    assert!(report["socket"]["opened"].as_u64() >= Some(2), "{report:#}");
+    let attempts = report["attempts"].as_array().unwrap();
+    let connected_at = attempts
+        .iter()
+        .find(|a| a["outcome"] == "ok")
+        .map(|a| a["at"].as_f64().unwrap())
+        .unwrap();
+    let first_try = |id: &Value| {
+        attempts
+            .iter()
+            .find(|a| a["event_id"] == *id)
+            .map(|a| a["at"].as_f64().unwrap())
+            .unwrap()
+    };
+    let given_up: Vec<&Value> = attempts
+        .iter()
+        .filter(|a| a["retry"] == 3 && a["outcome"] != "ok")
+        .filter(|a| first_try(&a["event_id"]) >= connected_at)
+        .collect();
+    assert!(given_up.is_empty(), "{given_up:?}");
+}
+
+/// An envelope not acknowledged in time is sent again (`retry_attempt` 1, reason
+/// `timeout`), as over HTTP; once acknowledged it is done.
+#[tokio::test]
+async fn an_envelope_not_acknowledged_is_sent_again() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let org = Org::new(|_| {}).await;
+    let slack = &org.emulator;
+    let settings = json!({"socket_mode": true, "ack_timeout_ms": 300});
+    let (code, text) = slack.control_post("events", &settings).await;
+    assert_eq!(code, 204, "{text}");
+    let body = slack.ok(APP_TOKEN, "apps.connections.open", &[]).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(body["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await["type"], "hello");
+    org.add_by_hand("sre", &not_in_sre(&org).await).await;
+    let first = next(&mut socket).await;
+    assert_eq!(first["type"], "events_api", "{first}");
+    assert_eq!(first["retry_attempt"], 0, "{first}");
+    let event_id = first["payload"]["event_id"].as_str().unwrap().to_string();
+    let mut acks = Vec::new();
+    let retried = loop {
+        let envelope = next(&mut socket).await;
+        if envelope["payload"]["event_id"] == event_id.as_str() {
+            break envelope;
+        }
+        // Every other event is acknowledged at once.
+        acks.push(json!({"envelope_id": envelope["envelope_id"]}).to_string());
+        for ack in acks.drain(..) {
+            socket.send(Message::Text(ack.into())).await.unwrap();
+        }
+    };
+    assert_eq!(retried["retry_attempt"], 1, "{retried}");
+    assert_eq!(retried["retry_reason"], "timeout", "{retried}");
+    assert_ne!(retried["envelope_id"], first["envelope_id"]);
+    let ack = json!({"envelope_id": retried["envelope_id"]}).to_string();
+    socket.send(Message::Text(ack.into())).await.unwrap();
+    // The emulator records the ack as the attempt's outcome.
+    let outcomes = |report: &Value| -> Vec<String> {
+        report["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["event_id"] == event_id.as_str())
+            .map(|a| a["outcome"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for _ in 0..100 {
+        if outcomes(&slack.control("events").await).len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let report = slack.control("events").await;
+    assert_eq!(outcomes(&report), ["timeout", "ok"], "{report:#}");
+    assert!(report["socket"]["acked"].as_u64() >= Some(1), "{report:#}");
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next message on `socket`, as JSON, within 20 s.
+async fn next(socket: &mut Socket) -> Value {
+    use futures_util::StreamExt;
+    let message = tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
+        .await
+        .expect("a message within 20 s")
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(message.to_text().unwrap()).unwrap()
+}
+
+/// The email of an active person of acme's main workspace who is not in @sre.
+async fn not_in_sre(org: &Org) -> String {
+    let world = org.world().await;
+    let sre = world
+        .usergroups
+        .iter()
+        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
+        .unwrap();
+    world
+        .users
+        .iter()
+        .find(|u| {
+            u.active
+                && !u.bot
+                && u.guest.is_none()
+                && u.workspaces.contains(&sre.workspace)
+                && !sre.users.contains(&u.id)
+        })
+        .unwrap()
+        .email
+        .clone()
+}
