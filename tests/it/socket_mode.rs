@@ -6,6 +6,7 @@
 
 use crate::common::controller::Controller;
 use crate::common::org::Org;
+use crate::common::postgres;
 
 use serde_json::{Value, json};
 
@@ -41,19 +42,57 @@ async fn only_an_app_token_opens_a_socket_and_a_ticket_works_once() {
     assert_eq!(report["socket"]["connections"], 1, "{report}");
 }
 
-/// Events over Socket Mode: the canary comes back, drift ticks plan from the mirror,
-/// Slack's refresh of the connection is followed by a new one, and a change made after
-/// it still reaches the mirror. Every event went over the socket and was acknowledged.
+/// Events over Socket Mode, the state in SQLite: see [`through_a_refresh`].
 #[tokio::test]
 async fn over_socket_mode_the_mirror_stays_healthy_through_a_refresh() {
     let org = Org::new(|_| {}).await;
+    socket_mode(&org).await;
     let remote = org.bare_remote();
+    let controller = Controller::start_with(&org, &remote, &[("SLACK_APP_TOKEN", APP_TOKEN)]).await;
+    through_a_refresh(&org, &controller).await;
+}
+
+/// The same with the state (events, mirror, stream) in PostgreSQL.
+#[tokio::test]
+async fn over_socket_mode_on_postgres_the_mirror_stays_healthy_through_a_refresh() {
+    let cluster = postgres::Cluster::start();
+    let url = cluster.database("socket");
+    let org = Org::new(|_| {}).await;
+    socket_mode(&org).await;
+    let remote = org.bare_remote();
+    let controller = Controller::spawn(
+        &org,
+        remote.as_os_str(),
+        &[
+            ("SLACK_APP_TOKEN", APP_TOKEN),
+            ("SLACK_GITOPS_STATE_PASSWORD", postgres::PASSWORD),
+        ],
+        &[
+            "--state",
+            &url,
+            "--workdir",
+            org.temp.path().join("clone").to_str().unwrap(),
+        ],
+        std::process::Stdio::null(),
+    )
+    .await;
+    through_a_refresh(&org, &controller).await;
+}
+
+/// Turns the emulator's subscription to Socket Mode.
+async fn socket_mode(org: &Org) {
     let (code, text) = org
         .emulator
         .control_post("events", &json!({"socket_mode": true}))
         .await;
     assert_eq!(code, 204, "{text}");
-    let controller = Controller::start_with(&org, &remote, &[("SLACK_APP_TOKEN", APP_TOKEN)]).await;
+}
+
+/// Events over Socket Mode: the canary comes back, drift ticks plan from the mirror,
+/// Slack's refresh of the connection is followed by a new one, and a change made after
+/// it still reaches the mirror. Every event after the first connection went over a
+/// socket and none was given up.
+async fn through_a_refresh(org: &Org, controller: &Controller) {
     let status = controller
         .wait("connected, and the canary back over the socket", |s| {
             s["mirror"]["socket"]["connected"] == true && s["mirror"]["stream"]["healthy"] == true
@@ -96,7 +135,7 @@ async fn over_socket_mode_the_mirror_stays_healthy_through_a_refresh() {
 
     // A hand-made change after the refresh: its event comes over the new connection and
     // the drift tick reports it from the mirror.
-    let extra = not_in_sre(&org).await;
+    let extra = not_in_sre(org).await;
     org.add_by_hand("sre", &extra).await;
     let status = controller
         .wait("the drift reported from the mirror", |s| {
