@@ -346,12 +346,13 @@ async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date(
             s["last_syncs"][0]["outcome"] == "converged"
         })
         .await;
-    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+    // Every event is lost from the first: the fault is in place before the subscription.
     let fault = json!({"kind": "drop"});
     assert_eq!(
         org.emulator.control_post("events/faults", &fault).await.0,
         204
     );
+    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
 
     // Changes nobody hears of: someone joins #eng-oncall, someone is added to @sre.
     let world = org.world().await;
