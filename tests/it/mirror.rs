@@ -607,3 +607,112 @@ async fn the_bot_joins_the_managed_public_channels_and_names_those_it_cannot() {
     );
     assert_eq!(mirror(&status)["bot_joined"], 0);
 }
+
+/// `app_rate_limited` during a big apply: Slack drops the apply's own events above the
+/// subscription's hourly limit and says so; the controller records a gap, and the
+/// mirror ends correct: after the next sync, no clean copy verified since the gap
+/// differs from Slack, copies from before it are not trusted, and that sync (reading
+/// live what it cannot trust) finds nothing left to do.
+#[tokio::test]
+async fn app_rate_limited_during_a_big_apply_leaves_the_mirror_correct() {
+    let listen = format!("127.0.0.1:{}", crate::common::postgres::free_port());
+    let url = format!("http://{listen}/hooks/slack");
+    // The subscription is in the seed, so the first sync (45 actions, over a hundred
+    // channel invites) is heard, and its events pass the limit of 20 an hour at once.
+    let org = Org::new(|world| {
+        world.events = Some(slack_emulator::events::Subscription {
+            request_url: Some(url),
+            signing_secret: SIGNING_SECRET.into(),
+            hourly_limit: 20,
+            ..Default::default()
+        });
+    })
+    .await;
+    let remote = org.bare_remote();
+    let controller = Controller::spawn(
+        &org,
+        remote.as_os_str(),
+        &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)],
+        &["--listen", &listen],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let status = controller
+        .wait("the big apply, and Slack's notice taken as a gap", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+                && mirror(s)["rate_limited_minutes"].as_u64() >= Some(1)
+                && mirror(s)["last_gap"].is_string()
+        })
+        .await;
+    assert!(
+        status["last_syncs"][0]["actions"].as_u64() >= Some(40),
+        "{status:#}"
+    );
+    let report = org.emulator.control("events").await;
+    assert!(
+        report["stats"]["rate_limited"].as_u64() > Some(0),
+        "{report:#}"
+    );
+    assert!(report["stats"]["notices"].as_u64() >= Some(1), "{report:#}");
+
+    // The limit's hour passes (3.6 s at this time scale); the canary comes back.
+    controller
+        .wait("the stream healthy again", |s| {
+            mirror(s)["stream"]["healthy"] == true
+        })
+        .await;
+    let store = slack_gitops::store::Store::open(&org.state).unwrap();
+    let gap = store.slack_stream("controller").unwrap().gap_at.unwrap();
+    let next = nudge(&org, "after the gap");
+    let status = controller
+        .wait("the sync after the gap", |s| {
+            s["commit_in_force"] == next.as_str() && s["last_syncs"][0]["commit"] == next.as_str()
+        })
+        .await;
+    assert_eq!(status["last_syncs"][0]["actions"], 0, "{status:#}");
+    let detail = status["last_syncs"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("no changes"), "{detail}");
+    assert!(
+        status["drift"].as_object().unwrap().is_empty(),
+        "{status:#}"
+    );
+
+    // Every clean copy verified since the gap is Slack as it is.
+    let world = org.world().await;
+    let rows = store.mirror_rows("controller").unwrap();
+    let mut checked = 0;
+    for row in &rows {
+        let trusted = row.stale_since.is_none() && row.verified_at.is_some_and(|at| at >= gap);
+        let Some(document) = row.document.as_deref().filter(|_| trusted) else {
+            continue;
+        };
+        let copy: Value = serde_json::from_str(document).unwrap();
+        let members = |value: &Value| -> Vec<String> {
+            let mut ids: Vec<String> = value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            ids.sort();
+            ids
+        };
+        if let Some(channel) = world.channels.iter().find(|c| c.id == row.id) {
+            if copy["members"].is_array() {
+                let mut truth = channel.members.clone();
+                truth.sort();
+                assert_eq!(members(&copy["members"]), truth, "#{}", channel.name);
+                checked += 1;
+            }
+        } else if let Some(group) = world.usergroups.iter().find(|g| g.id == row.id) {
+            let mut truth = group.users.clone();
+            truth.sort();
+            assert_eq!(members(&copy["members"]), truth, "@{}", group.handle);
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} copies verified since the gap"
+    );
+}
