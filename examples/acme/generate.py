@@ -438,6 +438,9 @@ tokens = [
     {"token": "xoxp-acme-readonly", "kind": "user", "user": ids["slack-gitops@acme.example"],
      "app": "A0000AUDIT", "org_level": True,
      "scopes": ["users:read", "usergroups:read", "channels:read"]},
+    # An org owner's token for the Audit Logs (SLACK_AUDIT_TOKEN).
+    {"token": "xoxp-acme-audit", "kind": "user", "user": ids["slack-gitops@acme.example"],
+     "app": "A0000GITOPS", "org_level": True, "scopes": ["auditlogs:read"]},
     # The app-level token for Socket Mode (SLACK_APP_TOKEN).
     {"token": "xapp-acme-socket", "kind": "app", "user": ids["slack-gitops-bot@acme.example"],
      "app": "A0000GITOPS", "org_level": True, "scopes": ["connections:write"]},

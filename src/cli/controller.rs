@@ -124,6 +124,7 @@ fn options(args: ControllerArgs) -> anyhow::Result<crate::controller::Options> {
         identity_secret: secret("SLACK_GITOPS_IDENTITY_WEBHOOK_SECRET"),
         slack_signing_secret: secret("SLACK_SIGNING_SECRET"),
         slack_app_token: secret("SLACK_APP_TOKEN"),
+        slack_audit_token: secret("SLACK_AUDIT_TOKEN"),
         plan_token: secret("SLACK_GITOPS_CONTROLLER_TOKEN"),
         mirror_refresh_per_minute: args.mirror_refresh_per_minute,
         environment: std::sync::Arc::new(environment),

@@ -24,7 +24,7 @@ pub const CANARY_EVERY_SECS: f64 = 60.0;
 const CANARY_MIN_PAUSE: Duration = Duration::from_secs(1);
 
 /// The pause between canaries at `time_scale`.
-fn pause(time_scale: f64) -> Duration {
+pub fn pause(time_scale: f64) -> Duration {
     Duration::from_secs_f64(CANARY_EVERY_SECS / time_scale.max(1e-9)).max(CANARY_MIN_PAUSE)
 }
 

@@ -96,6 +96,8 @@ pub struct MirrorStatus {
     pub last_gap: Option<String>,
     /// The Socket Mode connection, when events come that way (`SLACK_APP_TOKEN`).
     pub socket: Option<super::socket::SocketStatus>,
+    /// Gaps filled from the Audit Logs (`SLACK_AUDIT_TOKEN`).
+    pub gap_fill: Option<super::audit::GapFillStatus>,
 }
 
 /// The event stream as `/status` shows it.
@@ -145,6 +147,9 @@ pub fn mirror_status(shared: &Shared, now: i64) -> Result<MirrorStatus, StoreErr
     if shared.slack_app_token.is_some() {
         status.socket = Some(shared.socket.status());
     }
+    if shared.slack_audit_token.is_some() {
+        status.gap_fill = Some(shared.gap_fill.status());
+    }
     Ok(status)
 }
 
@@ -180,6 +185,7 @@ impl EventCounters {
             last_gap: time(&self.last_gap_at),
             stream: StreamStatus::default(),
             socket: None,
+            gap_fill: None,
         }
     }
 
@@ -610,7 +616,7 @@ pub fn drain(
         // The canary's own change says the stream works; the usergroup is not managed,
         // so it is not marked stale either.
         if let Some(nonce) = crate::mirror::stream::canary_nonce(&body) {
-            if store.canary_seen(scope, nonce, now)? {
+            if store.canary_seen(scope, nonce, event.event_time, now)? {
                 counters.canaries.fetch_add(1, Ordering::Relaxed);
             }
             continue;

@@ -8,6 +8,7 @@
 //! stop flag the executor checks between actions: the actions in flight finish and are
 //! journalled, the lock is released, and the loop ends.
 
+pub mod audit;
 pub mod canary;
 pub mod git;
 pub mod http;
@@ -56,6 +57,9 @@ pub struct Options {
     /// The Slack app's app-level token (`xapp-`, `connections:write`): events over
     /// Socket Mode.
     pub slack_app_token: Option<String>,
+    /// An org owner's token with `auditlogs:read` (Grid): gaps in the event stream are
+    /// filled from the Audit Logs.
+    pub slack_audit_token: Option<String>,
     /// The token `POST /plan` requires (`SLACK_GITOPS_CONTROLLER_TOKEN`); without it,
     /// pull requests' plans are not served.
     pub plan_token: Option<String>,
@@ -252,6 +256,9 @@ pub struct Shared {
     pub slack_app_token: Option<crate::slack::client::Token>,
     /// The Socket Mode connection, when there is an app token.
     pub socket: socket::SocketCounters,
+    pub slack_audit_token: Option<crate::slack::client::Token>,
+    /// Gaps filled from the Audit Logs, when there is an audit token.
+    pub gap_fill: audit::GapFillCounters,
     pub plan_token: Option<String>,
     /// What a pull request's plan needs from the commit in force (set when one loads).
     pub plan_with: std::sync::Mutex<Option<plans::PlanWith>>,
@@ -406,6 +413,11 @@ pub async fn run(
             .clone()
             .map(crate::slack::client::Token::new),
         socket: Default::default(),
+        slack_audit_token: options
+            .slack_audit_token
+            .clone()
+            .map(crate::slack::client::Token::new),
+        gap_fill: Default::default(),
         plan_token: options.plan_token.clone(),
         plan_with: Default::default(),
         plan_lock: tokio::sync::Mutex::new(()),
@@ -426,6 +438,7 @@ pub async fn run(
     let drain = tokio::spawn(mirror::drain_loop(shared.clone()));
     let canary = tokio::spawn(canary::canary_loop(shared.clone()));
     let socket = tokio::spawn(socket::socket_loop(shared.clone()));
+    let gap_fill = tokio::spawn(audit::fill_loop(shared.clone()));
     let refresher = tokio::spawn(mirror::refresh_loop(
         shared.clone(),
         options.mirror_refresh_per_minute,
@@ -479,6 +492,7 @@ pub async fn run(
     refresher.abort();
     canary.abort();
     socket.abort();
+    gap_fill.abort();
     let _ = stop_server.send(());
     let _ = server.await;
     result

@@ -56,6 +56,12 @@ pub struct Stream {
     pub watermark: Option<i64>,
     /// Since when a canary is overdue, while one is.
     pub frozen_since: Option<i64>,
+    /// Slack's `event_time` (unix seconds) of the newest canary that came back.
+    pub watermark_slack: Option<i64>,
+    /// While a gap is unfilled: Slack's time (unix seconds) of the watermark when it
+    /// began. Events may have been lost from then on; `None` when no canary had come
+    /// back, and then the gap cannot be filled from the Audit Logs.
+    pub gap_since_slack: Option<i64>,
 }
 
 /// What a read may make of the mirror.

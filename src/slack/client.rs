@@ -284,6 +284,7 @@ struct Inner {
     http: reqwest::Client,
     api_base: String,
     scim_base: String,
+    audit_base: String,
     admin: Token,
     bot: Option<Token>,
     pacer: Pacer,
@@ -334,14 +335,19 @@ impl SlackClient {
         bot: Option<Token>,
         options: ClientOptions,
     ) -> Result<SlackClient, SlackError> {
-        let (api_base, scim_base) = match &options.base_url {
+        let (api_base, scim_base, audit_base) = match &options.base_url {
             Some(base) => {
                 let base = base.trim_end_matches('/');
-                (format!("{base}/api/"), format!("{base}/scim/v2/"))
+                (
+                    format!("{base}/api/"),
+                    format!("{base}/scim/v2/"),
+                    format!("{base}/audit/v1/"),
+                )
             }
             None => (
                 "https://slack.com/api/".to_string(),
                 "https://api.slack.com/scim/v2/".to_string(),
+                "https://api.slack.com/audit/v1/".to_string(),
             ),
         };
         let http = reqwest::Client::builder()
@@ -359,6 +365,7 @@ impl SlackClient {
                 http,
                 api_base,
                 scim_base,
+                audit_base,
                 admin,
                 bot,
                 pacer: Pacer {
@@ -488,6 +495,80 @@ impl SlackClient {
                 call: CALL.into(),
                 message: "the answer has no WebSocket URL".into(),
             }),
+        }
+    }
+
+    /// One page of Slack's Audit Logs (`GET /audit/v1/logs`, Enterprise Grid, an org
+    /// owner's token with `auditlogs:read`): entries dated `oldest` (unix seconds, Slack's
+    /// clock) or later, newest first, from `cursor`. Gives the entries and the next
+    /// cursor (empty at the end). A 429 is waited out (`Retry-After`, on the client's
+    /// scaled clock) up to `max_retries` times: the limit, 50 calls a minute, is the
+    /// whole org's.
+    pub async fn audit_logs(
+        &self,
+        token: &Token,
+        oldest: i64,
+        cursor: &str,
+    ) -> Result<(Vec<Value>, String), SlackError> {
+        const CALL: &str = "audit.logs";
+        let url = format!("{}logs", self.inner.audit_base);
+        let transport = |error: reqwest::Error| SlackError::Transport {
+            call: CALL.into(),
+            message: describe_transport(&error),
+            attempts: 1,
+        };
+        let mut query = vec![("oldest", oldest.to_string()), ("limit", "1000".into())];
+        if !cursor.is_empty() {
+            query.push(("cursor", cursor.to_string()));
+        }
+        let mut waited = 0;
+        loop {
+            self.inner.calls.fetch_add(1, Ordering::Relaxed);
+            let response = self
+                .inner
+                .http
+                .get(&url)
+                .query(&query)
+                .bearer_auth(token.secret())
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = response.status().as_u16();
+            if status == 429 && waited < self.inner.options.max_retries {
+                self.inner.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(1.0)
+                    .clamp(1.0, 300.0);
+                waited += 1;
+                self.wait(after).await;
+                continue;
+            }
+            let text = response.text().await.map_err(transport)?;
+            let body: Value = serde_json::from_str(&text).map_err(|_| SlackError::Protocol {
+                call: CALL.into(),
+                message: format!("HTTP {status}, not JSON"),
+            })?;
+            if let Some(error) = body["error"].as_str() {
+                return Err(SlackError::Api {
+                    call: CALL.into(),
+                    error: error.chars().take(100).collect(),
+                });
+            }
+            let Some(entries) = body["entries"].as_array() else {
+                return Err(SlackError::Protocol {
+                    call: CALL.into(),
+                    message: format!("HTTP {status} without entries"),
+                });
+            };
+            let next = body["response_metadata"]["next_cursor"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            return Ok((entries.clone(), next));
         }
     }
 

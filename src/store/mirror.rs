@@ -290,7 +290,10 @@ impl Store {
     pub fn slack_stream_gap(&self, scope: &str, at: i64) -> Result<(), StoreError> {
         self.unfenced_change(
             "INSERT INTO slack_stream (org, gap_at) VALUES (?1, ?2)
-             ON CONFLICT (org) DO UPDATE SET gap_at = excluded.gap_at
+             ON CONFLICT (org) DO UPDATE SET
+                gap_since_slack = CASE WHEN slack_stream.gap_at IS NULL
+                    THEN slack_stream.watermark_slack ELSE slack_stream.gap_since_slack END,
+                gap_at = excluded.gap_at
              WHERE slack_stream.gap_at IS NULL OR slack_stream.gap_at < excluded.gap_at",
             vec![scope.into(), at.into()],
         )
@@ -300,7 +303,8 @@ impl Store {
     /// The event stream's state.
     pub fn slack_stream(&self, scope: &str) -> Result<Stream, StoreError> {
         let rows = self.unfenced(
-            "SELECT gap_at, canary_nonce, canary_sent_at, watermark, frozen_since
+            "SELECT gap_at, canary_nonce, canary_sent_at, watermark, frozen_since,
+                    watermark_slack, gap_since_slack
              FROM slack_stream WHERE org = ?1",
             vec![scope.into()],
         )?;
@@ -312,6 +316,8 @@ impl Store {
                 canary_sent_at: row.opt_int(2),
                 watermark: row.opt_int(3),
                 frozen_since: row.opt_int(4),
+                watermark_slack: row.opt_int(5),
+                gap_since_slack: row.opt_int(6),
             })
             .unwrap_or_default())
     }
@@ -336,20 +342,68 @@ impl Store {
         .map(|_| ())
     }
 
-    /// The canary `nonce` came back at `now`: the watermark moves to when it was sent,
-    /// and a freeze ends in a gap at `now`. Gives whether it was the newest canary.
-    pub fn canary_seen(&self, scope: &str, nonce: i64, now: i64) -> Result<bool, StoreError> {
+    /// The canary `nonce` came back at `now`, its event dated `event_time` by Slack
+    /// (unix seconds): the watermark moves to when it was sent, and a freeze ends in a
+    /// gap at `now`. Gives whether it was the newest canary.
+    pub fn canary_seen(
+        &self,
+        scope: &str,
+        nonce: i64,
+        event_time: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // Every right-hand side reads the row as it was before this update.
         let changed = self.unfenced_change(
             "UPDATE slack_stream SET
                 watermark = canary_sent_at,
+                watermark_slack = ?4,
+                gap_since_slack = CASE
+                    WHEN frozen_since IS NOT NULL AND gap_at IS NULL THEN watermark_slack
+                    ELSE gap_since_slack END,
                 gap_at = CASE
                     WHEN frozen_since IS NOT NULL AND (gap_at IS NULL OR gap_at < ?3) THEN ?3
                     ELSE gap_at END,
                 frozen_since = NULL
              WHERE org = ?1 AND canary_nonce = ?2",
-            vec![scope.into(), nonce.into(), now.into()],
+            vec![scope.into(), nonce.into(), now.into(), event_time.into()],
         )?;
         Ok(changed > 0)
+    }
+
+    /// Fills the gap at `gap_at` from Slack's Audit Logs: each object they name as
+    /// changed since the gap began (`stale`: kind, id) is marked stale unless a read
+    /// after the gap already verified it, and the gap is forgotten, in one transaction.
+    /// A newer gap is left alone: nothing is written when one is recorded, and one
+    /// recorded while this writes keeps its place (the marks stay: one more read at
+    /// most). Gives whether the gap was filled.
+    pub fn fill_slack_gap(
+        &self,
+        scope: &str,
+        gap_at: i64,
+        stale: &[(ObjectKind, String)],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if self.slack_stream(scope)?.gap_at != Some(gap_at) {
+            return Ok(false);
+        }
+        let generation = self.generation();
+        let mut statements: Vec<Statement> = stale
+            .iter()
+            .map(|(kind, id)| {
+                let effect = Effect::Stale {
+                    kind: *kind,
+                    id: id.clone(),
+                };
+                stale_statement(scope, &effect, now, gap_at, generation.clone())
+            })
+            .collect();
+        statements.push(Statement::new(
+            "UPDATE slack_stream SET gap_at = NULL, gap_since_slack = NULL
+             WHERE org = ?1 AND gap_at = ?2",
+            vec![scope.into(), gap_at.into()],
+        ));
+        let done = self.write(statements)?;
+        Ok(done.last().is_some_and(|d| d.changed > 0))
     }
 
     /// Counts for `/status` and the metrics.

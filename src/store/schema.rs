@@ -146,6 +146,13 @@ CREATE TABLE slack_stream (
     frozen_since INTEGER
 );
 ",
+    // Filling a gap from Slack's Audit Logs needs Slack's clock: the `event_time` of the
+    // newest canary that came back, and, while a gap is unfilled, that time as it was
+    // when the gap began (events may have been lost since).
+    r"
+ALTER TABLE slack_stream ADD COLUMN watermark_slack INTEGER;
+ALTER TABLE slack_stream ADD COLUMN gap_since_slack INTEGER;
+",
 ];
 
 /// A migration in PostgreSQL's dialect: integers are 64-bit, and a table's own `id` is

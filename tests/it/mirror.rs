@@ -716,3 +716,108 @@ async fn app_rate_limited_during_a_big_apply_leaves_the_mirror_correct() {
         "only {checked} copies verified since the gap"
     );
 }
+
+/// A gap filled from the Audit Logs (Grid, `SLACK_AUDIT_TOKEN`): events are lost while
+/// someone joins #eng-oncall by hand, the canary stops and comes back (a gap), and the
+/// controller reads the logs from the watermark the gap began at: #eng-oncall is marked
+/// stale, the gap is forgotten, and every other copy is trusted again.
+#[tokio::test]
+async fn a_gap_is_filled_from_the_audit_logs_and_only_what_changed_is_stale() {
+    let org = Org::new(|_| {}).await;
+    org.replace_in(
+        "policies/guardrails.yaml",
+        &[(
+            "drift: { every: 15m, action: report }",
+            "drift: { every: 24h, action: report }",
+        )],
+    );
+    crate::common::org::commit(&org.repo, "no drift ticks");
+    let remote = org.bare_remote();
+    let controller = Controller::spawn(
+        &org,
+        remote.as_os_str(),
+        &[
+            ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
+            ("SLACK_AUDIT_TOKEN", "xoxp-acme-audit"),
+        ],
+        // The refresher all but stopped: only the gap filler marks what changed.
+        &["--mirror-refresh-per-minute", "0.001"],
+        std::process::Stdio::null(),
+    )
+    .await;
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+    // Three canaries back: the watermark is well past the first sync's writes (a
+    // canary a second is 1,000 emulated seconds here, more than the logs' margin).
+    controller
+        .wait("three canaries back", |s| {
+            mirror(s)["stream"]["healthy"] == true
+                && mirror(s)["stream"]["canaries_back"].as_u64() >= Some(3)
+        })
+        .await;
+
+    // Every event lost while someone joins #eng-oncall by hand: the canary stops too.
+    let fault = json!({"kind": "drop"});
+    assert_eq!(
+        org.emulator.control_post("events/faults", &fault).await.0,
+        204
+    );
+    let world = org.world().await;
+    let joiner = not_on_call(&world);
+    org.emulator
+        .ok(
+            &org.admin,
+            "admin.conversations.invite",
+            &[
+                ("channel_id", "C00000005"),
+                ("user_ids", joiner.id.as_str()),
+            ],
+        )
+        .await;
+    controller
+        .wait("the stream frozen", |s| {
+            mirror(s)["stream"]["healthy"] == false
+        })
+        .await;
+    let cleared = org
+        .emulator
+        .http
+        .delete(format!("{}/_emulator/events/faults", org.emulator.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(cleared.status().is_success());
+
+    // The canary comes back: a gap, filled from the Audit Logs.
+    let status = controller
+        .wait("the gap filled", |s| {
+            mirror(s)["gap_fill"]["filled"].as_u64() >= Some(1)
+                && mirror(s)["stream"]["healthy"] == true
+                && mirror(s)["stream"]["gap"].is_null()
+        })
+        .await;
+    let fill = &mirror(&status)["gap_fill"];
+    assert!(fill["error"].is_null(), "{fill}");
+    let marked = fill["marked"].as_u64().unwrap();
+    // #eng-oncall, and the canary's own usergroup: nothing else changed.
+    assert!((1..=3).contains(&marked), "{fill}");
+
+    let store = slack_gitops::store::Store::open(&org.state).unwrap();
+    let rows = store.mirror_rows("controller").unwrap();
+    let on_call = rows.iter().find(|r| r.id == "C00000005").unwrap();
+    assert!(on_call.stale_since.is_some(), "{on_call:?}");
+    let clean_channels = rows
+        .iter()
+        .filter(|r| r.id.starts_with('C') && r.id != "C00000005")
+        .filter(|r| r.stale_since.is_none() && r.verified_at.is_some())
+        .count();
+    assert!(
+        clean_channels >= 5,
+        "only {clean_channels} channels trusted"
+    );
+    assert!(store.slack_stream("controller").unwrap().gap_at.is_none());
+}

@@ -403,6 +403,69 @@ fn the_slack_mirror(open: Open) {
     assert_eq!(open().mirror_rows("controller").unwrap().len(), 2);
 }
 
+/// The event stream's state: a gap dated in Slack's clock from the watermark it began
+/// at, and filled from the Audit Logs: what the logs name is marked stale unless read
+/// after the gap, and a newer gap recorded meanwhile is left alone.
+fn a_gap_and_its_filling(open: Open) {
+    use slack_gitops::mirror::{ObjectKind, Row};
+    let store = open();
+    let scope = "controller";
+    store.canary_sent(scope, 1, 1_000).unwrap();
+    assert!(store.canary_seen(scope, 1, 500, 1_100).unwrap());
+    let stream = store.slack_stream(scope).unwrap();
+    assert_eq!(
+        (stream.watermark, stream.watermark_slack),
+        (Some(1_000), Some(500))
+    );
+    let channel = |id: &str| Row {
+        kind: ObjectKind::Channel,
+        id: id.into(),
+        document: format!(r#"{{"id":"{id}"}}"#),
+        date_update: None,
+    };
+    // C1 read before the gap, C2 after it.
+    store
+        .mirror_partial_read(scope, &[channel("C1")], &[], 1_500)
+        .unwrap();
+    store.slack_stream_gap(scope, 2_000).unwrap();
+    store
+        .mirror_partial_read(scope, &[channel("C2")], &[], 2_500)
+        .unwrap();
+    let stream = store.slack_stream(scope).unwrap();
+    assert_eq!(
+        (stream.gap_at, stream.gap_since_slack),
+        (Some(2_000), Some(500))
+    );
+    // A later gap keeps when the first began.
+    store.slack_stream_gap(scope, 2_200).unwrap();
+    let stream = store.slack_stream(scope).unwrap();
+    assert_eq!(
+        (stream.gap_at, stream.gap_since_slack),
+        (Some(2_200), Some(500))
+    );
+
+    // A fill for a gap that is no longer the newest writes nothing.
+    let named = [
+        (ObjectKind::Channel, "C1".to_string()),
+        (ObjectKind::Channel, "C2".to_string()),
+    ];
+    assert!(!store.fill_slack_gap(scope, 2_000, &named, 3_000).unwrap());
+    assert!(
+        store
+            .mirror_rows(scope)
+            .unwrap()
+            .iter()
+            .all(|r| r.stale_since.is_none())
+    );
+    // The newest gap is filled: C1 (read before it) is stale, C2 (read after) is not.
+    assert!(store.fill_slack_gap(scope, 2_200, &named, 3_000).unwrap());
+    let rows = store.mirror_rows(scope).unwrap();
+    let stale = |id: &str| rows.iter().find(|r| r.id == id).unwrap().stale_since;
+    assert_eq!((stale("C1"), stale("C2")), (Some(3_000), None));
+    let stream = store.slack_stream(scope).unwrap();
+    assert_eq!((stream.gap_at, stream.gap_since_slack), (None, None));
+}
+
 fn the_lease_moves_only_when_it_expires(open: Open) {
     let (a, b) = (open(), open());
     let lease = a
@@ -604,6 +667,7 @@ const CASES: &[(&str, Case)] = &[
     ),
     ("a stale leader is fenced off", a_stale_leader_is_fenced_off),
     ("reopening keeps everything", reopening_keeps_everything),
+    ("a gap and its filling", a_gap_and_its_filling),
 ];
 
 #[test]
