@@ -436,10 +436,27 @@ impl SlackClient {
         &self,
         credential: Credential,
     ) -> Result<(Value, Option<Vec<String>>), SlackError> {
-        let url = format!("{}auth.test", self.inner.api_base);
         let token = self.token(credential).clone();
+        let (body, scopes) = self.post_once("auth.test", &token).await?;
+        let scopes = scopes.map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
+        Ok((body, scopes))
+    }
+
+    /// One POST of a Web API method without arguments, with `token`, not paced or
+    /// retried: the answer's body and its `x-oauth-scopes` header.
+    async fn post_once(
+        &self,
+        call: &str,
+        token: &Token,
+    ) -> Result<(Value, Option<String>), SlackError> {
+        let url = format!("{}{call}", self.inner.api_base);
         let transport = |error: reqwest::Error| SlackError::Transport {
-            call: "auth.test".into(),
+            call: call.into(),
             message: describe_transport(&error),
             attempts: 1,
         };
@@ -455,38 +472,17 @@ impl SlackClient {
             .headers()
             .get("x-oauth-scopes")
             .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            });
+            .map(str::to_string);
         let status = response.status().as_u16();
         let text = response.text().await.map_err(transport)?;
-        Ok((web_body("auth.test", status, &text)?, scopes))
+        Ok((web_body(call, status, &text)?, scopes))
     }
 
     /// `apps.connections.open` with an app-level token (`xapp-`): the URL of a new
     /// Socket Mode WebSocket, good for one connection.
     pub async fn open_socket(&self, app_token: &Token) -> Result<String, SlackError> {
         const CALL: &str = "apps.connections.open";
-        let url = format!("{}{CALL}", self.inner.api_base);
-        let transport = |error: reqwest::Error| SlackError::Transport {
-            call: CALL.into(),
-            message: describe_transport(&error),
-            attempts: 1,
-        };
-        let response = self
-            .inner
-            .http
-            .post(&url)
-            .bearer_auth(app_token.secret())
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(transport)?;
-        let body = web_body(CALL, status, &text)?;
+        let (body, _) = self.post_once(CALL, app_token).await?;
         match body["url"].as_str() {
             Some(url) if url.starts_with("wss://") || url.starts_with("ws://") => {
                 Ok(url.to_string())

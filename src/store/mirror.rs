@@ -286,15 +286,19 @@ impl Store {
     }
 
     /// Records a gap in the event stream at `at` (unix ms): copies verified before it
-    /// count as unverified. A later gap moves it forward, never back.
+    /// count as unverified. A later gap moves it forward, never back. The window the
+    /// Audit Logs must cover begins at the watermark (Slack's clock), or where the
+    /// previous gap's began while copies read before that gap are still clean.
     pub fn slack_stream_gap(&self, scope: &str, at: i64) -> Result<(), StoreError> {
         self.unfenced_change(
-            "INSERT INTO slack_stream (org, gap_at) VALUES (?1, ?2)
+            &format!(
+                "INSERT INTO slack_stream (org, gap_at) VALUES (?1, ?2)
              ON CONFLICT (org) DO UPDATE SET
-                gap_since_slack = CASE WHEN slack_stream.gap_at IS NULL
+                gap_since_slack = CASE WHEN slack_stream.gap_at IS NULL OR NOT EXISTS ({UNSETTLED})
                     THEN slack_stream.watermark_slack ELSE slack_stream.gap_since_slack END,
                 gap_at = excluded.gap_at
-             WHERE slack_stream.gap_at IS NULL OR slack_stream.gap_at < excluded.gap_at",
+             WHERE slack_stream.gap_at IS NULL OR slack_stream.gap_at < excluded.gap_at"
+            ),
             vec![scope.into(), at.into()],
         )
         .map(|_| ())
@@ -354,17 +358,20 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // Every right-hand side reads the row as it was before this update.
         let changed = self.unfenced_change(
-            "UPDATE slack_stream SET
+            &format!(
+                "UPDATE slack_stream SET
                 watermark = canary_sent_at,
                 watermark_slack = ?4,
                 gap_since_slack = CASE
-                    WHEN frozen_since IS NOT NULL AND gap_at IS NULL THEN watermark_slack
+                    WHEN frozen_since IS NOT NULL AND (gap_at IS NULL OR NOT EXISTS ({UNSETTLED}))
+                    THEN watermark_slack
                     ELSE gap_since_slack END,
                 gap_at = CASE
                     WHEN frozen_since IS NOT NULL AND (gap_at IS NULL OR gap_at < ?3) THEN ?3
                     ELSE gap_at END,
                 frozen_since = NULL
-             WHERE org = ?1 AND canary_nonce = ?2",
+             WHERE org = ?1 AND canary_nonce = ?2"
+            ),
             vec![scope.into(), nonce.into(), now.into(), event_time.into()],
         )?;
         Ok(changed > 0)
@@ -428,6 +435,12 @@ impl Store {
             .unwrap_or_default())
     }
 }
+
+/// The clean copies a recorded gap still taints (read before it): while there are any,
+/// a new gap's window begins where the old one's did. (In a statement on
+/// `slack_stream`, with the org as `?1`.)
+const UNSETTLED: &str = "SELECT 1 FROM slack_mirror WHERE slack_mirror.org = ?1
+     AND slack_mirror.stale_since IS NULL AND slack_mirror.verified_at < slack_stream.gap_at";
 
 /// The columns [`mirror_row`] reads, in its order.
 const COLUMNS: &str = "kind, id, document, date_update, verified_at, stale_since";

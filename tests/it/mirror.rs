@@ -16,8 +16,23 @@ async fn subscribe(org: &Org, url: &str) {
     assert_eq!(status, 204, "{text}");
 }
 
+/// Acme with a drift tick a day: nothing but the refresher (and the gap filler) reads
+/// Slack after the first sync.
+async fn without_drift_ticks() -> Org {
+    let org = Org::new(|_| {}).await;
+    org.replace_in(
+        "policies/guardrails.yaml",
+        &[(
+            "drift: { every: 15m, action: report }",
+            "drift: { every: 24h, action: report }",
+        )],
+    );
+    crate::common::org::commit(&org.repo, "no drift ticks");
+    org
+}
+
 /// Acme's @sre, and an active person of its workspace who could join it.
-fn sre_and_newcomer(
+pub fn sre_and_newcomer(
     world: &slack_emulator::world::World,
 ) -> (
     &slack_emulator::world::Usergroup,
@@ -57,6 +72,34 @@ fn not_on_call(world: &slack_emulator::world::World) -> &slack_emulator::world::
                     .any(|c| c.id == "C00000005" && c.members.contains(&u.id))
         })
         .unwrap()
+}
+
+/// Someone not in #eng-oncall joins it by hand (an admin invite); gives who.
+async fn join_on_call<'w>(
+    org: &Org,
+    world: &'w slack_emulator::world::World,
+) -> &'w slack_emulator::world::User {
+    let joiner = not_on_call(world);
+    org.emulator
+        .ok(
+            &org.admin,
+            "admin.conversations.invite",
+            &[
+                ("channel_id", "C00000005"),
+                ("user_ids", joiner.id.as_str()),
+            ],
+        )
+        .await;
+    joiner
+}
+
+/// Whether the last sync was a drift tick that took Slack from the mirror.
+pub fn drift_tick_from_mirror(status: &Value) -> bool {
+    let last = &status["last_syncs"][0];
+    last["trigger"] == "drift"
+        && last["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("Slack from the mirror"))
 }
 
 /// A new commit with no change: the controller syncs, and so reads Slack again.
@@ -294,7 +337,8 @@ async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
     };
     assert!(sample("slack_gitops_mirror_objects") > 300);
     assert!(sample("slack_gitops_mirror_events_total{kind=\"drained\"}") >= 5);
-    assert_eq!(sample("slack_gitops_mirror_pending_events"), 0);
+    // Canaries keep coming: one may be waiting when the metrics are read.
+    assert!(sample("slack_gitops_mirror_pending_events") <= 2);
 }
 
 /// The mirror row of `id`, once it is clean and `done` holds for its copy (20 s at most).
@@ -322,16 +366,8 @@ async fn wait_for_row(
 
 #[tokio::test]
 async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date() {
-    let org = Org::new(|_| {}).await;
     // No drift ticks: only the refresher reads Slack after the first sync.
-    org.replace_in(
-        "policies/guardrails.yaml",
-        &[(
-            "drift: { every: 15m, action: report }",
-            "drift: { every: 24h, action: report }",
-        )],
-    );
-    crate::common::org::commit(&org.repo, "no drift ticks");
+    let org = without_drift_ticks().await;
     let remote = org.bare_remote();
     let controller = Controller::spawn(
         &org,
@@ -356,17 +392,7 @@ async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date(
 
     // Changes nobody hears of: someone joins #eng-oncall, someone is added to @sre.
     let world = org.world().await;
-    let joiner = not_on_call(&world);
-    org.emulator
-        .ok(
-            &org.admin,
-            "admin.conversations.invite",
-            &[
-                ("channel_id", "C00000005"),
-                ("user_ids", joiner.id.as_str()),
-            ],
-        )
-        .await;
+    let joiner = join_on_call(&org, &world).await;
     let (sre, extra) = sre_and_newcomer(&world);
     org.add_by_hand("sre", &extra.email).await;
 
@@ -413,13 +439,8 @@ async fn drift_ticks_plan_from_the_mirror_and_read_live_only_what_drifted() {
     let stream = &mirror(&status)["stream"];
     assert!(stream["canaries_back"].as_u64() >= Some(1), "{stream}");
     assert!(stream["watermark"].is_string(), "{stream}");
-    let from_mirror = |s: &Value| {
-        s["last_syncs"][0]["trigger"] == "drift"
-            && s["last_syncs"][0]["outcome"] == "no-change"
-            && s["last_syncs"][0]["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("Slack from the mirror"))
-    };
+    let from_mirror =
+        |s: &Value| drift_tick_from_mirror(s) && s["last_syncs"][0]["outcome"] == "no-change";
     controller
         .wait("a drift tick from the mirror", from_mirror)
         .await;
@@ -723,15 +744,7 @@ async fn app_rate_limited_during_a_big_apply_leaves_the_mirror_correct() {
 /// stale, the gap is forgotten, and every other copy is trusted again.
 #[tokio::test]
 async fn a_gap_is_filled_from_the_audit_logs_and_only_what_changed_is_stale() {
-    let org = Org::new(|_| {}).await;
-    org.replace_in(
-        "policies/guardrails.yaml",
-        &[(
-            "drift: { every: 15m, action: report }",
-            "drift: { every: 24h, action: report }",
-        )],
-    );
-    crate::common::org::commit(&org.repo, "no drift ticks");
+    let org = without_drift_ticks().await;
     let remote = org.bare_remote();
     let controller = Controller::spawn(
         &org,
@@ -751,6 +764,14 @@ async fn a_gap_is_filled_from_the_audit_logs_and_only_what_changed_is_stale() {
         })
         .await;
     subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+    // A canary sent before the subscription never comes back: that first gap has no
+    // start in Slack's clock and cannot be filled, so a sync re-reads what it taints.
+    let second = nudge(&org, "read after the subscription");
+    controller
+        .wait("the second sync", |s| {
+            s["commit_in_force"] == second.as_str()
+        })
+        .await;
     // Three canaries back: the watermark is well past the first sync's writes (a
     // canary a second is 1,000 emulated seconds here, more than the logs' margin).
     controller
@@ -767,17 +788,7 @@ async fn a_gap_is_filled_from_the_audit_logs_and_only_what_changed_is_stale() {
         204
     );
     let world = org.world().await;
-    let joiner = not_on_call(&world);
-    org.emulator
-        .ok(
-            &org.admin,
-            "admin.conversations.invite",
-            &[
-                ("channel_id", "C00000005"),
-                ("user_ids", joiner.id.as_str()),
-            ],
-        )
-        .await;
+    join_on_call(&org, &world).await;
     controller
         .wait("the stream frozen", |s| {
             mirror(s)["stream"]["healthy"] == false

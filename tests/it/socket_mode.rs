@@ -102,12 +102,7 @@ async fn through_a_refresh(org: &Org, controller: &Controller) {
         status["mirror"]["events_received"].as_u64() >= Some(1),
         "{status:#}"
     );
-    let from_mirror = |s: &Value| {
-        s["last_syncs"][0]["trigger"] == "drift"
-            && s["last_syncs"][0]["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("Slack from the mirror"))
-    };
+    let from_mirror = crate::mirror::drift_tick_from_mirror;
     controller
         .wait("a drift tick from the mirror", from_mirror)
         .await;
@@ -249,22 +244,5 @@ async fn next(socket: &mut Socket) -> Value {
 /// The email of an active person of acme's main workspace who is not in @sre.
 async fn not_in_sre(org: &Org) -> String {
     let world = org.world().await;
-    let sre = world
-        .usergroups
-        .iter()
-        .find(|g| g.handle == "sre" && g.workspace == "T0000MAIN")
-        .unwrap();
-    world
-        .users
-        .iter()
-        .find(|u| {
-            u.active
-                && !u.bot
-                && u.guest.is_none()
-                && u.workspaces.contains(&sre.workspace)
-                && !sre.users.contains(&u.id)
-        })
-        .unwrap()
-        .email
-        .clone()
+    crate::mirror::sre_and_newcomer(&world).1.email.clone()
 }

@@ -464,6 +464,30 @@ fn a_gap_and_its_filling(open: Open) {
     assert_eq!((stale("C1"), stale("C2")), (Some(3_000), None));
     let stream = store.slack_stream(scope).unwrap();
     assert_eq!((stream.gap_at, stream.gap_since_slack), (None, None));
+
+    // A new gap begins at the watermark of its time; while copies read before it stay
+    // clean, a later gap keeps that start, and once all were read again, it does not.
+    assert!(store.canary_seen(scope, 1, 900, 3_200).unwrap());
+    store.slack_stream_gap(scope, 3_300).unwrap();
+    assert_eq!(
+        store.slack_stream(scope).unwrap().gap_since_slack,
+        Some(900)
+    );
+    assert!(store.canary_seen(scope, 1, 1_200, 3_400).unwrap());
+    store.slack_stream_gap(scope, 3_500).unwrap();
+    assert_eq!(
+        store.slack_stream(scope).unwrap().gap_since_slack,
+        Some(900)
+    );
+    store
+        .mirror_partial_read(scope, &[channel("C1"), channel("C2")], &[], 3_600)
+        .unwrap();
+    assert!(store.canary_seen(scope, 1, 1_500, 3_700).unwrap());
+    store.slack_stream_gap(scope, 3_800).unwrap();
+    assert_eq!(
+        store.slack_stream(scope).unwrap().gap_since_slack,
+        Some(1_500)
+    );
 }
 
 fn the_lease_moves_only_when_it_expires(open: Open) {

@@ -69,12 +69,8 @@ const fn app_spec(
     run: Handler,
 ) -> MethodSpec {
     MethodSpec {
-        name,
-        json,
-        user_only: false,
         app_only: true,
-        scopes,
-        run,
+        ..spec(name, json, false, scopes, run)
     }
 }
 
