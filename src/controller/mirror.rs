@@ -247,8 +247,11 @@ pub async fn keep(
     let offered =
         tokio::task::spawn_blocking(move || store.offer_slack_event(&scope, &event, &text, now))
             .await;
+    let offered = offered
+        .map_err(|e| e.to_string())
+        .and_then(|o| o.map_err(|e| e.to_string()));
     match offered {
-        Ok(Ok(Offered::New)) => {
+        Ok(Offered::New) => {
             counters.received.fetch_add(1, Ordering::Relaxed);
             *counters
                 .last_event_at
@@ -257,18 +260,14 @@ pub async fn keep(
             shared.mirror_wake.notify_one();
             Kept::New
         }
-        Ok(Ok(Offered::Duplicate)) => {
+        Ok(Offered::Duplicate) => {
             counters.deduplicated.fetch_add(1, Ordering::Relaxed);
             Kept::Duplicate
         }
-        Ok(Ok(Offered::Full)) => {
+        Ok(Offered::Full) => {
             counters.overflowed.fetch_add(1, Ordering::Relaxed);
             gap(shared, now).await;
             Kept::Overflowed
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "a Slack event was not kept; Slack sends it again");
-            Kept::Failed
         }
         Err(error) => {
             tracing::warn!(%error, "a Slack event was not kept; Slack sends it again");

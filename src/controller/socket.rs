@@ -110,6 +110,15 @@ pub async fn socket_loop(shared: Arc<Shared>) {
     let Some(token) = shared.slack_app_token.clone() else {
         return;
     };
+    // The system's roots, loaded once for every connection.
+    let tls = match crate::tls::client_config(None) {
+        Ok(tls) => Arc::new(tls),
+        Err(error) => {
+            shared.socket.failed(format!("TLS: {error}"));
+            tracing::error!(%error, "Socket Mode cannot start: no TLS settings");
+            return;
+        }
+    };
     let mut backoff = MIN_BACKOFF;
     // When the stream was last known to be whole (unix ms): the end of the last
     // connection, or the start.
@@ -126,7 +135,7 @@ pub async fn socket_loop(shared: Arc<Shared>) {
             continue;
         };
         let ended = match client.open_socket(&token).await {
-            Ok(url) => connect(&shared, &url, &mut backoff, &mut down_since).await,
+            Ok(url) => connect(&shared, &url, &tls, &mut backoff, &mut down_since).await,
             Err(error) => Ended::Lost(format!("apps.connections.open: {error}")),
         };
         shared.socket.connected.store(false, Ordering::Relaxed);
@@ -150,17 +159,14 @@ pub async fn socket_loop(shared: Arc<Shared>) {
 async fn connect(
     shared: &Arc<Shared>,
     url: &str,
+    tls: &Arc<rustls::ClientConfig>,
     backoff: &mut Duration,
     down_since: &mut Option<i64>,
 ) -> Ended {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_SLACK_EVENT_BYTES + ENVELOPE_BYTES))
         .max_frame_size(Some(MAX_SLACK_EVENT_BYTES + ENVELOPE_BYTES));
-    let tls = match crate::tls::client_config(None) {
-        Ok(tls) => tls,
-        Err(error) => return Ended::Lost(format!("TLS: {error}")),
-    };
-    let connector = tokio_tungstenite::Connector::Rustls(Arc::new(tls));
+    let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
     let handshake =
         tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector));
     let mut socket = match tokio::time::timeout(HELLO_WITHIN, handshake).await {
@@ -178,9 +184,6 @@ async fn connect(
         let message = tokio::select! {
             message = socket.next() => message,
             _ = ping.tick() => {
-                if heard.elapsed() > deadline {
-                    return Ended::Lost("the connection went silent".into());
-                }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return Ended::Lost("the connection broke".into());
                 }

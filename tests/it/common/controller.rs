@@ -196,6 +196,16 @@ impl Controller {
 
     /// Waits until `/status` satisfies `done`, for at most 20 s.
     pub async fn wait(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        self.wait_up_to(what, Duration::from_secs(20), done).await
+    }
+
+    /// Waits until `/status` satisfies `done`, for at most `limit`.
+    pub async fn wait_up_to(
+        &self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let status = self.status().await;
@@ -203,7 +213,7 @@ impl Controller {
                 return status;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(20),
+                started.elapsed() < limit,
                 "{what} did not happen: {status:#}"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
