@@ -4,13 +4,15 @@
 //! Each check is `Ok`, a `Warning` (a command will work, with less) or `Blocking` (a
 //! command will fail). The checks read only: `auth.test` for each token (with the scopes
 //! Slack names in `x-oauth-scopes`), SCIM's `ServiceProviderConfig`, the bot's
-//! `conversations.list`, and the identity source.
+//! `conversations.list`, and the identity source; with the controller's mirror configured,
+//! the scope to join channels, `apps.connections.open` for Socket Mode and one page of
+//! the Audit Logs.
 
 use serde::Serialize;
 
 use crate::config::types::SlackPlan;
 use crate::pipeline::Connection;
-use crate::slack::client::Credential;
+use crate::slack::client::{Credential, Token};
 use crate::slack::wire;
 
 /// How a check came out.
@@ -74,22 +76,87 @@ const CHANNEL_NEEDS: Needs = &[
     ],
 ];
 
-/// Runs every check against what `connection` points at.
-pub async fn check(connection: &Connection) -> Vec<Check> {
+/// What the controller's environment sets for its live mirror, checked when set.
+#[derive(Debug, Default)]
+pub struct Mirror {
+    /// `SLACK_SIGNING_SECRET` or `SLACK_APP_TOKEN` is set: events keep a mirror, and the
+    /// bot joins the managed public channels to see their membership events.
+    pub events: bool,
+    /// `SLACK_APP_TOKEN`: Socket Mode.
+    pub app_token: Option<Token>,
+    /// `SLACK_AUDIT_TOKEN`: gaps filled from the Audit Logs.
+    pub audit_token: Option<Token>,
+}
+
+/// Runs every check against what `connection` points at, and the mirror's tokens.
+pub async fn check(connection: &Connection, mirror: &Mirror) -> Vec<Check> {
     let mut checks = Vec::new();
     let plan = connection.repository.config.value.slack.plan;
-    let admin_ok = token_checks(connection, plan, &mut checks).await;
+    let admin_ok = token_checks(connection, plan, mirror, &mut checks).await;
     if admin_ok {
         checks.push(scim(connection).await);
         checks.extend(private_channels(connection).await);
+    }
+    if let Some(token) = &mirror.app_token {
+        checks.push(socket_mode(connection, token).await);
+    }
+    if let Some(token) = &mirror.audit_token {
+        checks.push(audit_logs(connection, plan, token).await);
     }
     checks.push(identity(connection).await);
     checks
 }
 
+/// The app-level token opens a Socket Mode connection (`apps.connections.open`: the
+/// ticket it answers with is left unused and expires).
+async fn socket_mode(connection: &Connection, token: &Token) -> Check {
+    match connection.client.open_socket(token).await {
+        Ok(_) => Check::ok(
+            "socket mode",
+            "SLACK_APP_TOKEN opens a Socket Mode connection".into(),
+        ),
+        Err(error) => Check::failed(
+            "socket mode",
+            Status::Warning,
+            format!(
+                "apps.connections.open: {error}; the controller falls back to reading Slack in full"
+            ),
+            "set SLACK_APP_TOKEN to an app-level token (xapp-) with connections:write (the app's Basic Information, App-Level Tokens) and turn on Socket Mode",
+        ),
+    }
+}
+
+/// The audit token reads the Audit Logs (Enterprise Grid only): one page from now on.
+async fn audit_logs(connection: &Connection, plan: SlackPlan, token: &Token) -> Check {
+    const NAME: &str = "audit logs";
+    if plan != SlackPlan::EnterpriseGrid {
+        return Check::failed(
+            NAME,
+            Status::Warning,
+            "the Audit Logs API is Enterprise Grid's only: SLACK_AUDIT_TOKEN is not used, and a gap in the event stream is read again instead".into(),
+            "unset SLACK_AUDIT_TOKEN",
+        );
+    }
+    let now = crate::clock::now_millis() / 1_000;
+    match connection.client.audit_logs(token, now, "").await {
+        Ok(_) => Check::ok(NAME, "SLACK_AUDIT_TOKEN reads the Audit Logs".into()),
+        Err(error) => Check::failed(
+            NAME,
+            Status::Warning,
+            format!("{error}; gaps in the event stream are read again instead of filled"),
+            "set SLACK_AUDIT_TOKEN to an org owner's user token with auditlogs:read, from an app installed on the whole org",
+        ),
+    }
+}
+
 /// The admin token (and the bot token, when given): valid, of the org the config says,
 /// with the scopes the commands need. Whether the admin token works.
-async fn token_checks(connection: &Connection, plan: SlackPlan, checks: &mut Vec<Check>) -> bool {
+async fn token_checks(
+    connection: &Connection,
+    plan: SlackPlan,
+    mirror: &Mirror,
+    checks: &mut Vec<Check>,
+) -> bool {
     let client = &connection.client;
     let (body, scopes) = match client.auth_test(Credential::Admin).await {
         Ok(answer) => answer,
@@ -116,10 +183,16 @@ async fn token_checks(connection: &Connection, plan: SlackPlan, checks: &mut Vec
         needs.extend(CHANNEL_NEEDS);
     }
     checks.push(scope_check("admin token scopes", scopes.as_deref(), &needs));
+    if !client.has_bot() && mirror.events {
+        checks.push(join_check("admin token", scopes.as_deref()));
+    }
     if client.has_bot() {
         match client.auth_test(Credential::Bot).await {
             Ok((_, scopes)) => {
-                checks.push(scope_check("bot token scopes", scopes.as_deref(), CHANNEL_NEEDS))
+                checks.push(scope_check("bot token scopes", scopes.as_deref(), CHANNEL_NEEDS));
+                if mirror.events {
+                    checks.push(join_check("bot token", scopes.as_deref()));
+                }
             }
             Err(error) => checks.push(Check::failed(
                 "bot token",
@@ -187,6 +260,26 @@ fn scope_check(name: &str, scopes: Option<&[String]>, needs: &[&[&str]]) -> Chec
             missing.join(", ")
         )),
     }
+}
+
+/// With a live mirror, the token that works channels joins the managed public ones (it
+/// sees no membership event of a channel it is not in): a warning without the scope.
+fn join_check(token: &str, scopes: Option<&[String]>) -> Check {
+    let mut check = scope_check(
+        "joins channels",
+        scopes,
+        &[&["channels:join", "channels:write"]],
+    );
+    if check.status == Status::Blocking {
+        check.status = Status::Warning;
+        check.detail = format!(
+            "the {token} lacks channels:join: the controller cannot join the managed public channels, so their membership events are not seen until the bot is invited to each"
+        );
+        check.fix = Some(format!(
+            "add channels:join to the {token}'s scopes at api.slack.com and reinstall the app, or invite the bot to every managed public channel"
+        ));
+    }
+    check
 }
 
 /// SCIM answers (Business+ and Enterprise Grid only; the token needs `admin`).

@@ -42,6 +42,9 @@ pub enum PipelineError {
     UnknownGroups { rendered: String },
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
+    /// A read that only the mirror may serve ([`Connection::mirror_only`]) could not be.
+    #[error("the mirror cannot serve this read: {0}")]
+    MirrorOnly(String),
 }
 
 /// Loads a config repository for a command that needs a valid one.
@@ -121,6 +124,10 @@ pub struct Connection {
     pub mirror_trust: std::sync::Mutex<Option<i64>>,
     /// What the last read took from the mirror.
     pub mirror_read: std::sync::Mutex<Option<crate::mirror::read::FromMirror>>,
+    /// Only the mirror may serve reads of Slack: where it cannot (untrusted, or too much
+    /// to read live), the read fails with [`PipelineError::MirrorOnly`] instead of
+    /// reading Slack in full. For checks that must stay cheap (a change an event names).
+    pub mirror_only: std::sync::atomic::AtomicBool,
 }
 
 /// The most objects a read from the mirror reads live before a full read is cheaper.
@@ -202,6 +209,7 @@ pub fn connect(
         mirror: None,
         mirror_trust: std::sync::Mutex::new(None),
         mirror_read: std::sync::Mutex::new(None),
+        mirror_only: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -236,10 +244,12 @@ impl Connection {
                     return Ok((live, report));
                 }
                 Err(declined) => {
+                    self.may_read_in_full(&declined.to_string())?;
                     tracing::info!(reason = %declined, "reading Slack in full instead of from the mirror");
                 }
             }
         }
+        self.may_read_in_full("the event stream is not trusted")?;
         self.set_mirror_read(None);
         self.read_slack_in_full(scope).await
     }
@@ -255,6 +265,14 @@ impl Connection {
             mirror.full_read(&live, &report.usergroup_updates, started_at);
         }
         Ok((live, report))
+    }
+
+    /// Whether Slack may be read in full, `why` the mirror could not serve.
+    fn may_read_in_full(&self, why: &str) -> Result<(), PipelineError> {
+        if self.mirror_only.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PipelineError::MirrorOnly(why.to_string()));
+        }
+        Ok(())
     }
 
     fn set_mirror_read(&self, from: Option<crate::mirror::read::FromMirror>) {
@@ -334,6 +352,7 @@ impl Connection {
             confirmed.extend(wanted);
             plan = self.plan_against(desired, directory, live, warnings).await;
         }
+        self.may_read_in_full("the plan changes more than the mirror can confirm")?;
         tracing::info!("the plan changes more than the mirror can confirm; reading Slack in full");
         self.set_mirror_read(None);
         let (full, report) = self.read_slack_in_full(&scope).await?;

@@ -22,6 +22,8 @@ pub struct DoctorArgs {
     format: String,
 }
 
+/// With `SLACK_SIGNING_SECRET`, `SLACK_APP_TOKEN` or `SLACK_AUDIT_TOKEN` in the
+/// environment (the controller's), their needs are checked too.
 /// Exit 0 when all is ready, 1 when something blocks a command, 2 for warnings only.
 pub(super) fn doctor(args: &DoctorArgs) -> anyhow::Result<u8> {
     anyhow::ensure!(
@@ -29,7 +31,13 @@ pub(super) fn doctor(args: &DoctorArgs) -> anyhow::Result<u8> {
         "--format must be text or json"
     );
     let connection = pipeline::connect(&args.dir, &args.slack.connect(), &environment)?;
-    let mut checks = runtime()?.block_on(crate::doctor::check(&connection));
+    let secret = |name: &str| environment(name).filter(|v| !v.is_empty());
+    let mirror = crate::doctor::Mirror {
+        events: secret("SLACK_SIGNING_SECRET").is_some() || secret("SLACK_APP_TOKEN").is_some(),
+        app_token: secret("SLACK_APP_TOKEN").map(crate::slack::client::Token::new),
+        audit_token: secret("SLACK_AUDIT_TOKEN").map(crate::slack::client::Token::new),
+    };
+    let mut checks = runtime()?.block_on(crate::doctor::check(&connection, &mirror));
     if let Ok(spec) = args.state.spec() {
         let text = spec.to_string_lossy().to_string();
         let exists = crate::store::is_url(&text) || spec.exists();

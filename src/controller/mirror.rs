@@ -558,7 +558,11 @@ async fn refresh_one(shared: &Arc<Shared>, context: &RefreshWith) -> Result<bool
 }
 
 /// Drains events while this replica leads: woken by each new event, and every second.
+/// Events that changed the mirror wake a drift check ([`super::Trigger::SlackEvent`]),
+/// at most every [`CHECK_EVERY`] and never while a sync runs (it plans anyway).
 pub async fn drain_loop(shared: Arc<Shared>) {
+    let mut check_due: Option<tokio::time::Instant> = None;
+    let mut last_check: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = shared.mirror_wake.notified() => {}
@@ -580,24 +584,54 @@ pub async fn drain_loop(shared: Arc<Shared>) {
         })
         .await;
         match drained {
-            Ok(Ok(count)) if count as i64 == DRAIN_BATCH => shared.mirror_wake.notify_one(),
-            Ok(Ok(_)) => {}
+            Ok(Ok(drained)) => {
+                if drained.events as i64 == DRAIN_BATCH {
+                    shared.mirror_wake.notify_one();
+                }
+                if drained.changes > 0 {
+                    check_due.get_or_insert(
+                        last_check.map_or_else(tokio::time::Instant::now, |at| at + CHECK_EVERY),
+                    );
+                }
+            }
             Ok(Err(error)) => tracing::warn!(%error, "Slack events not drained; retrying"),
             Err(error) => tracing::warn!(%error, "the event drain failed"),
+        }
+        if check_due.is_some_and(|due| due <= tokio::time::Instant::now())
+            && !shared.syncing.load(Ordering::SeqCst)
+        {
+            check_due = None;
+            last_check = Some(tokio::time::Instant::now());
+            shared.wake(super::Trigger::SlackEvent);
         }
     }
 }
 
-/// Drains one batch of events into the mirror; how many it drained.
+/// Events that changed the mirror ask for a drift check from it at most this often.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// What one drain did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Events drained.
+    pub events: usize,
+    /// Changes they made to the mirror (objects marked stale, deltas applied).
+    pub changes: usize,
+}
+
+/// Drains one batch of events into the mirror.
 pub fn drain(
     store: &Store,
     scope: &str,
     counters: &EventCounters,
     now: i64,
-) -> Result<usize, StoreError> {
+) -> Result<Drained, StoreError> {
     let pending = store.pending_slack_events(scope, DRAIN_BATCH)?;
     if pending.is_empty() {
-        return Ok(0);
+        return Ok(Drained {
+            events: 0,
+            changes: 0,
+        });
     }
     let mut all = Vec::new();
     let mut applied = Vec::new();
@@ -671,7 +705,10 @@ pub fn drain(
         .drained
         .fetch_add(pending.len() as u64, Ordering::Relaxed);
     store.prune_slack_events(scope, now - REMEMBER_MILLIS)?;
-    Ok(pending.len())
+    Ok(Drained {
+        events: pending.len(),
+        changes: all.len(),
+    })
 }
 
 /// A usergroup's `(date_update, document)` as this batch left it, else as the mirror

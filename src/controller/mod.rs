@@ -82,6 +82,9 @@ pub enum Trigger {
     GitWebhook,
     IdentityEvent,
     Drift,
+    /// Slack's events changed something the mirror holds: drift is checked from the
+    /// mirror alone (and reported, never corrected: that waits for the drift tick).
+    SlackEvent,
 }
 
 impl Trigger {
@@ -92,6 +95,7 @@ impl Trigger {
             Trigger::GitWebhook => "git-webhook",
             Trigger::IdentityEvent => "identity-event",
             Trigger::Drift => "drift",
+            Trigger::SlackEvent => "slack-event",
         }
     }
 }
@@ -349,8 +353,9 @@ impl Shared {
     /// Asks the loop for a sync as soon as it can.
     pub fn wake(&self, trigger: Trigger) {
         let mut woken = self.woken_by.lock().unwrap_or_else(|p| p.into_inner());
-        // An identity event outranks a git push: both sync, the name says why.
-        if woken.is_none() || trigger == Trigger::IdentityEvent {
+        // An identity event outranks a git push: both sync, the name says why. A Slack
+        // event ranks last: any sync plans what it would have checked.
+        if woken.is_none_or(|w| w == Trigger::SlackEvent) || trigger == Trigger::IdentityEvent {
             *woken = Some(trigger);
         }
         self.wake.notify_one();
@@ -611,7 +616,10 @@ async fn sync_once(
         if let Some(done) = sync_tip(options, store, shared, trigger, tip, in_force.clone()).await {
             return done;
         }
-    } else if !matches!(trigger, Trigger::Drift | Trigger::IdentityEvent) {
+    } else if !matches!(
+        trigger,
+        Trigger::Drift | Trigger::IdentityEvent | Trigger::SlackEvent
+    ) {
         return None;
     }
     // The remote may be away: drift ticks and leavers go on with the commit in force.
@@ -721,7 +729,10 @@ async fn sync_in_force(
     trigger: Trigger,
     in_force: String,
 ) -> Option<Duration> {
-    if !matches!(trigger, Trigger::Drift | Trigger::IdentityEvent) {
+    if !matches!(
+        trigger,
+        Trigger::Drift | Trigger::IdentityEvent | Trigger::SlackEvent
+    ) {
         return None;
     }
     let connection = match load(options, shared, &in_force) {
@@ -743,6 +754,12 @@ async fn sync_in_force(
         // The rest of the leavers' access, and what policy corrects anyway.
         let scope = correction(policy.as_ref(), true);
         apply_commit(&connection, store, shared, trigger, &in_force, scope).await;
+        return drift_interval(&connection, options);
+    }
+    if trigger == Trigger::SlackEvent {
+        if policy.is_some() {
+            report_drift(&connection, store, shared, trigger, &in_force).await;
+        }
         return drift_interval(&connection, options);
     }
     let scope = correction(policy.as_ref(), false);
@@ -1094,7 +1111,11 @@ async fn report_drift(
     // live before it is believed (`plan_org`), so a copy that missed an event can hide
     // drift until the refresher re-reads it, never invent it.
     trust_mirror(connection, shared);
+    // A check an event asked for stays cheap: from the mirror, or not at all.
+    let from_events = trigger == Trigger::SlackEvent;
+    connection.mirror_only.store(from_events, Ordering::SeqCst);
     let planned = pipeline::plan_org(connection, &baseline).await;
+    connection.mirror_only.store(false, Ordering::SeqCst);
     let source = connection.mirror_read().map(|from| {
         format!(
             " (Slack from the mirror: {} objects read live, {} mirrored, the oldest verified {})",
@@ -1113,6 +1134,14 @@ async fn report_drift(
             shared.metrics.set_drift(&drift);
             let total: u64 = drift.values().sum();
             shared.status().drift = drift.clone();
+            if from_events && total == 0 {
+                // Most events are our own writes coming back: nothing to say.
+                *shared
+                    .posted_drift
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(drift);
+                return;
+            }
             let done = record(
                 trigger,
                 Some(commit),
@@ -1148,6 +1177,9 @@ async fn report_drift(
                 notify::post(connection, &done, &keys).await;
             }
             shared.record(done);
+        }
+        Err(pipeline::PipelineError::MirrorOnly(why)) => {
+            tracing::info!(%why, "drift named by Slack events is left to the refresher and the drift tick");
         }
         Err(error) => failed(shared, trigger, commit, error.to_string(), true),
     }

@@ -180,3 +180,80 @@ async fn the_state_store_opens_or_is_yet_to_be_made() {
         "{check}"
     );
 }
+
+/// The controller's mirror settings, when its environment sets them: the bot must be able
+/// to join channels, the app-level token must open a Socket Mode connection, the audit
+/// token must read the Audit Logs. Each falls back to full reads, so each only warns.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mirror_tokens_are_checked_when_set() {
+    let org = Org::new(|_| {}).await;
+    let doctor_with = |environment: Vec<(&'static str, &'static str)>| {
+        let org = &org;
+        async move {
+            let child = org.spawn_with(
+                &["doctor", org.repo_arg(), "--format", "json"],
+                &environment,
+            );
+            let output = child.wait_with_output().await.unwrap();
+            let out = String::from_utf8(output.stdout).unwrap();
+            let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}"));
+            (output.status.code().unwrap(), report)
+        }
+    };
+    let check = |report: &Value, name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {report:#}"))
+            .clone()
+    };
+
+    // Acme's bot lacks channels:join: with events configured, that is a warning.
+    let (code, report) = doctor_with(vec![("SLACK_SIGNING_SECRET", "secret")]).await;
+    assert_eq!(code, 2, "{report:#}");
+    let join = check(&report, "joins channels");
+    assert_eq!(join["status"], "warning");
+    assert!(join["detail"].as_str().unwrap().contains("channels:join"));
+    assert!(join["fix"].as_str().unwrap().contains("invite the bot"));
+
+    // The right tokens pass.
+    let (_, report) = doctor_with(vec![
+        ("SLACK_APP_TOKEN", "xapp-acme-socket"),
+        ("SLACK_AUDIT_TOKEN", "xoxp-acme-audit"),
+    ])
+    .await;
+    assert_eq!(check(&report, "socket mode")["status"], "ok", "{report:#}");
+    assert_eq!(check(&report, "audit logs")["status"], "ok", "{report:#}");
+
+    // A bot token where the app-level one belongs, a token without auditlogs:read.
+    let (code, report) = doctor_with(vec![
+        ("SLACK_APP_TOKEN", "xoxb-acme-bot"),
+        ("SLACK_AUDIT_TOKEN", "xoxp-acme-readonly"),
+    ])
+    .await;
+    assert_eq!(code, 2, "{report:#}");
+    let socket = check(&report, "socket mode");
+    assert_eq!(socket["status"], "warning");
+    assert!(
+        socket["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not_allowed_token_type"),
+        "{socket}"
+    );
+    assert!(
+        socket["fix"]
+            .as_str()
+            .unwrap()
+            .contains("connections:write")
+    );
+    let audit = check(&report, "audit logs");
+    assert_eq!(audit["status"], "warning");
+    assert!(
+        audit["detail"].as_str().unwrap().contains("missing_scope"),
+        "{audit}"
+    );
+    assert!(audit["fix"].as_str().unwrap().contains("auditlogs:read"));
+}

@@ -474,6 +474,55 @@ async fn drift_ticks_plan_from_the_mirror_and_read_live_only_what_drifted() {
     assert!(calls.iter().any(|c| c.call == "usergroups.list"));
 }
 
+#[tokio::test]
+async fn a_change_by_hand_is_reported_from_its_event_without_waiting_for_a_drift_tick() {
+    let org = without_drift_ticks().await;
+    let remote = org.bare_remote();
+    let controller =
+        Controller::start_with(&org, &remote, &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)]).await;
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
+    controller
+        .wait("the canary back", |s| {
+            s["mirror"]["stream"]["healthy"] == true
+        })
+        .await;
+    let syncs = controller.status().await["last_syncs"].clone();
+
+    org.emulator.clear_log().await;
+    let world = org.world().await;
+    let (_, extra) = sre_and_newcomer(&world);
+    org.add_by_hand("sre", &extra.email).await;
+    let status = controller
+        .wait("the drift reported", |s| {
+            s["last_syncs"][0]["outcome"] == "drift-reported"
+        })
+        .await;
+    let last = &status["last_syncs"][0];
+    assert_eq!(last["trigger"], "slack-event", "{status:#}");
+    assert_eq!(status["drift"]["manual_add"], 1, "{status:#}");
+    assert!(
+        last["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Slack from the mirror")
+    );
+    // Checks of our own writes coming back found nothing and were not recorded.
+    let earlier = status["last_syncs"].as_array().unwrap()[1..].to_vec();
+    assert_eq!(earlier, syncs.as_array().unwrap()[..earlier.len()].to_vec());
+    // Read from the mirror: @sre read live, nothing listed in full.
+    let calls = org.emulator.log().await;
+    assert!(costly(&calls).is_empty(), "{:?}", costly(&calls));
+    assert!(calls.iter().any(|c| c.call == "usergroups.list"));
+    let world = org.world().await;
+    let (sre, _) = sre_and_newcomer(&world);
+    assert!(sre.users.contains(&extra.id), "reported, not corrected");
+}
+
 /// The listings a full read of Slack always makes and a read from the mirror never does.
 /// (`conversations.members` is not one of them: the refresher re-reads managed channels
 /// with their members all along.)

@@ -220,7 +220,7 @@ fn the_kept_identity_directory(open: Open) {
 /// applied in place and agreed with by its `subteam_updated`, a broken chain marking the
 /// usergroup stale, and a full read verifying what it read and dropping what it did not.
 fn the_slack_mirror(open: Open) {
-    use slack_gitops::controller::mirror::{EventCounters, drain};
+    use slack_gitops::controller::mirror::{Drained, EventCounters, drain};
     use slack_gitops::mirror::{Inbound, ObjectKind, Row};
     use slack_gitops::model::live::LiveUsergroup;
     use slack_gitops::store::Offered;
@@ -301,9 +301,18 @@ fn the_slack_mirror(open: Open) {
     );
 
     let counters = EventCounters::default();
-    assert_eq!(drain(&open(), "controller", &counters, 4_000).unwrap(), 3);
     assert_eq!(
-        drain(&open(), "controller", &counters, 4_001).unwrap(),
+        drain(&open(), "controller", &counters, 4_000).unwrap(),
+        Drained {
+            events: 3,
+            changes: 2
+        },
+        "the delta applied and the channel marked stale; the update the delta applied changes nothing"
+    );
+    assert_eq!(
+        drain(&open(), "controller", &counters, 4_001)
+            .unwrap()
+            .events,
         0,
         "drained once"
     );
