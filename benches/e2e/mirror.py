@@ -27,11 +27,13 @@ Prints one JSON document. Build with `cargo build --release` first.
 """
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,7 +62,10 @@ def request(url, body=None, headers=None, method=None, timeout=60):
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         text = r.read()
-    return json.loads(text) if text.strip() else None
+    try:
+        return json.loads(text) if text.strip() else None
+    except json.JSONDecodeError:
+        return text.decode(errors="replace")
 
 
 def wait(what, check, limit_s, every=0.2):
@@ -80,10 +85,19 @@ def git(repo, *args):
                            *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Controller:
-    def __init__(self, binary, root, repo, base, scale, env):
+    """The controller on `port`: the same address across a restart, as a Service's is, so
+    Slack's request URL stays right."""
+
+    def __init__(self, binary, root, repo, base, scale, env, port):
         self.process = subprocess.Popen(
-            [binary, "controller", "--repo", repo, "--branch", "main", "--listen", "127.0.0.1:0",
+            [binary, "controller", "--repo", repo, "--branch", "main", "--listen", f"127.0.0.1:{port}",
              "--state", os.path.join(root, "state.db"), "--workdir", os.path.join(root, "clone"),
              "--slack-url", base, "--time-scale", str(scale), "--poll", "3600"],
             stdout=subprocess.PIPE, stderr=open(os.path.join(root, f"controller-{scale}.log"), "w"),
@@ -182,10 +196,12 @@ def main():
     parser.add_argument("--shape", default="report")
     parser.add_argument("--binary", default="target/release/slack-gitops")
     parser.add_argument("--warm-scale", type=float, default=1000)
+    parser.add_argument("--keep", help="work in this directory and keep it (logs, the store)")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     result = {"people": args.people, "shape": args.shape, "warm_time_scale": args.warm_scale}
-    with tempfile.TemporaryDirectory() as root:
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()) as root:
+        os.makedirs(root, exist_ok=True)
         started = time.time()
         repo = org.generate(args.people, root, args.shape)
         result["generated_s"] = round(time.time() - started, 1)
@@ -199,7 +215,8 @@ def main():
         try:
             # 1. Warm-up.
             began = time.perf_counter()
-            controller = Controller(binary, root, repo, base, args.warm_scale, env)
+            port = free_port()
+            controller = Controller(binary, root, repo, base, args.warm_scale, env, port)
             request(base + "/_emulator/events", {"request_url": controller.url + "/hooks/slack",
                                                  "signing_secret": SIGNING_SECRET})
             wait("the first sync", lambda: converged(controller.status()), 3600, 1)
@@ -214,7 +231,7 @@ def main():
             # 2. Slack's real limits, the controller restarted on the same store.
             request(base + "/_emulator/clock", {"time_scale": 1})
             began = time.perf_counter()
-            controller = Controller(binary, root, repo, base, 1, env)
+            controller = Controller(binary, root, repo, base, 1, env, port)
             status, _ = wait("the restart's sync", lambda: converged(controller.status()), 3600, 0.5)
             start_sync_s = time.perf_counter() - began
             status, _ = wait("the mirror settled at scale 1", lambda: mirror_settled(controller.status()), 600, 0.5)
@@ -237,7 +254,7 @@ def main():
                 "equals_full_read_plan": plan_keys(mirrored) == plan_keys(full),
                 "full_read_actions": len(full["plan"]["actions"]),
                 "full_read_wall_s_at_time_scale_100000": round(full_wall, 1),
-                "source": mirrored.get("source") or mirrored.get("mirror"),
+                "slack_read": mirrored.get("slack_read"),
             }
 
             # 4. The merge: pushed, the webhook sent, until the commit is in force.
@@ -267,7 +284,7 @@ def main():
                 return (len(s["last_syncs"]) > before or last["outcome"] == "drift-reported") \
                     and last["outcome"] == "drift-reported" and s
 
-            status, reported_s = wait("the drift reported", reported, 600, 0.1)
+            status, reported_s = wait("the drift reported", reported, 120, 0.1)
             result["hand_drift"] = {"reported_s": round(reported_s, 2), "usergroup": usergroup,
                                     "sync": status["last_syncs"][0], "drift": status["drift"]}
 
@@ -278,6 +295,14 @@ def main():
                                 "store_bytes_mib": round(store / 2**20, 1)}
             result["controller_peak_rss_mib_after_restart"] = round(kib(controller.process.pid, "VmHWM:") / 1024)
             result["emulator_peak_rss_mib"] = round(kib(emulator.pid, "VmHWM:") / 1024)
+        except BaseException:
+            print(json.dumps(result, indent=1), file=sys.stderr)
+            with open(os.path.join(root, "emulator-events.json"), "w") as f:
+                json.dump(request(base + "/_emulator/events"), f)
+            if controller:
+                with open(os.path.join(root, "status.json"), "w") as f:
+                    json.dump(controller.status(), f)
+            raise
         finally:
             if controller:
                 controller.stop()

@@ -173,7 +173,7 @@ fn plan_on_controller(url: &str, options: &PlanArgs) -> anyhow::Result<u8> {
         })?;
     let dir = options.dir.as_path();
     let repository = pipeline::load_repository(dir)?;
-    let mut request = PlanRequest::from_dir(dir, &repository).map_err(anyhow::Error::msg)?;
+    let mut request = PlanRequest::from_dir(dir, &repository, true).map_err(anyhow::Error::msg)?;
     if let Some(path) = &options.baseline {
         request.baseline = Some(
             std::fs::read_to_string(path)
@@ -192,13 +192,28 @@ fn plan_on_controller(url: &str, options: &PlanArgs) -> anyhow::Result<u8> {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(900))
             .build()?;
-        let response = client
-            .post(&endpoint)
-            .bearer_auth(&token)
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the controller at {endpoint}: {e}"))?;
+        let send = |request: &PlanRequest| {
+            client
+                .post(&endpoint)
+                .bearer_auth(&token)
+                .json(request)
+                .send()
+        };
+        let reach =
+            |e: reqwest::Error| anyhow::anyhow!("cannot reach the controller at {endpoint}: {e}");
+        let by_digest = request.files.iter().any(|f| f.sha256.is_some());
+        let mut response = send(&request).await.map_err(reach)?;
+        if response.status() == reqwest::StatusCode::CONFLICT {
+            // The identity export went by its digest and the commit in force has other
+            // bytes: send it whole.
+            progress("the identity export differs from the commit in force's: sending it whole");
+            let again =
+                PlanRequest::from_dir(dir, &repository, false).map_err(anyhow::Error::msg)?;
+            request.files = again.files;
+            response = send(&request).await.map_err(reach)?;
+        } else if by_digest {
+            progress("the identity export is the commit in force's: sent by its SHA-256 only");
+        }
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();

@@ -818,6 +818,8 @@ fn load(options: &Options, shared: &Shared, commit: &str) -> Result<Loaded, Load
         workdir: options.workdir.join("plans"),
         settings: connection.repository.config.value.clone(),
         client: connection.client.clone(),
+        clone_dir: checkout_dir.clone(),
+        commit: commit.to_string(),
     });
     Ok(Loaded {
         connection,

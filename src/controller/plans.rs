@@ -57,20 +57,46 @@ pub struct PlanRequest {
     pub color: bool,
 }
 
-/// One file of the config repository, its bytes in base64.
+/// One file of the config repository, its bytes in base64; or, for an identity export
+/// over [`BY_DIGEST_BYTES`], only its SHA-256 (hex), taken from the commit in force when
+/// that has the same bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestFile {
     pub path: String,
+    #[serde(default)]
     pub base64: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// An identity export larger than this is first sent by its digest: a pull request
+/// seldom changes it, and at 50,000 people it is megabytes.
+pub const BY_DIGEST_BYTES: usize = 1024 * 1024;
+
+/// What the controller answers (409) when a file sent by digest is not the commit in
+/// force's: the paths to send again with their bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendAgain {
+    pub send: Vec<String>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl PlanRequest {
     /// The request for the config repository at `dir` (valid: `repository`), with the
     /// identity export when the config names one.
+    /// An identity export over [`BY_DIGEST_BYTES`] goes by its digest when `by_digest`.
     pub fn from_dir(
         dir: &Path,
         repository: &crate::config::Repository,
+        by_digest: bool,
     ) -> Result<PlanRequest, String> {
         let tree = crate::gitops::worktree::read(dir).map_err(|e| e.to_string())?;
         let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -80,6 +106,7 @@ impl PlanRequest {
             .map(|file| RequestFile {
                 path: file.path.clone(),
                 base64: encode(&file.bytes),
+                sha256: None,
             })
             .collect();
         if let Some(path) = &repository.config.value.identity.path {
@@ -90,9 +117,18 @@ impl PlanRequest {
             }
             let bytes = std::fs::read(dir.join(path))
                 .map_err(|e| format!("cannot read the identity export {path}: {e}"))?;
-            files.push(RequestFile {
-                path: path.clone(),
-                base64: encode(&bytes),
+            files.push(if by_digest && bytes.len() > BY_DIGEST_BYTES {
+                RequestFile {
+                    path: path.clone(),
+                    base64: String::new(),
+                    sha256: Some(sha256_hex(&bytes)),
+                }
+            } else {
+                RequestFile {
+                    path: path.clone(),
+                    base64: encode(&bytes),
+                    sha256: None,
+                }
             });
         }
         Ok(PlanRequest {
@@ -130,6 +166,10 @@ pub struct PlanWith {
     pub settings: ConfigFile,
     /// The in-force connection's Slack client: its rate-limit buckets are shared.
     pub client: crate::slack::client::SlackClient,
+    /// The controller's clone (its config directory) and the commit in force: files
+    /// sent by digest come from that commit.
+    pub clone_dir: std::path::PathBuf,
+    pub commit: String,
 }
 
 /// `POST /plan`.
@@ -222,7 +262,8 @@ async fn plan(
     let internal = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     std::fs::create_dir_all(&with.workdir).map_err(internal)?;
     let dir = tempfile::tempdir_in(&with.workdir).map_err(internal)?;
-    write_files(dir.path(), &request.files, &with.settings)?;
+    let in_force = |path: &str, digest: &str| in_force_bytes(with, path, digest);
+    write_files(dir.path(), &request.files, &with.settings, &in_force)?;
     let repository = pipeline::load_repository(dir.path()).map_err(|error| {
         let message = match error {
             pipeline::PipelineError::InvalidConfig { rendered, .. } => {
@@ -307,7 +348,15 @@ fn bounded(text: &str) -> String {
 
 /// Writes the request's files under `dir`, each checked: a path a config repository
 /// has, plain and relative, decoded, within the loader's size limit.
-fn write_files(dir: &Path, files: &[RequestFile], settings: &ConfigFile) -> Result<(), Refusal> {
+/// A file sent by digest that the commit in force does not have is not written: the
+/// answer is 409 with the paths to send again ([`SendAgain`]).
+fn write_files(
+    dir: &Path,
+    files: &[RequestFile],
+    settings: &ConfigFile,
+    in_force: &dyn Fn(&str, &str) -> Option<Vec<u8>>,
+) -> Result<(), Refusal> {
+    let mut send_again = Vec::new();
     let refuse = |why: String| (StatusCode::BAD_REQUEST, why);
     if files.len() > MAX_PLAN_FILES {
         return Err(refuse(format!(
@@ -332,10 +381,26 @@ fn write_files(dir: &Path, files: &[RequestFile], settings: &ConfigFile) -> Resu
                 "`{path}` is not a file of a config repository (slack-gitops.yaml, mappings/, policies/, approvals/, the identity export)"
             )));
         }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&file.base64)
-            .map_err(|_| refuse(format!("`{path}` is not valid base64")))?;
-        if bytes.len() > crate::config::MAX_FILE_BYTES {
+        let is_export = Some(path) == export;
+        let bytes = match &file.sha256 {
+            None => base64::engine::general_purpose::STANDARD
+                .decode(&file.base64)
+                .map_err(|_| refuse(format!("`{path}` is not valid base64")))?,
+            Some(digest) if is_export && file.base64.is_empty() => match in_force(path, digest) {
+                Some(bytes) => bytes,
+                None => {
+                    send_again.push(path.to_string());
+                    continue;
+                }
+            },
+            Some(_) => {
+                return Err(refuse(format!(
+                    "`{path}`: only the identity export may be sent by its digest alone"
+                )));
+            }
+        };
+        // The export is bounded by the request; every other file by the loader's limit.
+        if !is_export && bytes.len() > crate::config::MAX_FILE_BYTES {
             return Err(refuse(format!(
                 "`{path}` is {} bytes: a file is at most {}",
                 bytes.len(),
@@ -356,7 +421,22 @@ fn write_files(dir: &Path, files: &[RequestFile], settings: &ConfigFile) -> Resu
         std::io::Write::write_all(&mut out, &bytes)
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     }
+    if !send_again.is_empty() {
+        let again = SendAgain { send: send_again };
+        return Err((
+            StatusCode::CONFLICT,
+            serde_json::to_string(&again).expect("serialises"),
+        ));
+    }
     Ok(())
+}
+
+/// The commit in force's bytes of `path` when their SHA-256 is `digest` (read from the
+/// controller's clone: a regular file of that commit, within an export's size limit).
+fn in_force_bytes(with: &PlanWith, path: &str, digest: &str) -> Option<Vec<u8>> {
+    let limit = crate::identity::file::MAX_EXPORT_BYTES as usize;
+    let bytes = crate::gitops::commit::file_at(&with.clone_dir, &with.commit, path, limit)?;
+    (sha256_hex(&bytes) == digest.to_ascii_lowercase()).then_some(bytes)
 }
 
 /// A path of plain names joined by `/`: not empty, not absolute, no `.` or `..`, no

@@ -352,6 +352,22 @@ fn resolve(
         })
 }
 
+/// The bytes of `path` (inside the config directory `dir`) at `commit`, when it is a
+/// regular file of at most `limit` bytes there; `None` otherwise (a symbolic link, a
+/// directory, missing, too large, an unknown commit).
+pub fn file_at(dir: &Path, commit: &str, path: &str, limit: usize) -> Option<Vec<u8>> {
+    let repository = git2::Repository::discover(dir).ok()?;
+    let prefix = relative_to(dir, repository.workdir()?).ok()?;
+    let oid = git2::Oid::from_str(commit).ok()?;
+    let tree = repository.find_commit(oid).ok()?.tree().ok()?;
+    let entry = tree.get_path(&prefix.join(path)).ok()?;
+    if !matches!(entry.filemode(), 0o100644 | 0o100755) {
+        return None;
+    }
+    let blob = repository.find_blob(entry.id()).ok()?;
+    (blob.size() <= limit).then(|| blob.content().to_vec())
+}
+
 /// The protected branch the config at `commit` names (`gitops.branch`), read without
 /// checking the rest of the file: the full load happens on the checkout.
 fn branch_named_at(

@@ -244,6 +244,23 @@ async fn a_plan_request_is_refused_without_the_token_or_with_a_hostile_body() {
         assert_eq!(status, 400, "{path}: {text}");
     }
     assert!(!outside.exists());
+    // Only the identity export may go by its digest, and only the commit in force's.
+    let digest = "0".repeat(64);
+    let (status, text) =
+        post(json!({"files": [{"path": "slack-gitops.yaml", "sha256": digest}]})).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("only the identity export"), "{text}");
+    let config = std::fs::read_to_string(org.repo.join("slack-gitops.yaml")).unwrap();
+    let (status, text) = post(json!({"files": [
+        {"path": "slack-gitops.yaml", "base64": encode(&config)},
+        {"path": "identity/directory.yaml", "sha256": digest},
+    ]}))
+    .await;
+    assert_eq!(status, 409, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"send": ["identity/directory.yaml"]})
+    );
     // Not JSON: the answer names the problem, never the body.
     let response = controller
         .http
@@ -285,4 +302,62 @@ async fn a_plan_request_is_refused_without_the_token_or_with_a_hostile_body() {
     );
     assert!(listener.accept().is_err(), "the controller called the trap");
     git(&org.repo, &["checkout", "--", "slack-gitops.yaml"]);
+}
+
+/// An identity export over 1 MiB goes by its SHA-256 when the commit in force has the
+/// same bytes; when the pull request changes it, the controller answers 409 and the CLI
+/// sends it whole, and the plan sees the change.
+#[tokio::test]
+async fn a_large_identity_export_goes_by_its_digest_unless_the_pull_request_changes_it() {
+    let org = Org::new(|_| {}).await;
+    let export = org.repo.join("identity/directory.yaml");
+    let mut text = std::fs::read_to_string(&export).unwrap();
+    let padding = format!("# {}\n", "padding ".repeat(16));
+    text.push_str(&padding.repeat(1024 * 1024 / padding.len() + 1));
+    std::fs::write(&export, &text).unwrap();
+    crate::common::org::commit(&org.repo, "a large export");
+    let controller = controller(&org).await;
+    let plan = |name: &'static str| {
+        let org = &org;
+        let base = controller.base.clone();
+        async move {
+            let out = org.temp.path().join(name);
+            let output = org
+                .spawn_with(
+                    &[
+                        "plan",
+                        org.repo_arg(),
+                        "--controller",
+                        &base,
+                        "--out",
+                        out.to_str().unwrap(),
+                    ],
+                    &[("SLACK_GITOPS_CONTROLLER_TOKEN", TOKEN)],
+                )
+                .wait_with_output()
+                .await
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert_eq!(output.status.code(), Some(0), "{stderr}");
+            (stderr, std::fs::read_to_string(&out).unwrap())
+        }
+    };
+    let (stderr, document) = plan("same.json").await;
+    assert!(stderr.contains("sent by its SHA-256 only"), "{stderr}");
+    assert!(changes(&document).is_empty(), "{document}");
+
+    // The pull request changes someone's title in the export.
+    let changed = text.replacen(
+        "    title: Site Reliability Engineer\n",
+        "    title: Principal Site Reliability Engineer\n",
+        1,
+    );
+    std::fs::write(&export, changed).unwrap();
+    let (stderr, document) = plan("changed.json").await;
+    assert!(stderr.contains("sending it whole"), "{stderr}");
+    let planned = changes(&document);
+    assert!(
+        planned.iter().any(|c| c.contains("ada.clarke")),
+        "{planned:?}"
+    );
 }
