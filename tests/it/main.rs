@@ -29,6 +29,7 @@ mod leaver_rule;
 mod leaver_wave;
 mod loader_properties;
 mod mirror;
+mod mirror_properties;
 mod plan_acme;
 mod plan_cases;
 mod plan_cli;

@@ -857,7 +857,7 @@ async fn a_gap_is_filled_from_the_audit_logs_and_only_what_changed_is_stale() {
     // scale (a canary a second, 5 s of grace) the stream may freeze again first, and
     // every freeze is a newer gap to wait past.
     let status = controller
-        .wait_up_to("the gap filled", std::time::Duration::from_secs(90), |s| {
+        .wait_up_to("the gap filled", std::time::Duration::from_secs(180), |s| {
             mirror(s)["gap_fill"]["filled"].as_u64() >= Some(1)
                 && mirror(s)["stream"]["healthy"] == true
                 && mirror(s)["stream"]["gap"].is_null()
