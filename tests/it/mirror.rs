@@ -814,7 +814,11 @@ async fn a_gap_is_filled_from_the_audit_logs_and_only_what_changed_is_stale() {
         .await;
     subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
     // A canary sent before the subscription never comes back: that first gap has no
-    // start in Slack's clock and cannot be filled, so a sync re-reads what it taints.
+    // start in Slack's clock and cannot be filled, so a sync after it (recorded once a
+    // canary is back) re-reads what it taints.
+    controller
+        .wait("a canary back", |s| mirror(s)["stream"]["healthy"] == true)
+        .await;
     let second = nudge(&org, "read after the subscription");
     controller
         .wait("the second sync", |s| {
