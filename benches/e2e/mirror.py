@@ -43,18 +43,11 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import org  # noqa: E402
+from controller_memory import kib  # noqa: E402
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 GIT_SECRET = "bench-git-webhook-secret"
 CONTROLLER_TOKEN = "bench-controller-token"
-
-
-def kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
 
 
 def request(url, body=None, headers=None, method=None, timeout=60):

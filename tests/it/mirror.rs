@@ -93,6 +93,26 @@ async fn join_on_call<'w>(
     joiner
 }
 
+/// A controller on `org` that converged at start, subscribed to Slack's events over
+/// HTTP, with its stream healthy (a canary back); and that status.
+async fn streaming(org: &Org) -> (Controller, Value) {
+    let remote = org.bare_remote();
+    let controller =
+        Controller::start_with(org, &remote, &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)]).await;
+    controller
+        .wait("converging at start", |s| {
+            s["last_syncs"][0]["outcome"] == "converged"
+        })
+        .await;
+    subscribe(org, &format!("{}/hooks/slack", controller.base)).await;
+    let status = controller
+        .wait("the canary back", |s| {
+            s["mirror"]["stream"]["healthy"] == true
+        })
+        .await;
+    (controller, status)
+}
+
 /// Whether the last sync was a drift tick that took Slack from the mirror.
 pub fn drift_tick_from_mirror(status: &Value) -> bool {
     let last = &status["last_syncs"][0];
@@ -422,20 +442,7 @@ async fn with_every_event_lost_the_refresher_still_brings_the_mirror_up_to_date(
 #[tokio::test]
 async fn drift_ticks_plan_from_the_mirror_and_read_live_only_what_drifted() {
     let org = Org::new(|_| {}).await;
-    let remote = org.bare_remote();
-    let controller =
-        Controller::start_with(&org, &remote, &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)]).await;
-    controller
-        .wait("converging at start", |s| {
-            s["last_syncs"][0]["outcome"] == "converged"
-        })
-        .await;
-    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
-    let status = controller
-        .wait("the canary back", |s| {
-            s["mirror"]["stream"]["healthy"] == true
-        })
-        .await;
+    let (controller, status) = streaming(&org).await;
     let stream = &mirror(&status)["stream"];
     assert!(stream["canaries_back"].as_u64() >= Some(1), "{stream}");
     assert!(stream["watermark"].is_string(), "{stream}");
@@ -477,20 +484,7 @@ async fn drift_ticks_plan_from_the_mirror_and_read_live_only_what_drifted() {
 #[tokio::test]
 async fn a_change_by_hand_is_reported_from_its_event_without_waiting_for_a_drift_tick() {
     let org = without_drift_ticks().await;
-    let remote = org.bare_remote();
-    let controller =
-        Controller::start_with(&org, &remote, &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)]).await;
-    controller
-        .wait("converging at start", |s| {
-            s["last_syncs"][0]["outcome"] == "converged"
-        })
-        .await;
-    subscribe(&org, &format!("{}/hooks/slack", controller.base)).await;
-    controller
-        .wait("the canary back", |s| {
-            s["mirror"]["stream"]["healthy"] == true
-        })
-        .await;
+    let (controller, _) = streaming(&org).await;
     let syncs = controller.status().await["last_syncs"].clone();
 
     org.emulator.clear_log().await;
