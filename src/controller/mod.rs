@@ -610,16 +610,17 @@ async fn sync_once(
     shared: &Shared,
     trigger: Trigger,
 ) -> Option<Duration> {
-    let fetched = fetch_tip(options, shared, trigger).await;
     let in_force = shared.status().commit_in_force.clone();
+    if trigger == Trigger::SlackEvent {
+        // A check of what Slack's events changed: no fetch (a push wakes its own sync).
+        return sync_in_force(options, store, shared, trigger, in_force?).await;
+    }
+    let fetched = fetch_tip(options, shared, trigger).await;
     if let Some(tip) = fetched {
         if let Some(done) = sync_tip(options, store, shared, trigger, tip, in_force.clone()).await {
             return done;
         }
-    } else if !matches!(
-        trigger,
-        Trigger::Drift | Trigger::IdentityEvent | Trigger::SlackEvent
-    ) {
+    } else if !matches!(trigger, Trigger::Drift | Trigger::IdentityEvent) {
         return None;
     }
     // The remote may be away: drift ticks and leavers go on with the commit in force.

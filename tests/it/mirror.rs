@@ -80,17 +80,19 @@ async fn join_on_call<'w>(
     world: &'w slack_emulator::world::World,
 ) -> &'w slack_emulator::world::User {
     let joiner = not_on_call(world);
+    invite_by_hand(org, "C00000005", &joiner.id).await;
+    joiner
+}
+
+/// An admin invites `user` to `channel`, outside the tool.
+async fn invite_by_hand(org: &Org, channel: &str, user: &str) {
     org.emulator
         .ok(
             &org.admin,
             "admin.conversations.invite",
-            &[
-                ("channel_id", "C00000005"),
-                ("user_ids", joiner.id.as_str()),
-            ],
+            &[("channel_id", channel), ("user_ids", user)],
         )
         .await;
-    joiner
 }
 
 /// A controller on `org` that converged at start, subscribed to Slack's events over
@@ -233,16 +235,7 @@ async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
     let received = mirror(&controller.status().await)["events_received"]
         .as_u64()
         .unwrap();
-    org.emulator
-        .ok(
-            &org.admin,
-            "admin.conversations.invite",
-            &[
-                ("channel_id", "C00000005"),
-                ("user_ids", outsider.id.as_str()),
-            ],
-        )
-        .await;
+    invite_by_hand(&org, "C00000005", &outsider.id).await;
     // Its event marks the channel stale; a drift tick or the refresher reads it again
     // (often before anyone could see it stale): the mirror never holds it clean without
     // the newcomer for long.
@@ -267,16 +260,7 @@ async fn slack_events_invalidate_the_mirror_and_a_read_verifies_it_again() {
         org.emulator.control_post("events/faults", &fault).await.0,
         204
     );
-    org.emulator
-        .ok(
-            &org.admin,
-            "admin.conversations.invite",
-            &[
-                ("channel_id", "C00000007"),
-                ("user_ids", outsider.id.as_str()),
-            ],
-        )
-        .await;
+    invite_by_hand(&org, "C00000007", &outsider.id).await;
     controller
         .wait("a duplicate recognised", |s| {
             mirror(s)["events_deduplicated"].as_u64() >= Some(1)
