@@ -73,6 +73,7 @@ fn scope() -> ReadScope {
             })
             .collect(),
         grid: true,
+        channels_matching: Vec::new(),
     }
 }
 

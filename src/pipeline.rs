@@ -91,6 +91,9 @@ pub struct ConnectOptions {
     /// between reads, so that a read follows the provider's change feed. Without one,
     /// every read is a full read.
     pub identity_store: Option<String>,
+    /// Read the members of every identity group, not only of those the config names
+    /// (`import` looks for rules among all of them).
+    pub every_group: bool,
 }
 
 impl Default for ConnectOptions {
@@ -100,6 +103,7 @@ impl Default for ConnectOptions {
             time_scale: 1.0,
             fallback: Fallback::default(),
             identity_store: None,
+            every_group: false,
         }
     }
 }
@@ -172,8 +176,10 @@ pub fn connect(
         .and_then(environment)
         .or_else(|| options.fallback.bot.clone())
         .map(Token::new);
-    let source = crate::identity::Source::from_settings(&settings.identity, dir, &environment)?
-        .reading_members_of(repository.referenced_groups());
+    let mut source = crate::identity::Source::from_settings(&settings.identity, dir, &environment)?;
+    if !options.every_group {
+        source = source.reading_members_of(repository.referenced_groups());
+    }
     let client = SlackClient::new(
         admin,
         bot,

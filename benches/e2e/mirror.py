@@ -106,9 +106,13 @@ class Controller:
 
 
 def mirror_settled(status):
+    """Healthy, nothing stale or waiting, and nothing verified before the stream's last
+    gap (such copies count as unverified: a read would take them live). Times are ISO
+    strings to the second, so "after" is strictly later as text."""
     m = status["mirror"]
+    gap, oldest = m["stream"].get("gap"), m.get("oldest_verified")
     return (m["stream"]["healthy"] and m["stale"] == 0 and m["pending_events"] == 0
-            and m["objects"] > 0) and status
+            and m["objects"] > 0 and (gap is None or (oldest is not None and oldest > gap))) and status
 
 
 def converged(status, commit=None):

@@ -9,6 +9,7 @@ mod controller;
 mod doctor;
 mod emulator;
 mod export;
+mod import;
 mod plan;
 mod validate;
 
@@ -97,6 +98,10 @@ pub enum Command {
     /// Check what plan, apply and the controller need (tokens, scopes, the Slack plan,
     /// SCIM, the bot in private channels, the identity source), each problem with its fix.
     Doctor(doctor::DoctorArgs),
+    /// Adopt an existing org: write mappings from live Slack and the identity provider,
+    /// with the rule behind each membership and its exceptions; the plan right after
+    /// changes no membership.
+    Import(import::ImportArgs),
     /// Print the JSON schema of a file kind (config, mappings, policy, approval), or all.
     Schema(validate::SchemaArgs),
 }
@@ -108,6 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Schema(args) => validate::print_schema(&args),
         Command::Snapshot(args) => plan::snapshot(&args),
         Command::Doctor(args) => doctor::doctor(&args),
+        Command::Import(args) => import::run(&args),
         Command::Plan(args) => plan::plan(&args),
         Command::Approve(args) => plan::approve(args),
         Command::Apply(args) => apply::apply(&args),

@@ -559,10 +559,14 @@ async fn refresh_one(shared: &Arc<Shared>, context: &RefreshWith) -> Result<bool
 
 /// Drains events while this replica leads: woken by each new event, and every second.
 /// Events that changed the mirror wake a drift check ([`super::Trigger::SlackEvent`]),
-/// at most every [`CHECK_EVERY`] and never while a sync runs (it plans anyway).
+/// at most every [`CHECK_EVERY`] and never while a sync runs (it plans anyway). A check
+/// that did not run to its end (the mirror could not serve it, or the wake was taken by
+/// another sync) is asked for again, up to [`CHECK_RETRIES`] times.
 pub async fn drain_loop(shared: Arc<Shared>) {
     let mut check_due: Option<tokio::time::Instant> = None;
     let mut last_check: Option<tokio::time::Instant> = None;
+    // The checks that had run when the last one was asked for, and the retries left.
+    let mut awaiting: Option<(u64, u32)> = None;
     loop {
         tokio::select! {
             _ = shared.mirror_wake.notified() => {}
@@ -597,15 +601,31 @@ pub async fn drain_loop(shared: Arc<Shared>) {
             Ok(Err(error)) => tracing::warn!(%error, "Slack events not drained; retrying"),
             Err(error) => tracing::warn!(%error, "the event drain failed"),
         }
+        let checks = shared.event_checks.load(Ordering::SeqCst);
+        if let Some((asked_at, retries)) = awaiting {
+            let waited = last_check.is_some_and(|at| at.elapsed() >= 2 * CHECK_EVERY);
+            if checks > asked_at {
+                awaiting = None;
+            } else if waited && check_due.is_none() && retries > 0 {
+                check_due = Some(tokio::time::Instant::now());
+                awaiting = Some((asked_at, retries - 1));
+            }
+        }
         if check_due.is_some_and(|due| due <= tokio::time::Instant::now())
             && !shared.syncing.load(Ordering::SeqCst)
         {
             check_due = None;
             last_check = Some(tokio::time::Instant::now());
+            let retries = awaiting.map_or(CHECK_RETRIES, |(_, left)| left);
+            awaiting = Some((checks, retries));
             shared.wake(super::Trigger::SlackEvent);
         }
     }
 }
+
+/// How many times a drift check that did not run is asked for again, [`CHECK_EVERY`]
+/// twice apart; after that the drift tick has it.
+const CHECK_RETRIES: u32 = 6;
 
 /// Events that changed the mirror ask for a drift check from it at most this often.
 const CHECK_EVERY: Duration = Duration::from_secs(5);

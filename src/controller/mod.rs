@@ -278,6 +278,9 @@ pub struct Shared {
     pub refresh_with: std::sync::Mutex<Option<mirror::RefreshWith>>,
     /// A sync is reading or writing: the refresher steps aside.
     pub syncing: AtomicBool,
+    /// Drift checks woken by Slack events that ran to their end (not skipped because
+    /// the mirror could not serve them): the drain asks again until one has.
+    pub event_checks: std::sync::atomic::AtomicU64,
 
     /// People named by identity events, deactivated first at the next sync.
     pub inbox: std::sync::Mutex<inbox::Inbox>,
@@ -431,6 +434,7 @@ pub async fn run(
         mirror_wake: tokio::sync::Notify::new(),
         refresh_with: Default::default(),
         syncing: AtomicBool::new(false),
+        event_checks: std::sync::atomic::AtomicU64::new(0),
 
         posted_drift: Default::default(),
         inbox: Default::default(),
@@ -1130,6 +1134,9 @@ async fn report_drift(
     });
     match planned {
         Ok(planned) => {
+            if from_events {
+                shared.event_checks.fetch_add(1, Ordering::SeqCst);
+            }
             let drift = metrics::drift_by_kind(&planned.plan);
             for (kind, count) in &drift {
                 tracing::info!(commit, kind = %kind, count, "drift");

@@ -256,9 +256,14 @@ async fn hello(shared: &Arc<Shared>, backoff: &mut Duration, down_since: &mut Op
 }
 
 /// Takes one envelope: an event is kept like a POSTed one. Answers the ack to send, or
-/// `None` when the event must come again (the store did not keep it).
+/// `None` when the event must come again (the store did not keep it) or there is no
+/// envelope id to acknowledge (counted as rejected).
 async fn take(shared: &Arc<Shared>, envelope: &Value) -> Option<String> {
-    let id = envelope["envelope_id"].as_str()?;
+    let Some(id) = envelope["envelope_id"].as_str() else {
+        // Nothing to acknowledge, nothing to keep.
+        shared.events.rejected.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
     let ack = json!({ "envelope_id": id }).to_string();
     if envelope["type"] != "events_api" {
         // Interactivity and slash commands: not ours to answer, but acknowledged so

@@ -30,6 +30,9 @@ pub struct ReadScope {
     pub managed_channels: BTreeSet<(String, String)>,
     /// Enterprise Grid: read IdP groups and use the admin API for roles.
     pub grid: bool,
+    /// Globs (`*`, `?`) of further channel names whose members are read (`import`);
+    /// archived channels are never read.
+    pub channels_matching: Vec<String>,
 }
 
 /// How the read went, for logs and tests.
@@ -67,8 +70,13 @@ pub async fn read_live(
         read_usergroups(client, &scope.workspaces),
         read_channels(client, &scope.workspaces),
     )?;
-    let (members, member_pages) =
-        read_channel_members(client, &scope.managed_channels, &channels.0).await?;
+    let (members, member_pages) = read_channel_members(
+        client,
+        &scope.managed_channels,
+        &scope.channels_matching,
+        &channels.0,
+    )
+    .await?;
     let minimum =
         scim_users.1 + admin_flags.1 + idp_groups.1 + usergroups.1 + channels.1 + member_pages;
 
@@ -224,11 +232,17 @@ async fn read_channels(
 async fn read_channel_members(
     client: &SlackClient,
     managed: &BTreeSet<(String, String)>,
+    patterns: &[String],
     channels: &[(String, wire::Channel)],
 ) -> Result<(BTreeMap<String, Vec<String>>, u64), SlackError> {
     let wanted: Vec<String> = channels
         .iter()
-        .filter(|(team, c)| managed.contains(&(team.clone(), c.name.clone().unwrap_or_default())))
+        .filter(|(team, c)| {
+            let name = c.name.clone().unwrap_or_default();
+            let matching = !c.is_archived.unwrap_or(false)
+                && patterns.iter().any(|p| crate::adopt::glob_match(p, &name));
+            matching || managed.contains(&(team.clone(), name))
+        })
         .map(|(_, c)| c.id.clone().unwrap_or_default())
         .collect();
     let member_reads = wanted.iter().map(|id| async move {
@@ -456,6 +470,7 @@ impl ReadScope {
                 .collect(),
             managed_channels,
             grid: config.slack.plan == crate::config::types::SlackPlan::EnterpriseGrid,
+            channels_matching: Vec::new(),
         }
     }
 }

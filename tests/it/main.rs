@@ -24,6 +24,7 @@ mod emulator_web;
 mod identity;
 mod identity_incremental;
 mod idp_fakes;
+mod import;
 mod layout;
 mod leaver_rule;
 mod leaver_wave;

@@ -246,3 +246,134 @@ async fn not_in_sre(org: &Org) -> String {
     let world = org.world().await;
     crate::mirror::sre_and_newcomer(&world).1.email.clone()
 }
+
+/// A broken or hostile Slack on the socket: frames that are not JSON, nested past any
+/// sane depth, envelopes without an id, payloads that are not events or are over the
+/// size limit, well-formed events whose fields are nonsense, and a frame over the
+/// connection's limit. The receiver counts the broken ones as rejected and acknowledges
+/// every envelope it can name (so Slack does not send it forever), drains the odd events
+/// without harm, drops the connection only for the oversized frame and opens a new one,
+/// and never writes what a frame held into its status or its log. Afterwards a change by
+/// hand still arrives and is reported from the mirror.
+#[tokio::test]
+async fn hostile_frames_on_the_socket_are_rejected_and_the_stream_goes_on() {
+    let org = Org::new(|_| {}).await;
+    socket_mode(&org).await;
+    let remote = org.bare_remote();
+    let log = org.temp.path().join("controller.log");
+    let controller = Controller::spawn(
+        &org,
+        remote.as_os_str(),
+        &[("SLACK_APP_TOKEN", APP_TOKEN)],
+        &[],
+        std::fs::File::create(&log).unwrap().into(),
+    )
+    .await;
+    let before = controller
+        .wait("connected, the canary back, nothing waiting", |s| {
+            let mirror = &s["mirror"];
+            mirror["socket"]["connected"] == true
+                && mirror["stream"]["healthy"] == true
+                && mirror["pending_events"] == 0
+        })
+        .await;
+    let count = |s: &Value, field: &str| s["mirror"][field].as_u64().unwrap();
+    let acknowledged = |s: &Value| s["mirror"]["socket"]["acknowledged"].as_u64().unwrap();
+
+    const MARK: &str = "HOSTILE7f3a";
+    let event = |id: &str, inner: Value| {
+        json!({
+            "type": "events_api",
+            "envelope_id": id,
+            "payload": {"type": "event_callback", "event_id": id, "event_time": 1, "event": inner},
+        })
+        .to_string()
+    };
+    let rejected = [
+        format!("not json {MARK}"),
+        format!("{}{MARK}{}", "[".repeat(10_000), "]".repeat(10_000)),
+        json!([MARK, 1]).to_string(),
+        json!({"type": "events_api", "payload": {"type": MARK}}).to_string(),
+        json!({"type": "events_api", "envelope_id": "bad-1", "payload": MARK}).to_string(),
+        json!({"type": "events_api", "envelope_id": "bad-2",
+               "payload": {"type": "url_verification", "challenge": MARK}})
+        .to_string(),
+        event(
+            "bad-3",
+            json!({"type": "user_change", "pad": MARK.repeat(6_100)}),
+        ),
+    ];
+    let odd = [
+        event(
+            "odd-1",
+            json!({"type": "subteam_members_changed", "subteam_id": 5,
+                   "added_users": MARK, "date_previous_update": "never"}),
+        ),
+        event(
+            "odd-2",
+            json!({"type": "member_joined_channel", "channel": {"id": MARK}, "user": []}),
+        ),
+        event("odd-3", json!({"type": "user_change", "user": null})),
+        event("odd-4", json!({"type": MARK, "subteam": {"id": MARK}})),
+    ];
+    let frames: Vec<&String> = rejected.iter().chain(&odd).collect();
+    let (code, text) = org
+        .emulator
+        .control_post("events/socket", &json!({"send": frames}))
+        .await;
+    assert_eq!(code, 200, "{text}");
+    let after = controller
+        .wait("every frame taken, the odd events drained", |s| {
+            count(s, "events_rejected") >= count(&before, "events_rejected") + 7
+                && count(s, "events_received") >= count(&before, "events_received") + 4
+                && s["mirror"]["pending_events"] == 0
+        })
+        .await;
+    let socket = &after["mirror"]["socket"];
+    assert_eq!(
+        count(&after, "events_rejected"),
+        count(&before, "events_rejected") + 7,
+        "{after:#}"
+    );
+    // Named envelopes are acknowledged, broken or not: three of the rejected, the four odd.
+    assert!(
+        acknowledged(&after) >= acknowledged(&before) + 7,
+        "{after:#}"
+    );
+    assert_eq!(socket["lost"], 0, "{after:#}");
+    assert_eq!(socket["connected"], true, "{after:#}");
+    assert_eq!(after["mirror"]["stream"]["healthy"], true, "{after:#}");
+
+    // A frame over the connection's limit ends the connection; a new one opens.
+    let oversized = format!("{{\"pad\": \"{}\"}}", MARK.repeat(8_000));
+    let (code, text) = org
+        .emulator
+        .control_post("events/socket", &json!({"send": [oversized]}))
+        .await;
+    assert_eq!(code, 200, "{text}");
+    controller
+        .wait("a new connection after the oversized frame", |s| {
+            let socket = &s["mirror"]["socket"];
+            socket["lost"] == 1
+                && socket["opened"].as_u64() >= Some(2)
+                && socket["connected"] == true
+        })
+        .await;
+
+    // The stream goes on: a change by hand is reported from the mirror.
+    org.add_by_hand("sre", &not_in_sre(&org).await).await;
+    let from_mirror = crate::mirror::drift_tick_from_mirror;
+    let status = controller
+        .wait_up_to(
+            "the drift reported from the mirror",
+            std::time::Duration::from_secs(120),
+            |s| s["last_syncs"][0]["outcome"] == "drift-reported" && from_mirror(s),
+        )
+        .await;
+    assert_eq!(status["drift"]["manual_add"], 1, "{status:#}");
+    assert_eq!(status["mirror"]["stream"]["healthy"], true, "{status:#}");
+    drop(controller);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(MARK), "a frame's content reached the log");
+    assert!(!status.to_string().contains(MARK), "{status:#}");
+}

@@ -8,6 +8,7 @@
 //! process calls, so the compiler and clippy hold it to that. The I/O shell (Slack,
 //! identity, git, the store, apply, the controller) is the `slack-gitops` package.
 
+pub mod adopt;
 pub mod config;
 pub mod diagnostic;
 pub mod model;

@@ -135,7 +135,7 @@ checked_string! {
 }
 
 impl Handle {
-    fn is_valid(text: &str) -> bool {
+    pub(crate) fn is_valid(text: &str) -> bool {
         let mut chars = text.chars();
         let first_ok = chars
             .next()
@@ -147,7 +147,7 @@ impl Handle {
 }
 
 impl ChannelName {
-    fn is_valid(text: &str) -> bool {
+    pub(crate) fn is_valid(text: &str) -> bool {
         (1..=80).contains(&text.chars().count())
             && text
                 .chars()

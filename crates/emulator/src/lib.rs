@@ -1013,19 +1013,31 @@ async fn get_events(
 struct SocketControl {
     /// Sends every Socket Mode connection a `disconnect` with this reason (`warning`,
     /// `refresh_requested`, `link_disabled`); all but `warning` then close.
-    disconnect: String,
+    #[serde(default)]
+    disconnect: Option<String>,
+    /// Sends every connection these text frames as they are, whatever they hold: a
+    /// hostile or broken Slack, for testing the app's receiver.
+    #[serde(default)]
+    send: Vec<String>,
 }
 
 /// `POST /_emulator/events/socket {"disconnect": "refresh_requested"}`: what Slack does
-/// every few hours to each connection, on demand. Answers how many it reached.
+/// every few hours to each connection, on demand; `{"send": ["..."]}`: raw frames. Answers
+/// how many connections it reached.
 async fn socket_control(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<SocketControl>(&body) {
-        Ok(control) => {
-            let reached = emulator.sockets.disconnect(&control.disconnect);
-            axum::Json(serde_json::json!({ "connections": reached })).into_response()
+    let control = match serde_json::from_slice::<SocketControl>(&body) {
+        Ok(control) if control.disconnect.is_some() == control.send.is_empty() => control,
+        Ok(_) => {
+            let why = "name either `disconnect` or `send`\n";
+            return (StatusCode::BAD_REQUEST, why).into_response();
         }
-        Err(error) => (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
-    }
+        Err(error) => return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
+    };
+    let reached = match control.disconnect {
+        Some(reason) => emulator.sockets.disconnect(&reason),
+        None => emulator.sockets.send_raw(&control.send),
+    };
+    axum::Json(serde_json::json!({ "connections": reached })).into_response()
 }
 
 /// Changes the subscription: any of its fields. A new request URL must pass Slack's

@@ -1,6 +1,7 @@
 //! Renderings for people and machines. Pure: data in, text out, byte-identical for the
 //! same input. Whether to use colour is a parameter, never a look at the terminal.
 
+pub mod adoption;
 pub mod diagnostics;
 pub mod plan;
 pub mod review;

@@ -8,7 +8,8 @@
 //! app holds at most [`MAX_CONNECTIONS`] connections and each event goes to one of them.
 //! Slack refreshes connections with a `disconnect` message (`warning` first, then
 //! `refresh_requested`); the control surface sends one on demand
-//! (`POST /_emulator/events/socket`).
+//! (`POST /_emulator/events/socket`), which also sends raw frames for testing an app's
+//! receiver against a broken Slack.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -155,6 +156,17 @@ impl Sockets {
         }
         self.disconnects
             .fetch_add(connections.len() as u64, Ordering::Relaxed);
+        connections.len()
+    }
+
+    /// Sends every connection `frames` as text, as they are.
+    pub fn send_raw(&self, frames: &[String]) -> usize {
+        let connections = lock(&self.connections);
+        for connection in connections.iter() {
+            for frame in frames {
+                let _ = connection.outgoing.send(Outgoing::Text(frame.clone()));
+            }
+        }
         connections.len()
     }
 

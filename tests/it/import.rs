@@ -1,0 +1,279 @@
+//! `import` through the binary against the emulator: acme's live Slack and identity
+//! adopted into a repository holding only `slack-gitops.yaml` and the identity export.
+//! The repository validates, the plan right after changes no membership (beyond the
+//! accounts it creates or deactivates), a second import writes the same bytes, files are
+//! never overwritten without `--force`, never written outside the repository, and a
+//! selection adopts piece by piece.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::org::Org;
+
+/// A repository with only acme's `slack-gitops.yaml` and identity export.
+fn bare_repository(org: &Org, name: &str) -> PathBuf {
+    let dir = org.temp.path().join(name);
+    std::fs::create_dir_all(dir.join("identity")).unwrap();
+    for file in ["slack-gitops.yaml", "identity/directory.yaml"] {
+        std::fs::copy(org.repo.join(file), dir.join(file)).unwrap();
+    }
+    dir
+}
+
+/// Every file under `mappings/` and `policies/`, by relative path.
+fn written(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for folder in ["mappings", "policies"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            let name = format!("{folder}/{}", entry.file_name().to_string_lossy());
+            files.insert(name, std::fs::read(entry.path()).unwrap());
+        }
+    }
+    files
+}
+
+async fn import(org: &Org, dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["import", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    org.run(&args).await
+}
+
+/// `validate DIR` passes.
+fn validate(dir: &Path) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+        .args(["validate", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+}
+
+async fn plan(org: &Org, dir: &Path) -> Value {
+    let (code, out, err) = org
+        .run(&["plan", dir.to_str().unwrap(), "--format", "json"])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// What a plan changes in usergroups and channels, beyond the people whose account the
+/// same plan creates, reactivates or deactivates.
+fn membership_changes(plan: &Value) -> Vec<String> {
+    let actions = plan["plan"]["actions"].as_array().unwrap();
+    let email = |person: &Value| person["email"].as_str().unwrap().to_string();
+    let mut accounts = BTreeSet::new();
+    for action in actions {
+        match action["action"].as_str().unwrap() {
+            "create_user" | "reactivate_user" => {
+                accounts.insert(email(&action["person"]));
+            }
+            "deactivate_user" => {
+                accounts.insert(email(&action["removal"]["person"]));
+            }
+            _ => {}
+        }
+    }
+    let mut changes = Vec::new();
+    let people = |changes: &mut Vec<String>, what: &str, list: &Value, key: Option<&str>| {
+        for item in list.as_array().unwrap() {
+            let person = key.map_or(item, |k| &item[k]);
+            if !accounts.contains(&email(person)) {
+                changes.push(format!("{what} {}", email(person)));
+            }
+        }
+    };
+    for action in actions {
+        let kind = action["action"].as_str().unwrap();
+        let target = format!("{kind} {}{}", action["handle"], action["channel"]);
+        match kind {
+            "set_usergroup_members" => {
+                people(&mut changes, &target, &action["adds"], Some("person"));
+                people(&mut changes, &target, &action["removes"], Some("person"));
+            }
+            "invite_to_channel" => people(&mut changes, &target, &action["people"], Some("person")),
+            "kick_from_channel" => {
+                let removal = Value::Array(vec![action["removal"].clone()]);
+                people(&mut changes, &target, &removal, Some("person"));
+            }
+            "create_usergroup" | "update_usergroup" | "enable_usergroup" | "disable_usergroup"
+            | "create_channel" => changes.push(target),
+            _ => {}
+        }
+    }
+    changes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acme_is_adopted_and_the_plan_after_changes_no_membership() {
+    let org = Org::new(|_| {}).await;
+    let dir = bare_repository(&org, "adopted");
+    let (code, out, err) = import(&org, &dir, &["--format", "json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = &report["import"];
+    let usergroups = report["usergroups"].as_array().unwrap();
+    assert!(usergroups.len() >= 8, "{report:#}");
+    let files = written(&dir);
+    assert!(files.contains_key("policies/default.yaml"), "{files:?}");
+    assert!(files.contains_key("mappings/eng.yaml"), "{files:?}");
+
+    validate(&dir);
+    let changes = membership_changes(&plan(&org, &dir).await);
+    assert!(changes.is_empty(), "{changes:#?}\n{report:#}");
+
+    // The rules are the ones behind the memberships: @backend follows eng-backend.
+    let backend = usergroups
+        .iter()
+        .find(|u| u["target"] == "@backend")
+        .unwrap();
+    assert_eq!(
+        backend["groups"],
+        serde_json::json!(["eng-backend"]),
+        "{backend:#}"
+    );
+
+    // The same input writes the same bytes, in another repository and over its own
+    // files with --force; without it, what is mapped is skipped and nothing is written.
+    let again = bare_repository(&org, "again");
+    let (code, out, err) = import(&org, &again, &[]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(written(&again), files, "a second import wrote other bytes");
+    let (code, out, err) = import(&org, &dir, &[]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Imported 0 usergroups"), "{out}");
+    assert_eq!(written(&dir), files);
+    let (code, out, err) = import(&org, &dir, &["--force"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(written(&dir), files, "--force wrote other bytes");
+}
+
+/// A file written by hand is never overwritten, not even with --force: the import takes
+/// the next free name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hand_written_file_is_never_overwritten() {
+    let org = Org::new(|_| {}).await;
+    let dir = bare_repository(&org, "adopted");
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    let mine = "apiVersion: slack-gitops/v1\nkind: Mappings\n# mine\n";
+    std::fs::write(dir.join("mappings/eng.yaml"), mine).unwrap();
+    for extra in [&[][..], &["--force"][..]] {
+        let (code, out, err) = import(&org, &dir, extra).await;
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("mappings/eng.yaml")).unwrap(),
+            mine
+        );
+        let text = std::fs::read_to_string(dir.join("mappings/eng-2.yaml")).unwrap();
+        assert!(text.contains("handle: eng\n"), "{text}");
+    }
+    validate(&dir);
+}
+
+/// Converged to acme's own mappings first: the rules found are acme's rules.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_converged_org_the_rules_found_are_the_rules_that_made_it() {
+    let org = Org::new(|_| {}).await;
+    let (code, out, err) = org.run(&["apply", org.repo_arg()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let dir = bare_repository(&org, "adopted");
+    let (code, out, err) = import(&org, &dir, &["--format", "json", "--only", "@*"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let found: BTreeMap<String, (Value, Value)> = report["import"]["usergroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let handle = u["target"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches('@')
+                .to_string();
+            (handle, (u["groups"].clone(), u["exclude"].clone()))
+        })
+        .collect();
+    let repository = slack_gitops::pipeline::load_repository(&org.repo).unwrap();
+    let mut same = Vec::new();
+    let mut differ = Vec::new();
+    for file in &repository.mappings {
+        for group in &file.value.usergroups {
+            let handle = group.handle.as_str().to_string();
+            let expected = (
+                serde_json::json!(group.members.groups),
+                serde_json::json!(group.members.exclude),
+            );
+            match found.get(&handle) {
+                Some(rule) if *rule == expected => same.push(handle),
+                other => differ.push(format!("@{handle}: found {other:?}, made by {expected:?}")),
+            }
+        }
+    }
+    assert!(
+        differ.len() <= 2 && same.len() >= 8,
+        "same: {same:?}\ndiffer: {differ:#?}"
+    );
+    let changes = membership_changes(&plan(&org, &dir).await);
+    assert!(changes.is_empty(), "{changes:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_selection_adopts_piece_by_piece() {
+    let org = Org::new(|_| {}).await;
+    let dir = bare_repository(&org, "adopted");
+    let (code, out, err) = import(&org, &dir, &["--only", "@backend", "--only", "#eng"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let text = String::from_utf8(written(&dir)["mappings/backend.yaml"].clone()).unwrap();
+    assert!(text.contains("handle: backend"), "{text}");
+    assert!(!written(&dir).contains_key("mappings/sre.yaml"));
+    // The next piece: what is mapped already is skipped, the policy is not rewritten.
+    let policy = written(&dir)["policies/default.yaml"].clone();
+    std::fs::write(
+        dir.join("policies/default.yaml"),
+        b"# edited\n"
+            .iter()
+            .chain(&policy)
+            .copied()
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let (code, out, err) = import(&org, &dir, &["--only", "@*", "--format", "json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let targets: Vec<&str> = report["import"]["usergroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["target"].as_str().unwrap())
+        .collect();
+    assert!(
+        !targets.contains(&"@backend") && targets.contains(&"@sre"),
+        "{targets:?}"
+    );
+    assert!(written(&dir)["policies/default.yaml"].starts_with(b"# edited\n"));
+    validate(&dir);
+    let changes = membership_changes(&plan(&org, &dir).await);
+    assert!(changes.is_empty(), "{changes:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_never_writes_through_a_link_out_of_the_repository() {
+    let org = Org::new(|_| {}).await;
+    let dir = bare_repository(&org, "adopted");
+    let outside = org.temp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("mappings")).unwrap();
+    let (code, out, err) = import(&org, &dir, &[]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(
+        !dir.join("policies").exists(),
+        "a file was written before the refusal"
+    );
+}
