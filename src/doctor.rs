@@ -94,6 +94,7 @@ pub async fn check(connection: &Connection, mirror: &Mirror) -> Vec<Check> {
     let plan = connection.repository.config.value.slack.plan;
     let admin_ok = token_checks(connection, plan, mirror, &mut checks).await;
     if admin_ok {
+        checks.push(clock(connection).await);
         checks.push(scim(connection).await);
         checks.extend(private_channels(connection).await);
     }
@@ -105,6 +106,89 @@ pub async fn check(connection: &Connection, mirror: &Mirror) -> Vec<Check> {
     }
     checks.push(identity(connection).await);
     checks
+}
+
+/// Beyond this, the clock is worth a warning: timestamps in the journal, the leaver SLA
+/// and Slack's request signatures assume this machine's clock and Slack's agree.
+const CLOCK_WARN_SECONDS: f64 = 10.0;
+/// Beyond this the controller refuses every signed event from Slack (Slack's own
+/// replay window is five minutes).
+const CLOCK_BLOCK_SECONDS: f64 = 300.0;
+
+/// This machine's clock against Slack's (the `Date` header of one `auth.test`).
+async fn clock(connection: &Connection) -> Check {
+    const NAME: &str = "clock";
+    const FIX: &str = "keep the clock in sync with NTP (chrony or systemd-timesyncd); in a container, the host's clock is the one to fix";
+    match connection.client.clock_offset(Credential::Admin).await {
+        Ok(Some(offset)) if offset.abs() <= CLOCK_WARN_SECONDS => Check::ok(
+            NAME,
+            format!("in sync with Slack's (off by {offset:+.1} s)"),
+        ),
+        Ok(Some(offset)) if offset.abs() <= CLOCK_BLOCK_SECONDS => Check::failed(
+            NAME,
+            Status::Warning,
+            format!(
+                "{:.0} s {} Slack's: timestamps and the leaver SLA are off by as much",
+                offset.abs(),
+                if offset > 0.0 { "behind" } else { "ahead of" }
+            ),
+            FIX,
+        ),
+        Ok(Some(offset)) => Check::failed(
+            NAME,
+            Status::Blocking,
+            format!(
+                "{:.0} s {} Slack's: the controller refuses Slack's signed events (a 5-minute window)",
+                offset.abs(),
+                if offset > 0.0 { "behind" } else { "ahead of" }
+            ),
+            FIX,
+        ),
+        Ok(None) => Check::failed(
+            NAME,
+            Status::Warning,
+            "Slack's answer carries no Date header to compare with".into(),
+            "nothing to fix here; check the clock by other means",
+        ),
+        Err(error) => Check::failed(
+            NAME,
+            Status::Warning,
+            format!("auth.test: {error}"),
+            "run doctor again",
+        ),
+    }
+}
+
+/// The remote the controller follows: what `controller --repo` and `--branch` name,
+/// reached with the same credentials.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub repo: String,
+    pub branch: String,
+    pub access: crate::controller::git::Access,
+}
+
+/// The controller's remote answers and has the branch (`git ls-remote`, nothing
+/// cloned). Blocking: the controller cannot start without it.
+pub fn remote(remote: &Remote) -> Check {
+    const NAME: &str = "git remote";
+    let shown = crate::store::redact_url(&remote.repo);
+    match crate::controller::git::probe(&remote.repo, &remote.branch, &remote.access) {
+        Ok(tip) => Check::ok(
+            NAME,
+            format!(
+                "{shown} answers; {} is at {}",
+                remote.branch,
+                &tip[..tip.len().min(12)]
+            ),
+        ),
+        Err(error) => Check::failed(
+            NAME,
+            Status::Blocking,
+            format!("{shown}: {error}"),
+            "check the URL and the branch, and the credentials the controller is given (SLACK_GITOPS_GIT_TOKEN for HTTPS; --ssh-key and --known-hosts for SSH)",
+        ),
+    }
 }
 
 /// The app-level token opens a Socket Mode connection (`apps.connections.open`: the

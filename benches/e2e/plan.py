@@ -26,13 +26,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import org  # noqa: E402
 
 
-def run(command, env):
+def run(command, env, stdout=None, stderr=None):
+    """Runs `command` alone and answers its exit code, wall time, CPU time and peak RSS;
+    its standard output and error go to the files `stdout` and `stderr` when given, else
+    nowhere."""
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
+        os.dup2(stdout.fileno() if stdout else devnull, 1)
+        os.dup2(stderr.fileno() if stderr else devnull, 2)
         os.execve(command[0], command, env)
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - started

@@ -20,6 +20,19 @@ pub struct DoctorArgs {
     /// `text` or `json`.
     #[arg(long, default_value = "text")]
     format: String,
+    /// The remote the controller will follow (as `controller --repo`): checked to answer
+    /// and to have `--branch`, with the controller's credentials.
+    #[arg(long)]
+    repo: Option<String>,
+    /// The protected branch on `--repo`.
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// The SSH key for `--repo` (as the controller's).
+    #[arg(long)]
+    ssh_key: Option<PathBuf>,
+    /// The known_hosts file for `--repo` (as the controller's).
+    #[arg(long)]
+    known_hosts: Option<PathBuf>,
 }
 
 /// With `SLACK_SIGNING_SECRET`, `SLACK_APP_TOKEN` or `SLACK_AUDIT_TOKEN` in the
@@ -38,6 +51,19 @@ pub(super) fn doctor(args: &DoctorArgs) -> anyhow::Result<u8> {
         audit_token: secret("SLACK_AUDIT_TOKEN").map(crate::slack::client::Token::new),
     };
     let mut checks = runtime()?.block_on(crate::doctor::check(&connection, &mirror));
+    if let Some(repo) = &args.repo {
+        checks.push(crate::doctor::remote(&crate::doctor::Remote {
+            repo: repo.clone(),
+            branch: args.branch.clone(),
+            access: crate::controller::git::Access {
+                token: secret("SLACK_GITOPS_GIT_TOKEN"),
+                username: secret("SLACK_GITOPS_GIT_USERNAME"),
+                ssh_key: args.ssh_key.clone(),
+                ssh_passphrase: secret("SLACK_GITOPS_GIT_SSH_PASSPHRASE"),
+                known_hosts: args.known_hosts.clone(),
+            },
+        }));
+    }
     if let Ok(spec) = args.state.spec() {
         let text = spec.to_string_lossy().to_string();
         let exists = crate::store::is_url(&text) || spec.exists();

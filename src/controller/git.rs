@@ -41,6 +41,13 @@ impl Access {
     /// credentials again after a refusal; the second ask fails, so a bad token is an
     /// error, not a loop.
     fn fetch_options<'a>(&'a self, refusal: &'a Refusal) -> git2::FetchOptions<'a> {
+        let mut options = git2::FetchOptions::new();
+        options.remote_callbacks(self.callbacks(refusal));
+        options
+    }
+
+    /// The credentials and the host key check, for a fetch or a probe.
+    fn callbacks<'a>(&'a self, refusal: &'a Refusal) -> git2::RemoteCallbacks<'a> {
         let mut callbacks = git2::RemoteCallbacks::new();
         let mut asked = 0;
         callbacks.credentials(move |_url, user_from_url, allowed| {
@@ -57,9 +64,7 @@ impl Access {
                 refusal.replace(Some(error.message().to_string()));
             })
         });
-        let mut options = git2::FetchOptions::new();
-        options.remote_callbacks(callbacks);
-        options
+        callbacks
     }
 
     fn credentials(
@@ -222,6 +227,29 @@ pub fn prepare(repo: &str, workdir: &Path, branch: &str, access: &Access) -> Res
             reason: explain(&e, &refusal),
         }
     })
+}
+
+/// Asks the remote `repo` for its refs, as the controller's fetch would authenticate,
+/// without cloning: the tip of `branch`. For `doctor`.
+pub fn probe(repo: &str, branch: &str, access: &Access) -> Result<String, GitError> {
+    let mut remote =
+        git2::Remote::create_detached(repo).map_err(|e| GitError::Fetch(e.message().into()))?;
+    let refusal = Refusal::default();
+    let connection = remote
+        .connect_auth(
+            git2::Direction::Fetch,
+            Some(access.callbacks(&refusal)),
+            None,
+        )
+        .map_err(|e| GitError::Fetch(explain(&e, &refusal)))?;
+    let wanted = format!("refs/heads/{branch}");
+    let tip = connection
+        .list()
+        .map_err(|e| GitError::Fetch(e.message().to_string()))?
+        .iter()
+        .find(|head| head.name() == wanted)
+        .map(|head| head.oid().to_string());
+    tip.ok_or_else(|| GitError::NoBranch(branch.to_string()))
 }
 
 /// Fetches the protected branch and moves the clone's branch of the same name to it

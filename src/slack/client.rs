@@ -449,11 +449,49 @@ impl SlackClient {
 
     /// One POST of a Web API method without arguments, with `token`, not paced or
     /// retried: the answer's body and its `x-oauth-scopes` header.
+    /// How far Slack's clock is ahead of this machine's, in seconds: Slack's `Date`
+    /// header (whole seconds) against the middle of one `auth.test` round trip. `None`
+    /// when Slack sends no date. For `doctor`: signed events and timestamps assume the
+    /// two agree.
+    pub async fn clock_offset(&self, credential: Credential) -> Result<Option<f64>, SlackError> {
+        let token = self.token(credential).clone();
+        let sent = crate::clock::now_millis();
+        let (_, headers) = self.post_once_headers("auth.test", &token).await?;
+        let received = crate::clock::now_millis();
+        let date = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|text| {
+                jiff::fmt::rfc2822::DateTimeParser::new()
+                    .parse_timestamp(text)
+                    .ok()
+            });
+        Ok(date.map(|date| {
+            // The header truncates to the second: its middle is half a second later.
+            let slack = date.as_millisecond() as f64 + 500.0;
+            (slack - (sent + received) as f64 / 2.0) / 1000.0
+        }))
+    }
+
     async fn post_once(
         &self,
         call: &str,
         token: &Token,
     ) -> Result<(Value, Option<String>), SlackError> {
+        let (body, headers) = self.post_once_headers(call, token).await?;
+        let scopes = headers
+            .get("x-oauth-scopes")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((body, scopes))
+    }
+
+    /// One POST without arguments, not paced or retried: the body and the headers.
+    async fn post_once_headers(
+        &self,
+        call: &str,
+        token: &Token,
+    ) -> Result<(Value, reqwest::header::HeaderMap), SlackError> {
         let url = format!("{}{call}", self.inner.api_base);
         let transport = |error: reqwest::Error| SlackError::Transport {
             call: call.into(),
@@ -468,14 +506,10 @@ impl SlackClient {
             .send()
             .await
             .map_err(transport)?;
-        let scopes = response
-            .headers()
-            .get("x-oauth-scopes")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let headers = response.headers().clone();
         let status = response.status().as_u16();
         let text = response.text().await.map_err(transport)?;
-        Ok((web_body(call, status, &text)?, scopes))
+        Ok((web_body(call, status, &text)?, headers))
     }
 
     /// `apps.connections.open` with an app-level token (`xapp-`): the URL of a new

@@ -257,3 +257,87 @@ async fn the_mirror_tokens_are_checked_when_set() {
     );
     assert!(audit["fix"].as_str().unwrap().contains("auditlogs:read"));
 }
+
+/// The check named `name`, whatever its status.
+fn named<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name}: {report:#}"))
+}
+
+/// This machine's clock against Slack's `Date` header: in sync passes; half a minute off
+/// warns; past Slack's five-minute signature window blocks; each with the fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clock_off_from_slacks_is_named() {
+    let org = Org::new(|_| {}).await;
+    let (_, report) = doctor(&org).await;
+    assert_eq!(named(&report, "clock")["status"], "ok", "{report:#}");
+    for (skew, status, code, words) in [
+        (-40_i64, "warning", 2, "40 s ahead of Slack's"),
+        (600, "blocking", 1, "600 s behind Slack's"),
+    ] {
+        let change = serde_json::json!({ "date_skew_seconds": skew });
+        let (answer, text) = org.emulator.control_post("clock", &change).await;
+        assert_eq!(answer, 204, "{text}");
+        let (exit, report) = doctor(&org).await;
+        assert_eq!(exit, code, "{report:#}");
+        let clock = named(&report, "clock");
+        assert_eq!(clock["status"], status, "{clock}");
+        let detail = clock["detail"].as_str().unwrap();
+        // One second either way: the header has whole seconds.
+        let near =
+            |n: i64| detail.contains(&words.replace(&skew.abs().to_string(), &n.to_string()));
+        assert!(
+            near(skew.abs()) || near(skew.abs() - 1) || near(skew.abs() + 1),
+            "{clock}"
+        );
+        assert!(clock["fix"].as_str().unwrap().contains("NTP"), "{clock}");
+    }
+}
+
+/// With `--repo`, the controller's remote is asked for its branch: a remote that answers
+/// passes, a missing one or a missing branch blocks.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controllers_remote_is_checked() {
+    let org = Org::new(|_| {}).await;
+    let remote = org.bare_remote();
+    let remote = remote.to_str().unwrap();
+    let missing = org.temp.path().join("nowhere.git");
+    for (repo, branch, status) in [
+        (remote, "main", "ok"),
+        (remote, "release", "blocking"),
+        (missing.to_str().unwrap(), "main", "blocking"),
+    ] {
+        let (_, out, err) = org
+            .run(&[
+                "doctor",
+                org.repo_arg(),
+                "--format",
+                "json",
+                "--repo",
+                repo,
+                "--branch",
+                branch,
+            ])
+            .await;
+        let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+        let check = named(&report, "git remote");
+        assert_eq!(check["status"], status, "{repo} {branch}: {check}");
+        if status == "blocking" {
+            assert!(
+                check["fix"]
+                    .as_str()
+                    .unwrap()
+                    .contains("SLACK_GITOPS_GIT_TOKEN")
+            );
+        } else {
+            assert!(
+                check["detail"].as_str().unwrap().contains("main is at"),
+                "{check}"
+            );
+        }
+    }
+}

@@ -130,6 +130,9 @@ pub struct Emulator {
     seq: AtomicU64,
     dirty: AtomicBool,
     state_path: Option<PathBuf>,
+    /// Seconds added to the real time in every answer's `Date` header: Slack's clock
+    /// off from the client's (`POST /_emulator/clock {"date_skew_seconds": N}`).
+    date_skew: std::sync::atomic::AtomicI64,
 }
 
 /// A state file that cannot be read or written.
@@ -184,6 +187,7 @@ impl Emulator {
             seq: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             state_path: options.state_path,
+            date_skew: std::sync::atomic::AtomicI64::new(0),
         }))
     }
 
@@ -390,9 +394,27 @@ async fn observe(State(emulator): State<Arc<Emulator>>, request: Request, next: 
         .unwrap_or_default();
     // The work runs in its own task: a client that hangs up mid-request (a timeout, a
     // `kill -9`) does not cancel it, so a write takes effect and is logged as on Slack.
+    let skew = emulator.date_skew.load(Ordering::Relaxed);
     let work = tokio::spawn(observed(emulator, call, path, parts, body, next));
-    work.await
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    let mut response = work
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    if let Some(date) = http_date(skew) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, date);
+    }
+    response
+}
+
+/// An HTTP `Date` header for the real time plus `skew` seconds, as Slack sends one.
+fn http_date(skew: i64) -> Option<axum::http::HeaderValue> {
+    let now = jiff::Timestamp::now().as_second().checked_add(skew)?;
+    let text = jiff::Timestamp::from_second(now)
+        .ok()?
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    axum::http::HeaderValue::from_str(&text).ok()
 }
 
 /// One call after its request was read: faults, the handler, the log.
@@ -962,33 +984,47 @@ async fn put_settings(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Res
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClockChange {
-    time_scale: f64,
+    /// Emulated seconds per real second from now on.
+    #[serde(default)]
+    time_scale: Option<f64>,
+    /// Seconds Slack's `Date` header is ahead of the real time (negative: behind).
+    #[serde(default)]
+    date_skew_seconds: Option<i64>,
 }
 
 async fn get_clock(State(emulator): State<Arc<Emulator>>) -> Response {
-    axum::Json(json!({"now": emulator.clock.now(), "time_scale": emulator.clock.scale()}))
+    let skew = emulator.date_skew.load(Ordering::Relaxed);
+    let now = emulator.clock.now();
+    axum::Json(json!({"now": now, "time_scale": emulator.clock.scale(), "date_skew_seconds": skew}))
         .into_response()
 }
 
 /// `{"time_scale": N}`: emulated time runs N times faster from now on (rate limits,
-/// retries and delays follow).
+/// retries and delays follow). `{"date_skew_seconds": N}`: the `Date` header of every
+/// answer is N seconds off the real time, as a Slack whose clock disagrees with the
+/// client's would look.
 async fn set_clock(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<ClockChange>(&body) {
-        Ok(change) if change.time_scale.is_finite() && change.time_scale > 0.0 => {
-            emulator.clock.set_scale(change.time_scale);
-            StatusCode::NO_CONTENT.into_response()
+    let change = match serde_json::from_slice::<ClockChange>(&body) {
+        Ok(change) => change,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not a clock change: {error}\n"),
+            )
+                .into_response();
         }
-        Ok(_) => (
-            StatusCode::BAD_REQUEST,
-            "time_scale must be a positive number\n",
-        )
-            .into_response(),
-        Err(error) => (
-            StatusCode::BAD_REQUEST,
-            format!("not a clock change: {error}\n"),
-        )
-            .into_response(),
+    };
+    if let Some(scale) = change.time_scale {
+        if !(scale.is_finite() && scale > 0.0) {
+            let why = "time_scale must be a positive number\n";
+            return (StatusCode::BAD_REQUEST, why).into_response();
+        }
+        emulator.clock.set_scale(scale);
     }
+    if let Some(skew) = change.date_skew_seconds {
+        emulator.date_skew.store(skew, Ordering::Relaxed);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[derive(Debug, Deserialize)]

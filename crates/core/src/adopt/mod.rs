@@ -331,7 +331,6 @@ pub fn adopt(
     let mut unmanaged = Vec::new();
     let mut usergroups = import_usergroups(&org, options, &mut scratch, &mut unmanaged);
     let channels = import_channels(&org, options, &mut scratch, &mut usergroups, &mut unmanaged);
-    unmanaged.sort();
     write::files(&org, options, usergroups, channels, unmanaged)
 }
 

@@ -58,78 +58,126 @@ apiVersion: slack-gitops/v1
 kind: Mappings
 ";
 
+/// A file is closed once it holds this much; the next mapping opens `-2`, `-3`... so
+/// that files stay reviewable and far below the loader's limit.
+const FILE_BYTES: usize = 1024 * 1024;
+
+/// One mapping's text, and its report.
+struct Block {
+    usergroup: bool,
+    text: String,
+    report: Imported,
+}
+
 /// The files and the report.
 pub(super) fn files(
     org: &Org,
     options: &Options,
     usergroups: Vec<UsergroupOut>,
     channels: Vec<ChannelOut>,
-    unmanaged: Vec<Unmanaged>,
+    mut unmanaged: Vec<Unmanaged>,
 ) -> Adoption {
-    #[derive(Default)]
-    struct File {
-        usergroups: Vec<UsergroupOut>,
-        channels: Vec<ChannelOut>,
-    }
-    let mut by_file: BTreeMap<String, File> = BTreeMap::new();
+    let mut by_key: BTreeMap<String, Vec<Block>> = BTreeMap::new();
     for group in usergroups {
         let key = file_key(options.split_by, &group.handle, &group.workspaces[0]);
-        by_file.entry(key).or_default().usergroups.push(group);
+        let mut text = String::new();
+        usergroup(&mut text, org, &group);
+        let report = group.report;
+        by_key.entry(key).or_default().push(Block {
+            usergroup: true,
+            text,
+            report,
+        });
     }
     for channel in channels {
         let key = file_key(options.split_by, &channel.name, &channel.workspace);
-        by_file.entry(key).or_default().channels.push(channel);
+        let mut text = String::new();
+        channel_entry(&mut text, org, &channel);
+        let report = channel.report;
+        by_key.entry(key).or_default().push(Block {
+            usergroup: false,
+            text,
+            report,
+        });
     }
-    let mut report = Report {
-        unmanaged,
-        ..Report::default()
-    };
+    let mut report = Report::default();
     let mut files = Vec::new();
-    for (key, file) in by_file {
-        let path = free_path(&key, &options.taken);
-        let mut text = String::from(HEADER);
-        if !file.usergroups.is_empty() {
-            text.push_str("usergroups:\n");
-            for (i, group) in file.usergroups.iter().enumerate() {
-                if i > 0 {
-                    text.push('\n');
-                }
-                usergroup(&mut text, org, group);
+    let mut taken = options.taken.clone();
+    for (key, blocks) in by_key {
+        let mut part: Vec<Block> = Vec::new();
+        let mut size = 0;
+        for block in blocks {
+            if block.text.len() + HEADER.len() + 32 > crate::config::MAX_FILE_BYTES {
+                // Too long to list even alone: left for the owners to map.
+                let (target, workspace) = (&block.report.target, &block.report.workspaces[0]);
+                unmanaged.push(Unmanaged {
+                    target: target.clone(),
+                    workspace: workspace.clone(),
+                    why: "its membership, listed by name, is over the 4 MiB a config file may be"
+                        .into(),
+                });
+                continue;
             }
-        }
-        if !file.channels.is_empty() {
-            if !file.usergroups.is_empty() {
-                text.push('\n');
+            if size + block.text.len() > FILE_BYTES && !part.is_empty() {
+                let path = free_path(&key, &taken);
+                taken.insert(path.clone());
+                close(&mut files, &mut report, path, std::mem::take(&mut part));
+                size = 0;
             }
-            text.push_str("channels:\n");
-            for (i, channel) in file.channels.iter().enumerate() {
-                if i > 0 {
-                    text.push('\n');
-                }
-                channel_entry(&mut text, org, channel);
-            }
+            size += block.text.len();
+            part.push(block);
         }
-        for group in file.usergroups {
-            report.usergroups.push(Imported {
-                file: path.clone(),
-                ..group.report
-            });
+        if !part.is_empty() {
+            let path = free_path(&key, &taken);
+            taken.insert(path.clone());
+            close(&mut files, &mut report, path, part);
         }
-        for channel in file.channels {
-            report.channels.push(Imported {
-                file: path.clone(),
-                ..channel.report
-            });
-        }
-        report.files.push(path.clone());
-        files.push((path, text));
     }
     if org.repository.policies.is_empty() && !options.taken.contains("policies/default.yaml") {
         let path = "policies/default.yaml".to_string();
         report.files.push(path.clone());
         files.push((path, default_policy(&options.protect)));
     }
+    unmanaged.sort();
+    report.unmanaged = unmanaged;
     Adoption { files, report }
+}
+
+/// Writes `blocks` (usergroups first, then channels, as they came) into the file `path`.
+fn close(files: &mut Vec<(String, String)>, report: &mut Report, path: String, blocks: Vec<Block>) {
+    let mut text = String::from(HEADER);
+    let (groups, channels): (Vec<Block>, Vec<Block>) =
+        blocks.into_iter().partition(|b| b.usergroup);
+    for (key, list) in [("usergroups", &groups), ("channels", &channels)] {
+        if list.is_empty() {
+            continue;
+        }
+        if text.len() > HEADER.len() {
+            text.push('\n');
+        }
+        text.push_str(key);
+        text.push_str(":\n");
+        for (i, block) in list.iter().enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str(&block.text);
+        }
+    }
+    for block in groups {
+        report.usergroups.push(Imported {
+            file: path.clone(),
+            ..block.report
+        });
+    }
+    for block in channels {
+        report.channels.push(Imported {
+            file: path.clone(),
+            ..block.report
+        });
+    }
+    report.files.push(path.clone());
+    files.push((path, text));
 }
 
 /// `mappings/<key>.yaml`, or with `-2`, `-3`... when that is taken.
@@ -146,7 +194,13 @@ fn free_path(key: &str, taken: &BTreeSet<String>) -> String {
 /// The file a mapping goes to, as `split_by` says: a safe file name in any case.
 fn file_key(split_by: SplitBy, name: &str, workspace: &str) -> String {
     let raw = match split_by {
-        SplitBy::Prefix => name.split(['-', '_', '.']).next().unwrap_or_default(),
+        // `eng-backend` goes with `eng`; a name of one word less its number (`c123`)
+        // goes with the others of that word.
+        SplitBy::Prefix => name
+            .split(['-', '_', '.'])
+            .next()
+            .map(|word| word.trim_end_matches(|c: char| c.is_ascii_digit()))
+            .unwrap_or_default(),
         SplitBy::Workspace => workspace,
         SplitBy::One => "imported",
     };
