@@ -36,6 +36,12 @@ pub enum ImportError {
     Outside(String),
     #[error("cannot write {path}: {message}")]
     Write { path: PathBuf, message: String },
+    #[error("{0} exists; the flags that describe the org only write a new one")]
+    ConfigExists(PathBuf),
+    #[error(
+        "{0} has no slack-gitops.yaml: write one, or let import write it from --slack-plan, --workspace, --identity-source (with its settings) and --scope"
+    )]
+    NoConfig(PathBuf),
     /// The written mappings would not validate: a fault of the import, never written.
     #[error("the imported mappings do not validate; nothing was written\n{0}")]
     Invalid(String),
@@ -124,6 +130,47 @@ fn imported_before(dir: &Path, path: &str) -> bool {
             .and_then(|mut f| f.read_exact(&mut head))
             .is_ok()
         && head == adopt::write::SIGNATURE.as_bytes()
+}
+
+/// Writes a starting `slack-gitops.yaml` into `dir` (created if missing) from `start`,
+/// after loading it like any config; never over an existing one.
+pub fn write_config(dir: &Path, start: &adopt::write::Start) -> Result<(), ImportError> {
+    let target = dir.join(config::CONFIG_PATH);
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return Err(ImportError::ConfigExists(target));
+    }
+    let text = adopt::write::starting_config(start);
+    let file = SourceFile {
+        path: config::CONFIG_PATH.to_string(),
+        bytes: text.as_bytes().to_vec(),
+    };
+    let loaded = config::load(std::slice::from_ref(&file), None);
+    if !loaded.diagnostics.is_empty() || loaded.repository.is_none() {
+        let sources = [(file.path.clone(), text.clone())].into_iter().collect();
+        return Err(ImportError::Invalid(crate::render::diagnostics::text(
+            &loaded.diagnostics,
+            &sources,
+            false,
+        )));
+    }
+    let failed = |error: std::io::Error| ImportError::Write {
+        path: target.clone(),
+        message: error.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let temporary = dir.join(".slack-gitops.yaml.import");
+    std::fs::write(&temporary, &text).map_err(failed)?;
+    std::fs::rename(&temporary, &target).map_err(failed)?;
+    Ok(())
+}
+
+/// Refuses a folder without a `slack-gitops.yaml`, saying how to make one.
+pub fn has_config(dir: &Path) -> Result<(), ImportError> {
+    if dir.join(config::CONFIG_PATH).is_file() {
+        Ok(())
+    } else {
+        Err(ImportError::NoConfig(dir.to_path_buf()))
+    }
 }
 
 /// The channel-name globs of a selection: `#x` and bare `x`; everything when empty.

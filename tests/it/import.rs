@@ -277,3 +277,63 @@ async fn import_never_writes_through_a_link_out_of_the_repository() {
         "a file was written before the refusal"
     );
 }
+
+/// A folder with only the identity export: the flags write the starting
+/// `slack-gitops.yaml`, checked like any config, never over an existing one; without
+/// them, the refusal says how to make one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_flags_write_a_starting_config() {
+    let org = Org::new(|_| {}).await;
+    let dir = org.temp.path().join("fresh");
+    std::fs::create_dir_all(dir.join("identity")).unwrap();
+    std::fs::copy(
+        org.repo.join("identity/directory.yaml"),
+        dir.join("identity/directory.yaml"),
+    )
+    .unwrap();
+    let (code, _, err) = import(&org, &dir, &[]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("--slack-plan"), "{err}");
+
+    let flags = |plan: &'static str| {
+        vec![
+            "--slack-plan",
+            plan,
+            "--workspace",
+            "main=T0000MAIN",
+            "--workspace",
+            "support=T0000SUPP",
+            "--identity-source",
+            "file",
+            "--identity-path",
+            "identity/directory.yaml",
+            "--scope",
+            "everyone",
+        ]
+    };
+    // A value the config does not accept: the loader's diagnostic, nothing written.
+    let (code, _, err) = import(&org, &dir, &flags("gold")).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("slack-gitops.yaml"), "{err}");
+    assert!(!dir.join("slack-gitops.yaml").exists());
+
+    let (code, out, err) = import(&org, &dir, &flags("enterprise-grid")).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let config = std::fs::read_to_string(dir.join("slack-gitops.yaml")).unwrap();
+    assert!(
+        config.contains("  workspaces:\n    main: T0000MAIN\n"),
+        "{config}"
+    );
+    assert!(config.contains("  scope: [everyone]\n"), "{config}");
+    validate(&dir);
+    let changes = membership_changes(&plan(&org, &dir).await);
+    assert!(changes.is_empty(), "{changes:#?}");
+
+    let (code, _, err) = import(&org, &dir, &flags("enterprise-grid")).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("slack-gitops.yaml")).unwrap(),
+        config
+    );
+}

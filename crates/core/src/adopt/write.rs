@@ -46,6 +46,55 @@ drift: { every: 15m, action: report }
     text
 }
 
+/// What a starting `slack-gitops.yaml` says, from `import`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    /// `enterprise-grid` or `business-plus`.
+    pub plan: String,
+    /// Workspace name and team id.
+    pub workspaces: Vec<(String, String)>,
+    /// Environment variables of the admin and bot tokens, when not the defaults.
+    pub token_env: Option<String>,
+    pub bot_token_env: Option<String>,
+    /// The `identity` keys (`source`, `path`, `url`, `token_env`, ...) in that order.
+    pub identity: Vec<(String, String)>,
+    /// `eager` or `just-in-time`.
+    pub provisioning: String,
+    /// The IdP groups whose members get an account.
+    pub scope: Vec<String>,
+}
+
+/// A starting `slack-gitops.yaml`, in the documented key order. Not checked here: the
+/// caller loads it like any config before writing it.
+pub fn starting_config(start: &Start) -> String {
+    let mut text = String::from(
+        "# Written by `slack-gitops import`: the org, the identity source and who gets an\n\
+         # account. Secrets stay in the environment variables named here.\n\
+         apiVersion: slack-gitops/v1\nkind: Config\nslack:\n",
+    );
+    let _ = writeln!(text, "  plan: {}", scalar(&start.plan));
+    text.push_str("  workspaces:\n");
+    for (name, team) in &start.workspaces {
+        let _ = writeln!(text, "    {}: {}", scalar(name), scalar(team));
+    }
+    for (key, value) in [
+        ("token_env", &start.token_env),
+        ("bot_token_env", &start.bot_token_env),
+    ] {
+        if let Some(value) = value {
+            let _ = writeln!(text, "  {key}: {}", scalar(value));
+        }
+    }
+    text.push_str("identity:\n");
+    for (key, value) in &start.identity {
+        let _ = writeln!(text, "  {}: {}", scalar(key), scalar(value));
+    }
+    text.push_str("users:\n");
+    let _ = writeln!(text, "  provisioning: {}", scalar(&start.provisioning));
+    let _ = writeln!(text, "  scope: {}", flow(&start.scope));
+    text
+}
+
 /// The first line of every mappings file `import` writes: how it knows its own files.
 pub const SIGNATURE: &str =
     "# Imported from live Slack and the identity provider by `slack-gitops import`.";
