@@ -200,15 +200,7 @@ async fn the_mirror_tokens_are_checked_when_set() {
             (output.status.code().unwrap(), report)
         }
     };
-    let check = |report: &Value, name: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no {name}: {report:#}"))
-            .clone()
-    };
+    let check = |report: &Value, name: &str| named(report, name).clone();
 
     // Acme's bot lacks channels:join: with events configured, that is a warning.
     let (code, report) = doctor_with(vec![("SLACK_SIGNING_SECRET", "secret")]).await;
