@@ -7,7 +7,7 @@
 
 // The pure core is its own package; its modules are re-exported here so that the shell
 // names them as it always has (`crate::plan`, `slack_gitops::config`).
-pub use slack_gitops_core::{adopt, config, diagnostic, model, plan, policy, render, review};
+pub use slack_gitops_core::{adopt, config, diagnostic, model, plan, policy, rego, render, review};
 
 pub mod adoption;
 pub mod apply;

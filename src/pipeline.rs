@@ -621,3 +621,46 @@ pub async fn plan_org(
             .collect(),
     })
 }
+
+/// Evaluates the repository's Rego policies over `input` on a thread of its own. The
+/// engine stops itself at the time limit ([`crate::rego::TIME_LIMIT`], or
+/// `SLACK_GITOPS_POLICY_TIME_LIMIT_MS`); a builtin that runs past it without yielding is
+/// given up on here a little later (its thread is left to finish), so a policy can never
+/// hold a command or the controller.
+pub fn check_policies(
+    files: &[crate::rego::RegoFile],
+    input: serde_json::Value,
+) -> crate::rego::Outcome {
+    if files.is_empty() {
+        return crate::rego::Outcome::default();
+    }
+    let limit = std::env::var("SLACK_GITOPS_POLICY_TIME_LIMIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map_or(crate::rego::TIME_LIMIT, std::time::Duration::from_millis);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let owned = files.to_vec();
+    let spawned = std::thread::Builder::new()
+        .name("rego".into())
+        .spawn(move || {
+            let _ = sender.send(crate::rego::evaluate(&owned, &input, limit));
+        });
+    let deadline = limit + std::time::Duration::from_secs(2);
+    match spawned.ok().and_then(|_| receiver.recv_timeout(deadline).ok()) {
+        Some(outcome) => outcome,
+        None => crate::rego::Outcome {
+            findings: Vec::new(),
+            problems: vec![crate::diagnostic::Diagnostic::error(
+                crate::diagnostic::Code::RegoError,
+                &files[0].path,
+                None,
+                format!(
+                    "the policies did not finish within {} s; nothing they check was passed",
+                    deadline.as_secs()
+                ),
+            )
+            .with_help("a policy must finish within the time limit: look for a builtin building a huge value (numbers.range, a comprehension over a cross product)")],
+        },
+    }
+}

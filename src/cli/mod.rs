@@ -11,6 +11,7 @@ mod emulator;
 mod export;
 mod import;
 mod plan;
+mod policy;
 mod validate;
 
 use std::io::IsTerminal;
@@ -102,6 +103,11 @@ pub enum Command {
     /// with the rule behind each membership and its exceptions; the plan right after
     /// changes no membership.
     Import(import::ImportArgs),
+    /// The repository's Rego policies.
+    Policy {
+        #[command(subcommand)]
+        what: policy::PolicyWhat,
+    },
     /// Print the JSON schema of a file kind (config, mappings, policy, approval), or all.
     Schema(validate::SchemaArgs),
 }
@@ -114,6 +120,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Snapshot(args) => plan::snapshot(&args),
         Command::Doctor(args) => doctor::doctor(&args),
         Command::Import(args) => import::run(&args),
+        Command::Policy {
+            what: policy::PolicyWhat::Test(args),
+        } => policy::test(&args),
         Command::Plan(args) => plan::plan(&args),
         Command::Approve(args) => plan::approve(args),
         Command::Apply(args) => apply::apply(&args),

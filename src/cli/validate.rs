@@ -61,13 +61,25 @@ pub(super) fn validate(args: &ValidateArgs) -> anyhow::Result<u8> {
     let loaded = config::load(&tree.files, None);
     let mut diagnostics: Vec<Diagnostic> = tree.diagnostics;
     diagnostics.extend(loaded.diagnostics);
-    // A repository that loaded names IdP groups: each must be in the export.
+    // A repository that loaded names IdP groups: each must be in the export. Its Rego
+    // policies then judge the config (and the export, when it is a file).
     if let Some(repository) = loaded.repository {
-        match file_export_groups(dir, &repository) {
-            Ok(Some(known)) => diagnostics.extend(repository.unknown_groups(&known)),
-            Ok(None) => {}
-            Err(diagnostic) => diagnostics.push(diagnostic),
+        let directory = match file_export(dir, &repository) {
+            Ok(directory) => directory,
+            Err(diagnostic) => {
+                diagnostics.push(diagnostic);
+                None
+            }
+        };
+        let rego = repository.rego.clone();
+        let input = crate::rego::input(&repository, directory.as_ref(), None);
+        if let Some(directory) = &directory {
+            diagnostics.extend(repository.unknown_groups(&directory.group_names()));
         }
+        let outcome = crate::pipeline::check_policies(&rego, input);
+        let paths: Vec<String> = tree.files.iter().map(|f| f.path.clone()).collect();
+        diagnostics.extend(outcome.problems);
+        diagnostics.extend(crate::rego::diagnostics(&outcome.findings, &rego, &paths));
     }
     diagnostics.sort();
     diagnostics.dedup();
@@ -106,10 +118,10 @@ pub(super) fn validate(args: &ValidateArgs) -> anyhow::Result<u8> {
 /// With a `file` identity source, the export is local and cheap to read, so `validate`
 /// also checks every IdP group name in the config against it. Other sources are remote
 /// and are checked when `plan` reads them.
-fn file_export_groups(
+fn file_export(
     dir: &Path,
     repository: &config::Repository,
-) -> Result<Option<std::collections::BTreeSet<String>>, Diagnostic> {
+) -> Result<Option<crate::model::directory::Directory>, Diagnostic> {
     use crate::config::types::IdentitySource as Kind;
     use crate::identity::IdentitySource;
     let identity = &repository.config.value.identity;
@@ -123,7 +135,7 @@ fn file_export_groups(
     let read = crate::identity::file::FileSource::configured(dir, path, &environment)
         .map(|source| runtime.block_on(source.read()));
     match read.and_then(|read| read) {
-        Ok(directory) => Ok(Some(directory.group_names())),
+        Ok(directory) => Ok(Some(directory)),
         Err(error) => Err(Diagnostic::error(
             crate::diagnostic::Code::IdentityExportUnreadable,
             &repository.config.file,

@@ -375,10 +375,11 @@ fn write_files(
         }
         let wanted = path == crate::config::CONFIG_PATH
             || crate::config::kind_for_path(path).is_some()
+            || crate::rego::is_rego_path(path)
             || Some(path) == export;
         if !wanted {
             return Err(refuse(format!(
-                "`{path}` is not a file of a config repository (slack-gitops.yaml, mappings/, policies/, approvals/, the identity export)"
+                "`{path}` is not a file of a config repository (slack-gitops.yaml, mappings/, policies/ (YAML and Rego), approvals/, the identity export)"
             )));
         }
         let is_export = Some(path) == export;

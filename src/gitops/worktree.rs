@@ -58,7 +58,7 @@ pub fn read(root: &Path) -> Result<Worktree, WorktreeError> {
             .filter_map(|entry| entry.ok())
             .filter_map(|entry| entry.file_name().into_string().ok())
             .map(|name| format!("{directory}/{name}"))
-            .filter(|path| kind_for_path(path).is_some())
+            .filter(|path| kind_for_path(path).is_some() || crate::rego::is_rego_path(path))
             .collect();
         names.sort();
         candidates.extend(names);

@@ -81,7 +81,7 @@ impl Site<'_> {
     async fn run(&self, step: &Step, values: &[(&str, &str)]) -> (i32, String) {
         let mut args = vec![step.command.clone()];
         args.extend(expand(&step.args, values));
-        if step.command != "validate" {
+        if !matches!(step.command.as_str(), "validate" | "policy") {
             args.extend([
                 "--slack-url".to_string(),
                 self.org.emulator.base.clone(),
@@ -175,11 +175,17 @@ async fn a_pull_request_is_planned_approved_merged_and_applied_as_the_workflows_
     std::fs::write(&export, common::suspend_first(&text, 12)).unwrap();
     let first_push = commit(&root, "Offboard the Q4 cohort");
 
-    // plan.yml: validate, then plan; exit 3 is the job's "needs approval".
+    // plan.yml: validate, the policy tests, then plan; exit 3 is the job's "needs
+    // approval".
     let (code, out) = site
         .run(&step("plan.yml", "Validate"), &env(&first_push))
         .await;
     assert_eq!(code, 0, "{out}");
+    let (code, out) = site
+        .run(&step("plan.yml", "Policy tests"), &env(&first_push))
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
     let plan = step("plan.yml", "Plan");
     let (code, out) = site.run(&plan, &env(&first_push)).await;
     assert_eq!(code, 3, "{out}");

@@ -176,8 +176,8 @@ fn the_workflows_use_commands_and_flags_the_binary_has() {
         }
     }
     assert_eq!(
-        seen, 4,
-        "validate and plan on pull requests, apply on merge, plan for drift"
+        seen, 5,
+        "validate, the policy tests and plan on pull requests, apply on merge, plan for drift"
     );
 }
 
@@ -216,7 +216,12 @@ fn the_gitlab_pipeline_uses_commands_and_flags_the_binary_has() {
     }
     assert_eq!(
         seen,
-        BTreeSet::from(["validate".to_string(), "plan".into(), "apply".into()])
+        BTreeSet::from([
+            "validate".to_string(),
+            "policy".into(),
+            "plan".into(),
+            "apply".into()
+        ])
     );
 }
 

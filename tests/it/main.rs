@@ -37,6 +37,7 @@ mod plan_cli;
 mod reader;
 mod readme;
 mod recheck;
+mod rego_policies;
 mod schema_files;
 mod slack_events;
 mod socket_mode;

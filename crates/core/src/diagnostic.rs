@@ -65,6 +65,15 @@ macro_rules! codes {
 }
 
 codes! {
+    /// A Rego policy does not compile.
+    RegoSyntax = "rego-syntax",
+    /// A Rego policy failed while evaluating, took too long, or yielded a message of the
+    /// wrong shape.
+    RegoError = "rego-error",
+    /// A Rego policy denies the config or the plan.
+    PolicyDenied = "policy-denied",
+    /// A Rego policy warns about the config or the plan.
+    PolicyWarned = "policy-warned",
     /// The file is not valid UTF-8.
     NotUtf8 = "not-utf8",
     /// The file is larger than the loader accepts.

@@ -14,5 +14,6 @@ pub mod diagnostic;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod rego;
 pub mod render;
 pub mod review;

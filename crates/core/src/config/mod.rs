@@ -145,6 +145,8 @@ pub struct Repository {
     pub mappings: Vec<Located<MappingsFile>>,
     pub policies: Vec<Located<PolicyFile>>,
     pub approvals: Vec<Located<ApprovalFile>>,
+    /// `policies/*.rego`: the org's own policies and their tests, evaluated by `rego`.
+    pub rego: Vec<crate::rego::RegoFile>,
 }
 
 /// What loading found: the repository when it has no errors, and every diagnostic.
@@ -192,7 +194,31 @@ pub fn load(
     let mut sorted: Vec<&SourceFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
 
+    let mut rego = Vec::new();
     for file in sorted {
+        if crate::rego::is_rego_path(&file.path) {
+            if file.bytes.len() > MAX_FILE_BYTES {
+                diagnostics.push(Diagnostic::error(
+                    Code::FileTooLarge,
+                    &file.path,
+                    None,
+                    format!("the file is larger than {MAX_FILE_BYTES} bytes (4 MiB), the most a config file may be"),
+                ));
+            } else if let Ok(text) = std::str::from_utf8(&file.bytes) {
+                rego.push(crate::rego::RegoFile {
+                    path: file.path.clone(),
+                    text: text.to_string(),
+                });
+            } else {
+                diagnostics.push(Diagnostic::error(
+                    Code::NotUtf8,
+                    &file.path,
+                    None,
+                    "the policy is not valid UTF-8",
+                ));
+            }
+            continue;
+        }
         let Some(kind) = kind_for_path(&file.path) else {
             continue;
         };
@@ -246,6 +272,7 @@ pub fn load(
             mappings,
             policies,
             approvals,
+            rego,
         }),
         _ => None,
     };

@@ -1,0 +1,570 @@
+//! Policies as code: the repository's `policies/*.rego` (Rego as OPA defines it, v1
+//! syntax), evaluated in-process with regorus over a documented input (the config, the
+//! identity directory, and at plan time the plan: see `schema/policy-input.schema.json`).
+//!
+//! Rules follow conftest's conventions: in every package (tests aside), `deny` (or
+//! `violation`) and `warn` are sets of messages, each a string or an object with `msg`
+//! and optionally `id` (a stable name such as `acme.contractors_private_channels`),
+//! `file` and `line` (where in the repository it applies). A `deny` fails `validate` and
+//! refuses a plan; a `warn` is reported.
+//!
+//! Policies are hostile input too. They see only the input: regorus is built without
+//! the builtins that reach the environment (`opa.runtime`) or the network (`http.send`),
+//! and Rego has none for files. Evaluation stops at [`TIME_LIMIT`] (regorus checks its
+//! clock between evaluation steps; a single builtin that builds a huge value runs to its
+//! end, and the shell bounds that with a deadline of its own). A policy whose rule yields
+//! anything but the shapes above is an error, never a silent pass.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diagnostic::{Code, Diagnostic, Span};
+
+/// The longest one evaluation (every policy over one input) may take, unless the shell
+/// says otherwise.
+pub const TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// The most findings one rule may yield before the rest are dropped with an error.
+pub const MAX_FINDINGS: usize = 10_000;
+
+/// A `.rego` file of the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegoFile {
+    /// Repository-relative path (`policies/contractors.rego`).
+    pub path: String,
+    pub text: String,
+}
+
+impl RegoFile {
+    /// A test file (`*_test.rego`): its rules run under `policy test`, never as policy.
+    pub fn is_test(&self) -> bool {
+        self.path.ends_with("_test.rego")
+    }
+}
+
+/// Whether a repository path is a Rego policy: `policies/<name>.rego`.
+pub fn is_rego_path(path: &str) -> bool {
+    path.strip_prefix("policies/").is_some_and(|name| {
+        name.ends_with(".rego") && !name.contains('/') && !name.starts_with('.')
+    })
+}
+
+/// How strong a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Deny,
+    Warn,
+}
+
+/// One message a policy yielded.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Finding {
+    pub level: Level,
+    /// The policy's package (`acme.contractors`).
+    pub package: String,
+    /// The stable id the policy gave, if any.
+    pub id: Option<String>,
+    pub message: String,
+    /// Where it applies, when the policy said (a repository path and a line).
+    pub file: Option<String>,
+    pub line: Option<usize>,
+}
+
+/// What evaluating the policies gave: findings, and problems with the policies
+/// themselves (syntax, evaluation errors, wrong shapes, the time limit).
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    pub problems: Vec<Diagnostic>,
+}
+
+impl Outcome {
+    /// Whether any policy denies.
+    pub fn denied(&self) -> bool {
+        self.findings.iter().any(|f| f.level == Level::Deny)
+    }
+}
+
+/// The version of the policy input document (`input.version`).
+pub const INPUT_VERSION: u64 = 1;
+
+/// The policy input: the config (each mapping with the `file` and `line` it is declared
+/// at), the identity directory when it was read, and the plan document when there is
+/// one. Documented in `docs/policies.md`, checked by `schema/policy-input.schema.json`.
+pub fn input(
+    repository: &crate::config::Repository,
+    directory: Option<&crate::model::directory::Directory>,
+    plan: Option<Value>,
+) -> Value {
+    serde_json::json!({
+        "version": INPUT_VERSION,
+        "config": config_input(repository),
+        "identity": directory.map(identity_input),
+        "plan": plan,
+    })
+}
+
+fn config_input(repository: &crate::config::Repository) -> Value {
+    let config = &repository.config.value;
+    let mut usergroups = Vec::new();
+    let mut channels = Vec::new();
+    for file in &repository.mappings {
+        let line = |pointer: String| file.span(&pointer).map_or(0, |s| s.start.line);
+        for (i, spec) in file.value.usergroups.iter().enumerate() {
+            let mut value = serde_json::to_value(spec).unwrap_or_default();
+            value["file"] = Value::from(file.file.clone());
+            value["line"] = Value::from(line(format!("/usergroups/{i}")));
+            usergroups.push(value);
+        }
+        for (i, spec) in file.value.channels.iter().enumerate() {
+            let mut value = serde_json::to_value(spec).unwrap_or_default();
+            if value.get("members").is_none_or(Value::is_null) {
+                value["members"] =
+                    serde_json::to_value(crate::config::types::MemberSpec::default())
+                        .unwrap_or_default();
+            }
+            value["file"] = Value::from(file.file.clone());
+            value["line"] = Value::from(line(format!("/channels/{i}")));
+            channels.push(value);
+        }
+    }
+    serde_json::json!({
+        "slack": {
+            "plan": config.slack.plan,
+            "workspaces": config.slack.workspaces,
+        },
+        "users": config.users,
+        "usergroups": usergroups,
+        "channels": channels,
+    })
+}
+
+fn identity_input(directory: &crate::model::directory::Directory) -> Value {
+    let people: serde_json::Map<String, Value> = directory
+        .people
+        .iter()
+        .map(|p| {
+            let person = serde_json::json!({
+                "status": p.status,
+                "title": p.title,
+                "department": p.department,
+                "manager": p.manager,
+            });
+            (p.email.clone(), person)
+        })
+        .collect();
+    let groups: serde_json::Map<String, Value> = directory
+        .groups
+        .iter()
+        .map(|g| {
+            let group = serde_json::json!({"members": g.members, "groups": g.groups});
+            (g.name.clone(), group)
+        })
+        .collect();
+    serde_json::json!({"source": directory.source, "people": people, "groups": groups})
+}
+
+/// An engine with every file compiled, or the syntax problems. Test files are left out
+/// unless `tests`.
+fn engine(
+    files: &[RegoFile],
+    tests: bool,
+    limit: Duration,
+) -> (regorus::Engine, Vec<(String, String)>, Vec<Diagnostic>) {
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(false);
+    engine.set_strict_builtin_errors(true);
+    engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::new(64).expect("not zero"),
+    });
+    let mut packages = Vec::new();
+    let mut problems = Vec::new();
+    for file in files.iter().filter(|f| tests || !f.is_test()) {
+        match engine.add_policy(file.path.clone(), file.text.clone()) {
+            Ok(package) => packages.push((file.path.clone(), package)),
+            Err(error) => problems.push(syntax(file, &error.to_string())),
+        }
+    }
+    (engine, packages, problems)
+}
+
+/// A compile error as a diagnostic at its line.
+fn syntax(file: &RegoFile, error: &str) -> Diagnostic {
+    let (at, message) = located(error);
+    Diagnostic::error(Code::RegoSyntax, &file.path, at, message)
+        .with_help("policies are Rego v1 (`deny contains msg if { ... }`); `opa check --v1-compatible` shows the same")
+}
+
+/// Where an error of regorus is (it writes `--> file:line:col`) and what it says (its
+/// `error:` line, or its first).
+fn located(error: &str) -> (Option<Span>, String) {
+    let at = error
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .and_then(|place| {
+            let mut parts = place.rsplitn(3, ':');
+            let column = parts.next()?.parse::<usize>().ok()?;
+            let line = parts.next()?.parse::<usize>().ok()?;
+            Some(Span::point(line, column))
+        });
+    let message = error
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(|| first_line(error), |m| m.chars().take(300).collect());
+    (at, message)
+}
+
+/// Evaluates every policy (test files aside) over `input`, for at most `limit`.
+pub fn evaluate(files: &[RegoFile], input: &Value, limit: Duration) -> Outcome {
+    let mut outcome = Outcome::default();
+    if files.iter().all(RegoFile::is_test) {
+        return outcome;
+    }
+    let (mut engine, packages, problems) = engine(files, false, limit);
+    outcome.problems = problems;
+    if !outcome.problems.is_empty() {
+        return outcome;
+    }
+    let input = match regorus::Value::from_json_str(&input.to_string()) {
+        Ok(input) => input,
+        Err(error) => {
+            outcome.problems.push(Diagnostic::error(
+                Code::RegoError,
+                &files[0].path,
+                None,
+                format!("the policy input could not be built: {error}"),
+            ));
+            return outcome;
+        }
+    };
+    engine.set_input(input);
+    for (path, package) in packages {
+        for (rule, level) in [
+            ("deny", Level::Deny),
+            ("violation", Level::Deny),
+            ("warn", Level::Warn),
+        ] {
+            match engine.eval_rule(format!("{package}.{rule}")) {
+                Ok(value) => collect(&path, &package, rule, level, &value, &mut outcome),
+                // The package has no such rule.
+                Err(error) if error.to_string().contains("not a valid rule path") => {}
+                Err(error) => outcome.problems.push({
+                    let (at, message) = located(&error.to_string());
+                    Diagnostic::error(
+                        Code::RegoError,
+                        &path,
+                        at,
+                        format!("`{package}.{rule}` failed: {message}"),
+                    )
+                    .with_help("a policy must finish within the time limit and call builtins with the arguments they take")
+                }),
+            }
+        }
+    }
+    outcome.findings.sort();
+    outcome.findings.dedup();
+    outcome
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or(text)
+        .chars()
+        .take(300)
+        .collect()
+}
+
+/// A rule's value as findings: undefined is none; a set or array of messages, each a
+/// string or an object with a string `msg`. Anything else is a problem of the policy.
+fn collect(
+    path: &str,
+    package: &str,
+    rule: &str,
+    level: Level,
+    value: &regorus::Value,
+    outcome: &mut Outcome,
+) {
+    if *value == regorus::Value::Undefined {
+        return;
+    }
+    let package_name = package.strip_prefix("data.").unwrap_or(package).to_string();
+    let shape = |why: String| {
+        Diagnostic::error(Code::RegoError, path, None, format!("`{package}.{rule}` {why}"))
+            .with_help("yield strings, or objects with `msg` (and optionally `id`, `file`, `line`), as conftest does")
+    };
+    let Ok(json) = value.to_json_str() else {
+        outcome.problems.push(shape("is not JSON".into()));
+        return;
+    };
+    let items = match serde_json::from_str::<Value>(&json) {
+        Ok(Value::Array(items)) => items,
+        _ => {
+            outcome
+                .problems
+                .push(shape("is not a set of messages".into()));
+            return;
+        }
+    };
+    if items.len() > MAX_FINDINGS {
+        outcome.problems.push(shape(format!(
+            "yields {} messages, more than {MAX_FINDINGS}",
+            items.len()
+        )));
+        return;
+    }
+    for item in items {
+        let finding = match &item {
+            Value::String(message) => Some(Finding {
+                level,
+                package: package_name.clone(),
+                id: None,
+                message: message.clone(),
+                file: None,
+                line: None,
+            }),
+            Value::Object(fields) => {
+                fields
+                    .get("msg")
+                    .and_then(Value::as_str)
+                    .map(|message| Finding {
+                        level,
+                        package: package_name.clone(),
+                        id: fields.get("id").and_then(Value::as_str).map(str::to_string),
+                        message: message.to_string(),
+                        file: fields
+                            .get("file")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        line: fields
+                            .get("line")
+                            .and_then(Value::as_u64)
+                            .map(|l| l as usize),
+                    })
+            }
+            _ => None,
+        };
+        match finding {
+            Some(finding) => outcome.findings.push(finding),
+            None => {
+                let what = if item.is_object() {
+                    "an object without a string `msg`"
+                } else {
+                    "neither a string nor an object"
+                };
+                outcome.problems.push(shape(format!("yields {what}")));
+                return;
+            }
+        }
+    }
+}
+
+/// Findings as diagnostics: a denial is an error, a warning a warning, each at the file
+/// and line the policy named (when that file is one of `files`, the repository's), else
+/// at the policy's own file.
+pub fn diagnostics(
+    findings: &[Finding],
+    policy_files: &[RegoFile],
+    files: &[String],
+) -> Vec<Diagnostic> {
+    findings
+        .iter()
+        .map(|finding| {
+            let named = finding.file.as_ref().filter(|f| files.contains(f));
+            let policy_file = policy_files
+                .iter()
+                .find(|f| !f.is_test())
+                .map_or("policies", |f| f.path.as_str());
+            let file = named.map_or(policy_file, |f| f.as_str());
+            let span = named.and(finding.line).map(|line| Span::point(line, 1));
+            let id = finding
+                .id
+                .as_deref()
+                .map_or_else(String::new, |id| format!("[{id}] "));
+            let message = format!("{id}{}", finding.message);
+            let help = format!("policy `{}`", finding.package);
+            match finding.level {
+                Level::Deny => {
+                    Diagnostic::error(Code::PolicyDenied, file, span, message).with_help(help)
+                }
+                Level::Warn => Diagnostic::error(Code::PolicyWarned, file, span, message)
+                    .warning()
+                    .with_help(help),
+            }
+        })
+        .collect()
+}
+
+/// One test rule's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestResult {
+    pub file: String,
+    /// `data.acme.contractors_test.test_denies_contractors`.
+    pub name: String,
+    pub passed: bool,
+    /// Why it failed, when it did not merely come out false or undefined.
+    pub error: Option<String>,
+}
+
+/// Runs every `test_*` rule of the `*_test.rego` files, as `opa test` does: a test
+/// passes when its rule is true. Answers the results, and the policies' problems.
+pub fn run_tests(files: &[RegoFile]) -> (Vec<TestResult>, Vec<Diagnostic>) {
+    let (mut engine, packages, problems) = engine(files, true, TIME_LIMIT);
+    if !problems.is_empty() {
+        return (Vec::new(), problems);
+    }
+    let mut results = Vec::new();
+    for (path, package) in packages {
+        let Some(file) = files.iter().find(|f| f.path == path && f.is_test()) else {
+            continue;
+        };
+        for name in test_rules(&file.text) {
+            let rule = format!("{package}.{name}");
+            let (passed, error) = match engine.eval_rule(rule.clone()) {
+                Ok(value) => (value == regorus::Value::Bool(true), None),
+                Err(error) => (false, Some(first_line(&error.to_string()))),
+            };
+            results.push(TestResult {
+                file: path.clone(),
+                name: rule,
+                passed,
+                error,
+            });
+        }
+    }
+    (results, Vec::new())
+}
+
+/// The names of the `test_*` rules a module defines (each once, in order).
+fn test_rules(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("test_") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let name = format!("test_{name}");
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn file(path: &str, text: &str) -> RegoFile {
+        RegoFile {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn deny_and_warn_become_findings_with_their_ids_and_places() {
+        let policy = file(
+            "policies/p.rego",
+            "package p\n\ndeny contains {\"msg\": \"no\", \"id\": \"p.no\", \"file\": \"mappings/a.yaml\", \"line\": 4} if { input.x == 1 }\nwarn contains \"careful\" if { true }\n",
+        );
+        let outcome = evaluate(&[policy], &json!({"x": 1}), TIME_LIMIT);
+        assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+        assert!(outcome.denied());
+        assert_eq!(outcome.findings[0].id.as_deref(), Some("p.no"));
+        assert_eq!(outcome.findings[0].line, Some(4));
+        assert_eq!(outcome.findings[1].level, Level::Warn);
+        let outcome = evaluate(
+            &[file(
+                "policies/p.rego",
+                "package p\n\ndeny contains \"no\" if { input.x == 1 }\n",
+            )],
+            &json!({"x": 2}),
+            TIME_LIMIT,
+        );
+        assert!(outcome.findings.is_empty() && outcome.problems.is_empty());
+    }
+
+    #[test]
+    fn a_syntax_error_is_a_diagnostic_at_its_line() {
+        let outcome = evaluate(
+            &[file(
+                "policies/bad.rego",
+                "package bad\n\ndeny contains msg if {\n  msg := \n}\n",
+            )],
+            &json!({}),
+            TIME_LIMIT,
+        );
+        let problem = &outcome.problems[0];
+        assert_eq!(problem.code, Code::RegoSyntax);
+        assert_eq!(problem.span.map(|s| s.start.line), Some(4), "{problem:?}");
+    }
+
+    #[test]
+    fn a_wrong_shape_is_an_error_never_a_pass() {
+        for text in [
+            "package s\n\ndeny := 3\n",
+            "package s\n\ndeny contains {\"message\": \"no msg key\"} if { true }\n",
+            "package s\n\ndeny contains 7 if { true }\n",
+        ] {
+            let outcome = evaluate(&[file("policies/s.rego", text)], &json!({}), TIME_LIMIT);
+            assert_eq!(outcome.problems.len(), 1, "{text}: {:?}", outcome.problems);
+            assert_eq!(outcome.problems[0].code, Code::RegoError);
+        }
+    }
+
+    #[test]
+    fn policies_cannot_reach_the_environment_or_the_network() {
+        for text in [
+            "package e\n\ndeny contains x if { x := opa.runtime().env.HOME }\n",
+            "package e\n\ndeny contains x if { x := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1/\"}).body }\n",
+        ] {
+            let outcome = evaluate(&[file("policies/e.rego", text)], &json!({}), TIME_LIMIT);
+            assert!(outcome.findings.is_empty(), "{text}");
+            let problem = &outcome.problems[0];
+            assert!(
+                matches!(problem.code, Code::RegoSyntax | Code::RegoError),
+                "{text}: {problem:?}"
+            );
+            assert!(
+                problem.message.contains("could not find function"),
+                "{problem:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tests_pass_and_fail_as_opa_test_says() {
+        let policy = file(
+            "policies/p.rego",
+            "package p\n\ndeny contains \"no\" if { input.x == 1 }\n",
+        );
+        let tests = file(
+            "policies/p_test.rego",
+            "package p_test\n\nimport data.p\n\ntest_denies if {\n  count(p.deny) == 1 with input as {\"x\": 1}\n}\n\ntest_wrong if {\n  count(p.deny) == 1 with input as {\"x\": 2}\n}\n",
+        );
+        let (results, problems) = run_tests(&[policy, tests]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let outcome: Vec<(&str, bool)> = results
+            .iter()
+            .map(|r| (r.name.as_str(), r.passed))
+            .collect();
+        assert_eq!(
+            outcome,
+            [
+                ("data.p_test.test_denies", true),
+                ("data.p_test.test_wrong", false)
+            ]
+        );
+    }
+}

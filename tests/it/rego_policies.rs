@@ -1,0 +1,156 @@
+//! The repository's own Rego policies through the binary: acme's pass and their tests
+//! run; a change that puts contractors into a private channel fails `validate` with the
+//! policy's id at the mapping's line; a broken policy, a failing test and a runaway
+//! policy are each a clear error, never a pass.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common;
+
+/// A copy of acme's repository to change.
+fn acme(temp: &Path) -> PathBuf {
+    let repo = temp.join("acme");
+    common::copy_dir(&common::fixture("examples/acme"), &repo);
+    repo
+}
+
+fn run(args: &[&str], environment: &[(&str, &str)]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_slack-gitops"))
+        .args(args)
+        .envs(environment.iter().copied())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_acme_policies_pass_and_their_tests_run() {
+    let acme = common::fixture("examples/acme");
+    let (code, out) = run(&["validate", acme.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run(&["policy", "test", acme.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("PASS data.acme.contractors_test.test_a_private_channel_selecting_nested_contractors_is_denied"), "{out}");
+    assert!(out.contains(" 0 failed"), "{out}");
+}
+
+#[test]
+fn contractors_in_a_private_channel_fail_validate_at_the_mapping() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = acme(temp.path());
+    let path = repo.join("mappings/engineering.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replace(
+        "    members: { groups: [oncall, sre] }",
+        "    members: { groups: [oncall, sre, contractors] }",
+    );
+    assert_ne!(changed, text);
+    std::fs::write(&path, changed).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l == "  - name: eng-oncall")
+        .unwrap()
+        + 1;
+    let (code, out) = run(
+        &["validate", repo.to_str().unwrap(), "--format", "json"],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let denial = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "policy-denied")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert!(
+        denial["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[acme.contractors_private_channels] private channel #eng-oncall"),
+        "{denial}"
+    );
+    assert!(
+        denial["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("mappings/engineering.yaml"),
+        "{denial}"
+    );
+    assert_eq!(denial["line"], line, "{denial}");
+}
+
+#[test]
+fn a_broken_policy_or_test_is_an_error_never_a_pass() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = acme(temp.path());
+    let dir = repo.to_str().unwrap();
+    // A syntax error: a diagnostic at its line, in validate and in policy test.
+    let broken = repo.join("policies/broken.rego");
+    std::fs::write(
+        &broken,
+        "package broken\n\ndeny contains msg if {\n  msg := \n}\n",
+    )
+    .unwrap();
+    let (code, out) = run(&["validate", dir], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("error[rego-syntax]"), "{out}");
+    assert!(out.contains("policies/broken.rego:4:"), "{out}");
+    let (code, out) = run(&["policy", "test", dir], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rego-syntax"), "{out}");
+    // A message of the wrong shape.
+    std::fs::write(&broken, "package broken\n\ndeny contains 42 if { true }\n").unwrap();
+    let (code, out) = run(&["validate", dir], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("error[rego-error]") && out.contains("neither a string nor an object"),
+        "{out}"
+    );
+    std::fs::remove_file(&broken).unwrap();
+    // A test that fails.
+    std::fs::write(
+        repo.join("policies/more_test.rego"),
+        "package more_test\n\nimport data.acme.contractors\n\ntest_nothing_is_ever_denied if {\n  count(contractors.deny) == 0 with input as {\"config\": {\"channels\": [{\"name\": \"x\", \"private\": true, \"members\": {\"groups\": [\"contractors\"], \"users\": [], \"exclude\": [], \"exclude_users\": []}, \"file\": \"m\", \"line\": 1}], \"usergroups\": []}, \"identity\": {\"people\": {}, \"groups\": {\"contractors\": {\"members\": [\"c@x\"], \"groups\": []}}}}\n}\n",
+    )
+    .unwrap();
+    let (code, out) = run(&["policy", "test", dir], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL data.more_test.test_nothing_is_ever_denied"),
+        "{out}"
+    );
+    assert!(out.contains("5 passed, 1 failed"), "{out}");
+}
+
+/// A policy that would run for minutes is stopped at the time limit, and the command
+/// fails saying so.
+#[test]
+fn a_runaway_policy_is_stopped_at_the_time_limit() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = acme(temp.path());
+    std::fs::write(
+        repo.join("policies/slow.rego"),
+        "package slow\n\nwarn contains sprintf(\"%d\", [n]) if {\n  n := count([1 | some i in numbers.range(1, 5000); some j in numbers.range(1, 5000); some k in numbers.range(1, 50)])\n}\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, out) = run(
+        &["validate", repo.to_str().unwrap()],
+        &[("SLACK_GITOPS_POLICY_TIME_LIMIT_MS", "1000")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("error[rego-error]"), "{out}");
+    assert!(
+        out.contains("time limit") || out.contains("did not finish"),
+        "{out}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
