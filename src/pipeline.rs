@@ -532,6 +532,8 @@ pub struct Planned {
     pub first_run: bool,
     /// The config's workspace keys and their team ids.
     pub workspaces: Vec<(String, String)>,
+    /// What the repository's Rego policies said of the plan, when it has any.
+    pub policy: Option<crate::rego::Outcome>,
 }
 
 impl Planned {
@@ -547,8 +549,43 @@ impl Planned {
                 workspaces: self.workspaces.clone(),
                 ..Default::default()
             },
+            policy: self.policy.as_ref(),
         }
     }
+}
+
+/// The repository's Rego policies over the plan (`input.plan`), the config and the
+/// identity directory. A denial or a broken policy refuses the plan: the verdict becomes
+/// `Refused` with each reason, whatever it was.
+fn judge_by_policies(
+    repository: &config::Repository,
+    directory: &Directory,
+    planned: &mut Planned,
+) {
+    if repository.rego.iter().all(crate::rego::RegoFile::is_test) {
+        return;
+    }
+    let plan = render::plan::policy_plan(&planned.report());
+    let input = crate::rego::input(repository, Some(directory), Some(plan));
+    let outcome = check_policies(&repository.rego, input);
+    let reasons = outcome.refusals();
+    if !reasons.is_empty() {
+        let counts = match &planned.verdict {
+            Verdict::Refused { counts, .. }
+            | Verdict::Allowed { counts, .. }
+            | Verdict::NeedsApproval { counts, .. } => *counts,
+        };
+        let mut all = match &planned.verdict {
+            Verdict::Refused { reasons, .. } => reasons.clone(),
+            _ => Vec::new(),
+        };
+        all.extend(reasons);
+        planned.verdict = Verdict::Refused {
+            counts,
+            reasons: all,
+        };
+    }
+    planned.policy = Some(outcome);
 }
 
 /// Reads everything and plans: the shared pipeline.
@@ -601,13 +638,13 @@ pub async fn plan_org(
         &identity,
         baseline.identity.as_ref(),
     );
-    Ok(Planned {
+    let mut planned = Planned {
         plan,
         verdict,
         identity,
         mappings,
         live,
-        directory,
+        directory: Directory::default(),
         read,
         warnings,
         first_run: baseline.identity.is_none(),
@@ -619,7 +656,11 @@ pub async fn plan_org(
             .iter()
             .map(|(name, id)| (name.clone(), id.as_str().to_string()))
             .collect(),
-    })
+        policy: None,
+    };
+    judge_by_policies(repository, &directory, &mut planned);
+    planned.directory = directory;
+    Ok(planned)
 }
 
 /// Evaluates the repository's Rego policies over `input` on a thread of its own. The
@@ -650,6 +691,7 @@ pub fn check_policies(
     match spawned.ok().and_then(|_| receiver.recv_timeout(deadline).ok()) {
         Some(outcome) => outcome,
         None => crate::rego::Outcome {
+            packages: Vec::new(),
             findings: Vec::new(),
             problems: vec![crate::diagnostic::Diagnostic::error(
                 crate::diagnostic::Code::RegoError,

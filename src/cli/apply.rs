@@ -246,6 +246,7 @@ fn print_report(report: &crate::apply::ApplyReport, format: PlanFormat) -> anyho
         PlanFormat::Text => rendering::text(report),
         PlanFormat::Markdown => rendering::markdown(report),
         PlanFormat::Json => rendering::json(report),
+        PlanFormat::PolicyInput => anyhow::bail!("--format policy-input is plan's only"),
     };
     super::emit(&output)?;
     Ok(match report.outcome {

@@ -241,6 +241,9 @@ pub enum PlanFormat {
     Markdown,
     /// The versioned JSON plan.
     Json,
+    /// `plan` only: the input its Rego policies see (config, identity, plan), to run
+    /// `opa` or `conftest` on it elsewhere.
+    PolicyInput,
 }
 
 /// Colour choice for text output.

@@ -136,7 +136,16 @@ pub(super) fn plan(options: &PlanArgs) -> anyhow::Result<u8> {
         report.context.dirty = tree.dirty;
     }
     report.context.previous = baseline.changes.clone();
-    print_plan(&report, options)?;
+    if options.format == PlanFormat::PolicyInput {
+        let plan = render::plan::policy_plan(&report);
+        let input =
+            crate::rego::input(&connection.repository, Some(&planned.directory), Some(plan));
+        let mut text = serde_json::to_string_pretty(&input)?;
+        text.push('\n');
+        super::emit(&text)?;
+    } else {
+        print_plan(&report, options)?;
+    }
     if let Some(dir) = &options.comment_dir {
         write_comments(dir, &render::plan::markdown_comments(&report))?;
     }
@@ -239,6 +248,9 @@ fn plan_on_controller(url: &str, options: &PlanArgs) -> anyhow::Result<u8> {
         PlanFormat::Json => &answer.json,
         PlanFormat::Text => &answer.text,
         PlanFormat::Markdown => &answer.markdown,
+        PlanFormat::PolicyInput => {
+            anyhow::bail!("--format policy-input is made locally: plan without --controller")
+        }
     };
     super::emit(shown)?;
     if let Some(dir) = &options.comment_dir {
@@ -273,6 +285,7 @@ fn print_plan(report: &render::plan::PlanReport, options: &PlanArgs) -> anyhow::
             stdout.write_all(render::plan::text(report, options.color.enabled()).as_bytes())?
         }
         (PlanFormat::Markdown, _) => stdout.write_all(render::plan::markdown(report).as_bytes())?,
+        (PlanFormat::PolicyInput, _) => {}
     }
     stdout.flush()?;
     Ok(())

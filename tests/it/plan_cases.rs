@@ -297,6 +297,7 @@ fn render(
         first_run: baseline.is_none(),
         mappings: &mappings,
         context: Default::default(),
+        policy: None,
     };
     let diagnostics = resolution
         .diagnostics

@@ -154,3 +154,86 @@ fn a_runaway_policy_is_stopped_at_the_time_limit() {
         started.elapsed()
     );
 }
+
+/// The contractors change planned against the emulator: the policy refuses the plan (exit
+/// 3 with `--detailed-exitcode`), the text, JSON and markdown say which policy and why,
+/// apply refuses the merged change and writes nothing; the policy input `plan --format
+/// policy-input` prints is the documented one (checked against its schema).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_plan_is_refused_and_apply_writes_nothing() {
+    let org = crate::common::org::Org::new(|_| {}).await;
+    let dir = org.repo_arg();
+
+    // As it is, acme's policies pass; the input is the documented document.
+    let (code, out, err) = org.run(&["plan", dir, "--format", "policy-input"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let input: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("schema/policy-input.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&input)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .take(5)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(input["plan"]["plan"]["actions"].as_array().unwrap().len() > 10);
+    let (code, out, err) = org.run(&["plan", dir, "--format", "json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        plan["policy"]["packages"],
+        serde_json::json!(["acme.contractors"])
+    );
+    assert_ne!(
+        plan["verdict"]["verdict"], "refused",
+        "{:#}",
+        plan["verdict"]
+    );
+
+    org.replace_in(
+        "mappings/engineering.yaml",
+        &[(
+            "    members: { groups: [oncall, sre] }",
+            "    members: { groups: [oncall, sre, contractors] }",
+        )],
+    );
+    let (code, out, _) = org.run(&["plan", dir, "--detailed-exitcode"]).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("! policy acme.contractors denies: [acme.contractors_private_channels] private channel #eng-oncall"), "{out}");
+    let (_, out, _) = org.run(&["plan", dir, "--format", "json"]).await;
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["verdict"]["verdict"], "refused");
+    let reasons = plan["verdict"]["reasons"].to_string();
+    assert!(
+        reasons.contains("acme.contractors_private_channels"),
+        "{:#}",
+        plan["verdict"]
+    );
+    assert_eq!(
+        plan["policy"]["findings"][0]["id"],
+        "acme.contractors_private_channels"
+    );
+    let (_, out, _) = org.run(&["plan", dir, "--format", "markdown"]).await;
+    assert!(out.contains("### Policy checks (1)"), "{out}");
+    assert!(out.contains("| `acme.contractors` | **denied** | `acme.contractors_private_channels` private channel #eng-oncall"), "{out}");
+
+    org.merge("Contractors into the on-call channel");
+    org.emulator.clear_log().await;
+    let (code, out, err) = org.run(&["apply", dir]).await;
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("acme.contractors_private_channels"),
+        "{out}{err}"
+    );
+    let writes: Vec<String> = org
+        .calls()
+        .await
+        .iter()
+        .map(|c| c["call"].as_str().unwrap_or_default().to_string())
+        .filter(|c| crate::common::org::is_write(c))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+}

@@ -78,6 +78,8 @@ pub struct Finding {
 /// themselves (syntax, evaluation errors, wrong shapes, the time limit).
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// The policies' packages evaluated (`acme.contractors`), sorted.
+    pub packages: Vec<String>,
     pub findings: Vec<Finding>,
     pub problems: Vec<Diagnostic>,
 }
@@ -86,6 +88,32 @@ impl Outcome {
     /// Whether any policy denies.
     pub fn denied(&self) -> bool {
         self.findings.iter().any(|f| f.level == Level::Deny)
+    }
+
+    /// Why a plan is refused: each denial and each broken policy, in words.
+    pub fn refusals(&self) -> Vec<String> {
+        let denials = self
+            .findings
+            .iter()
+            .filter(|f| f.level == Level::Deny)
+            .map(|f| {
+                let id =
+                    f.id.as_deref()
+                        .map_or_else(String::new, |id| format!("[{id}] "));
+                format!("policy `{}` denies: {id}{}", f.package, f.message)
+            });
+        let broken = self.problems.iter().map(|p| {
+            let line = p
+                .span
+                .map_or(String::new(), |s| format!(":{}", s.start.line));
+            format!(
+                "policy {}{line} is broken ({}): {}",
+                p.file,
+                p.code.as_str(),
+                p.message
+            )
+        });
+        denials.chain(broken).collect()
     }
 }
 
@@ -243,6 +271,11 @@ pub fn evaluate(files: &[RegoFile], input: &Value, limit: Duration) -> Outcome {
         }
     };
     engine.set_input(input);
+    outcome.packages = packages
+        .iter()
+        .map(|(_, p)| p.strip_prefix("data.").unwrap_or(p).to_string())
+        .collect();
+    outcome.packages.sort();
     for (path, package) in packages {
         for (rule, level) in [
             ("deny", Level::Deny),

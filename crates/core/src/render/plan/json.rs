@@ -22,6 +22,9 @@ struct JsonPlan<'a> {
     /// Where live Slack came from, when it came from the controller's mirror.
     #[serde(skip_serializing_if = "Option::is_none")]
     slack_read: Option<&'a super::SlackRead>,
+    /// What the repository's Rego policies said, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<PolicyChecks<'a>>,
     plan: &'a Plan,
 }
 
@@ -74,8 +77,54 @@ pub fn write_json(report: &PlanReport, out: &mut impl std::io::Write) -> std::io
     out.write_all(b"\n")
 }
 
+/// The plan as a policy sees it (`input.plan`): the JSON plan without the full member
+/// list of each usergroup change (its adds and removes stay) or the change lines.
+pub fn policy_plan(report: &PlanReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(json_plan(report)).unwrap_or_default();
+    if let Some(document) = value.as_object_mut() {
+        document.remove("changes");
+        document.remove("policy");
+    }
+    if let Some(actions) = value["plan"]["actions"].as_array_mut() {
+        for action in actions {
+            if let Some(action) = action.as_object_mut() {
+                action.remove("members");
+            }
+        }
+    }
+    value
+}
+
+/// The policy checks as the JSON plan records them.
+#[derive(Serialize)]
+struct PolicyChecks<'a> {
+    packages: &'a [String],
+    findings: &'a [crate::rego::Finding],
+    problems: Vec<serde_json::Value>,
+}
+
+fn policy_checks(outcome: &crate::rego::Outcome) -> PolicyChecks<'_> {
+    PolicyChecks {
+        packages: &outcome.packages,
+        findings: &outcome.findings,
+        problems: outcome
+            .problems
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "file": p.file,
+                    "line": p.span.map(|s| s.start.line),
+                    "code": p.code.as_str(),
+                    "message": p.message,
+                })
+            })
+            .collect(),
+    }
+}
+
 fn json_plan<'a>(report: &'a PlanReport) -> JsonPlan<'a> {
     JsonPlan {
+        policy: report.policy.map(policy_checks),
         version: JSON_VERSION,
         summary: summary(report.plan),
         counts: tally(report.plan),

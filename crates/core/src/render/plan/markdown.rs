@@ -30,6 +30,62 @@ fn banner(verdict: &Verdict) -> String {
     }
 }
 
+/// The policy checks: each of the repository's Rego policies, passed, warned or denied,
+/// with its messages; and any policy that is broken.
+fn policy_section(outcome: &crate::rego::Outcome) -> String {
+    let mut out = format!(
+        "### Policy checks ({})
+
+",
+        outcome.packages.len()
+    );
+    out.push_str("| policy | result | message |\n|---|---|---|\n");
+    for package in &outcome.packages {
+        let findings: Vec<&crate::rego::Finding> = outcome
+            .findings
+            .iter()
+            .filter(|f| &f.package == package)
+            .collect();
+        if findings.is_empty() {
+            let _ = writeln!(out, "| `{}` | passed | |", cell(package));
+        }
+        for finding in findings {
+            let result = match finding.level {
+                crate::rego::Level::Deny => "**denied**",
+                crate::rego::Level::Warn => "warned",
+            };
+            let id = finding
+                .id
+                .as_deref()
+                .map_or_else(String::new, |id| format!("`{}` ", cell(id)));
+            let place = match (&finding.file, finding.line) {
+                (Some(file), Some(line)) => format!(" ({}:{line})", cell(file)),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {result} | {id}{}{place} |",
+                cell(package),
+                cell(&finding.message)
+            );
+        }
+    }
+    for problem in &outcome.problems {
+        let line = problem
+            .span
+            .map_or(String::new(), |s| format!(":{}", s.start.line));
+        let _ = writeln!(
+            out,
+            "| `{}{line}` | **broken** ({}) | {} |",
+            cell(&problem.file),
+            problem.code.as_str(),
+            cell(&problem.message)
+        );
+    }
+    out.push('\n');
+    out
+}
+
 /// A markdown table of rows, capped at `rows` with an "and N more" row.
 fn table(header: &str, lines: &[String], rows: usize) -> String {
     let mut out = format!("{header}\n");
@@ -395,6 +451,9 @@ fn markdown_blocks(report: &PlanReport, rows: usize, max_sections: usize) -> Vec
         );
     }
     out.push_str(&summary_table(plan, report.identity));
+    if let Some(outcome) = report.policy {
+        out.push_str(&policy_section(outcome));
+    }
     blocks.push(out);
     blocks.push(leavers_section(plan, rows));
     if !plan.blocked_by_protection.is_empty() {

@@ -23,7 +23,7 @@ mod json;
 mod markdown;
 mod text;
 
-pub use json::{PlanDocument, json, write_json};
+pub use json::{PlanDocument, json, policy_plan, write_json};
 pub use markdown::{GITHUB_COMMENT_LIMIT, MAX_COMMENTS, markdown, markdown_comments, marker};
 pub use text::text;
 
@@ -52,6 +52,8 @@ pub struct PlanReport<'a> {
     pub mappings: &'a BTreeMap<String, String>,
     /// Where the plan was made, for the pull-request comment.
     pub context: PlanContext,
+    /// What the repository's Rego policies said of this plan, when it has any.
+    pub policy: Option<&'a crate::rego::Outcome>,
 }
 
 /// Where a plan was made: what a reviewer needs to trust the comment.
@@ -691,6 +693,7 @@ mod tests {
                 previous: None,
                 slack_read: None,
             },
+            policy: None,
         }
     }
 

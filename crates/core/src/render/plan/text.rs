@@ -19,6 +19,23 @@ pub fn text(report: &PlanReport, color: bool) -> String {
         );
     }
     action_lines(&mut out, plan, adoption, paint);
+    if let Some(outcome) = report.policy {
+        for finding in &outcome.findings {
+            let (mark, word) = match finding.level {
+                crate::rego::Level::Deny => ("1;31", "denies"),
+                crate::rego::Level::Warn => ("1;33", "warns"),
+            };
+            let id = finding
+                .id
+                .as_deref()
+                .map_or_else(String::new, |id| format!("[{id}] "));
+            let line = format!(
+                "! policy {} {word}: {id}{}",
+                finding.package, finding.message
+            );
+            let _ = writeln!(out, "{}", paint.code(mark, &line));
+        }
+    }
     if adoption {
         adoption_lines(&mut out, plan, paint);
     }
