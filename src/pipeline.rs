@@ -566,8 +566,11 @@ fn judge_by_policies(
         return;
     }
     let plan = render::plan::policy_plan(&planned.report());
-    let input = crate::rego::input(repository, Some(directory), Some(plan));
-    let outcome = check_policies(&repository.rego, input);
+    let input = crate::rego::input(repository, Some(directory), Some((plan, &planned.live)));
+    let mut outcome = check_policies(&repository.rego, input);
+    let today = crate::model::iso_date(crate::clock::now_millis());
+    let hash = crate::policy::plan_hash(&planned.plan);
+    crate::rego::apply_overrides(&mut outcome, &repository.approvals, &hash, &today);
     let reasons = outcome.refusals();
     if !reasons.is_empty() {
         let counts = match &planned.verdict {

@@ -138,8 +138,11 @@ pub(super) fn plan(options: &PlanArgs) -> anyhow::Result<u8> {
     report.context.previous = baseline.changes.clone();
     if options.format == PlanFormat::PolicyInput {
         let plan = render::plan::policy_plan(&report);
-        let input =
-            crate::rego::input(&connection.repository, Some(&planned.directory), Some(plan));
+        let input = crate::rego::input(
+            &connection.repository,
+            Some(&planned.directory),
+            Some((plan, &planned.live)),
+        );
         let mut text = serde_json::to_string_pretty(&input)?;
         text.push('\n');
         super::emit(&text)?;

@@ -185,7 +185,7 @@ async fn a_pull_request_is_planned_approved_merged_and_applied_as_the_workflows_
         .run(&step("plan.yml", "Policy tests"), &env(&first_push))
         .await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("5 passed, 0 failed"), "{out}");
+    assert!(out.contains("8 passed, 0 failed"), "{out}");
     let plan = step("plan.yml", "Plan");
     let (code, out) = site.run(&plan, &env(&first_push)).await;
     assert_eq!(code, 3, "{out}");

@@ -324,7 +324,7 @@ fn the_example_is_valid() {
     let run = validate(&acme(), "text");
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(
-        run.stdout.ends_with("8 files checked: no problems\n"),
+        run.stdout.ends_with("10 files checked: no problems\n"),
         "{}",
         run.stdout
     );
@@ -457,7 +457,7 @@ fn an_unreadable_file_export_is_a_warning_not_a_failure() {
     );
     assert!(
         run.stdout
-            .ends_with("8 files checked: 0 errors, 1 warning\n"),
+            .ends_with("10 files checked: 0 errors, 1 warning\n"),
         "{}",
         run.stdout
     );

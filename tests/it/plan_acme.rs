@@ -279,6 +279,7 @@ async fn the_guardrail_verdict_binds_approvals_to_the_exact_destructive_set() {
         approved_by: vec![slack_gitops::model::Email::parse("ada@acme.example").unwrap()],
         ticket: None,
         expires: None,
+        overrides: Vec::new(),
     };
     repository.approvals.push(approval);
     assert!(matches!(

@@ -123,7 +123,7 @@ fn a_broken_policy_or_test_is_an_error_never_a_pass() {
         out.contains("FAIL data.more_test.test_nothing_is_ever_denied"),
         "{out}"
     );
-    assert!(out.contains("5 passed, 1 failed"), "{out}");
+    assert!(out.contains("8 passed, 1 failed"), "{out}");
 }
 
 /// A policy that would run for minutes is stopped at the time limit, and the command
@@ -185,7 +185,7 @@ async fn a_denied_plan_is_refused_and_apply_writes_nothing() {
     let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         plan["policy"]["packages"],
-        serde_json::json!(["acme.contractors"])
+        serde_json::json!(["acme.admins", "acme.contractors"])
     );
     assert_ne!(
         plan["verdict"]["verdict"], "refused",
@@ -217,7 +217,7 @@ async fn a_denied_plan_is_refused_and_apply_writes_nothing() {
         "acme.contractors_private_channels"
     );
     let (_, out, _) = org.run(&["plan", dir, "--format", "markdown"]).await;
-    assert!(out.contains("### Policy checks (1)"), "{out}");
+    assert!(out.contains("### Policy checks (2)"), "{out}");
     assert!(out.contains("| `acme.contractors` | **denied** | `acme.contractors_private_channels` private channel #eng-oncall"), "{out}");
 
     org.merge("Contractors into the on-call channel");
@@ -236,4 +236,85 @@ async fn a_denied_plan_is_refused_and_apply_writes_nothing() {
         .filter(|c| crate::common::org::is_write(c))
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
+}
+
+/// acme's second policy: a plan that deactivates a Slack admin is refused until an
+/// approval of that plan names the policy's id in `overrides` and is approved by two
+/// people of `it-admins`; one approver is not enough.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admins_deactivation_waits_for_two_it_admins() {
+    const WHO: &str = "ada.liskov@acme.example";
+    let org = crate::common::org::Org::new(|world| {
+        let ada = world.users.iter_mut().find(|u| u.email == WHO).unwrap();
+        ada.admin = true;
+    })
+    .await;
+    let dir = org.repo_arg();
+    let export = org.repo.join("identity/directory.yaml");
+    let text = std::fs::read_to_string(&export).unwrap();
+    std::fs::write(&export, common::suspend(&text, WHO)).unwrap();
+
+    let first = plan_json(&org, dir).await;
+    assert_eq!(
+        first["verdict"]["verdict"], "refused",
+        "{:#}",
+        first["verdict"]
+    );
+    let finding = first["policy"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "acme.admin_deactivation")
+        .unwrap_or_else(|| panic!("{:#}", first["policy"]))
+        .clone();
+    assert!(
+        finding["message"].as_str().unwrap().contains(WHO),
+        "{finding}"
+    );
+    let hash = first["hash"].as_str().unwrap().to_string();
+
+    // One it-admin approves: still refused.
+    let approval = |by: &str| {
+        format!(
+            "apiVersion: slack-gitops/v1\nkind: Approval\nhash: {hash}\nreason: Ada left\napproved_by: [{by}]\noverrides: [acme.admin_deactivation]\n"
+        )
+    };
+    let path = org.repo.join("approvals/ada.yaml");
+    std::fs::write(&path, approval("dennis.borg@acme.example")).unwrap();
+    let (code, out, _) = org.run(&["plan", dir, "--detailed-exitcode"]).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("acme.admin_deactivation"), "{out}");
+
+    // Two: the denial is overridden, and the plan is no longer refused by it.
+    std::fs::write(
+        &path,
+        approval("dennis.borg@acme.example, leslie.matsumoto@acme.example"),
+    )
+    .unwrap();
+    let second = plan_json(&org, dir).await;
+    assert_ne!(
+        second["verdict"]["verdict"], "refused",
+        "{:#}",
+        second["verdict"]
+    );
+    let overridden = second["policy"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "acme.admin_deactivation")
+        .unwrap();
+    assert_eq!(
+        overridden["overridden_by"], "approvals/ada.yaml",
+        "{overridden}"
+    );
+    let (_, out, _) = org.run(&["plan", dir, "--format", "markdown"]).await;
+    assert!(
+        out.contains("denied, overridden by `approvals/ada.yaml`"),
+        "{out}"
+    );
+}
+
+async fn plan_json(org: &crate::common::org::Org, dir: &str) -> serde_json::Value {
+    let (_, out, err) = org.run(&["plan", dir, "--format", "json"]).await;
+    serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"))
 }

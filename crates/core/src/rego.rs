@@ -72,6 +72,56 @@ pub struct Finding {
     /// Where it applies, when the policy said (a repository path and a line).
     pub file: Option<String>,
     pub line: Option<usize>,
+    /// A denial the policy lets an approval override: who may approve it, and how many
+    /// of them must (`approvals`, default 1). Empty: no approval overrides it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overridable_by: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<usize>,
+    /// The approval file that overrides this denial for this plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overridden_by: Option<String>,
+}
+
+impl Finding {
+    /// A denial no approval has overridden.
+    pub fn denies(&self) -> bool {
+        self.level == Level::Deny && self.overridden_by.is_none()
+    }
+}
+
+/// Marks each denial an approval overrides: an approval of this plan (`hash`), not
+/// expired at `today` (`YYYY-MM-DD`), naming the denial's id in `overrides`, approved by
+/// at least as many of the people the policy allows as it asks for.
+pub fn apply_overrides(
+    outcome: &mut Outcome,
+    approvals: &[crate::config::Located<crate::config::types::ApprovalFile>],
+    hash: &str,
+    today: &str,
+) {
+    for finding in outcome.findings.iter_mut() {
+        let Some(id) = finding.id.as_deref() else {
+            continue;
+        };
+        if finding.level != Level::Deny || finding.overridable_by.is_empty() {
+            continue;
+        }
+        let needed = finding.approvals.unwrap_or(1).max(1);
+        let allowed = &finding.overridable_by;
+        let overriding = approvals.iter().find(|approval| {
+            let value = &approval.value;
+            let by = value
+                .approved_by
+                .iter()
+                .filter(|e| allowed.iter().any(|o| o.eq_ignore_ascii_case(e.as_str())))
+                .count();
+            value.hash.as_str() == hash
+                && value.expires.as_deref().is_none_or(|e| e >= today)
+                && value.overrides.iter().any(|o| o == id)
+                && by >= needed
+        });
+        finding.overridden_by = overriding.map(|a| a.file.clone());
+    }
 }
 
 /// What evaluating the policies gave: findings, and problems with the policies
@@ -85,23 +135,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Whether any policy denies.
+    /// Whether any policy denies (and no approval overrides it).
     pub fn denied(&self) -> bool {
-        self.findings.iter().any(|f| f.level == Level::Deny)
+        self.findings.iter().any(Finding::denies)
     }
 
     /// Why a plan is refused: each denial and each broken policy, in words.
     pub fn refusals(&self) -> Vec<String> {
-        let denials = self
-            .findings
-            .iter()
-            .filter(|f| f.level == Level::Deny)
-            .map(|f| {
-                let id =
-                    f.id.as_deref()
-                        .map_or_else(String::new, |id| format!("[{id}] "));
-                format!("policy `{}` denies: {id}{}", f.package, f.message)
-            });
+        let denials = self.findings.iter().filter(|f| f.denies()).map(|f| {
+            let id =
+                f.id.as_deref()
+                    .map_or_else(String::new, |id| format!("[{id}] "));
+            format!("policy `{}` denies: {id}{}", f.package, f.message)
+        });
         let broken = self.problems.iter().map(|p| {
             let line = p
                 .span
@@ -126,14 +172,51 @@ pub const INPUT_VERSION: u64 = 1;
 pub fn input(
     repository: &crate::config::Repository,
     directory: Option<&crate::model::directory::Directory>,
-    plan: Option<Value>,
+    plan: Option<(Value, &crate::model::live::Live)>,
 ) -> Value {
+    let (plan, live) = match plan {
+        Some((plan, live)) => (Some(plan), Some(live_input(live))),
+        None => (None, None),
+    };
     serde_json::json!({
         "version": INPUT_VERSION,
         "config": config_input(repository),
         "identity": directory.map(identity_input),
         "plan": plan,
+        "live": live,
+        "approvals": approvals_input(repository),
     })
+}
+
+/// Live Slack as far as policies need it: who holds a role now.
+fn live_input(live: &crate::model::live::Live) -> Value {
+    let emails = |keep: fn(&crate::model::live::LiveUser) -> bool| -> Vec<&str> {
+        let mut emails: Vec<&str> = live
+            .users
+            .iter()
+            .filter(|u| u.active && keep(u))
+            .map(|u| u.email.as_str())
+            .collect();
+        emails.sort_unstable();
+        emails
+    };
+    serde_json::json!({
+        "admins": emails(|u| u.admin || u.owner || u.primary_owner),
+        "owners": emails(|u| u.owner || u.primary_owner),
+    })
+}
+
+/// The approval files, as policies may read them (`file`, `hash`, `approved_by`, ...).
+fn approvals_input(repository: &crate::config::Repository) -> Value {
+    repository
+        .approvals
+        .iter()
+        .map(|a| {
+            let mut value = serde_json::to_value(&a.value).unwrap_or_default();
+            value["file"] = Value::from(a.file.clone());
+            value
+        })
+        .collect()
 }
 
 fn config_input(repository: &crate::config::Repository) -> Value {
@@ -361,6 +444,9 @@ fn collect(
                 message: message.clone(),
                 file: None,
                 line: None,
+                overridable_by: Vec::new(),
+                approvals: None,
+                overridden_by: None,
             }),
             Value::Object(fields) => {
                 fields
@@ -379,6 +465,21 @@ fn collect(
                             .get("line")
                             .and_then(Value::as_u64)
                             .map(|l| l as usize),
+                        overridable_by: fields
+                            .get("overridable_by")
+                            .and_then(Value::as_array)
+                            .map(|list| {
+                                list.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_string)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        approvals: fields
+                            .get("approvals")
+                            .and_then(Value::as_u64)
+                            .map(|n| n as usize),
+                        overridden_by: None,
                     })
             }
             _ => None,

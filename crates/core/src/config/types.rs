@@ -200,6 +200,10 @@ pub struct ApprovalFile {
     #[serde(default)]
     #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     pub expires: Option<String>,
+    /// Ids of Rego policy denials this approval overrides for this plan: only those whose
+    /// policy allows it (`overridable_by`), approved by enough of the people it names.
+    #[serde(default)]
+    pub overrides: Vec<String>,
 }
 
 /// Where and how to reach Slack.

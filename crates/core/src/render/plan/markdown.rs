@@ -50,9 +50,12 @@ fn policy_section(outcome: &crate::rego::Outcome) -> String {
             let _ = writeln!(out, "| `{}` | passed | |", cell(package));
         }
         for finding in findings {
-            let result = match finding.level {
-                crate::rego::Level::Deny => "**denied**",
-                crate::rego::Level::Warn => "warned",
+            let result = match (&finding.level, &finding.overridden_by) {
+                (crate::rego::Level::Deny, None) => "**denied**".to_string(),
+                (crate::rego::Level::Deny, Some(file)) => {
+                    format!("denied, overridden by `{}`", cell(file))
+                }
+                (crate::rego::Level::Warn, _) => "warned".to_string(),
             };
             let id = finding
                 .id

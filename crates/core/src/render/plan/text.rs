@@ -21,9 +21,14 @@ pub fn text(report: &PlanReport, color: bool) -> String {
     action_lines(&mut out, plan, adoption, paint);
     if let Some(outcome) = report.policy {
         for finding in &outcome.findings {
-            let (mark, word) = match finding.level {
-                crate::rego::Level::Deny => ("1;31", "denies"),
-                crate::rego::Level::Warn => ("1;33", "warns"),
+            let overridden;
+            let (mark, word) = match (&finding.level, &finding.overridden_by) {
+                (crate::rego::Level::Deny, None) => ("1;31", "denies"),
+                (crate::rego::Level::Deny, Some(file)) => {
+                    overridden = format!("denies (overridden by {file})");
+                    ("1;33", overridden.as_str())
+                }
+                (crate::rego::Level::Warn, _) => ("1;33", "warns"),
             };
             let id = finding
                 .id
