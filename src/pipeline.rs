@@ -688,7 +688,7 @@ pub fn check_policies(
     let spawned = std::thread::Builder::new()
         .name("rego".into())
         .spawn(move || {
-            let _ = sender.send(crate::rego::evaluate(&owned, &input, limit));
+            let _ = sender.send(crate::rego::evaluate(&owned, input, limit));
         });
     let deadline = limit + std::time::Duration::from_secs(2);
     match spawned.ok().and_then(|_| receiver.recv_timeout(deadline).ok()) {

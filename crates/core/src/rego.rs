@@ -330,8 +330,10 @@ fn located(error: &str) -> (Option<Span>, String) {
     (at, message)
 }
 
-/// Evaluates every policy (test files aside) over `input`, for at most `limit`.
-pub fn evaluate(files: &[RegoFile], input: &Value, limit: Duration) -> Outcome {
+/// Evaluates every policy (test files aside) over `input`, for at most `limit`. The
+/// input is taken whole and converted in place (a 200,000-person plan's input is
+/// hundreds of megabytes as JSON: it is never also held as text).
+pub fn evaluate(files: &[RegoFile], input: Value, limit: Duration) -> Outcome {
     let mut outcome = Outcome::default();
     if files.iter().all(RegoFile::is_test) {
         return outcome;
@@ -341,18 +343,7 @@ pub fn evaluate(files: &[RegoFile], input: &Value, limit: Duration) -> Outcome {
     if !outcome.problems.is_empty() {
         return outcome;
     }
-    let input = match regorus::Value::from_json_str(&input.to_string()) {
-        Ok(input) => input,
-        Err(error) => {
-            outcome.problems.push(Diagnostic::error(
-                Code::RegoError,
-                &files[0].path,
-                None,
-                format!("the policy input could not be built: {error}"),
-            ));
-            return outcome;
-        }
-    };
+    let input = regorus::Value::from(input);
     engine.set_input(input);
     outcome.packages = packages
         .iter()
@@ -612,7 +603,7 @@ mod tests {
             "policies/p.rego",
             "package p\n\ndeny contains {\"msg\": \"no\", \"id\": \"p.no\", \"file\": \"mappings/a.yaml\", \"line\": 4} if { input.x == 1 }\nwarn contains \"careful\" if { true }\n",
         );
-        let outcome = evaluate(&[policy], &json!({"x": 1}), TIME_LIMIT);
+        let outcome = evaluate(&[policy], json!({"x": 1}), TIME_LIMIT);
         assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
         assert!(outcome.denied());
         assert_eq!(outcome.findings[0].id.as_deref(), Some("p.no"));
@@ -623,7 +614,7 @@ mod tests {
                 "policies/p.rego",
                 "package p\n\ndeny contains \"no\" if { input.x == 1 }\n",
             )],
-            &json!({"x": 2}),
+            json!({"x": 2}),
             TIME_LIMIT,
         );
         assert!(outcome.findings.is_empty() && outcome.problems.is_empty());
@@ -636,7 +627,7 @@ mod tests {
                 "policies/bad.rego",
                 "package bad\n\ndeny contains msg if {\n  msg := \n}\n",
             )],
-            &json!({}),
+            json!({}),
             TIME_LIMIT,
         );
         let problem = &outcome.problems[0];
@@ -651,7 +642,7 @@ mod tests {
             "package s\n\ndeny contains {\"message\": \"no msg key\"} if { true }\n",
             "package s\n\ndeny contains 7 if { true }\n",
         ] {
-            let outcome = evaluate(&[file("policies/s.rego", text)], &json!({}), TIME_LIMIT);
+            let outcome = evaluate(&[file("policies/s.rego", text)], json!({}), TIME_LIMIT);
             assert_eq!(outcome.problems.len(), 1, "{text}: {:?}", outcome.problems);
             assert_eq!(outcome.problems[0].code, Code::RegoError);
         }
@@ -663,7 +654,7 @@ mod tests {
             "package e\n\ndeny contains x if { x := opa.runtime().env.HOME }\n",
             "package e\n\ndeny contains x if { x := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1/\"}).body }\n",
         ] {
-            let outcome = evaluate(&[file("policies/e.rego", text)], &json!({}), TIME_LIMIT);
+            let outcome = evaluate(&[file("policies/e.rego", text)], json!({}), TIME_LIMIT);
             assert!(outcome.findings.is_empty(), "{text}");
             let problem = &outcome.problems[0];
             assert!(
