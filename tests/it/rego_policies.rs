@@ -260,16 +260,10 @@ async fn an_admins_deactivation_waits_for_two_it_admins() {
         "{:#}",
         first["verdict"]
     );
-    let finding = first["policy"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "acme.admin_deactivation")
-        .unwrap_or_else(|| panic!("{:#}", first["policy"]))
-        .clone();
+    let denial = finding(&first, "acme.admin_deactivation");
     assert!(
-        finding["message"].as_str().unwrap().contains(WHO),
-        "{finding}"
+        denial["message"].as_str().unwrap().contains(WHO),
+        "{denial}"
     );
     let hash = first["hash"].as_str().unwrap().to_string();
 
@@ -297,12 +291,7 @@ async fn an_admins_deactivation_waits_for_two_it_admins() {
         "{:#}",
         second["verdict"]
     );
-    let overridden = second["policy"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "acme.admin_deactivation")
-        .unwrap();
+    let overridden = finding(&second, "acme.admin_deactivation");
     assert_eq!(
         overridden["overridden_by"], "approvals/ada.yaml",
         "{overridden}"
@@ -317,4 +306,15 @@ async fn an_admins_deactivation_waits_for_two_it_admins() {
 async fn plan_json(org: &crate::common::org::Org, dir: &str) -> serde_json::Value {
     let (_, out, err) = org.run(&["plan", dir, "--format", "json"]).await;
     serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"))
+}
+
+/// The finding of a JSON plan with this id.
+fn finding(plan: &serde_json::Value, id: &str) -> serde_json::Value {
+    plan["policy"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no {id}: {:#}", plan["policy"]))
+        .clone()
 }
