@@ -331,8 +331,7 @@ fn located(error: &str) -> (Option<Span>, String) {
 }
 
 /// Evaluates every policy (test files aside) over `input`, for at most `limit`. The
-/// input is taken whole and converted in place (a 200,000-person plan's input is
-/// hundreds of megabytes as JSON: it is never also held as text).
+/// input is taken whole: it is dropped once written as text, before regorus parses it.
 pub fn evaluate(files: &[RegoFile], input: Value, limit: Duration) -> Outcome {
     let mut outcome = Outcome::default();
     if files.iter().all(RegoFile::is_test) {
@@ -343,7 +342,23 @@ pub fn evaluate(files: &[RegoFile], input: Value, limit: Duration) -> Outcome {
     if !outcome.problems.is_empty() {
         return outcome;
     }
-    let input = regorus::Value::from(input);
+    // As text, the document in hand dropped, then parsed by regorus (which shares the
+    // keys repeated across objects): the lowest peak of the three ways in.
+    let text = input.to_string();
+    drop(input);
+    let input = match regorus::Value::from_json_str(&text) {
+        Ok(input) => input,
+        Err(error) => {
+            outcome.problems.push(Diagnostic::error(
+                Code::RegoError,
+                &files[0].path,
+                None,
+                format!("the policy input could not be built: {error}"),
+            ));
+            return outcome;
+        }
+    };
+    drop(text);
     engine.set_input(input);
     outcome.packages = packages
         .iter()

@@ -80,7 +80,19 @@ pub fn write_json(report: &PlanReport, out: &mut impl std::io::Write) -> std::io
 /// The plan as a policy sees it (`input.plan`): the JSON plan without the full member
 /// list of each usergroup change (its adds and removes stay) or the change lines.
 pub fn policy_plan(report: &PlanReport) -> serde_json::Value {
-    let mut value = serde_json::to_value(json_plan(report)).unwrap_or_default();
+    // The full member lists are most of a large plan: they are left out before the plan
+    // becomes a JSON value, not after.
+    let mut plan = report.plan.clone();
+    for action in &mut plan.actions {
+        if let crate::plan::action::Action::SetUsergroupMembers { members, .. } = action {
+            *members = Vec::new();
+        }
+    }
+    let report = PlanReport {
+        plan: &plan,
+        ..report.clone()
+    };
+    let mut value = serde_json::to_value(json_plan(&report)).unwrap_or_default();
     if let Some(document) = value.as_object_mut() {
         document.remove("changes");
         document.remove("policy");
