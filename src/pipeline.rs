@@ -566,7 +566,7 @@ fn judge_by_policies(
         return;
     }
     let plan = render::plan::policy_plan(&planned.report());
-    let input = crate::rego::input(repository, Some(directory), Some((plan, &planned.live)));
+    let input = crate::rego::input_text(repository, Some(directory), Some((plan, &planned.live)));
     let mut outcome = check_policies(&repository.rego, input);
     let today = crate::model::iso_date(crate::clock::now_millis());
     let hash = crate::policy::plan_hash(&planned.plan);
@@ -671,10 +671,7 @@ pub async fn plan_org(
 /// `SLACK_GITOPS_POLICY_TIME_LIMIT_MS`); a builtin that runs past it without yielding is
 /// given up on here a little later (its thread is left to finish), so a policy can never
 /// hold a command or the controller.
-pub fn check_policies(
-    files: &[crate::rego::RegoFile],
-    input: serde_json::Value,
-) -> crate::rego::Outcome {
+pub fn check_policies(files: &[crate::rego::RegoFile], input: String) -> crate::rego::Outcome {
     if files.is_empty() {
         return crate::rego::Outcome::default();
     }
@@ -688,7 +685,7 @@ pub fn check_policies(
     let spawned = std::thread::Builder::new()
         .name("rego".into())
         .spawn(move || {
-            let _ = sender.send(crate::rego::evaluate(&owned, input, limit));
+            let _ = sender.send(crate::rego::evaluate(&owned, &input, limit));
         });
     let deadline = limit + std::time::Duration::from_secs(2);
     match spawned.ok().and_then(|_| receiver.recv_timeout(deadline).ok()) {

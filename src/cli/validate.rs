@@ -72,7 +72,7 @@ pub(super) fn validate(args: &ValidateArgs) -> anyhow::Result<u8> {
             }
         };
         let rego = repository.rego.clone();
-        let input = crate::rego::input(&repository, directory.as_ref(), None);
+        let input = crate::rego::input_text(&repository, directory.as_ref(), None);
         if let Some(directory) = &directory {
             diagnostics.extend(repository.unknown_groups(&directory.group_names()));
         }

@@ -166,26 +166,38 @@ impl Outcome {
 /// The version of the policy input document (`input.version`).
 pub const INPUT_VERSION: u64 = 1;
 
-/// The policy input: the config (each mapping with the `file` and `line` it is declared
-/// at), the identity directory when it was read, and the plan document when there is
-/// one. Documented in `docs/policies.md`, checked by `schema/policy-input.schema.json`.
+/// The policy input as JSON text: the config (each mapping with the `file` and `line` it
+/// is declared at), the identity directory when it was read, and at plan time the plan
+/// (as [`crate::render::plan::policy_plan`] writes it) and live roles. Documented in
+/// `docs/policies.md`, checked by `schema/policy-input.schema.json`. Written straight
+/// to text, so a 200,000-person directory never becomes a JSON value.
+pub fn input_text(
+    repository: &crate::config::Repository,
+    directory: Option<&crate::model::directory::Directory>,
+    plan: Option<(String, &crate::model::live::Live)>,
+) -> String {
+    let (plan, live) = match plan {
+        Some((plan, live)) => (plan, live_input(live).to_string()),
+        None => ("null".to_string(), "null".to_string()),
+    };
+    let identity = directory.map_or_else(
+        || "null".to_string(),
+        |d| serde_json::to_string(&IdentityRef(d)).expect("a directory serialises"),
+    );
+    format!(
+        "{{\"version\":{INPUT_VERSION},\"config\":{},\"identity\":{identity},\"plan\":{plan},\"live\":{live},\"approvals\":{}}}",
+        config_input(repository),
+        approvals_input(repository),
+    )
+}
+
+/// The policy input as a JSON value (for printing it): [`input_text`] parsed.
 pub fn input(
     repository: &crate::config::Repository,
     directory: Option<&crate::model::directory::Directory>,
-    plan: Option<(Value, &crate::model::live::Live)>,
+    plan: Option<(String, &crate::model::live::Live)>,
 ) -> Value {
-    let (plan, live) = match plan {
-        Some((plan, live)) => (Some(plan), Some(live_input(live))),
-        None => (None, None),
-    };
-    serde_json::json!({
-        "version": INPUT_VERSION,
-        "config": config_input(repository),
-        "identity": directory.map(identity_input),
-        "plan": plan,
-        "live": live,
-        "approvals": approvals_input(repository),
-    })
+    serde_json::from_str(&input_text(repository, directory, plan)).unwrap_or_default()
 }
 
 /// Live Slack as far as policies need it: who holds a role now.
@@ -254,29 +266,56 @@ fn config_input(repository: &crate::config::Repository) -> Value {
     })
 }
 
-fn identity_input(directory: &crate::model::directory::Directory) -> Value {
-    let people: serde_json::Map<String, Value> = directory
-        .people
-        .iter()
-        .map(|p| {
-            let person = serde_json::json!({
-                "status": p.status,
-                "title": p.title,
-                "department": p.department,
-                "manager": p.manager,
-            });
-            (p.email.clone(), person)
-        })
-        .collect();
-    let groups: serde_json::Map<String, Value> = directory
-        .groups
-        .iter()
-        .map(|g| {
-            let group = serde_json::json!({"members": g.members, "groups": g.groups});
-            (g.name.clone(), group)
-        })
-        .collect();
-    serde_json::json!({"source": directory.source, "people": people, "groups": groups})
+/// The directory as `input.identity` (`source`, `people` by email, `groups` by name).
+struct IdentityRef<'a>(&'a crate::model::directory::Directory);
+
+impl serde::Serialize for IdentityRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct PersonRef<'a> {
+            status: crate::model::directory::PersonStatus,
+            title: &'a str,
+            department: &'a str,
+            manager: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct GroupRef<'a> {
+            members: &'a [String],
+            groups: &'a [String],
+        }
+        struct People<'a>(&'a [crate::model::directory::Person]);
+        impl serde::Serialize for People<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|p| {
+                    let person = PersonRef {
+                        status: p.status,
+                        title: &p.title,
+                        department: &p.department,
+                        manager: p.manager.as_deref(),
+                    };
+                    (p.email.as_str(), person)
+                }))
+            }
+        }
+        struct Groups<'a>(&'a [crate::model::directory::Group]);
+        impl serde::Serialize for Groups<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|g| {
+                    let group = GroupRef {
+                        members: &g.members,
+                        groups: &g.groups,
+                    };
+                    (g.name.as_str(), group)
+                }))
+            }
+        }
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("source", &self.0.source)?;
+        map.serialize_entry("people", &People(&self.0.people))?;
+        map.serialize_entry("groups", &Groups(&self.0.groups))?;
+        map.end()
+    }
 }
 
 /// An engine with every file compiled, or the syntax problems. Test files are left out
@@ -330,9 +369,10 @@ fn located(error: &str) -> (Option<Span>, String) {
     (at, message)
 }
 
-/// Evaluates every policy (test files aside) over `input`, for at most `limit`. The
-/// input is taken whole: it is dropped once written as text, before regorus parses it.
-pub fn evaluate(files: &[RegoFile], input: Value, limit: Duration) -> Outcome {
+/// Evaluates every policy (test files aside) over `input` (JSON text, as
+/// [`input_text`] writes it), for at most `limit`. regorus parses it sharing the keys
+/// repeated across objects.
+pub fn evaluate(files: &[RegoFile], input: &str, limit: Duration) -> Outcome {
     let mut outcome = Outcome::default();
     if files.iter().all(RegoFile::is_test) {
         return outcome;
@@ -342,11 +382,7 @@ pub fn evaluate(files: &[RegoFile], input: Value, limit: Duration) -> Outcome {
     if !outcome.problems.is_empty() {
         return outcome;
     }
-    // As text, the document in hand dropped, then parsed by regorus (which shares the
-    // keys repeated across objects): the lowest peak of the three ways in.
-    let text = input.to_string();
-    drop(input);
-    let input = match regorus::Value::from_json_str(&text) {
+    let input = match regorus::Value::from_json_str(input) {
         Ok(input) => input,
         Err(error) => {
             outcome.problems.push(Diagnostic::error(
@@ -358,7 +394,6 @@ pub fn evaluate(files: &[RegoFile], input: Value, limit: Duration) -> Outcome {
             return outcome;
         }
     };
-    drop(text);
     engine.set_input(input);
     outcome.packages = packages
         .iter()
@@ -618,7 +653,7 @@ mod tests {
             "policies/p.rego",
             "package p\n\ndeny contains {\"msg\": \"no\", \"id\": \"p.no\", \"file\": \"mappings/a.yaml\", \"line\": 4} if { input.x == 1 }\nwarn contains \"careful\" if { true }\n",
         );
-        let outcome = evaluate(&[policy], json!({"x": 1}), TIME_LIMIT);
+        let outcome = evaluate(&[policy], &json!({"x": 1}).to_string(), TIME_LIMIT);
         assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
         assert!(outcome.denied());
         assert_eq!(outcome.findings[0].id.as_deref(), Some("p.no"));
@@ -629,7 +664,7 @@ mod tests {
                 "policies/p.rego",
                 "package p\n\ndeny contains \"no\" if { input.x == 1 }\n",
             )],
-            json!({"x": 2}),
+            &json!({"x": 2}).to_string(),
             TIME_LIMIT,
         );
         assert!(outcome.findings.is_empty() && outcome.problems.is_empty());
@@ -642,7 +677,7 @@ mod tests {
                 "policies/bad.rego",
                 "package bad\n\ndeny contains msg if {\n  msg := \n}\n",
             )],
-            json!({}),
+            &json!({}).to_string(),
             TIME_LIMIT,
         );
         let problem = &outcome.problems[0];
@@ -657,7 +692,11 @@ mod tests {
             "package s\n\ndeny contains {\"message\": \"no msg key\"} if { true }\n",
             "package s\n\ndeny contains 7 if { true }\n",
         ] {
-            let outcome = evaluate(&[file("policies/s.rego", text)], json!({}), TIME_LIMIT);
+            let outcome = evaluate(
+                &[file("policies/s.rego", text)],
+                &json!({}).to_string(),
+                TIME_LIMIT,
+            );
             assert_eq!(outcome.problems.len(), 1, "{text}: {:?}", outcome.problems);
             assert_eq!(outcome.problems[0].code, Code::RegoError);
         }
@@ -669,7 +708,11 @@ mod tests {
             "package e\n\ndeny contains x if { x := opa.runtime().env.HOME }\n",
             "package e\n\ndeny contains x if { x := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1/\"}).body }\n",
         ] {
-            let outcome = evaluate(&[file("policies/e.rego", text)], json!({}), TIME_LIMIT);
+            let outcome = evaluate(
+                &[file("policies/e.rego", text)],
+                &json!({}).to_string(),
+                TIME_LIMIT,
+            );
             assert!(outcome.findings.is_empty(), "{text}");
             let problem = &outcome.problems[0];
             assert!(

@@ -15,7 +15,9 @@ struct JsonPlan<'a> {
     /// The destructive set itself, so `apply --plan` can tell what was reviewed.
     destructive: Vec<String>,
     /// Every change, one line each: what the next plan of the pull request compares with.
-    changes: Vec<String>,
+    /// Always in the JSON plan; left out of the policy input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<Vec<String>>,
     /// The commit planned at, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     commit: Option<&'a str>,
@@ -77,11 +79,10 @@ pub fn write_json(report: &PlanReport, out: &mut impl std::io::Write) -> std::io
     out.write_all(b"\n")
 }
 
-/// The plan as a policy sees it (`input.plan`): the JSON plan without the full member
-/// list of each usergroup change (its adds and removes stay) or the change lines.
-pub fn policy_plan(report: &PlanReport) -> serde_json::Value {
-    // The full member lists are most of a large plan: they are left out before the plan
-    // becomes a JSON value, not after.
+/// The plan as a policy sees it (`input.plan`), as JSON text: the JSON plan without the
+/// change lines and with each usergroup change's full member list emptied (its adds
+/// and removes stay). Written straight to text: a large plan never becomes a JSON value.
+pub fn policy_plan(report: &PlanReport) -> String {
     let mut plan = report.plan.clone();
     for action in &mut plan.actions {
         if let crate::plan::action::Action::SetUsergroupMembers { members, .. } = action {
@@ -90,21 +91,12 @@ pub fn policy_plan(report: &PlanReport) -> serde_json::Value {
     }
     let report = PlanReport {
         plan: &plan,
+        policy: None,
         ..report.clone()
     };
-    let mut value = serde_json::to_value(json_plan(&report)).unwrap_or_default();
-    if let Some(document) = value.as_object_mut() {
-        document.remove("changes");
-        document.remove("policy");
-    }
-    if let Some(actions) = value["plan"]["actions"].as_array_mut() {
-        for action in actions {
-            if let Some(action) = action.as_object_mut() {
-                action.remove("members");
-            }
-        }
-    }
-    value
+    let mut document = json_plan(&report);
+    document.changes = None;
+    serde_json::to_string(&document).expect("a plan serialises")
 }
 
 /// The policy checks as the JSON plan records them.
@@ -147,7 +139,7 @@ fn json_plan<'a>(report: &'a PlanReport) -> JsonPlan<'a> {
         destructive: crate::policy::destructive_set(report.plan)
             .into_iter()
             .collect(),
-        changes: report.plan.change_lines(),
+        changes: Some(report.plan.change_lines()),
         commit: report.context.commit.as_deref(),
         slack_read: report.context.slack_read.as_ref(),
         plan: report.plan,
