@@ -159,7 +159,7 @@ pub fn write_config(dir: &Path, start: &adopt::write::Start) -> Result<(), Impor
     };
     std::fs::create_dir_all(dir).map_err(failed)?;
     let temporary = dir.join(".slack-gitops.yaml.import");
-    std::fs::write(&temporary, &text).map_err(failed)?;
+    write_new(&temporary, &text).map_err(failed)?;
     std::fs::rename(&temporary, &target).map_err(failed)?;
     Ok(())
 }
@@ -255,7 +255,7 @@ fn write(dir: &Path, adoption: &Adoption, removed: &[String]) -> Result<(), Impo
         let parent = target.parent().expect("a file has a folder");
         std::fs::create_dir_all(parent).map_err(failed)?;
         let temporary = parent.join(format!(".{}.import", path.replace('/', "_")));
-        std::fs::write(&temporary, text).map_err(failed)?;
+        write_new(&temporary, text).map_err(failed)?;
         std::fs::rename(&temporary, &target).map_err(failed)?;
     }
     for path in removed {
@@ -266,4 +266,21 @@ fn write(dir: &Path, adoption: &Adoption, removed: &[String]) -> Result<(), Impo
         })?;
     }
     Ok(())
+}
+
+/// Writes `text` to a new file at `path`: whatever is there (a leftover, or a symbolic
+/// link planted to point outside the repository) is removed first, never followed.
+fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }

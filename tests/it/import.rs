@@ -337,3 +337,23 @@ async fn the_flags_write_a_starting_config() {
         config
     );
 }
+
+/// A symbolic link planted where import writes its temporary file is removed, never
+/// followed: the file it points to outside the repository is untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_planted_as_the_temporary_file_is_not_followed() {
+    let org = Org::new(|_| {}).await;
+    let dir = bare_repository(&org, "adopted");
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    let outside = org.temp.path().join("outside.txt");
+    std::fs::write(&outside, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("mappings/.mappings_eng.yaml.import")).unwrap();
+    let (code, out, err) = import(&org, &dir, &[]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    assert!(
+        std::fs::read_to_string(dir.join("mappings/eng.yaml"))
+            .unwrap()
+            .contains("handle: eng\n")
+    );
+}

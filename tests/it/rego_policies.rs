@@ -279,6 +279,15 @@ async fn an_admins_deactivation_waits_for_two_it_admins() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("acme.admin_deactivation"), "{out}");
 
+    // The same approver twice, in another case, is still one approver.
+    std::fs::write(
+        &path,
+        approval("dennis.borg@acme.example, Dennis.Borg@acme.example"),
+    )
+    .unwrap();
+    let (code, out, _) = org.run(&["plan", dir, "--detailed-exitcode"]).await;
+    assert_eq!(code, 3, "{out}");
+
     // Two: the denial is overridden, and the plan is no longer refused by it.
     std::fs::write(
         &path,

@@ -110,11 +110,14 @@ pub fn apply_overrides(
         let allowed = &finding.overridable_by;
         let overriding = approvals.iter().find(|approval| {
             let value = &approval.value;
+            // Each approver counts once, however often or in whatever case listed.
             let by = value
                 .approved_by
                 .iter()
-                .filter(|e| allowed.iter().any(|o| o.eq_ignore_ascii_case(e.as_str())))
-                .count();
+                .map(|e| e.as_str().to_ascii_lowercase())
+                .filter(|e| allowed.iter().any(|o| o.eq_ignore_ascii_case(e)))
+                .collect::<std::collections::BTreeSet<String>>()
+                .len();
             value.hash.as_str() == hash
                 && value.expires.as_deref().is_none_or(|e| e >= today)
                 && value.overrides.iter().any(|o| o == id)
