@@ -5,8 +5,9 @@
 //!
 //! A file is never overwritten: a mapping whose file name is taken goes to the next free
 //! `-2`, `-3` name. With `--force`, the files an earlier import wrote (they open with
-//! [`adopt::write::SIGNATURE`]) are set aside: what they map is imported again, into
-//! fresh files at the usual names, and those of them not written again are removed.
+//! [`adopt::write::SIGNATURE`]) and whose every mapping the selection (`--only`) covers
+//! are set aside: what they map is imported again, into fresh files at the usual names,
+//! and those of them not written again are removed.
 //! Files written by hand are never touched.
 
 use std::collections::BTreeSet;
@@ -54,11 +55,31 @@ pub async fn import(
     connection: &Connection,
     options: &ImportOptions,
 ) -> Result<Report, ImportError> {
-    let present = present_files(dir)?;
+    let present = present_files(dir);
+    // With --force, the files an earlier import wrote whose every mapping the selection
+    // imports again: a file holding anything else stays, so nothing unselected is lost.
+    let selected = |file: &str| {
+        connection
+            .repository
+            .mappings
+            .iter()
+            .filter(|m| m.file == file)
+            .all(|m| {
+                let only = &options.adopt;
+                m.value
+                    .usergroups
+                    .iter()
+                    .all(|u| only.wants_usergroup(u.handle.as_str()))
+                    && m.value
+                        .channels
+                        .iter()
+                        .all(|c| only.wants_channel(c.name.as_str()))
+            })
+    };
     let set_aside: BTreeSet<String> = if options.force {
         present
             .iter()
-            .filter(|p| imported_before(dir, p))
+            .filter(|p| imported_before(dir, p) && selected(p))
             .cloned()
             .collect()
     } else {
@@ -105,7 +126,7 @@ async fn acting_as(connection: &Connection, live: &crate::model::live::Live) -> 
 }
 
 /// The files under `mappings/` and `policies/`, relative to `dir`.
-fn present_files(dir: &Path) -> Result<BTreeSet<String>, ImportError> {
+fn present_files(dir: &Path) -> BTreeSet<String> {
     let mut present = BTreeSet::new();
     for folder in ["mappings", "policies"] {
         let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
@@ -115,7 +136,7 @@ fn present_files(dir: &Path) -> Result<BTreeSet<String>, ImportError> {
             present.insert(format!("{folder}/{}", entry.file_name().to_string_lossy()));
         }
     }
-    Ok(present)
+    present
 }
 
 /// Whether `path` is a regular file an earlier import wrote.

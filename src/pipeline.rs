@@ -562,15 +562,10 @@ fn judge_by_policies(
     directory: &Directory,
     planned: &mut Planned,
 ) {
-    if repository.rego.iter().all(crate::rego::RegoFile::is_test) {
+    let Some(outcome) = policy_outcome(repository, directory, &planned.report(), &planned.live)
+    else {
         return;
-    }
-    let plan = render::plan::policy_plan(&planned.report());
-    let input = crate::rego::input_text(repository, Some(directory), Some((plan, &planned.live)));
-    let mut outcome = check_policies(&repository.rego, input);
-    let today = crate::model::iso_date(crate::clock::now_millis());
-    let hash = crate::policy::plan_hash(&planned.plan);
-    crate::rego::apply_overrides(&mut outcome, &repository.approvals, &hash, &today);
+    };
     let reasons = outcome.refusals();
     if !reasons.is_empty() {
         let counts = match &planned.verdict {
@@ -589,6 +584,27 @@ fn judge_by_policies(
         };
     }
     planned.policy = Some(outcome);
+}
+
+/// What the repository's Rego policies say of a plan (`report`), the directory and live
+/// Slack, with the approvals that override denials applied; `None` without policies.
+/// Shared by every path that plans: the full sync and a leaver's own run.
+pub fn policy_outcome(
+    repository: &config::Repository,
+    directory: &Directory,
+    report: &render::plan::PlanReport,
+    live: &Live,
+) -> Option<crate::rego::Outcome> {
+    if repository.rego.iter().all(crate::rego::RegoFile::is_test) {
+        return None;
+    }
+    let plan = render::plan::policy_plan(report);
+    let input = crate::rego::input_text(repository, Some(directory), Some((plan, live)));
+    let mut outcome = check_policies(&repository.rego, input);
+    let today = crate::model::iso_date(crate::clock::now_millis());
+    let hash = crate::policy::plan_hash(report.plan);
+    crate::rego::apply_overrides(&mut outcome, &repository.approvals, &hash, &today);
+    Some(outcome)
 }
 
 /// Reads everything and plans: the shared pipeline.

@@ -436,14 +436,20 @@ async fn decide_leaver(
         (Some(recorded), true) => *recorded,
         _ => crate::policy::IdentityCounts::of(&desired, &directory),
     };
-    let refusals = leaver_refusals(&plan, connection, &identity, baseline.as_ref());
-    if !refusals.is_empty() {
-        return Ok(LeaverRun::Refused(refusals));
-    }
     let live = crate::model::live::Live {
         users: vec![user],
         ..Default::default()
     };
+    let judged = Judged {
+        identity: &identity,
+        baseline: baseline.as_ref(),
+        directory: &directory,
+        live: &live,
+    };
+    let refusals = leaver_refusals(&plan, connection, &judged);
+    if !refusals.is_empty() {
+        return Ok(LeaverRun::Refused(refusals));
+    }
     Ok(LeaverRun::Deactivate(Box::new(LeaverPlan {
         plan,
         person,
@@ -516,16 +522,26 @@ async fn run_leaver(
     Ok(())
 }
 
+/// What a leaver's own run is judged with: the identity counts (now and the last good
+/// ones), the directory read, and live Slack as far as the run knows it (the account).
+struct Judged<'a> {
+    identity: &'a crate::policy::IdentityCounts,
+    baseline: Option<&'a crate::policy::IdentityCounts>,
+    directory: &'a crate::model::directory::Directory,
+    live: &'a crate::model::live::Live,
+}
+
 /// Why a leaver's own run must not go ahead: the full sync's verdict on its two actions,
-/// over the population a one-account run can know (see `Populations::estimated`). A
-/// deactivation over a limit waits for the full sync, which can carry an approval.
+/// over the population a one-account run can know (see `Populations::estimated`), and
+/// the repository's Rego policies over the same plan, as the full sync would judge it.
+/// A deactivation over a limit waits for the full sync, which can carry an approval.
 fn leaver_refusals(
     plan: &crate::plan::action::Plan,
     connection: &Connection,
-    identity: &crate::policy::IdentityCounts,
-    baseline: Option<&crate::policy::IdentityCounts>,
+    judged: &Judged,
 ) -> Vec<String> {
     use crate::policy::Populations;
+    let (identity, baseline) = (judged.identity, judged.baseline);
     let populations = Populations::estimated(identity, baseline);
     let verdict = crate::policy::verdict_over(
         plan,
@@ -534,6 +550,31 @@ fn leaver_refusals(
         identity,
         baseline,
     );
+    let mappings = std::collections::BTreeMap::new();
+    let report = crate::render::plan::PlanReport {
+        plan,
+        verdict: &verdict,
+        identity,
+        first_run: baseline.is_none(),
+        mappings: &mappings,
+        context: Default::default(),
+        policy: None,
+    };
+    let policies = crate::pipeline::policy_outcome(
+        &connection.repository,
+        judged.directory,
+        &report,
+        judged.live,
+    )
+    .map(|outcome| outcome.refusals())
+    .unwrap_or_default();
+    let mut refusals = guardrail_refusals(verdict);
+    refusals.extend(policies);
+    refusals
+}
+
+/// The guardrails' reasons against a leaver's own run.
+fn guardrail_refusals(verdict: Verdict) -> Vec<String> {
     match verdict {
         Verdict::Allowed { .. } => Vec::new(),
         Verdict::Refused { reasons, .. } => reasons,

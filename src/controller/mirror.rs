@@ -593,6 +593,10 @@ pub async fn drain_loop(shared: Arc<Shared>) {
                     shared.mirror_wake.notify_one();
                 }
                 if drained.changes > 0 {
+                    // New changes: a check owed for them gets its retries afresh.
+                    if let Some((asked_at, _)) = awaiting {
+                        awaiting = Some((asked_at, CHECK_RETRIES));
+                    }
                     check_due.get_or_insert(
                         last_check.map_or_else(tokio::time::Instant::now, |at| at + CHECK_EVERY),
                     );

@@ -764,6 +764,9 @@ async fn sync_in_force(
     if trigger == Trigger::SlackEvent {
         if policy.is_some() {
             report_drift(&connection, store, shared, trigger, &in_force).await;
+        } else {
+            // No drift policy: nothing to check, and nothing for the drain to ask again.
+            shared.event_checks.fetch_add(1, Ordering::SeqCst);
         }
         return drift_interval(&connection, options);
     }

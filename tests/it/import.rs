@@ -357,3 +357,52 @@ async fn a_link_planted_as_the_temporary_file_is_not_followed() {
             .contains("handle: eng\n")
     );
 }
+
+/// `--force` with a selection imports again only the files the selection wholly covers:
+/// the mappings of every other file an earlier import wrote stay as they are.
+#[tokio::test(flavor = "multi_thread")]
+async fn force_with_a_selection_keeps_what_it_does_not_select() {
+    let org = Org::new(|_| {}).await;
+    let dir = bare_repository(&org, "adopted");
+    let (code, out, err) = import(&org, &dir, &[]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let before = written(&dir);
+    let (code, out, err) = import(&org, &dir, &["--force", "--only", "@backend"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("@backend"), "{out}");
+    assert_eq!(
+        written(&dir),
+        before,
+        "a file the selection did not cover changed"
+    );
+    validate(&dir);
+}
+
+/// A bot in a usergroup in any workspace the mapping would cover leaves that usergroup
+/// unmanaged (the config cannot select the bot, so a plan would remove it), not only a
+/// bot in the first workspace.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_in_the_second_workspace_leaves_the_usergroup_unmanaged() {
+    let org = Org::new(|world| {
+        let sre = world
+            .usergroups
+            .iter_mut()
+            .find(|g| g.handle == "sre" && g.workspace == "T0000SUPP")
+            .unwrap();
+        sre.users.push("W00000290".into());
+    })
+    .await;
+    let dir = bare_repository(&org, "adopted");
+    let (code, out, err) = import(&org, &dir, &["--only", "@sre", "--format", "json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["import"]["usergroups"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{report:#}"
+    );
+    let unmanaged = report["import"]["unmanaged"].to_string();
+    assert!(unmanaged.contains("deploybot@acme.example"), "{unmanaged}");
+}

@@ -279,3 +279,30 @@ async fn through_okta_the_fast_path_reads_one_person_and_agrees_with_the_full_sy
         assert_eq!(fates[1], expected, "{what}: the fast path");
     }
 }
+
+/// acme's Rego policy `acme.admin_deactivation` judges both paths alike: an admin leaving
+/// is refused by the full sync and by the identity event's fast path (which would
+/// otherwise deactivate them at once, before any approval).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_repositorys_rego_policies_refuse_an_admin_leaver_on_both_paths() {
+    const WHO: &str = "ada.liskov@acme.example";
+    for fast in [false, true] {
+        let org = Org::new(|world| {
+            let ada = world.users.iter_mut().find(|u| u.email == WHO).unwrap();
+            ada.admin = true;
+        })
+        .await;
+        let export = org.repo.join("identity/directory.yaml");
+        let text = std::fs::read_to_string(&export).unwrap();
+        std::fs::write(&export, common::suspend(&text, WHO)).unwrap();
+        let fate = if fast {
+            fast_path(&org, WHO).await
+        } else {
+            full_sync(&org, WHO).await
+        };
+        assert_eq!(fate, Fate::Refused, "fast path: {fast}");
+        let world = org.world().await;
+        let ada = world.users.iter().find(|u| u.email == WHO).unwrap();
+        assert!(ada.active, "fast path: {fast}: deactivated anyway");
+    }
+}

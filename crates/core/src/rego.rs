@@ -404,15 +404,21 @@ pub fn evaluate(files: &[RegoFile], input: &str, limit: Duration) -> Outcome {
         .collect();
     outcome.packages.sort();
     for (path, package) in packages {
-        for (rule, level) in [
-            ("deny", Level::Deny),
-            ("violation", Level::Deny),
-            ("warn", Level::Warn),
-        ] {
+        let text = files
+            .iter()
+            .find(|f| f.path == path)
+            .map_or("", |f| f.text.as_str());
+        // Every rule the module declares whose name is `deny`, `violation` or `warn`, or
+        // starts with one of them and `_` (conftest's `deny_no_contractors`).
+        for rule in rules_named(text, &["deny", "violation", "warn"]) {
+            let level = if rule.starts_with("warn") {
+                Level::Warn
+            } else {
+                Level::Deny
+            };
             match engine.eval_rule(format!("{package}.{rule}")) {
-                Ok(value) => collect(&path, &package, rule, level, &value, &mut outcome),
-                // The package has no such rule.
-                Err(error) if error.to_string().contains("not a valid rule path") => {}
+                Ok(value) => collect(&path, &package, &rule, level, &value, &mut outcome),
+                // Declared in another module of the same package, never a silent pass.
                 Err(error) => outcome.problems.push({
                     let (at, message) = located(&error.to_string());
                     Diagnostic::error(
@@ -421,7 +427,7 @@ pub fn evaluate(files: &[RegoFile], input: &str, limit: Duration) -> Outcome {
                         at,
                         format!("`{package}.{rule}` failed: {message}"),
                     )
-                    .with_help("a policy must finish within the time limit and call builtins with the arguments they take")
+                    .with_help("a policy must finish within the time limit and call builtins with the arguments they take; `deny`, `violation` and `warn` rules are sets (`deny contains msg if`)")
                 }),
             }
         }
@@ -621,17 +627,29 @@ pub fn run_tests(files: &[RegoFile]) -> (Vec<TestResult>, Vec<Diagnostic>) {
 
 /// The names of the `test_*` rules a module defines (each once, in order).
 fn test_rules(text: &str) -> Vec<String> {
+    rules_named(text, &["test"])
+        .into_iter()
+        .filter(|name| name.starts_with("test_"))
+        .collect()
+}
+
+/// The rules a module declares (a rule head starts a line) named one of `stems`, or a
+/// stem followed by `_` and more: each once, in order. A ref head (`deny.x contains`)
+/// counts as its first part, so it is evaluated and refused for its shape.
+fn rules_named(text: &str, stems: &[&str]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("test_") else {
-            continue;
-        };
-        let name: String = rest
+        let name: String = line
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        let name = format!("test_{name}");
-        if !names.contains(&name) {
+        let named = stems.iter().any(|stem| {
+            name == *stem
+                || name
+                    .strip_prefix(stem)
+                    .is_some_and(|rest| rest.starts_with('_'))
+        });
+        if named && !names.contains(&name) {
             names.push(name);
         }
     }
@@ -686,6 +704,35 @@ mod tests {
         let problem = &outcome.problems[0];
         assert_eq!(problem.code, Code::RegoSyntax);
         assert_eq!(problem.span.map(|s| s.start.line), Some(4), "{problem:?}");
+    }
+
+    #[test]
+    fn prefixed_rules_count_and_ref_heads_are_refused_not_skipped() {
+        let outcome = evaluate(
+            &[file(
+                "policies/p.rego",
+                "package p\n\ndeny_no_x contains \"no x\" if { input.x == 1 }\nwarn_y contains \"y\" if { true }\n",
+            )],
+            &json!({"x": 1}).to_string(),
+            TIME_LIMIT,
+        );
+        assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+        let found: Vec<(&str, Level)> = outcome
+            .findings
+            .iter()
+            .map(|f| (f.message.as_str(), f.level))
+            .collect();
+        assert_eq!(found, [("no x", Level::Deny), ("y", Level::Warn)]);
+        let outcome = evaluate(
+            &[file(
+                "policies/r.rego",
+                "package r\n\ndeny.contractors contains \"no\" if { true }\n",
+            )],
+            &json!({}).to_string(),
+            TIME_LIMIT,
+        );
+        assert_eq!(outcome.problems.len(), 1, "{:?}", outcome);
+        assert_eq!(outcome.problems[0].code, Code::RegoError);
     }
 
     #[test]

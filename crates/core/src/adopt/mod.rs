@@ -377,11 +377,16 @@ fn import_usergroups(
             .collect();
         let (first, _) = read[0];
         let mut workspaces = Vec::new();
-        let mut members = None;
+        let mut members: Option<Members> = None;
         for (group, theirs) in read {
-            match &members {
+            match &mut members {
                 None => members = Some(theirs),
-                Some(ours) if ours.people == theirs.people && group.disabled == first.disabled => {}
+                Some(ours) if ours.people == theirs.people && group.disabled == first.disabled => {
+                    // A bot or guest in any workspace the mapping covers would be removed.
+                    ours.foreign.extend(theirs.foreign);
+                    ours.foreign.sort();
+                    ours.foreign.dedup();
+                }
                 Some(_) => {
                     let first_name = &org.workspace_names[&first.workspace];
                     leave(
