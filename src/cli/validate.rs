@@ -71,15 +71,15 @@ pub(super) fn validate(args: &ValidateArgs) -> anyhow::Result<u8> {
                 None
             }
         };
-        let rego = repository.rego.clone();
         let input = crate::rego::input_text(&repository, directory.as_ref(), None);
+        let outcome = crate::pipeline::check_policies(&repository.rego, input);
+        let paths: Vec<String> = tree.files.iter().map(|f| f.path.clone()).collect();
+        diagnostics.extend(outcome.problems);
+        let findings = &outcome.findings;
+        diagnostics.extend(crate::rego::diagnostics(findings, &repository.rego, &paths));
         if let Some(directory) = &directory {
             diagnostics.extend(repository.unknown_groups(&directory.group_names()));
         }
-        let outcome = crate::pipeline::check_policies(&rego, input);
-        let paths: Vec<String> = tree.files.iter().map(|f| f.path.clone()).collect();
-        diagnostics.extend(outcome.problems);
-        diagnostics.extend(crate::rego::diagnostics(&outcome.findings, &rego, &paths));
     }
     diagnostics.sort();
     diagnostics.dedup();
