@@ -5,8 +5,33 @@
 //! `known_hosts` file; an unknown host is refused, never trusted on first use).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine;
+
+/// How long a remote may take to accept a connection. libgit2 waits as long as the
+/// system does (minutes) by default.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a remote may stay silent once connected, on each read and write. libgit2
+/// waits forever by default: a remote that accepts and never answers would hold the
+/// controller's sync loop, or `doctor`, for good.
+pub const SERVER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The bounds on every connection to a remote, connect and then each read or write:
+/// [`CONNECT_TIMEOUT`] and [`SERVER_TIMEOUT`], or both `SLACK_GITOPS_GIT_TIMEOUT_MS`
+/// when it is set. They are libgit2's process-wide settings, so `main` sets them before
+/// any thread starts.
+pub fn timeouts() -> (Duration, Duration) {
+    let configured = std::env::var("SLACK_GITOPS_GIT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis);
+    (
+        configured.unwrap_or(CONNECT_TIMEOUT),
+        configured.unwrap_or(SERVER_TIMEOUT),
+    )
+}
 
 /// How to authenticate to the remote.
 #[derive(Clone, Default)]

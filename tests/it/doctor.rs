@@ -333,3 +333,39 @@ async fn the_controllers_remote_is_checked() {
         }
     }
 }
+
+/// A remote that accepts the connection and never answers: the check fails when the
+/// read times out (`SLACK_GITOPS_GIT_TIMEOUT_MS`, a minute by default), not never.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_that_never_answers_times_out() {
+    let org = Org::new(|_| {}).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/acme/config.git", listener.local_addr().unwrap());
+    // Holds every connection open, reading nothing and writing nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let args = [
+        "doctor",
+        org.repo_arg(),
+        "--format",
+        "json",
+        "--repo",
+        url.as_str(),
+    ];
+    let child = org.spawn_with(&args, &[("SLACK_GITOPS_GIT_TIMEOUT_MS", "1500")]);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("doctor waited on a silent remote")
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}"));
+    let check = named(&report, "git remote");
+    assert_eq!(check["status"], "blocking", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.contains("timed out"), "{detail}");
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+}

@@ -406,3 +406,87 @@ async fn a_bot_in_the_second_workspace_leaves_the_usergroup_unmanaged() {
     let unmanaged = report["import"]["unmanaged"].to_string();
     assert!(unmanaged.contains("deploybot@acme.example"), "{unmanaged}");
 }
+
+/// A primary owner the identity provider does not know. The starting policy protects
+/// them (Slack never deactivates a primary owner), so they stay where they are and the
+/// plan neither deactivates nor removes them; where the repository's own policies do
+/// not protect them, what holds them is left unmanaged, saying how to fix it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_owner_unknown_to_the_identity_provider_is_kept_or_left_unmanaged() {
+    const OWNER: &str = "old.contractor@contractors.acme.example";
+    let org = Org::new(|world| {
+        for user in &mut world.users {
+            user.primary_owner = user.email == OWNER;
+        }
+        let backend = world
+            .usergroups
+            .iter_mut()
+            .find(|g| g.handle == "backend")
+            .unwrap();
+        backend.users.push("W00000288".into());
+    })
+    .await;
+
+    let dir = bare_repository(&org, "adopted");
+    let (code, out, err) = import(&org, &dir, &["--format", "json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let backend = report["import"]["usergroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["target"] == "@backend")
+        .unwrap_or_else(|| panic!("@backend not imported: {report:#}"));
+    assert_eq!(
+        backend["protected"],
+        serde_json::json!([OWNER]),
+        "{backend:#}"
+    );
+    assert_eq!(backend["unknown"], serde_json::json!([]), "{backend:#}");
+    let policy = String::from_utf8(written(&dir)["policies/default.yaml"].clone()).unwrap();
+    assert!(
+        policy.contains(&format!("    - {OWNER}   # the primary owner")),
+        "{policy}"
+    );
+    let mapping = String::from_utf8(written(&dir)["mappings/backend.yaml"].clone()).unwrap();
+    assert!(
+        mapping
+            .contains("1 not active in the identity provider but protected (the plan keeps them)"),
+        "{mapping}"
+    );
+    validate(&dir);
+    let planned = plan(&org, &dir).await;
+    let changes = membership_changes(&planned);
+    assert!(changes.is_empty(), "{changes:#?}");
+    let text = planned["plan"]["actions"].to_string();
+    assert!(!text.contains(OWNER), "the plan touches the owner: {text}");
+
+    // The repository's own policy does not protect them: @backend and #eng (where the
+    // owner is a member) are left unmanaged, and the plan still changes no membership.
+    let own = bare_repository(&org, "own-policy");
+    std::fs::create_dir_all(own.join("policies")).unwrap();
+    std::fs::write(
+        own.join("policies/limits.yaml"),
+        "apiVersion: slack-gitops/v1\nkind: Policy\nlimits:\n  deactivate: { max: 10 }\n",
+    )
+    .unwrap();
+    let (code, out, err) = import(&org, &own, &["--format", "json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let unmanaged = report["import"]["unmanaged"].as_array().unwrap();
+    for target in ["@backend", "#eng"] {
+        let why = unmanaged
+            .iter()
+            .find(|u| u["target"] == target)
+            .unwrap_or_else(|| panic!("{target} managed: {report:#}"))["why"]
+            .as_str()
+            .unwrap();
+        assert!(
+            why.contains("primary owner") && why.contains(OWNER) && why.contains("protected.users"),
+            "{why}"
+        );
+    }
+    validate(&own);
+    let changes = membership_changes(&plan(&org, &own).await);
+    assert!(changes.is_empty(), "{changes:#?}");
+}

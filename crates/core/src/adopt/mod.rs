@@ -11,7 +11,12 @@
 //!   provider (groups, then `users` and `exclude_users` for the exceptions). A usergroup
 //!   that the plan would still change is left unmanaged, saying why: it is disabled, it
 //!   holds bots or guests the identity provider does not know (they would be removed),
-//!   or nobody in it would keep an account (it would be disabled);
+//!   it holds a primary owner the identity provider does not list as active and no
+//!   policy protects (their deactivation is blocked, so they would only be removed), or
+//!   nobody in it would keep an account (it would be disabled);
+//! - a protected account the identity provider does not list as active stays where it
+//!   is: the plan never deactivates or removes it. The starting policy protects the
+//!   account the tool acts as and the primary owner;
 //! - a channel's rule (its own, and the usergroups that name it as a default channel)
 //!   selects only people already in it, since channels are never emptied by adoption
 //!   (`remove_unlisted` stays off): a usergroup names a channel only when, in every
@@ -53,8 +58,29 @@ pub struct Options {
     /// Paths (relative to the repository) that exist and must not be written: a mapping
     /// whose file name is taken goes to `<name>-2.yaml`, `-3`, and so on.
     pub taken: BTreeSet<String>,
-    /// Emails the starting policy protects: the account the tool acts as.
+    /// Emails the starting policy protects: the account the tool acts as (the primary
+    /// owner is added from live Slack).
     pub protect: Vec<String>,
+}
+
+impl Options {
+    /// Whether this import writes the starting policy: the repository has none, and
+    /// `policies/default.yaml` is free.
+    pub(crate) fn writes_starting_policy(&self, repository: &Repository) -> bool {
+        repository.policies.is_empty() && !self.taken.contains("policies/default.yaml")
+    }
+
+    /// The emails the starting policy protects: the account the tool acts as and the
+    /// primary owner(s), sorted, each once.
+    pub(crate) fn starting_protected(&self, live: &Live) -> BTreeSet<String> {
+        let owners = live.users.iter().filter(|u| u.active && u.primary_owner);
+        self.protect
+            .iter()
+            .cloned()
+            .chain(owners.map(|u| u.email.clone()))
+            .filter(|e| crate::model::Email::parse(e).is_ok())
+            .collect()
+    }
 }
 
 /// A usergroup or channel written into a mapping.
@@ -83,6 +109,9 @@ pub struct Imported {
     pub missed_deprovisions: Vec<String>,
     /// Members the identity provider does not know: the plan deactivates them.
     pub unknown: Vec<String>,
+    /// Members the identity provider does not list as active whom a policy protects (or
+    /// the starting policy will): the plan keeps them and never deactivates them.
+    pub protected: Vec<String>,
 }
 
 /// A usergroup or channel left unmanaged, and why.
@@ -174,6 +203,9 @@ struct Org<'a> {
     users: HashMap<&'a str, usize>,
     /// Team id -> workspace name.
     workspace_names: BTreeMap<String, String>,
+    /// Emails the plan will neither deactivate nor remove: the repository's protected
+    /// people and, when this import writes the starting policy, those it protects.
+    protected: BTreeSet<String>,
     groups: Groups,
 }
 
@@ -184,6 +216,11 @@ enum Member {
     Suspended(String),
     /// Unknown to the identity provider, and the plan deactivates them.
     Unknown(String),
+    /// Not active in the identity provider, but protected: the plan keeps them.
+    Protected(String),
+    /// A primary owner not active in the identity provider and not protected: the plan
+    /// blocks their deactivation and would remove them from what the config manages.
+    Owner(String),
     /// A bot or guest the identity provider does not know: the plan would remove them
     /// from a usergroup without deactivating them.
     Foreign(String),
@@ -192,8 +229,17 @@ enum Member {
 }
 
 impl<'a> Org<'a> {
-    fn new(repository: &'a Repository, directory: &Directory, live: &'a Live) -> Org<'a> {
+    fn new(
+        repository: &'a Repository,
+        directory: &Directory,
+        live: &'a Live,
+        options: &Options,
+    ) -> Org<'a> {
         let resolution = directory.resolve();
+        let mut protected = crate::plan::desired::protected_people(repository, &resolution);
+        if options.writes_starting_policy(repository) {
+            protected.extend(options.starting_protected(live));
+        }
         let people = resolution.emails().len();
         let active: Vec<bool> = (0..people as PersonId)
             .map(|id| {
@@ -235,6 +281,7 @@ impl<'a> Org<'a> {
             in_scope,
             users,
             workspace_names,
+            protected,
             groups,
         }
     }
@@ -247,11 +294,14 @@ impl<'a> Org<'a> {
         if !user.active {
             return Member::Gone;
         }
+        let email = user.email.clone();
         match self.resolution.id(&user.email) {
             Some(id) if self.active[id as usize] => Member::Person(id),
-            Some(_) => Member::Suspended(user.email.clone()),
-            None if user.bot || user.guest.is_some() => Member::Foreign(user.email.clone()),
-            None => Member::Unknown(user.email.clone()),
+            _ if self.protected.contains(&user.email) => Member::Protected(email),
+            _ if user.primary_owner => Member::Owner(email),
+            Some(_) => Member::Suspended(email),
+            None if user.bot || user.guest.is_some() => Member::Foreign(email),
+            None => Member::Unknown(email),
         }
     }
 
@@ -269,6 +319,8 @@ struct Members {
     suspended: Vec<String>,
     unknown: Vec<String>,
     foreign: Vec<String>,
+    protected: Vec<String>,
+    owners: Vec<String>,
 }
 
 impl Members {
@@ -280,6 +332,8 @@ impl Members {
                 Member::Suspended(email) => members.suspended.push(email),
                 Member::Unknown(email) => members.unknown.push(email),
                 Member::Foreign(email) => members.foreign.push(email),
+                Member::Protected(email) => members.protected.push(email),
+                Member::Owner(email) => members.owners.push(email),
                 Member::Gone => {}
             }
         }
@@ -289,11 +343,38 @@ impl Members {
             &mut members.suspended,
             &mut members.unknown,
             &mut members.foreign,
+            &mut members.protected,
+            &mut members.owners,
         ] {
             list.sort();
             list.dedup();
         }
         members
+    }
+
+    /// Takes in the members of the same usergroup in another workspace, whose people
+    /// are these: the accounts outside the rule of both.
+    fn absorb(&mut self, other: Members) {
+        for (ours, theirs) in [
+            (&mut self.foreign, other.foreign),
+            (&mut self.protected, other.protected),
+            (&mut self.owners, other.owners),
+        ] {
+            ours.extend(theirs);
+            ours.sort();
+            ours.dedup();
+        }
+    }
+
+    /// Why a usergroup or channel holding a primary owner the identity provider does not
+    /// list as active, and no policy protects, is left unmanaged.
+    fn unprotected_owner(&self) -> Option<String> {
+        (!self.owners.is_empty()).then(|| {
+            format!(
+                "holds the primary owner ({}), whom the identity provider does not list as active and no policy protects: Slack refuses to deactivate them, so the plan would only remove them; add them to protected.users",
+                shortlist(&self.owners)
+            )
+        })
     }
 }
 
@@ -326,7 +407,7 @@ pub fn adopt(
     live: &Live,
     options: &Options,
 ) -> Adoption {
-    let org = Org::new(repository, directory, live);
+    let org = Org::new(repository, directory, live, options);
     let mut scratch = Scratch::new(org.active.len(), directory.groups.len());
     let mut unmanaged = Vec::new();
     let mut usergroups = import_usergroups(&org, options, &mut scratch, &mut unmanaged);
@@ -382,10 +463,9 @@ fn import_usergroups(
             match &mut members {
                 None => members = Some(theirs),
                 Some(ours) if ours.people == theirs.people && group.disabled == first.disabled => {
-                    // A bot or guest in any workspace the mapping covers would be removed.
-                    ours.foreign.extend(theirs.foreign);
-                    ours.foreign.sort();
-                    ours.foreign.dedup();
+                    // A bot, guest or unprotected owner in any workspace the mapping
+                    // covers would be removed; a protected account is kept in each.
+                    ours.absorb(theirs);
                 }
                 Some(_) => {
                     let first_name = &org.workspace_names[&first.workspace];
@@ -411,6 +491,8 @@ fn import_usergroups(
                 members.foreign.len(),
                 shortlist(&members.foreign)
             ))
+        } else if let Some(why) = members.unprotected_owner() {
+            Some(why)
         } else if !members.people.iter().any(|&id| org.in_scope[id as usize]) {
             Some(
                 "nobody in it keeps an account under users.scope, so the plan would disable it"
@@ -482,6 +564,7 @@ fn imported(
         left_out: org.emails(&rule.exclude_users),
         missed_deprovisions: members.suspended.clone(),
         unknown: members.unknown.clone(),
+        protected: members.protected.clone(),
     }
 }
 
@@ -549,6 +632,10 @@ fn import_channels(
         let members = Members::of(org, ids);
         if members.people.is_empty() {
             unmanaged.push(leave("nobody in it is active in the identity provider"));
+            continue;
+        }
+        if let Some(why) = members.unprotected_owner() {
+            unmanaged.push(leave(&why));
             continue;
         }
         // The usergroups wholly inside the channel, in every workspace they cover.

@@ -10,10 +10,11 @@ use super::{
     Adoption, ChannelOut, Imported, Options, Org, Report, SplitBy, Unmanaged, UsergroupOut,
 };
 use crate::model::directory::PersonId;
+use crate::model::live::Live;
 
 /// The policy written when the repository has none: adoption starts cautious, and the
-/// accounts `protect` names (the one the tool acts as) are never deactivated or removed.
-fn default_policy(protect: &[String]) -> String {
+/// account the tool acts as and the primary owner are never deactivated or removed.
+fn default_policy(options: &Options, live: &Live) -> String {
     let mut text = String::from(
         "\
 # Written by `slack-gitops import`: the guardrails an adoption starts with. Tighten or
@@ -26,14 +27,20 @@ limits:
   remove_from_channel: { max: 100 }
 ",
     );
-    let protect: Vec<&String> = protect
-        .iter()
-        .filter(|e| crate::model::Email::parse(e).is_ok())
-        .collect();
+    let protect = options.starting_protected(live);
     if !protect.is_empty() {
-        text.push_str("protected:\n  users:   # the account slack-gitops acts as\n");
+        text.push_str("protected:\n  users:\n");
         for email in protect {
-            let _ = writeln!(text, "    - {}", scalar(email));
+            let owner = live
+                .users
+                .iter()
+                .any(|u| u.primary_owner && u.email == email);
+            let why = if owner {
+                "the primary owner (Slack never deactivates them)"
+            } else {
+                "the account slack-gitops acts as"
+            };
+            let _ = writeln!(text, "    - {}   # {why}", scalar(&email));
         }
     }
     text.push_str(
@@ -182,10 +189,10 @@ pub(super) fn files(
             close(&mut files, &mut report, path, part);
         }
     }
-    if org.repository.policies.is_empty() && !options.taken.contains("policies/default.yaml") {
+    if options.writes_starting_policy(org.repository) {
         let path = "policies/default.yaml".to_string();
         report.files.push(path.clone());
-        files.push((path, default_policy(&options.protect)));
+        files.push((path, default_policy(options, org.live)));
     }
     unmanaged.sort();
     report.unmanaged = unmanaged;
@@ -289,6 +296,10 @@ fn evidence(out: &mut String, indent: &str, report: &Imported, explicit: bool) {
         (
             &report.unknown,
             "unknown to the identity provider (the plan deactivates them)",
+        ),
+        (
+            &report.protected,
+            "not active in the identity provider but protected (the plan keeps them)",
         ),
     ];
     for (list, what) in lists {

@@ -461,7 +461,10 @@ fn workspace_needs(
 }
 
 /// The emails of protected people: named in a policy, or members of a protected group.
-fn protected_people(repository: &Repository, resolution: &Resolution) -> BTreeSet<String> {
+pub(crate) fn protected_people(
+    repository: &Repository,
+    resolution: &Resolution,
+) -> BTreeSet<String> {
     let policies = repository.policies.iter().map(|p| &p.value.protected);
     let mut protected: BTreeSet<String> = policies
         .clone()

@@ -81,6 +81,7 @@ fn line(out: &mut String, item: &Imported) {
         (item.left_out.len(), "left out by name"),
         (item.missed_deprovisions.len(), "missed deprovisions"),
         (item.unknown.len(), "unknown to the identity provider"),
+        (item.protected.len(), "protected, kept"),
     ] {
         if count > 0 {
             let _ = write!(out, "; {count} {what}");
