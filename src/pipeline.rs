@@ -557,13 +557,13 @@ impl Planned {
 /// The repository's Rego policies over the plan (`input.plan`), the config and the
 /// identity directory. A denial or a broken policy refuses the plan: the verdict becomes
 /// `Refused` with each reason, whatever it was.
-fn judge_by_policies(
+async fn judge_by_policies(
     repository: &config::Repository,
     directory: &Directory,
     planned: &mut Planned,
 ) {
-    let Some(outcome) = policy_outcome(repository, directory, &planned.report(), &planned.live)
-    else {
+    let outcome = policy_outcome(repository, directory, &planned.report(), &planned.live).await;
+    let Some(outcome) = outcome else {
         return;
     };
     let reasons = outcome.refusals();
@@ -589,10 +589,10 @@ fn judge_by_policies(
 /// What the repository's Rego policies say of a plan (`report`), the directory and live
 /// Slack, with the approvals that override denials applied; `None` without policies.
 /// Shared by every path that plans: the full sync and a leaver's own run.
-pub fn policy_outcome(
+pub async fn policy_outcome(
     repository: &config::Repository,
     directory: &Directory,
-    report: &render::plan::PlanReport,
+    report: &render::plan::PlanReport<'_>,
     live: &Live,
 ) -> Option<crate::rego::Outcome> {
     if repository.rego.iter().all(crate::rego::RegoFile::is_test) {
@@ -600,7 +600,7 @@ pub fn policy_outcome(
     }
     let plan = render::plan::policy_plan(report);
     let input = crate::rego::input_text(repository, Some(directory), Some((plan, live)));
-    let mut outcome = check_policies(&repository.rego, input);
+    let mut outcome = check_policies_async(&repository.rego, input).await;
     let today = crate::model::iso_date(crate::clock::now_millis());
     let hash = crate::policy::plan_hash(report.plan);
     crate::rego::apply_overrides(&mut outcome, &repository.approvals, &hash, &today);
@@ -677,7 +677,7 @@ pub async fn plan_org(
             .collect(),
         policy: None,
     };
-    judge_by_policies(repository, &directory, &mut planned);
+    judge_by_policies(repository, &directory, &mut planned).await;
     planned.directory = directory;
     Ok(planned)
 }
@@ -686,39 +686,89 @@ pub async fn plan_org(
 /// engine stops itself at the time limit ([`crate::rego::TIME_LIMIT`], or
 /// `SLACK_GITOPS_POLICY_TIME_LIMIT_MS`); a builtin that runs past it without yielding is
 /// given up on here a little later (its thread is left to finish), so a policy can never
-/// hold a command or the controller.
+/// hold a command or the controller. For a command's own thread; async code awaits
+/// [`check_policies_async`].
 pub fn check_policies(files: &[crate::rego::RegoFile], input: String) -> crate::rego::Outcome {
     if files.is_empty() {
         return crate::rego::Outcome::default();
     }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let Some(deadline) = evaluate_on_thread(files, input, move |outcome| {
+        let _ = sender.send(outcome);
+    }) else {
+        return policies_unfinished(files, None);
+    };
+    receiver
+        .recv_timeout(deadline)
+        .unwrap_or_else(|_| policies_unfinished(files, Some(deadline)))
+}
+
+/// [`check_policies`] for async code: the evaluation is awaited, so the worker it runs
+/// on goes on serving others (the controller's probes and webhooks) meanwhile.
+pub async fn check_policies_async(
+    files: &[crate::rego::RegoFile],
+    input: String,
+) -> crate::rego::Outcome {
+    if files.is_empty() {
+        return crate::rego::Outcome::default();
+    }
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let Some(deadline) = evaluate_on_thread(files, input, move |outcome| {
+        let _ = sender.send(outcome);
+    }) else {
+        return policies_unfinished(files, None);
+    };
+    match tokio::time::timeout(deadline, receiver).await {
+        Ok(Ok(outcome)) => outcome,
+        _ => policies_unfinished(files, Some(deadline)),
+    }
+}
+
+/// Starts the evaluation on a thread named `rego`, handing its outcome to `deliver`.
+/// Returns how long to wait for it (the time limit and two seconds), or `None` when no
+/// thread could be started.
+fn evaluate_on_thread(
+    files: &[crate::rego::RegoFile],
+    input: String,
+    deliver: impl FnOnce(crate::rego::Outcome) + Send + 'static,
+) -> Option<std::time::Duration> {
     let limit = std::env::var("SLACK_GITOPS_POLICY_TIME_LIMIT_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&ms| ms > 0)
         .map_or(crate::rego::TIME_LIMIT, std::time::Duration::from_millis);
-    let (sender, receiver) = std::sync::mpsc::channel();
     let owned = files.to_vec();
-    let spawned = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("rego".into())
-        .spawn(move || {
-            let _ = sender.send(crate::rego::evaluate(&owned, &input, limit));
-        });
-    let deadline = limit + std::time::Duration::from_secs(2);
-    match spawned.ok().and_then(|_| receiver.recv_timeout(deadline).ok()) {
-        Some(outcome) => outcome,
-        None => crate::rego::Outcome {
-            packages: Vec::new(),
-            findings: Vec::new(),
-            problems: vec![crate::diagnostic::Diagnostic::error(
-                crate::diagnostic::Code::RegoError,
-                &files[0].path,
-                None,
-                format!(
-                    "the policies did not finish within {} s; nothing they check was passed",
-                    deadline.as_secs()
-                ),
-            )
-            .with_help("a policy must finish within the time limit: look for a builtin building a huge value (numbers.range, a comprehension over a cross product)")],
-        },
+        .spawn(move || deliver(crate::rego::evaluate(&owned, &input, limit)))
+        .ok()?;
+    Some(limit + std::time::Duration::from_secs(2))
+}
+
+/// The outcome of policies that did not finish (`waited`) or could not start: a problem,
+/// so nothing they check is passed.
+fn policies_unfinished(
+    files: &[crate::rego::RegoFile],
+    waited: Option<std::time::Duration>,
+) -> crate::rego::Outcome {
+    let message = match waited {
+        Some(deadline) => format!(
+            "the policies did not finish within {} s; nothing they check was passed",
+            deadline.as_secs()
+        ),
+        None => {
+            "no thread could be started to evaluate the policies; nothing they check was passed"
+                .to_string()
+        }
+    };
+    crate::rego::Outcome {
+        problems: vec![crate::diagnostic::Diagnostic::error(
+            crate::diagnostic::Code::RegoError,
+            &files[0].path,
+            None,
+            message,
+        )
+        .with_help("a policy must finish within the time limit: look for a builtin building a huge value (numbers.range, a comprehension over a cross product)")],
+        ..Default::default()
     }
 }

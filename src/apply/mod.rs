@@ -446,7 +446,7 @@ async fn decide_leaver(
         directory: &directory,
         live: &live,
     };
-    let refusals = leaver_refusals(&plan, connection, &judged);
+    let refusals = leaver_refusals(&plan, connection, &judged).await;
     if !refusals.is_empty() {
         return Ok(LeaverRun::Refused(refusals));
     }
@@ -535,10 +535,10 @@ struct Judged<'a> {
 /// over the population a one-account run can know (see `Populations::estimated`), and
 /// the repository's Rego policies over the same plan, as the full sync would judge it.
 /// A deactivation over a limit waits for the full sync, which can carry an approval.
-fn leaver_refusals(
+async fn leaver_refusals(
     plan: &crate::plan::action::Plan,
     connection: &Connection,
-    judged: &Judged,
+    judged: &Judged<'_>,
 ) -> Vec<String> {
     use crate::policy::Populations;
     let (identity, baseline) = (judged.identity, judged.baseline);
@@ -566,6 +566,7 @@ fn leaver_refusals(
         &report,
         judged.live,
     )
+    .await
     .map(|outcome| outcome.refusals())
     .unwrap_or_default();
     let mut refusals = guardrail_refusals(verdict);

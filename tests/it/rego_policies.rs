@@ -265,7 +265,11 @@ async fn an_admins_deactivation_waits_for_two_it_admins() {
         denial["message"].as_str().unwrap().contains(WHO),
         "{denial}"
     );
-    let hash = first["hash"].as_str().unwrap().to_string();
+    let hash = first["policy"]["override_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(first["hash"].as_str(), Some(hash.as_str()));
 
     // One it-admin approves: still refused.
     let approval = |by: &str| {
@@ -326,4 +330,117 @@ fn finding(plan: &serde_json::Value, id: &str) -> serde_json::Value {
         .find(|f| f["id"] == id)
         .unwrap_or_else(|| panic!("no {id}: {:#}", plan["policy"]))
         .clone()
+}
+
+/// An override is bound to the denials it overrides as well as to the plan's destructive
+/// set: approving one person into a channel a policy guards does not let another in,
+/// although both plans remove nobody (and so have the same plan hash).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_override_approves_the_denials_it_saw_and_no_other() {
+    let org = crate::common::org::Org::new(|_| {}).await;
+    let dir = org.repo_arg();
+    let (code, out, err) = org.run(&["apply", dir]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(
+        org.repo.join("policies/leadership.rego"),
+        r#"package acme.leadership
+
+deny contains {
+	"id": "acme.leadership_joiner",
+	"msg": sprintf("%s joins #leadership", [person.person.email]),
+	"overridable_by": ["ruth.floyd@acme.example"],
+} if {
+	some action in input.plan.plan.actions
+	action.action == "invite_to_channel"
+	action.channel == "leadership"
+	some person in action.people
+}
+"#,
+    )
+    .unwrap();
+    let invite = |who: &str| {
+        let with = format!(
+            "    members: {{ groups: [leadership], users: [{who}] }}\n    remove_unlisted: true"
+        );
+        org.replace_in(
+            "mappings/company.yaml",
+            &[(
+                "    members: { groups: [leadership] }\n    remove_unlisted: true",
+                with.as_str(),
+            )],
+        );
+    };
+    invite("ada.liskov@acme.example");
+    let first = plan_json(&org, dir).await;
+    assert_eq!(
+        first["verdict"]["verdict"], "refused",
+        "{:#}",
+        first["verdict"]
+    );
+    let denial = finding(&first, "acme.leadership_joiner");
+    assert!(
+        denial["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ada.liskov"),
+        "{denial}"
+    );
+    let hash = first["policy"]["override_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, out, _) = org.run(&["plan", dir, "--format", "markdown"]).await;
+    assert!(out.contains(&format!("hash: {hash}")), "{out}");
+    assert!(out.contains("overrides: [acme.leadership_joiner]"), "{out}");
+
+    // The approval of what the comment showed overrides the denial.
+    let approval = |hash: &str| {
+        format!(
+            "apiVersion: slack-gitops/v1\nkind: Approval\nhash: {hash}\nreason: Ada joins the exec team\napproved_by: [ruth.floyd@acme.example]\noverrides: [acme.leadership_joiner]\n"
+        )
+    };
+    std::fs::write(org.repo.join("approvals/ada.yaml"), approval(&hash)).unwrap();
+    let approved = plan_json(&org, dir).await;
+    assert_ne!(
+        approved["verdict"]["verdict"], "refused",
+        "{:#}",
+        approved["verdict"]
+    );
+
+    // Someone else instead: the plan removes nobody either way (the same plan hash), but
+    // the denial is another, so the approval does not override it.
+    org.replace_in(
+        "mappings/company.yaml",
+        &[(
+            "users: [ada.liskov@acme.example]",
+            "users: [dennis.borg@acme.example]",
+        )],
+    );
+    let other = plan_json(&org, dir).await;
+    assert_eq!(other["hash"], first["hash"]);
+    assert_eq!(
+        other["verdict"]["verdict"], "refused",
+        "{:#}",
+        other["verdict"]
+    );
+    assert!(finding(&other, "acme.leadership_joiner")["overridden_by"].is_null());
+    let (code, out, _) = org.run(&["plan", dir, "--detailed-exitcode"]).await;
+    assert_eq!(code, 3, "{out}");
+
+    // An approval carrying the plan hash alone overrides nothing.
+    let plan_hash = first["hash"].as_str().unwrap();
+    std::fs::write(org.repo.join("approvals/ada.yaml"), approval(plan_hash)).unwrap();
+    org.replace_in(
+        "mappings/company.yaml",
+        &[(
+            "users: [dennis.borg@acme.example]",
+            "users: [ada.liskov@acme.example]",
+        )],
+    );
+    let by_plan_hash = plan_json(&org, dir).await;
+    assert_eq!(
+        by_plan_hash["verdict"]["verdict"], "refused",
+        "{:#}",
+        by_plan_hash["verdict"]
+    );
 }

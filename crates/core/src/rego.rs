@@ -90,22 +90,63 @@ impl Finding {
     }
 }
 
-/// Marks each denial an approval overrides: an approval of this plan (`hash`), not
-/// expired at `today` (`YYYY-MM-DD`), naming the denial's id in `overrides`, approved by
-/// at least as many of the people the policy allows as it asks for.
+impl Finding {
+    /// A denial an approval may override: it has an id and names who may approve.
+    fn overridable(&self) -> bool {
+        self.level == Level::Deny && self.id.is_some() && !self.overridable_by.is_empty()
+    }
+
+    /// A denial an approval may override and none has yet.
+    pub fn awaits_override(&self) -> bool {
+        self.overridable() && self.overridden_by.is_none()
+    }
+}
+
+/// The hash an approval overriding the `findings`' denials carries: `sha256:` over the
+/// plan's hash (its destructive set) and each overridable denial, its id and message, one
+/// line each, sorted. It covers what is denied as well as what the plan removes, so an
+/// approval to add one person where a policy forbids it never lets another in, and a new
+/// overridable denial needs a new approval. `None` when nothing can be overridden.
+pub fn override_hash(plan_hash: &str, findings: &[Finding]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let denials: std::collections::BTreeSet<(&str, &str)> = findings
+        .iter()
+        .filter(|f| f.overridable())
+        .map(|f| (f.id.as_deref().unwrap_or_default(), f.message.as_str()))
+        .collect();
+    if denials.is_empty() {
+        return None;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(plan_hash.as_bytes());
+    hasher.update(b"\n");
+    for (id, message) in denials {
+        // A message is one line here whatever it holds: its newlines are escaped.
+        hasher.update(format!("{id}\t{}\n", message.replace('\n', "\\n")).as_bytes());
+    }
+    Some(format!("sha256:{}", crate::model::hex(&hasher.finalize())))
+}
+
+/// Marks each denial an approval overrides: an approval carrying the [`override_hash`] of
+/// this plan (`plan_hash`) and these denials, not expired at `today` (`YYYY-MM-DD`),
+/// naming the denial's id in `overrides`, approved by at least as many of the people the
+/// policy allows as it asks for. Records the override hash in the outcome, for the plan
+/// to show.
 pub fn apply_overrides(
     outcome: &mut Outcome,
     approvals: &[crate::config::Located<crate::config::types::ApprovalFile>],
-    hash: &str,
+    plan_hash: &str,
     today: &str,
 ) {
+    outcome.override_hash = override_hash(plan_hash, &outcome.findings);
+    let Some(hash) = outcome.override_hash.as_deref() else {
+        return;
+    };
     for finding in outcome.findings.iter_mut() {
-        let Some(id) = finding.id.as_deref() else {
-            continue;
-        };
-        if finding.level != Level::Deny || finding.overridable_by.is_empty() {
+        if !finding.overridable() {
             continue;
         }
+        let id = finding.id.as_deref().unwrap_or_default();
         let needed = finding.approvals.unwrap_or(1).max(1);
         let allowed = &finding.overridable_by;
         let overriding = approvals.iter().find(|approval| {
@@ -135,6 +176,9 @@ pub struct Outcome {
     pub packages: Vec<String>,
     pub findings: Vec<Finding>,
     pub problems: Vec<Diagnostic>,
+    /// The hash an approval overriding denials must carry ([`override_hash`]), once
+    /// [`apply_overrides`] has run; `None` when no denial can be overridden.
+    pub override_hash: Option<String>,
 }
 
 impl Outcome {

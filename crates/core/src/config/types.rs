@@ -185,7 +185,8 @@ pub struct ApprovalFile {
     /// Always `Approval`.
     #[schemars(schema_with = "kind_schema::<ApprovalKind>")]
     pub kind: String,
-    /// The plan hash printed by `slack-gitops plan`, `sha256:` and 64 hex digits.
+    /// The plan hash printed by `slack-gitops plan`, `sha256:` and 64 hex digits; for an
+    /// approval with `overrides`, the plan's override hash (`policy.override_hash`).
     pub hash: PlanHash,
     /// Why these destructive changes are intended.
     #[schemars(length(min = 1))]
@@ -200,8 +201,9 @@ pub struct ApprovalFile {
     #[serde(default)]
     #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     pub expires: Option<String>,
-    /// Ids of Rego policy denials this approval overrides for this plan: only those whose
-    /// policy allows it (`overridable_by`), approved by enough of the people it names.
+    /// Ids of Rego policy denials this approval overrides for the plan whose override hash
+    /// it carries: only those whose policy allows it (`overridable_by`), approved by enough
+    /// of the people it names.
     #[serde(default)]
     pub overrides: Vec<String>,
 }

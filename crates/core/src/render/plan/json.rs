@@ -105,6 +105,9 @@ struct PolicyChecks<'a> {
     packages: &'a [String],
     findings: &'a [crate::rego::Finding],
     problems: Vec<serde_json::Value>,
+    /// The hash an approval overriding denials carries, when a denial may be overridden.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    override_hash: Option<&'a str>,
 }
 
 fn policy_checks(outcome: &crate::rego::Outcome) -> PolicyChecks<'_> {
@@ -123,6 +126,7 @@ fn policy_checks(outcome: &crate::rego::Outcome) -> PolicyChecks<'_> {
                 })
             })
             .collect(),
+        override_hash: outcome.override_hash.as_deref(),
     }
 }
 

@@ -86,6 +86,41 @@ fn policy_section(outcome: &crate::rego::Outcome) -> String {
         );
     }
     out.push('\n');
+    out.push_str(&override_note(outcome));
+    out
+}
+
+/// How to override the denials an approval may override and none has yet: the approval
+/// file to merge, with the override hash and the ids.
+fn override_note(outcome: &crate::rego::Outcome) -> String {
+    let open: Vec<&crate::rego::Finding> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.awaits_override())
+        .collect();
+    let (Some(hash), false) = (&outcome.override_hash, open.is_empty()) else {
+        return String::new();
+    };
+    let ids: std::collections::BTreeSet<&str> =
+        open.iter().filter_map(|f| f.id.as_deref()).collect();
+    let mut out = String::from(
+        "To override a denial above, merge a file `approvals/<name>.yaml` with this change (its hash covers this plan and these denials):\n\n",
+    );
+    let _ = write!(
+        out,
+        "```yaml\napiVersion: slack-gitops/v1\nkind: Approval\nhash: {hash}\nreason: <why this change is right>\napproved_by: [<emails>]\noverrides: [{}]\n```\n\n",
+        ids.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    for finding in open {
+        let _ = writeln!(
+            out,
+            "- `{}`: {} of {}",
+            cell(finding.id.as_deref().unwrap_or_default()),
+            finding.approvals.unwrap_or(1).max(1),
+            finding.overridable_by.join(", ")
+        );
+    }
+    out.push('\n');
     out
 }
 

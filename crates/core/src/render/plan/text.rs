@@ -40,6 +40,11 @@ pub fn text(report: &PlanReport, color: bool) -> String {
             );
             let _ = writeln!(out, "{}", paint.code(mark, &line));
         }
+        if let Some(hash) = &outcome.override_hash
+            && outcome.findings.iter().any(|f| f.awaits_override())
+        {
+            let _ = writeln!(out, "! an approval overriding a denial carries hash {hash}");
+        }
     }
     if adoption {
         adoption_lines(&mut out, plan, paint);
