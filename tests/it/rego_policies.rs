@@ -218,6 +218,11 @@ async fn a_denied_plan_is_refused_and_apply_writes_nothing() {
     );
     let (_, out, _) = org.run(&["plan", dir, "--format", "markdown"]).await;
     assert!(out.contains("### Policy checks (2)"), "{out}");
+    // A denial no approval may override says so at the top.
+    assert!(
+        out.contains("**Refused.** This plan will not be applied, with or without approval"),
+        "{out}"
+    );
     assert!(out.contains("| `acme.contractors` | **denied** | `acme.contractors_private_channels` private channel #eng-oncall"), "{out}");
 
     org.merge("Contractors into the on-call channel");
@@ -392,6 +397,14 @@ deny contains {
     let (_, out, _) = org.run(&["plan", dir, "--format", "markdown"]).await;
     assert!(out.contains(&format!("hash: {hash}")), "{out}");
     assert!(out.contains("overrides: [acme.leadership_joiner]"), "{out}");
+    assert!(
+        out.contains("**Refused** until an approval overrides these policy denials"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- `acme.leadership_joiner`: approved by 1 of ruth.floyd@acme.example"),
+        "{out}"
+    );
 
     // The approval of what the comment showed overrides the denial.
     let approval = |hash: &str| {

@@ -187,6 +187,17 @@ impl Outcome {
         self.findings.iter().any(Finding::denies)
     }
 
+    /// Whether an approval could lift every refusal of these policies: each denial awaits an
+    /// override and no policy is broken.
+    pub fn only_overridable_refusals(&self) -> bool {
+        self.problems.is_empty()
+            && self
+                .findings
+                .iter()
+                .filter(|f| f.denies())
+                .all(Finding::awaits_override)
+    }
+
     /// Why a plan is refused: each denial and each broken policy, in words.
     pub fn refusals(&self) -> Vec<String> {
         let denials = self.findings.iter().filter(|f| f.denies()).map(|f| {

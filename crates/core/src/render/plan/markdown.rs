@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// The banner at the top of a pull-request comment.
-fn banner(verdict: &Verdict) -> String {
+/// The banner at the top of a pull-request comment. A refusal that only Rego denials an
+/// approval may override make says so (the policy section shows the approval to write).
+fn banner(verdict: &Verdict, policy: Option<&crate::rego::Outcome>) -> String {
     match verdict {
         Verdict::Allowed {
             approved: false, ..
@@ -18,9 +19,14 @@ fn banner(verdict: &Verdict) -> String {
              > ```yaml\n> apiVersion: slack-gitops/v1\n> kind: Approval\n> hash: {hash}\n> reason: <why this change is right>\n> approved_by: [<your email>]\n> ```\n\n"
         ),
         Verdict::Refused { reasons, .. } => {
-            let mut text = String::from(
-                "> [!CAUTION]\n> **Refused.** This plan will not be applied, with or without approval:\n",
-            );
+            let overridable = policy.is_some_and(|outcome| {
+                outcome.only_overridable_refusals() && outcome.refusals().len() == reasons.len()
+            });
+            let mut text = String::from(if overridable {
+                "> [!CAUTION]\n> **Refused** until an approval overrides these policy denials (see Policy checks below):\n"
+            } else {
+                "> [!CAUTION]\n> **Refused.** This plan will not be applied, with or without approval:\n"
+            });
             for reason in reasons {
                 let _ = writeln!(text, "> - {reason}");
             }
@@ -114,7 +120,7 @@ fn override_note(outcome: &crate::rego::Outcome) -> String {
     for finding in open {
         let _ = writeln!(
             out,
-            "- `{}`: {} of {}",
+            "- `{}`: approved by {} of {}",
             cell(finding.id.as_deref().unwrap_or_default()),
             finding.approvals.unwrap_or(1).max(1),
             finding.overridable_by.join(", ")
@@ -466,7 +472,7 @@ fn markdown_blocks(report: &PlanReport, rows: usize, max_sections: usize) -> Vec
     let adoption = report.adoption();
     let mut blocks = Vec::new();
     let mut out = String::from("## slack-gitops plan\n\n");
-    out.push_str(&banner(report.verdict));
+    out.push_str(&banner(report.verdict, report.policy));
     let _ = writeln!(
         out,
         "**{}**\n\n{}\n",
