@@ -566,8 +566,12 @@ async fn judge_by_policies(
     let Some(outcome) = outcome else {
         return;
     };
+    let mut outcome = outcome;
     let reasons = outcome.refusals();
     if !reasons.is_empty() {
+        if let Verdict::NeedsApproval { hash, .. } = &planned.verdict {
+            outcome.guardrail_hash = Some(hash.clone());
+        }
         let counts = match &planned.verdict {
             Verdict::Refused { counts, .. }
             | Verdict::Allowed { counts, .. }
@@ -692,12 +696,14 @@ pub fn check_policies(files: &[crate::rego::RegoFile], input: String) -> crate::
     if files.is_empty() {
         return crate::rego::Outcome::default();
     }
+    let limit = policy_time_limit();
+    let deadline = limit + POLICY_GRACE;
     let (sender, receiver) = std::sync::mpsc::channel();
-    let Some(deadline) = evaluate_on_thread(files, input, move |outcome| {
+    if !evaluate_on_thread(files, input, limit, move |outcome| {
         let _ = sender.send(outcome);
-    }) else {
+    }) {
         return policies_unfinished(files, None);
-    };
+    }
     receiver
         .recv_timeout(deadline)
         .unwrap_or_else(|_| policies_unfinished(files, Some(deadline)))
@@ -709,40 +715,59 @@ pub async fn check_policies_async(
     files: &[crate::rego::RegoFile],
     input: String,
 ) -> crate::rego::Outcome {
+    let limit = policy_time_limit();
+    check_policies_within(files, input, limit, limit + POLICY_GRACE).await
+}
+
+/// [`check_policies_async`] with the engine's time `limit` and the `deadline` it is
+/// given up at.
+async fn check_policies_within(
+    files: &[crate::rego::RegoFile],
+    input: String,
+    limit: std::time::Duration,
+    deadline: std::time::Duration,
+) -> crate::rego::Outcome {
     if files.is_empty() {
         return crate::rego::Outcome::default();
     }
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let Some(deadline) = evaluate_on_thread(files, input, move |outcome| {
+    if !evaluate_on_thread(files, input, limit, move |outcome| {
         let _ = sender.send(outcome);
-    }) else {
+    }) {
         return policies_unfinished(files, None);
-    };
+    }
     match tokio::time::timeout(deadline, receiver).await {
         Ok(Ok(outcome)) => outcome,
         _ => policies_unfinished(files, Some(deadline)),
     }
 }
 
-/// Starts the evaluation on a thread named `rego`, handing its outcome to `deliver`.
-/// Returns how long to wait for it (the time limit and two seconds), or `None` when no
-/// thread could be started.
-fn evaluate_on_thread(
-    files: &[crate::rego::RegoFile],
-    input: String,
-    deliver: impl FnOnce(crate::rego::Outcome) + Send + 'static,
-) -> Option<std::time::Duration> {
-    let limit = std::env::var("SLACK_GITOPS_POLICY_TIME_LIMIT_MS")
+/// How long past the engine's own time limit an evaluation is waited for.
+const POLICY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The engine's time limit: `SLACK_GITOPS_POLICY_TIME_LIMIT_MS`, else
+/// [`crate::rego::TIME_LIMIT`].
+fn policy_time_limit() -> std::time::Duration {
+    std::env::var("SLACK_GITOPS_POLICY_TIME_LIMIT_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&ms| ms > 0)
-        .map_or(crate::rego::TIME_LIMIT, std::time::Duration::from_millis);
+        .map_or(crate::rego::TIME_LIMIT, std::time::Duration::from_millis)
+}
+
+/// Starts the evaluation on a thread named `rego`, stopped by the engine at `limit`,
+/// handing its outcome to `deliver`. `false` when no thread could be started.
+fn evaluate_on_thread(
+    files: &[crate::rego::RegoFile],
+    input: String,
+    limit: std::time::Duration,
+    deliver: impl FnOnce(crate::rego::Outcome) + Send + 'static,
+) -> bool {
     let owned = files.to_vec();
     std::thread::Builder::new()
         .name("rego".into())
         .spawn(move || deliver(crate::rego::evaluate(&owned, &input, limit)))
-        .ok()?;
-    Some(limit + std::time::Duration::from_secs(2))
+        .is_ok()
 }
 
 /// The outcome of policies that did not finish (`waited`) or could not start: a problem,
@@ -753,8 +778,8 @@ fn policies_unfinished(
 ) -> crate::rego::Outcome {
     let message = match waited {
         Some(deadline) => format!(
-            "the policies did not finish within {} s; nothing they check was passed",
-            deadline.as_secs()
+            "the policies did not finish within {:.1} s; nothing they check was passed",
+            deadline.as_secs_f64()
         ),
         None => {
             "no thread could be started to evaluate the policies; nothing they check was passed"
@@ -770,5 +795,54 @@ fn policies_unfinished(
         )
         .with_help("a policy must finish within the time limit: look for a builtin building a huge value (numbers.range, a comprehension over a cross product)")],
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A policy still running at the deadline is given up on while the runtime goes on,
+    /// and its outcome is a problem, never a pass; the same policy given time passes.
+    #[tokio::test]
+    async fn policies_past_their_deadline_are_a_problem_and_do_not_hold_the_runtime() {
+        let files = [crate::rego::RegoFile {
+            path: "policies/slow.rego".into(),
+            text: "package slow\n\nwarn contains sprintf(\"%d\", [n]) if {\n  n := count([1 | some i in numbers.range(1, 300000)])\n}\n".into(),
+        }];
+        let limit = std::time::Duration::from_secs(60);
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ticking = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let late = check_policies_within(
+            &files,
+            "{}".into(),
+            limit,
+            std::time::Duration::from_millis(5),
+        )
+        .await;
+        assert_eq!(late.problems.len(), 1, "{late:?}");
+        assert!(
+            late.problems[0]
+                .message
+                .contains("did not finish within 0.0 s"),
+            "{late:?}"
+        );
+        assert!(late.findings.is_empty());
+        // The current-thread runtime ran another task while the policy was awaited.
+        assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        ticking.abort();
+
+        let done = check_policies_within(&files, "{}".into(), limit, limit).await;
+        assert!(done.problems.is_empty(), "{done:?}");
+        assert_eq!(done.findings.len(), 1, "{done:?}");
+        assert_eq!(done.findings[0].message, "300000");
     }
 }

@@ -258,12 +258,42 @@ async fn an_admins_deactivation_waits_for_two_it_admins() {
     let export = org.repo.join("identity/directory.yaml");
     let text = std::fs::read_to_string(&export).unwrap();
     std::fs::write(&export, common::suspend(&text, WHO)).unwrap();
+    // The deactivation is over a guardrail too, so it needs a guardrail approval as well.
+    org.replace_in(
+        "policies/guardrails.yaml",
+        &[(
+            "deactivate: { max: 10, max_percent: 2 }",
+            "deactivate: { max: 0 }",
+        )],
+    );
 
     let first = plan_json(&org, dir).await;
     assert_eq!(
         first["verdict"]["verdict"], "refused",
         "{:#}",
         first["verdict"]
+    );
+    // The refusal hides the guardrail's verdict; the policy section keeps its hash.
+    assert_eq!(first["policy"]["guardrail_hash"], first["hash"]);
+    let (_, out, _) = org.run(&["plan", dir]).await;
+    assert!(
+        out.contains(&format!(
+            "! the plan also exceeds a guardrail: a second approval carries hash {}",
+            first["hash"].as_str().unwrap()
+        )),
+        "{out}"
+    );
+    let (_, out, _) = org.run(&["plan", dir, "--format", "markdown"]).await;
+    assert!(
+        out.contains("**Refused** until an approval overrides these policy denials"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "The plan also exceeds a guardrail: merge, with the override, an approval of the plan hash `{}`",
+            first["hash"].as_str().unwrap()
+        )),
+        "{out}"
     );
     let denial = finding(&first, "acme.admin_deactivation");
     assert!(
@@ -304,11 +334,12 @@ async fn an_admins_deactivation_waits_for_two_it_admins() {
     )
     .unwrap();
     let second = plan_json(&org, dir).await;
-    assert_ne!(
-        second["verdict"]["verdict"], "refused",
+    assert_eq!(
+        second["verdict"]["verdict"], "needs_approval",
         "{:#}",
         second["verdict"]
     );
+    assert_eq!(second["verdict"]["hash"], first["hash"]);
     let overridden = finding(&second, "acme.admin_deactivation");
     assert_eq!(
         overridden["overridden_by"], "approvals/ada.yaml",
@@ -319,6 +350,23 @@ async fn an_admins_deactivation_waits_for_two_it_admins() {
         out.contains("denied, overridden by `approvals/ada.yaml`"),
         "{out}"
     );
+
+    // With the guardrail's approval of the plan hash beside it, the plan is allowed.
+    std::fs::write(
+        org.repo.join("approvals/ada-guardrail.yaml"),
+        format!(
+            "apiVersion: slack-gitops/v1\nkind: Approval\nhash: {}\nreason: Ada left\napproved_by: [dennis.borg@acme.example]\n",
+            first["hash"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let third = plan_json(&org, dir).await;
+    assert_eq!(
+        third["verdict"]["verdict"], "allowed",
+        "{:#}",
+        third["verdict"]
+    );
+    assert_eq!(third["verdict"]["approved"], true);
 }
 
 async fn plan_json(org: &crate::common::org::Org, dir: &str) -> serde_json::Value {

@@ -93,7 +93,23 @@ impl Finding {
 impl Finding {
     /// A denial an approval may override: it has an id and names who may approve.
     fn overridable(&self) -> bool {
-        self.level == Level::Deny && self.id.is_some() && !self.overridable_by.is_empty()
+        self.level == Level::Deny
+            && self.id.is_some()
+            && !self.overridable_by.is_empty()
+            && self.approvals_needed() <= self.approvers().len()
+    }
+
+    /// How many of the people the policy names must approve an override (at least one).
+    fn approvals_needed(&self) -> usize {
+        self.approvals.unwrap_or(1).max(1)
+    }
+
+    /// The people the policy lets approve an override, each once whatever its case.
+    fn approvers(&self) -> std::collections::BTreeSet<String> {
+        self.overridable_by
+            .iter()
+            .map(|email| email.to_ascii_lowercase())
+            .collect()
     }
 
     /// A denial an approval may override and none has yet.
@@ -103,26 +119,31 @@ impl Finding {
 }
 
 /// The hash an approval overriding the `findings`' denials carries: `sha256:` over the
-/// plan's hash (its destructive set) and each overridable denial, its id and message, one
-/// line each, sorted. It covers what is denied as well as what the plan removes, so an
-/// approval to add one person where a policy forbids it never lets another in, and a new
-/// overridable denial needs a new approval. `None` when nothing can be overridden.
+/// plan's hash (its destructive set) and each overridable denial, its package, id and
+/// message, sorted, each field length-prefixed so no two sets of denials encode alike. It
+/// covers what is denied as well as what the plan removes, so an approval to add one
+/// person where a policy forbids it never lets another in, and a new overridable denial
+/// needs a new approval. `None` when nothing can be overridden.
 pub fn override_hash(plan_hash: &str, findings: &[Finding]) -> Option<String> {
     use sha2::{Digest, Sha256};
-    let denials: std::collections::BTreeSet<(&str, &str)> = findings
+    let denials: std::collections::BTreeSet<[&str; 3]> = findings
         .iter()
         .filter(|f| f.overridable())
-        .map(|f| (f.id.as_deref().unwrap_or_default(), f.message.as_str()))
+        .map(|f| {
+            [
+                f.package.as_str(),
+                f.id.as_deref().unwrap_or_default(),
+                f.message.as_str(),
+            ]
+        })
         .collect();
     if denials.is_empty() {
         return None;
     }
     let mut hasher = Sha256::new();
-    hasher.update(plan_hash.as_bytes());
-    hasher.update(b"\n");
-    for (id, message) in denials {
-        // A message is one line here whatever it holds: its newlines are escaped.
-        hasher.update(format!("{id}\t{}\n", message.replace('\n', "\\n")).as_bytes());
+    for field in std::iter::once(plan_hash).chain(denials.iter().flatten().copied()) {
+        hasher.update(format!("{}:", field.len()).as_bytes());
+        hasher.update(field.as_bytes());
     }
     Some(format!("sha256:{}", crate::model::hex(&hasher.finalize())))
 }
@@ -147,8 +168,8 @@ pub fn apply_overrides(
             continue;
         }
         let id = finding.id.as_deref().unwrap_or_default();
-        let needed = finding.approvals.unwrap_or(1).max(1);
-        let allowed = &finding.overridable_by;
+        let needed = finding.approvals_needed();
+        let allowed = finding.approvers();
         let overriding = approvals.iter().find(|approval| {
             let value = &approval.value;
             // Each approver counts once, however often or in whatever case listed.
@@ -156,7 +177,7 @@ pub fn apply_overrides(
                 .approved_by
                 .iter()
                 .map(|e| e.as_str().to_ascii_lowercase())
-                .filter(|e| allowed.iter().any(|o| o.eq_ignore_ascii_case(e)))
+                .filter(|e| allowed.contains(e))
                 .collect::<std::collections::BTreeSet<String>>()
                 .len();
             value.hash.as_str() == hash
@@ -179,6 +200,9 @@ pub struct Outcome {
     /// The hash an approval overriding denials must carry ([`override_hash`]), once
     /// [`apply_overrides`] has run; `None` when no denial can be overridden.
     pub override_hash: Option<String>,
+    /// The plan hash a guardrail approval must carry as well, when the policies refused a
+    /// plan that also exceeds a guardrail (the refusal hides that verdict).
+    pub guardrail_hash: Option<String>,
 }
 
 impl Outcome {
@@ -854,5 +878,66 @@ mod tests {
                 ("data.p_test.test_wrong", false)
             ]
         );
+    }
+
+    fn denial(package: &str, id: &str, message: &str) -> Finding {
+        Finding {
+            level: Level::Deny,
+            package: package.into(),
+            id: Some(id.into()),
+            message: message.into(),
+            file: None,
+            line: None,
+            overridable_by: vec!["a@x.example".into()],
+            approvals: None,
+            overridden_by: None,
+        }
+    }
+
+    #[test]
+    fn the_override_hash_tells_every_set_of_denials_apart() {
+        let plan = "sha256:00";
+        let hash = |findings: &[Finding]| override_hash(plan, findings).unwrap();
+        // Fields run together, separators inside them, or a package moved: each differs.
+        let pairs = [
+            (
+                vec![denial("p", "a\tb", "c")],
+                vec![denial("p", "a", "b\tc")],
+            ),
+            (
+                vec![denial("p", "a", "one\ntwo")],
+                vec![denial("p", "a", "one\\ntwo")],
+            ),
+            (
+                vec![denial("p", "p\tm\nq", "r")],
+                vec![denial("p", "p", "m"), denial("p", "q", "r")],
+            ),
+            (vec![denial("p", "a", "b")], vec![denial("q", "a", "b")]),
+            (vec![denial("p", "ab", "c")], vec![denial("p", "a", "bc")]),
+        ];
+        for (one, other) in pairs {
+            assert_ne!(hash(&one), hash(&other), "{one:?} vs {other:?}");
+        }
+        // The order the policies yielded them in does not matter; the plan does.
+        let both = [denial("p", "a", "b"), denial("q", "c", "d")];
+        let reversed = [both[1].clone(), both[0].clone()];
+        assert_eq!(hash(&both), hash(&reversed));
+        assert_ne!(hash(&both), override_hash("sha256:01", &both).unwrap());
+    }
+
+    #[test]
+    fn a_denial_asking_more_approvers_than_it_names_cannot_be_overridden() {
+        let mut finding = denial("p", "a", "b");
+        finding.overridable_by = vec!["a@x.example".into(), "A@X.example".into()];
+        finding.approvals = Some(2);
+        let outcome = Outcome {
+            findings: vec![finding.clone()],
+            ..Outcome::default()
+        };
+        assert!(!finding.awaits_override());
+        assert!(!outcome.only_overridable_refusals());
+        assert_eq!(override_hash("sha256:00", &outcome.findings), None);
+        finding.overridable_by.push("b@x.example".into());
+        assert!(finding.awaits_override());
     }
 }

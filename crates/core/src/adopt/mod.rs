@@ -366,12 +366,12 @@ impl Members {
         }
     }
 
-    /// Why a usergroup or channel holding a primary owner the identity provider does not
-    /// list as active, and no policy protects, is left unmanaged.
+    /// Why a usergroup holding a primary owner the identity provider does not list as
+    /// active, and no policy protects, is left unmanaged.
     fn unprotected_owner(&self) -> Option<String> {
         (!self.owners.is_empty()).then(|| {
             format!(
-                "holds the primary owner ({}), whom the identity provider does not list as active and no policy protects: Slack refuses to deactivate them, so the plan would only remove them; add them to protected.users",
+                "holds the primary owner ({}), whom the identity provider does not list as active and no policy protects: Slack refuses to deactivate them, so the plan would only remove them from the usergroup; add them to protected.users",
                 shortlist(&self.owners)
             )
         })
@@ -634,10 +634,8 @@ fn import_channels(
             unmanaged.push(leave("nobody in it is active in the identity provider"));
             continue;
         }
-        if let Some(why) = members.unprotected_owner() {
-            unmanaged.push(leave(&why));
-            continue;
-        }
+        // A primary owner no policy protects stays too: import leaves `remove_unlisted`
+        // off, so no plan removes anyone from the channel.
         // The usergroups wholly inside the channel, in every workspace they cover.
         for &id in &members.people {
             for &u in &usergroups_of[id as usize] {

@@ -108,6 +108,9 @@ struct PolicyChecks<'a> {
     /// The hash an approval overriding denials carries, when a denial may be overridden.
     #[serde(skip_serializing_if = "Option::is_none")]
     override_hash: Option<&'a str>,
+    /// The plan hash a guardrail approval carries, when a refused plan also needs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guardrail_hash: Option<&'a str>,
 }
 
 fn policy_checks(outcome: &crate::rego::Outcome) -> PolicyChecks<'_> {
@@ -127,6 +130,7 @@ fn policy_checks(outcome: &crate::rego::Outcome) -> PolicyChecks<'_> {
             })
             .collect(),
         override_hash: outcome.override_hash.as_deref(),
+        guardrail_hash: outcome.guardrail_hash.as_deref(),
     }
 }
 

@@ -30,6 +30,14 @@ fn banner(verdict: &Verdict, policy: Option<&crate::rego::Outcome>) -> String {
             for reason in reasons {
                 let _ = writeln!(text, "> - {reason}");
             }
+            if let (true, Some(hash)) =
+                (overridable, policy.and_then(|p| p.guardrail_hash.as_ref()))
+            {
+                let _ = writeln!(
+                    text,
+                    ">\n> The plan also exceeds a guardrail: merge, with the override, an approval of the plan hash `{hash}`."
+                );
+            }
             text.push('\n');
             text
         }
@@ -107,15 +115,23 @@ fn override_note(outcome: &crate::rego::Outcome) -> String {
     let (Some(hash), false) = (&outcome.override_hash, open.is_empty()) else {
         return String::new();
     };
-    let ids: std::collections::BTreeSet<&str> =
-        open.iter().filter_map(|f| f.id.as_deref()).collect();
+    // Ids are the policy's words: quoted as YAML strings, and fenced past any backticks.
+    let ids: std::collections::BTreeSet<String> = open
+        .iter()
+        .filter_map(|f| f.id.as_deref())
+        .map(yaml_scalar)
+        .collect();
     let mut out = String::from(
         "To override a denial above, merge a file `approvals/<name>.yaml` with this change (its hash covers this plan and these denials):\n\n",
     );
+    let body = format!(
+        "apiVersion: slack-gitops/v1\nkind: Approval\nhash: {hash}\nreason: <why this change is right>\napproved_by: [<emails>]\noverrides: [{}]\n",
+        ids.into_iter().collect::<Vec<_>>().join(", ")
+    );
     let _ = write!(
         out,
-        "```yaml\napiVersion: slack-gitops/v1\nkind: Approval\nhash: {hash}\nreason: <why this change is right>\napproved_by: [<emails>]\noverrides: [{}]\n```\n\n",
-        ids.into_iter().collect::<Vec<_>>().join(", ")
+        "{fence}yaml\n{body}{fence}\n\n",
+        fence = fence_for(&body)
     );
     for finding in open {
         let _ = writeln!(
@@ -123,7 +139,7 @@ fn override_note(outcome: &crate::rego::Outcome) -> String {
             "- `{}`: approved by {} of {}",
             cell(finding.id.as_deref().unwrap_or_default()),
             finding.approvals.unwrap_or(1).max(1),
-            finding.overridable_by.join(", ")
+            cell(&finding.overridable_by.join(", "))
         );
     }
     out.push('\n');
@@ -147,6 +163,30 @@ fn table(header: &str, lines: &[String], rows: usize) -> String {
 }
 
 /// Escapes `|` so a cell cannot break its table.
+/// `text` as a YAML flow scalar: plain when it reads back as the same string (a name
+/// such as `acme.admin_deactivation`), else double-quoted.
+fn yaml_scalar(text: &str) -> String {
+    let plain = text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !matches!(
+            text.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+    if plain {
+        text.to_string()
+    } else {
+        serde_json::to_string(text).unwrap_or_default()
+    }
+}
+
+/// A code fence longer than any run of backticks in `body`, so the body cannot close it.
+fn fence_for(body: &str) -> String {
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
+}
+
 fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
@@ -602,4 +642,60 @@ fn capped(lines: &[String], rows: usize) -> String {
         let _ = writeln!(body, "{line}");
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The approval the comment suggests reads back with every id as the policy wrote it,
+    /// whatever the id holds, and its fence holds whatever backticks an id has.
+    #[test]
+    fn the_suggested_override_approval_reads_back_with_its_ids() {
+        let ids = [
+            "acme.admin_deactivation",
+            "a: b, c]",
+            "x # y",
+            "true",
+            "```",
+            "quote \" and \\ slash",
+        ];
+        let findings = ids
+            .iter()
+            .map(|id| crate::rego::Finding {
+                level: crate::rego::Level::Deny,
+                package: "p".into(),
+                id: Some((*id).into()),
+                message: format!("denied {id}"),
+                file: None,
+                line: None,
+                overridable_by: vec!["a@x.example".into()],
+                approvals: None,
+                overridden_by: None,
+            })
+            .collect::<Vec<_>>();
+        let outcome = crate::rego::Outcome {
+            override_hash: crate::rego::override_hash("sha256:00", &findings),
+            findings,
+            ..Default::default()
+        };
+        let note = override_note(&outcome);
+        assert!(note.contains("overrides: [\"```\", "), "{note}");
+        assert!(note.contains(", acme.admin_deactivation]"), "{note}");
+        let (fence, rest) = note.split_once("yaml\n").unwrap();
+        let fence = fence.rsplit('\n').next().unwrap();
+        assert_eq!(fence, "````");
+        let body = rest.split_once(&format!("\n{fence}\n")).unwrap().0;
+        let document = crate::config::yaml::parse("approvals/a.yaml", body).unwrap();
+        let mut read: Vec<&str> = document.value["overrides"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap())
+            .collect();
+        read.sort_unstable();
+        let mut expected = ids.to_vec();
+        expected.sort_unstable();
+        assert_eq!(read, expected);
+    }
 }

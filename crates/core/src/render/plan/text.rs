@@ -44,6 +44,12 @@ pub fn text(report: &PlanReport, color: bool) -> String {
             && outcome.findings.iter().any(|f| f.awaits_override())
         {
             let _ = writeln!(out, "! an approval overriding a denial carries hash {hash}");
+            if let Some(plan) = &outcome.guardrail_hash {
+                let _ = writeln!(
+                    out,
+                    "! the plan also exceeds a guardrail: a second approval carries hash {plan}"
+                );
+            }
         }
     }
     if adoption {
