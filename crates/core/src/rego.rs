@@ -100,7 +100,7 @@ impl Finding {
     }
 
     /// How many of the people the policy names must approve an override (at least one).
-    fn approvals_needed(&self) -> usize {
+    pub(crate) fn approvals_needed(&self) -> usize {
         self.approvals.unwrap_or(1).max(1)
     }
 
@@ -201,7 +201,8 @@ pub struct Outcome {
     /// [`apply_overrides`] has run; `None` when no denial can be overridden.
     pub override_hash: Option<String>,
     /// The plan hash a guardrail approval must carry as well, when the policies refused a
-    /// plan that also exceeds a guardrail (the refusal hides that verdict).
+    /// plan that also exceeds a guardrail (the refusal hides that verdict) and an approval
+    /// may lift every refusal of theirs.
     pub guardrail_hash: Option<String>,
 }
 

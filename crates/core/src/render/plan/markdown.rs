@@ -136,10 +136,10 @@ fn override_note(outcome: &crate::rego::Outcome) -> String {
     for finding in open {
         let _ = writeln!(
             out,
-            "- `{}`: approved by {} of {}",
-            cell(finding.id.as_deref().unwrap_or_default()),
-            finding.approvals.unwrap_or(1).max(1),
-            cell(&finding.overridable_by.join(", "))
+            "- {}: approved by {} of {}",
+            code_span(finding.id.as_deref().unwrap_or_default()),
+            finding.approvals_needed(),
+            finding.overridable_by.join(", ")
         );
     }
     out.push('\n');
@@ -162,7 +162,6 @@ fn table(header: &str, lines: &[String], rows: usize) -> String {
     out
 }
 
-/// Escapes `|` so a cell cannot break its table.
 /// `text` as a YAML flow scalar: plain when it reads back as the same string (a name
 /// such as `acme.admin_deactivation`), else double-quoted.
 fn yaml_scalar(text: &str) -> String {
@@ -187,6 +186,19 @@ fn fence_for(body: &str) -> String {
     "`".repeat(longest.max(2) + 1)
 }
 
+/// `text` as a code span, delimited by more backticks than any run inside it.
+fn code_span(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let ticks = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
+}
+
+/// Escapes `|` so a cell cannot break its table.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
@@ -659,6 +671,12 @@ mod tests {
             "true",
             "```",
             "quote \" and \\ slash",
+            ".inf",
+            "-",
+            "~",
+            "y",
+            "1e3",
+            "Null",
         ];
         let findings = ids
             .iter()
@@ -680,8 +698,12 @@ mod tests {
             ..Default::default()
         };
         let note = override_note(&outcome);
-        assert!(note.contains("overrides: [\"```\", "), "{note}");
+        assert!(note.contains(", \"```\", "), "{note}");
         assert!(note.contains(", acme.admin_deactivation]"), "{note}");
+        assert!(
+            note.contains("- ```` ``` ````: approved by 1 of a@x.example"),
+            "{note}"
+        );
         let (fence, rest) = note.split_once("yaml\n").unwrap();
         let fence = fence.rsplit('\n').next().unwrap();
         assert_eq!(fence, "````");
