@@ -118,6 +118,24 @@ impl Finding {
     }
 }
 
+#[cfg(test)]
+impl Finding {
+    /// A denial `a@x.example` may override, for tests.
+    pub(crate) fn overridable_denial(package: &str, id: &str, message: &str) -> Finding {
+        Finding {
+            level: Level::Deny,
+            package: package.into(),
+            id: Some(id.into()),
+            message: message.into(),
+            file: None,
+            line: None,
+            overridable_by: vec!["a@x.example".into()],
+            approvals: None,
+            overridden_by: None,
+        }
+    }
+}
+
 /// The hash an approval overriding the `findings`' denials carries: `sha256:` over the
 /// plan's hash (its destructive set) and each overridable denial, its package, id and
 /// message, sorted, each field length-prefixed so no two sets of denials encode alike. It
@@ -882,17 +900,7 @@ mod tests {
     }
 
     fn denial(package: &str, id: &str, message: &str) -> Finding {
-        Finding {
-            level: Level::Deny,
-            package: package.into(),
-            id: Some(id.into()),
-            message: message.into(),
-            file: None,
-            line: None,
-            overridable_by: vec!["a@x.example".into()],
-            approvals: None,
-            overridden_by: None,
-        }
+        Finding::overridable_denial(package, id, message)
     }
 
     #[test]

@@ -180,16 +180,19 @@ fn yaml_scalar(text: &str) -> String {
     }
 }
 
+/// The longest run of backticks in `text`.
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
 /// A code fence longer than any run of backticks in `body`, so the body cannot close it.
 fn fence_for(body: &str) -> String {
-    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    "`".repeat(longest.max(2) + 1)
+    "`".repeat(longest_backtick_run(body).max(2) + 1)
 }
 
 /// `text` as a code span, delimited by more backticks than any run inside it.
 fn code_span(text: &str) -> String {
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let ticks = "`".repeat(longest + 1);
+    let ticks = "`".repeat(longest_backtick_run(text) + 1);
     let pad = if text.starts_with('`') || text.ends_with('`') {
         " "
     } else {
@@ -680,17 +683,7 @@ mod tests {
         ];
         let findings = ids
             .iter()
-            .map(|id| crate::rego::Finding {
-                level: crate::rego::Level::Deny,
-                package: "p".into(),
-                id: Some((*id).into()),
-                message: format!("denied {id}"),
-                file: None,
-                line: None,
-                overridable_by: vec!["a@x.example".into()],
-                approvals: None,
-                overridden_by: None,
-            })
+            .map(|id| crate::rego::Finding::overridable_denial("p", id, &format!("denied {id}")))
             .collect::<Vec<_>>();
         let outcome = crate::rego::Outcome {
             override_hash: crate::rego::override_hash("sha256:00", &findings),
